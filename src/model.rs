@@ -37,9 +37,41 @@ impl fmt::Display for SubsystemName {
     }
 }
 
+/// Whether `name` is acceptable to git as a branch name (`git check-ref-format --branch`).
+pub fn is_valid_branch_name(name: &str) -> bool {
+    let bad_char = |c: char| c.is_ascii_control() || " ~^:?*[\\".contains(c);
+    !name.is_empty()
+        && name != "@"
+        && name != "HEAD"
+        && !name.starts_with('-')
+        && !name.starts_with('/')
+        && !name.ends_with('/')
+        && !name.ends_with('.')
+        && !name.contains("..")
+        && !name.contains("//")
+        && !name.contains("@{")
+        && !name.contains(bad_char)
+        && name
+            .split('/')
+            .all(|c| !c.starts_with('.') && !c.ends_with(".lock"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn branch_names() {
+        for ok in ["main", "release/1.2", "switchyard/t1-fix-login", "a@b"] {
+            assert!(is_valid_branch_name(ok), "{ok}");
+        }
+        for bad in [
+            "", "@", "HEAD", "-x", "a..b", "a//b", "/a", "a/", "a.", "x.lock", "a/.b", "a b",
+            "a~1", "a^", "a:b", "a?", "a*", "a[", "a\\b", "a@{1}", "tab\t",
+        ] {
+            assert!(!is_valid_branch_name(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn subsystem_names() {

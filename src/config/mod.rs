@@ -1,0 +1,276 @@
+//! `switchyard.toml`: read in two phases, raw (what the user wrote, with spans) then
+//! validated into [`Config`], the type the rest of the program uses. Every problem is
+//! reported at once as `FILE:LINE:COL: message`.
+//!
+//! This module reads only the file it is given; what needs the repository (tracked
+//! files, unowned paths) is checked by the caller against [`Config::ownership`].
+
+mod raw;
+pub mod scaffold;
+mod validate;
+
+use std::num::NonZeroU32;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::diagnostic::{Diagnostic, Location};
+use crate::model::SubsystemName;
+use crate::ownership::Ownership;
+
+/// The config file's name at the repository root.
+pub const FILE_NAME: &str = "switchyard.toml";
+
+/// Larger files are refused before parsing: a config is hand-written and small, and a
+/// multi-megabyte one is a mistake (a wrong `--config`), not something to chew through.
+pub const MAX_BYTES: u64 = 1024 * 1024;
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The branch the queue integrates into.
+    pub base: String,
+    /// Where to fetch from and push to; `None` keeps everything local.
+    pub remote: Option<String>,
+    pub queue: Queue,
+    /// In file order.
+    pub subsystems: Vec<Subsystem>,
+    pub worktrees: Worktrees,
+    pub github: Option<Github>,
+    /// The subsystems' path rules, compiled.
+    pub ownership: Ownership,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    /// Commands run for every change, in order.
+    pub verify: Vec<String>,
+    /// Time limit for each verify command.
+    pub verify_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subsystem {
+    pub name: SubsystemName,
+    /// How many tasks touching this subsystem may be claimed at once; `None`: no cap.
+    pub max_parallel: Option<NonZeroU32>,
+    /// Commands run for changes that touch this subsystem, after the queue's.
+    pub verify: Vec<String>,
+    pub approval: Approval,
+    /// Subsystems whose changes are also verified with this one's commands.
+    pub depends_on: Vec<SubsystemName>,
+    /// The `[[subsystem]]` header.
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approval {
+    /// Changes here land once verified.
+    None,
+    /// A person approves every change here before it lands.
+    Required,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Worktrees {
+    /// As written, relative to the repository root; `None`: the default, a sibling
+    /// directory `../<repo>.worktrees`. Resolve with [`Worktrees::root_for`].
+    pub root: Option<PathBuf>,
+    /// Ready worktrees kept for instant claims.
+    pub pool: u32,
+    /// Files copied from the main checkout into every new worktree.
+    pub copy: Vec<String>,
+    /// A command run once in every new worktree.
+    pub setup: Option<String>,
+    pub setup_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Github {
+    /// `owner/name`.
+    pub repo: String,
+    pub api_url: String,
+    /// The name of the environment variable holding the token (never the token).
+    pub token_env: String,
+}
+
+impl Worktrees {
+    /// The absolute worktree root for a repository whose main checkout is `repo_root`.
+    pub fn root_for(&self, repo_root: &Path) -> PathBuf {
+        match &self.root {
+            Some(root) => normalize(&repo_root.join(root)),
+            None => default_worktree_root(repo_root),
+        }
+    }
+}
+
+fn default_worktree_root(repo_root: &Path) -> PathBuf {
+    let name = repo_root
+        .file_name()
+        .map_or_else(|| "repo".into(), |n| n.to_string_lossy().into_owned());
+    repo_root
+        .parent()
+        .unwrap_or(repo_root)
+        .join(format!("{name}.worktrees"))
+}
+
+/// Lexical normalization: `a/./b/../c` is `a/c`. The worktree root may not exist yet, so
+/// it cannot be canonicalized.
+pub(crate) fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// What validation may know about the repository, for checks that need it.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The main checkout's root, absolute.
+    pub repo_root: Option<PathBuf>,
+}
+
+/// A loaded config and the warnings found while validating it.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<Diagnostic>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("no config at {path}: run `switchyard init` to write one, or pass --config")]
+    Missing { path: PathBuf },
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Every error found, each located.
+    #[error("{} error(s) in the config", .0.len())]
+    Invalid(Vec<Diagnostic>),
+}
+
+/// Reads and validates the config at `path`; `display` is how the file is named in
+/// messages.
+pub fn load(path: &Path, display: &str, ctx: &Context) -> Result<Loaded, LoadError> {
+    let file: Arc<str> = display.into();
+    let io = |source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(LoadError::Missing {
+                path: path.to_owned(),
+            });
+        }
+        Err(e) => return Err(io(e)),
+    };
+    if meta.is_dir() {
+        return Err(LoadError::Invalid(vec![Diagnostic::error(
+            None,
+            format!("{display}: is a directory, not a config file"),
+        )]));
+    }
+    if meta.len() > MAX_BYTES {
+        return Err(LoadError::Invalid(vec![Diagnostic::error(
+            Some(Location {
+                file,
+                line: 1,
+                col: 1,
+            }),
+            format!(
+                "the config is {:.1} MB; switchyard reads at most 1 MB (is this the right file?)",
+                meta.len() as f64 / 1e6
+            ),
+        )]));
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let valid = std::str::from_utf8(valid).expect("valid up to here");
+            return Err(LoadError::Invalid(vec![Diagnostic::error(
+                Some(Location::of_offset(&file, valid, valid.len())),
+                "the config is not valid UTF-8",
+            )]));
+        }
+    };
+    parse(&text, display, ctx)
+}
+
+/// Parses and validates config text.
+pub fn parse(text: &str, display: &str, ctx: &Context) -> Result<Loaded, LoadError> {
+    let file: Arc<str> = display.into();
+    let (raw, raw_errors) = raw::read(text);
+    let locate = |span: std::ops::Range<usize>| Location::of_offset(&file, text, span.start);
+    let mut diagnostics: Vec<Diagnostic> = raw_errors
+        .into_iter()
+        .map(|(span, message)| Diagnostic::error(Some(locate(span)), message))
+        .collect();
+    let config = validate::validate(raw, ctx, &locate, &mut diagnostics);
+    let (mut errors, warnings): (Vec<_>, Vec<_>) = diagnostics
+        .into_iter()
+        .partition(|d| d.severity == crate::diagnostic::Severity::Error);
+    if errors.is_empty() {
+        Ok(Loaded { config, warnings })
+    } else {
+        errors.sort_by_key(|d| d.location.as_ref().map(|l| (l.line, l.col)));
+        Err(LoadError::Invalid(errors))
+    }
+}
+
+/// Parses durations like `90s`, `20m`, `1h30m`, `500ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "invalid duration {text:?}: write a number with a unit, like \"90s\", \"20m\" or \
+             \"1h30m\" (units: ms, s, m, h, d)"
+        )
+    };
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(1),
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            "d" => Duration::from_secs(86400),
+            _ => return Err(bad()),
+        };
+        let n = u32::try_from(n).map_err(|_| bad())?;
+        total = unit
+            .checked_mul(n)
+            .and_then(|d| total.checked_add(d))
+            .ok_or_else(bad)?;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests;

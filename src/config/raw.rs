@@ -1,0 +1,330 @@
+//! Phase one: the TOML document into raw structs that keep what the user wrote and where.
+//!
+//! Walking toml's span-keeping `DeTable` by hand (instead of serde with
+//! `deny_unknown_fields`) lets one pass report every syntax error, unknown key and wrong
+//! type at once, each at its own place. Nothing here judges values; that is phase two.
+
+use std::ops::Range;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// A problem found while reading: the byte range it concerns and the message.
+pub(crate) type RawError = (Range<usize>, String);
+
+pub(crate) type Str = Spanned<String>;
+pub(crate) type StrList = Spanned<Vec<Str>>;
+
+#[derive(Debug, Default)]
+pub(crate) struct Raw {
+    pub base: Option<Str>,
+    pub remote: Option<Str>,
+    pub queue: Option<RawQueue>,
+    pub subsystems: Vec<RawSubsystem>,
+    pub worktrees: Option<RawWorktrees>,
+    pub github: Option<RawGithub>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawQueue {
+    pub verify: Option<StrList>,
+    pub verify_timeout: Option<Str>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RawSubsystem {
+    /// The `[[subsystem]]` header.
+    pub header: Range<usize>,
+    pub name: Option<Str>,
+    pub paths: Option<StrList>,
+    pub max_parallel: Option<Spanned<i64>>,
+    pub verify: Option<StrList>,
+    pub approval: Option<Str>,
+    pub depends_on: Option<StrList>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawWorktrees {
+    pub root: Option<Str>,
+    pub pool: Option<Spanned<i64>>,
+    pub copy: Option<StrList>,
+    pub setup: Option<Str>,
+    pub setup_timeout: Option<Str>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RawGithub {
+    pub header: Range<usize>,
+    pub repo: Option<Str>,
+    pub api_url: Option<Str>,
+    pub token_env: Option<Str>,
+}
+
+/// Reads a whole document. Syntax errors do not stop the walk: toml recovers what it
+/// can, so a typo on line 3 and an unknown key on line 40 are reported together.
+pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
+    let (doc, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        // What the parser recovered around a syntax error is a guess; judging its keys
+        // and types would report phantom problems. One error per line: the rest of a
+        // broken line is usually a consequence of its first error.
+        let mut errors: Vec<RawError> = Vec::new();
+        let mut lines_seen = Vec::new();
+        for e in syntax {
+            let span = e.span().unwrap_or(0..0);
+            let line = text[..span.start.min(text.len())].matches('\n').count();
+            if !lines_seen.contains(&line) {
+                lines_seen.push(line);
+                errors.push((span, e.message().to_owned()));
+            }
+        }
+        return (Raw::default(), errors);
+    }
+    let mut errors: Vec<RawError> = Vec::new();
+    let raw = {
+        let mut r = Reader::new(doc.get_ref(), "the top level", &mut errors);
+        let raw = Raw {
+            base: r.string("base"),
+            remote: r.string("remote"),
+            queue: r.table("queue").map(|(t, _)| {
+                let mut q = r.nested(t, "[queue]");
+                let queue = RawQueue {
+                    verify: q.strings("verify"),
+                    verify_timeout: q.string("verify_timeout"),
+                };
+                q.finish(&["verify", "verify_timeout"]);
+                queue
+            }),
+            subsystems: r
+                .array_of_tables("subsystem")
+                .into_iter()
+                .map(|(t, header)| {
+                    let mut s = r.nested(t, "[[subsystem]]");
+                    let sub = RawSubsystem {
+                        header,
+                        name: s.string("name"),
+                        paths: s.strings("paths"),
+                        max_parallel: s.integer("max_parallel"),
+                        verify: s.strings("verify"),
+                        approval: s.string("approval"),
+                        depends_on: s.strings("depends_on"),
+                    };
+                    s.finish(&[
+                        "name",
+                        "paths",
+                        "max_parallel",
+                        "verify",
+                        "approval",
+                        "depends_on",
+                    ]);
+                    sub
+                })
+                .collect(),
+            worktrees: r.table("worktrees").map(|(t, _)| {
+                let mut w = r.nested(t, "[worktrees]");
+                let wt = RawWorktrees {
+                    root: w.string("root"),
+                    pool: w.integer("pool"),
+                    copy: w.strings("copy"),
+                    setup: w.string("setup"),
+                    setup_timeout: w.string("setup_timeout"),
+                };
+                w.finish(&["root", "pool", "copy", "setup", "setup_timeout"]);
+                wt
+            }),
+            github: r.table("github").map(|(t, header)| {
+                let mut g = r.nested(t, "[github]");
+                let gh = RawGithub {
+                    header,
+                    repo: g.string("repo"),
+                    api_url: g.string("api_url"),
+                    token_env: g.string("token_env"),
+                };
+                g.finish(&["repo", "api_url", "token_env"]);
+                gh
+            }),
+        };
+        r.finish(&[
+            "base",
+            "remote",
+            "queue",
+            "subsystem",
+            "worktrees",
+            "github",
+        ]);
+        raw
+    };
+    (raw, errors)
+}
+
+/// Typed access to one table's keys, recording type errors and, at the end, the keys
+/// nobody asked for.
+struct Reader<'t, 'i, 'e> {
+    table: &'t DeTable<'i>,
+    section: &'static str,
+    errors: &'e mut Vec<RawError>,
+}
+
+impl<'t, 'i, 'e> Reader<'t, 'i, 'e> {
+    fn new(table: &'t DeTable<'i>, section: &'static str, errors: &'e mut Vec<RawError>) -> Self {
+        Reader {
+            table,
+            section,
+            errors,
+        }
+    }
+
+    fn nested<'u>(&'u mut self, table: &'u DeTable<'i>, section: &'static str) -> Reader<'u, 'i, 'u> {
+        Reader {
+            table,
+            section,
+            errors: self.errors,
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {
+        self.table.get(key)
+    }
+
+    fn wrong_type(&mut self, key: &str, value: &Spanned<DeValue<'_>>, expected: &str) {
+        self.errors.push((
+            value.span(),
+            format!(
+                "`{key}` must be {expected}, found {}",
+                article(value.get_ref().type_str())
+            ),
+        ));
+    }
+
+    fn string(&mut self, key: &str) -> Option<Str> {
+        let value = self.get(key)?;
+        match value.get_ref().as_str() {
+            Some(s) => Some(Spanned::new(value.span(), s.to_owned())),
+            None => {
+                self.wrong_type(key, value, "a string");
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, key: &str) -> Option<Spanned<i64>> {
+        let value = self.get(key)?;
+        let parsed = value
+            .get_ref()
+            .as_integer()
+            .map(|i| i64::from_str_radix(i.as_str(), i.radix()));
+        match parsed {
+            Some(Ok(n)) => Some(Spanned::new(value.span(), n)),
+            Some(Err(_)) => {
+                self.errors
+                    .push((value.span(), format!("`{key}` is out of range")));
+                None
+            }
+            None => {
+                self.wrong_type(key, value, "an integer");
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, key: &str) -> Option<StrList> {
+        let value = self.get(key)?;
+        let Some(array) = value.get_ref().as_array() else {
+            self.wrong_type(key, value, "a list of strings");
+            return None;
+        };
+        let mut out = Vec::new();
+        for item in array.iter() {
+            match item.get_ref().as_str() {
+                Some(s) => out.push(Spanned::new(item.span(), s.to_owned())),
+                None => self.errors.push((
+                    item.span(),
+                    format!(
+                        "`{key}` must be a list of strings, but this element is {}",
+                        article(item.get_ref().type_str())
+                    ),
+                )),
+            }
+        }
+        Some(Spanned::new(value.span(), out))
+    }
+
+    fn table(&mut self, key: &str) -> Option<(&'t DeTable<'i>, Range<usize>)> {
+        let value = self.get(key)?;
+        match value.get_ref().as_table() {
+            Some(t) => Some((t, value.span())),
+            None => {
+                self.wrong_type(key, value, &format!("a table ([{key}])"));
+                None
+            }
+        }
+    }
+
+    fn array_of_tables(&mut self, key: &str) -> Vec<(&'t DeTable<'i>, Range<usize>)> {
+        let Some(value) = self.get(key) else {
+            return Vec::new();
+        };
+        let Some(array) = value.get_ref().as_array() else {
+            self.wrong_type(key, value, &format!("an array of tables ([[{key}]])"));
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in array.iter() {
+            match item.get_ref().as_table() {
+                Some(t) => out.push((t, item.span())),
+                None => self.wrong_type(key, item, &format!("an array of tables ([[{key}]])")),
+            }
+        }
+        out
+    }
+
+    /// Reports every key of this table that is not in `known`.
+    fn finish(self, known: &[&str]) {
+        for (key, _) in self.table.iter() {
+            let name: &str = key.get_ref();
+            if known.contains(&name) {
+                continue;
+            }
+            let hint = match closest(name, known) {
+                Some(k) => format!("; did you mean `{k}`?"),
+                None => format!(" (known keys: {})", known.join(", ")),
+            };
+            self.errors.push((
+                key.span(),
+                format!("unknown key `{name}` in {}{hint}", self.section),
+            ));
+        }
+    }
+}
+
+fn article(type_name: &str) -> String {
+    match type_name.chars().next() {
+        Some('a' | 'e' | 'i' | 'o' | 'u') => format!("an {type_name}"),
+        _ => format!("a {type_name}"),
+    }
+}
+
+/// The known key nearest to a typo, if it is near enough to be a likely meaning.
+fn closest<'k>(typo: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(typo, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}

@@ -1,0 +1,187 @@
+//! The commented `switchyard.toml` that `switchyard init` writes: subsystems translated
+//! from CODEOWNERS when the repository has one, guessed from the top-level directories
+//! otherwise. Pure: it is handed the repository's facts and returns text.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use super::validate::{DEFAULT_POOL, DEFAULT_SETUP_TIMEOUT, DEFAULT_VERIFY_TIMEOUT};
+use crate::model::SubsystemName;
+use crate::ownership::codeowners::{self, TranslationError, slug};
+use crate::ownership::escape;
+
+/// What `init` knows about the repository.
+pub struct Layout<'a> {
+    /// The branch checked out now: the natural base.
+    pub base: &'a str,
+    /// Tracked files at HEAD, as git stores them.
+    pub tracked: &'a [String],
+    /// The CODEOWNERS file GitHub would use: its path and text.
+    pub codeowners: Option<(&'a str, &'a str)>,
+}
+
+pub struct Scaffold {
+    pub text: String,
+    /// Things the user should know (skipped CODEOWNERS lines), one line each.
+    pub notes: Vec<String>,
+}
+
+const MAX_PARALLEL: u32 = 2;
+
+pub fn scaffold(layout: &Layout<'_>) -> Result<Scaffold, TranslationError> {
+    let mut text = String::new();
+    let mut notes = Vec::new();
+    let origin = match layout.codeowners {
+        Some((path, _)) => format!("translated from {path}"),
+        None => "guessed from the top-level directories".to_owned(),
+    };
+    header(&mut text, layout, &origin);
+    match layout.codeowners {
+        Some((path, source)) => {
+            let (lines, skipped) = codeowners::parse(source);
+            for s in &skipped {
+                notes.push(format!("{path}:{}: {}", s.number, s.reason));
+            }
+            let subsystems = codeowners::translate(&lines, layout.tracked)?;
+            for s in &skipped {
+                let _ = writeln!(text, "# skipped {path}:{}: {}", s.number, s.reason);
+            }
+            for s in subsystems {
+                let _ = writeln!(text, "\n[[subsystem]]\n# owners: {}", s.owners.join(" "));
+                let _ = writeln!(text, "name = {}", quote(s.name.as_str()));
+                text.push_str("paths = [\n");
+                for rule in &s.rules {
+                    let _ = write!(text, "  # {path}:{}  {}", rule.line, rule.pattern);
+                    if rule.expanded {
+                        text.push_str("  (expanded to the files it owns: later lines carve parts of it out)");
+                    }
+                    text.push('\n');
+                    for glob in &rule.globs {
+                        let _ = writeln!(text, "  {},", quote(glob));
+                    }
+                }
+                text.push_str("]\n");
+                let _ = writeln!(text, "max_parallel = {MAX_PARALLEL}");
+            }
+        }
+        None => guess_from_layout(&mut text, layout.tracked),
+    }
+    Ok(Scaffold { text, notes })
+}
+
+fn header(text: &mut String, layout: &Layout<'_>, origin: &str) {
+    let suggestion = verify_suggestion(layout.tracked);
+    let _ = write!(
+        text,
+        r#"# switchyard.toml: written by `switchyard init`; subsystems {origin}.
+# Check it with `switchyard check`, and see which rule owns a path with `switchyard owners PATH`.
+
+# The branch the merge queue integrates into.
+base = {base}
+
+# Where to fetch from and push the new base to. Leave it out to keep everything local.
+# remote = "origin"
+
+[queue]
+# Commands run for every change, in the integration worktree at the rebased commit.
+verify = []{suggestion}
+# Time limit per command; on expiry its whole process group is killed.
+verify_timeout = "{timeout}"
+
+[worktrees]
+# Where task worktrees live, outside this checkout. Default: "../<repo>.worktrees".
+# root = "../repo.worktrees"
+# Ready worktrees kept for instant claims.
+pool = {pool}
+# Files copied from this checkout into every new worktree.
+# copy = [".env"]
+# A command run once in every new worktree, and its time limit.
+# setup = "npm ci"
+# setup_timeout = "{setup_timeout}"
+
+# Subsystems. Every path belongs to at most one: the subsystem of the LAST rule that
+# matches it. `*` stays within one directory, `**` crosses them, `dir/` is the directory
+# and everything under it. Per subsystem: `max_parallel` caps its claimed tasks,
+# `verify` adds commands, `approval = "required"` makes a person approve its changes,
+# `depends_on` verifies changes there with this subsystem's commands too.
+"#,
+        base = quote(layout.base),
+        timeout = minutes(DEFAULT_VERIFY_TIMEOUT),
+        pool = DEFAULT_POOL,
+        setup_timeout = minutes(DEFAULT_SETUP_TIMEOUT),
+    );
+}
+
+fn minutes(d: std::time::Duration) -> String {
+    format!("{}m", d.as_secs() / 60)
+}
+
+/// A commented hint for the verify command, from the build files at the root.
+fn verify_suggestion(tracked: &[String]) -> &'static str {
+    let has = |f: &str| tracked.iter().any(|t| t == f);
+    if has("Cargo.toml") {
+        "  # for example: [\"cargo test\"]"
+    } else if has("package.json") {
+        "  # for example: [\"npm test\"]"
+    } else if has("go.mod") {
+        "  # for example: [\"go test ./...\"]"
+    } else if has("Makefile") {
+        "  # for example: [\"make test\"]"
+    } else {
+        ""
+    }
+}
+
+/// One subsystem per top-level directory, plus `root` for files at the top.
+fn guess_from_layout(text: &mut String, tracked: &[String]) {
+    let dirs: BTreeSet<&str> = tracked
+        .iter()
+        .filter_map(|p| p.split_once('/').map(|(d, _)| d))
+        .collect();
+    let has_root_files = tracked.iter().any(|p| !p.contains('/'));
+    let mut taken = BTreeSet::new();
+    let mut unique = |base: String| {
+        let base = if SubsystemName::new(&base).is_ok() {
+            base
+        } else {
+            "dir".to_owned()
+        };
+        let mut name = base.clone();
+        let mut n = 2;
+        while !taken.insert(name.clone()) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        name
+    };
+    if has_root_files {
+        let name = unique("root".to_owned());
+        let _ = write!(
+            text,
+            "\n[[subsystem]]\n# Files at the top of the repository.\nname = {}\npaths = [\"*\"]\nmax_parallel = {MAX_PARALLEL}\n",
+            quote(&name)
+        );
+    }
+    for dir in dirs {
+        let name = unique(slug(dir));
+        let _ = write!(
+            text,
+            "\n[[subsystem]]\nname = {}\npaths = [{}]\nmax_parallel = {MAX_PARALLEL}\n",
+            quote(&name),
+            quote(&format!("{}/", escape(dir)))
+        );
+        if dir == ".github" {
+            text.push_str("# CI and repository settings: a person approves every change here.\napproval = \"required\"\n");
+        }
+    }
+    if tracked.is_empty() {
+        text.push_str(
+            "\n# No tracked files yet. A subsystem looks like this:\n# [[subsystem]]\n# name = \"app\"\n# paths = [\"src/\"]\n# max_parallel = 2\n",
+        );
+    }
+}
+
+/// A TOML string literal for `s`.
+fn quote(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}

@@ -1,0 +1,269 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::*;
+
+fn errors(text: &str) -> Vec<String> {
+    errors_with(text, &Context::default())
+}
+
+fn errors_with(text: &str, ctx: &Context) -> Vec<String> {
+    match parse(text, "sy.toml", ctx) {
+        Ok(_) => vec![],
+        Err(LoadError::Invalid(diags)) => diags.iter().map(|d| d.to_string()).collect(),
+        Err(other) => panic!("unexpected {other}"),
+    }
+}
+
+/// Each case: config text and the exact diagnostics, in order.
+fn check(text: &str, want: &[&str]) {
+    assert_eq!(errors(text), want, "for config:\n{text}");
+}
+
+fn warnings(text: &str) -> Vec<String> {
+    let loaded = parse(text, "sy.toml", &Context::default()).expect("valid");
+    loaded.warnings.iter().map(|d| d.to_string()).collect()
+}
+
+#[test]
+fn defaults() {
+    let c = parse("", "sy.toml", &Context::default()).unwrap().config;
+    assert_eq!(c.base, "main");
+    assert_eq!(c.remote, None);
+    assert_eq!(c.queue.verify, Vec::<String>::new());
+    assert_eq!(c.queue.verify_timeout, Duration::from_secs(1200));
+    assert_eq!(c.worktrees.pool, 2);
+    assert!(c.github.is_none());
+    assert!(c.subsystems.is_empty());
+}
+
+#[test]
+fn toml_syntax_error() {
+    check(
+        "base = \"main\"\nremote = = \"x\"\n",
+        &["sy.toml:2:10: extra `=`, expected nothing"],
+    );
+}
+
+#[test]
+fn unknown_keys_with_suggestions() {
+    check(
+        "bsae = \"main\"\n[queue]\nverfy = []\n[worktrees]\nzzz = 1\n",
+        &[
+            "sy.toml:1:1: unknown key `bsae` in the top level; did you mean `base`?",
+            "sy.toml:3:1: unknown key `verfy` in [queue]; did you mean `verify`?",
+            "sy.toml:5:1: unknown key `zzz` in [worktrees] (known keys: root, pool, copy, setup, setup_timeout)",
+        ],
+    );
+    check(
+        "[[subsystems]]\nname = \"a\"\n",
+        &["sy.toml:1:3: unknown key `subsystems` in the top level; did you mean `subsystem`?"],
+    );
+}
+
+#[test]
+fn wrong_types() {
+    check(
+        "base = 3\n[[subsystem]]\nname = \"a\"\npaths = \"src/**\"\nmax_parallel = \"2\"\nverify = [\"ok\", 1]\n",
+        &[
+            "sy.toml:1:8: `base` must be a string, found an integer",
+            "sy.toml:2:1: missing key `paths` in [[subsystem]]",
+            "sy.toml:4:9: `paths` must be a list of strings, found a string",
+            "sy.toml:5:16: `max_parallel` must be an integer, found a string",
+            "sy.toml:6:17: `verify` must be a list of strings, but this element is an integer",
+        ],
+    );
+    check(
+        "[subsystem]\nname = \"a\"\n",
+        &["sy.toml:1:1: `subsystem` must be an array of tables ([[subsystem]]), found a table"],
+    );
+}
+
+#[test]
+fn invalid_and_unsupported_globs() {
+    check(
+        "[[subsystem]]\nname = \"a\"\npaths = [\"src/**\", \"src/[a\", \"!src/x\", \"../up/**\", \"\"]\n",
+        &[
+            "sy.toml:3:20: invalid glob \"src/[a\": unclosed character class; missing ']'",
+            "sy.toml:3:30: pattern \"!src/x\": negation (`!`) is not supported; ownership is decided by the last matching rule, so give the carved-out paths their own rule after this one",
+            "sy.toml:3:40: pattern \"../up/**\": the path component \"..\" can never match a path as git stores it (relative to the root, no `.`, `..` or empty components)",
+            "sy.toml:3:52: empty pattern",
+        ],
+    );
+}
+
+#[test]
+fn subsystem_rules() {
+    check(
+        "[[subsystem]]\nname = \"a\"\npaths = [\"a/\"]\nmax_parallel = 0\napproval = \"maybe\"\n\
+         [[subsystem]]\nname = \"a\"\npaths = [\"b/\"]\n\
+         [[subsystem]]\npaths = []\n\
+         [[subsystem]]\nname = \"bad name\"\npaths = []\n",
+        &[
+            "sy.toml:4:16: `max_parallel` must be at least 1, found 0 (leave it out for no cap)",
+            "sy.toml:5:12: `approval` must be \"required\" or \"none\", found \"maybe\"",
+            "sy.toml:7:8: duplicate subsystem name \"a\" (first defined on line 2)",
+            "sy.toml:9:1: missing key `name` in [[subsystem]]",
+            "sy.toml:12:8: invalid subsystem name \"bad name\": use 1 to 64 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit",
+        ],
+    );
+    check(
+        "[[subsystem]]\nname = \"a\"\npaths = [\"a/\"]\nmax_parallel = -3\n",
+        &["sy.toml:4:16: `max_parallel` must be at least 1, found -3 (leave it out for no cap)"],
+    );
+}
+
+#[test]
+fn depends_on_unknown_and_cycles() {
+    check(
+        "[[subsystem]]\nname = \"a\"\npaths = [\"a/\"]\ndepends_on = [\"b\", \"zz\"]\n\
+         [[subsystem]]\nname = \"b\"\npaths = [\"b/\"]\ndepends_on = [\"c\"]\n\
+         [[subsystem]]\nname = \"c\"\npaths = [\"c/\"]\ndepends_on = [\"a\"]\n\
+         [[subsystem]]\nname = \"d\"\npaths = [\"d/\"]\ndepends_on = [\"d\"]\n",
+        &[
+            "sy.toml:4:20: `depends_on` names unknown subsystem \"zz\"",
+            "sy.toml:12:15: `depends_on` forms a cycle: a -> b -> c -> a",
+            "sy.toml:16:15: `depends_on` forms a cycle: d -> d",
+        ],
+    );
+}
+
+#[test]
+fn durations_and_worktrees() {
+    check(
+        "[queue]\nverify = [\"  \"]\nverify_timeout = \"20 min\"\n[worktrees]\npool = 1000\ncopy = [\"/etc/passwd\", \"../x\"]\nsetup_timeout = \"0s\"\n",
+        &[
+            "sy.toml:2:11: empty command in `verify`",
+            "sy.toml:3:18: invalid duration \"20 min\": write a number with a unit, like \"90s\", \"20m\" or \"1h30m\" (units: ms, s, m, h, d)",
+            "sy.toml:5:8: `pool` must be between 0 and 256, found 1000",
+            "sy.toml:6:9: `copy` entry \"/etc/passwd\" must be a relative path inside the repository",
+            "sy.toml:6:24: `copy` entry \"../x\" must be a relative path inside the repository",
+            "sy.toml:7:17: `setup_timeout` must be longer than zero",
+        ],
+    );
+    assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+    assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+    assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+    assert!(parse_duration("").is_err());
+    assert!(parse_duration("5").is_err());
+    assert!(parse_duration("m5").is_err());
+}
+
+#[test]
+fn worktree_root_must_be_outside_the_checkout() {
+    let ctx = Context {
+        repo_root: Some(PathBuf::from("/src/repo")),
+    };
+    assert_eq!(
+        errors_with("[worktrees]\nroot = \"wt\"\n", &ctx),
+        vec![
+            "sy.toml:2:8: `root` \"wt\" is inside the repository's checkout (/src/repo); task worktrees must live outside it, for example \"../repo.worktrees\""
+        ]
+    );
+    assert!(errors_with("[worktrees]\nroot = \"../wt\"\n", &ctx).is_empty());
+    let c = parse("[worktrees]\nroot = \"../wt\"\n", "sy.toml", &ctx).unwrap().config;
+    assert_eq!(c.worktrees.root_for(&PathBuf::from("/src/repo")), PathBuf::from("/src/wt"));
+    let c = parse("", "sy.toml", &ctx).unwrap().config;
+    assert_eq!(
+        c.worktrees.root_for(&PathBuf::from("/src/repo")),
+        PathBuf::from("/src/repo.worktrees")
+    );
+}
+
+#[test]
+fn github_section() {
+    check(
+        "[github]\nrepo = \"nope\"\napi_url = \"ftp://x\"\ntoken_env = \"ghp_abcdefSECRET\"\n",
+        &[
+            "sy.toml:2:8: `repo` must be \"owner/name\", found \"nope\"",
+            "sy.toml:3:11: `api_url` must be an http(s) URL, found \"ftp://x\"",
+            "sy.toml:4:13: `token_env` holds what looks like a GitHub token; it must name the environment variable that holds the token (like \"GITHUB_TOKEN\"). Remove the token from this file and revoke it",
+        ],
+    );
+    check("[github]\n", &["sy.toml:1:1: missing key `repo` in [github]"]);
+    let c = parse("[github]\nrepo = \"o/r\"\n", "sy.toml", &Context::default())
+        .unwrap()
+        .config;
+    let gh = c.github.unwrap();
+    assert_eq!(gh.api_url, "https://api.github.com");
+    assert_eq!(gh.token_env, "GITHUB_TOKEN");
+}
+
+#[test]
+fn secrets_are_never_echoed() {
+    let all = errors("[github]\nrepo = \"o/r\"\ntoken_env = \"not a name SECRET\"\n").join("\n");
+    assert!(all.contains("`token_env` must be an environment variable name"));
+    assert!(!all.contains("SECRET"));
+}
+
+#[test]
+fn all_problems_at_once() {
+    let errs = errors(
+        "base = \"a..b\"\nremote = \"bad remote\"\nwat = 1\n[[subsystem]]\nname = \"x\"\npaths = [\"[\"]\n",
+    );
+    assert_eq!(errs.len(), 4, "{errs:#?}");
+}
+
+#[test]
+fn warnings_for_dead_rules_and_empty_paths() {
+    assert_eq!(
+        warnings(
+            "[[subsystem]]\nname = \"auth\"\npaths = [\"src/auth/**\"]\n\
+             [[subsystem]]\nname = \"core\"\npaths = [\"src/\"]\n\
+             [[subsystem]]\nname = \"none\"\npaths = []\n"
+        ),
+        vec![
+            "sy.toml:9:9: warning: subsystem \"none\" has an empty `paths` list; it owns nothing",
+            "sy.toml:3:10: warning: rule \"src/auth/**\" of subsystem auth can never win: the later rule \"src/\" of subsystem core (sy.toml:6) matches every path it matches",
+        ]
+    );
+}
+
+#[test]
+fn rules_keep_file_order_and_locations() {
+    let c = parse(
+        "[[subsystem]]\nname = \"core\"\npaths = [\"src/\"]\n[[subsystem]]\nname = \"auth\"\npaths = [\"src/auth/\"]\n",
+        "sy.toml",
+        &Context::default(),
+    )
+    .unwrap()
+    .config;
+    let rule = c.ownership.owner("src/auth/a.rs").unwrap();
+    assert_eq!(rule.subsystem.as_str(), "auth");
+    assert_eq!(rule.origin.to_string(), "sy.toml:6:10");
+    assert_eq!(c.ownership.owner("src/b.rs").unwrap().subsystem.as_str(), "core");
+}
+
+/// The shipped example documents every key; parsing it keeps it honest.
+#[test]
+fn example_config_parses_and_sets_every_key() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let loaded = parse(&text, "config/example.toml", &Context::default())
+        .unwrap_or_else(|e| match e {
+            LoadError::Invalid(d) => panic!("{d:#?}"),
+            e => panic!("{e}"),
+        });
+    assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
+    let (raw, errs) = raw::read(&text);
+    assert!(errs.is_empty());
+    assert!(raw.base.is_some() && raw.remote.is_some());
+    let q = raw.queue.unwrap();
+    assert!(q.verify.is_some() && q.verify_timeout.is_some());
+    let w = raw.worktrees.unwrap();
+    assert!(w.root.is_some() && w.pool.is_some() && w.copy.is_some());
+    assert!(w.setup.is_some() && w.setup_timeout.is_some());
+    let g = raw.github.unwrap();
+    assert!(g.repo.is_some() && g.api_url.is_some() && g.token_env.is_some());
+    for field in ["name", "paths", "max_parallel", "verify", "approval", "depends_on"] {
+        let set = raw.subsystems.iter().any(|s| match field {
+            "name" => s.name.is_some(),
+            "paths" => s.paths.is_some(),
+            "max_parallel" => s.max_parallel.is_some(),
+            "verify" => s.verify.is_some(),
+            "approval" => s.approval.is_some(),
+            _ => s.depends_on.is_some(),
+        });
+        assert!(set, "no subsystem in the example sets `{field}`");
+    }
+}

@@ -1,0 +1,502 @@
+//! Phase two: raw values into a typed [`Config`], every problem located.
+//!
+//! Validation goes on after an error so that all of them are reported in one run; the
+//! returned `Config` is only used when no error was recorded.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::raw::{Raw, Str, StrList};
+use super::{Approval, Config, Context, Github, Queue, Subsystem, Worktrees, normalize};
+use crate::diagnostic::{Diagnostic, Location};
+use crate::model::{SubsystemName, is_valid_branch_name};
+use crate::ownership::{Ownership, Pattern, Rule};
+
+pub(crate) const DEFAULT_BASE: &str = "main";
+pub(crate) const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+pub(crate) const DEFAULT_POOL: u32 = 2;
+pub(crate) const MAX_POOL: i64 = 256;
+pub(crate) const DEFAULT_SETUP_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+pub(crate) const DEFAULT_API_URL: &str = "https://api.github.com";
+pub(crate) const DEFAULT_TOKEN_ENV: &str = "GITHUB_TOKEN";
+
+/// Prefixes of GitHub's token formats: a value like this in `token_env` is a leaked
+/// token, not a variable name.
+const TOKEN_PREFIXES: [&str; 6] = ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"];
+
+struct Validator<'a> {
+    locate: &'a dyn Fn(Range<usize>) -> Location,
+    out: &'a mut Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let location = (self.locate)(span);
+        self.out.push(Diagnostic::error(Some(location), message));
+    }
+
+    fn warning(&mut self, location: Location, message: impl Into<String>) {
+        self.out.push(Diagnostic::warning(Some(location), message));
+    }
+
+    fn duration(&mut self, value: Option<&Str>, key: &str, default: Duration) -> Duration {
+        let Some(value) = value else { return default };
+        match super::parse_duration(value.get_ref()) {
+            Ok(d) if d.is_zero() => {
+                self.error(value.span(), format!("`{key}` must be longer than zero"));
+                default
+            }
+            Ok(d) => d,
+            Err(message) => {
+                self.error(value.span(), message);
+                default
+            }
+        }
+    }
+
+    fn commands(&mut self, list: Option<&StrList>, key: &str) -> Vec<String> {
+        let Some(list) = list else { return Vec::new() };
+        let mut out = Vec::new();
+        for command in list.get_ref() {
+            if command.get_ref().trim().is_empty() {
+                self.error(command.span(), format!("empty command in `{key}`"));
+            } else {
+                out.push(command.get_ref().clone());
+            }
+        }
+        out
+    }
+
+    fn missing(&mut self, header: Range<usize>, key: &str, section: &str) {
+        self.error(header, format!("missing key `{key}` in {section}"));
+    }
+}
+
+pub(crate) fn validate(
+    raw: Raw,
+    ctx: &Context,
+    locate: &dyn Fn(Range<usize>) -> Location,
+    out: &mut Vec<Diagnostic>,
+) -> Config {
+    let mut v = Validator { locate, out };
+
+    let base = match &raw.base {
+        Some(base) if !is_valid_branch_name(base.get_ref()) => {
+            v.error(
+                base.span(),
+                format!("`base` {:?} is not a valid branch name", base.get_ref()),
+            );
+            DEFAULT_BASE.to_owned()
+        }
+        Some(base) => base.get_ref().clone(),
+        None => DEFAULT_BASE.to_owned(),
+    };
+    let remote = raw.remote.as_ref().and_then(|remote| {
+        if is_valid_branch_name(remote.get_ref()) && !remote.get_ref().contains('/') {
+            Some(remote.get_ref().clone())
+        } else {
+            v.error(
+                remote.span(),
+                format!("`remote` {:?} is not a valid remote name", remote.get_ref()),
+            );
+            None
+        }
+    });
+
+    let raw_queue = raw.queue.unwrap_or_default();
+    let queue = Queue {
+        verify: v.commands(raw_queue.verify.as_ref(), "verify"),
+        verify_timeout: v.duration(
+            raw_queue.verify_timeout.as_ref(),
+            "verify_timeout",
+            DEFAULT_VERIFY_TIMEOUT,
+        ),
+    };
+
+    let (subsystems, ownership) = subsystems(&mut v, &raw.subsystems);
+    let worktrees = worktrees(&mut v, raw.worktrees.unwrap_or_default(), ctx);
+    let github = raw.github.map(|g| github(&mut v, g));
+
+    Config {
+        base,
+        remote,
+        queue,
+        subsystems,
+        worktrees,
+        github,
+        ownership,
+    }
+}
+
+fn subsystems(
+    v: &mut Validator<'_>,
+    raw: &[super::raw::RawSubsystem],
+) -> (Vec<Subsystem>, Ownership) {
+    let mut subsystems = Vec::new();
+    let mut rules: Vec<(usize, Rule)> = Vec::new();
+    let mut first_seen: HashMap<SubsystemName, u32> = HashMap::new();
+    // Declared dependencies, checked once every name is known.
+    let mut deps: Vec<(usize, Vec<Str>)> = Vec::new();
+
+    for s in raw {
+        let location = (v.locate)(s.header.clone());
+        let name = match &s.name {
+            None => {
+                v.missing(s.header.clone(), "name", "[[subsystem]]");
+                None
+            }
+            Some(name) => match SubsystemName::new(name.get_ref()) {
+                Err(message) => {
+                    v.error(name.span(), message);
+                    None
+                }
+                Ok(parsed) => {
+                    let line = (v.locate)(name.span()).line;
+                    if let Some(first) = first_seen.get(&parsed) {
+                        v.error(
+                            name.span(),
+                            format!(
+                                "duplicate subsystem name {:?} (first defined on line {first})",
+                                parsed.as_str()
+                            ),
+                        );
+                        None
+                    } else {
+                        first_seen.insert(parsed.clone(), line);
+                        Some(parsed)
+                    }
+                }
+            },
+        };
+
+        let max_parallel = s.max_parallel.as_ref().and_then(|m| {
+            let n = *m.get_ref();
+            match u32::try_from(n).ok().and_then(NonZeroU32::new) {
+                Some(n) => Some(n),
+                None => {
+                    v.error(
+                        m.span(),
+                        format!(
+                            "`max_parallel` must be at least 1, found {n} (leave it out for no cap)"
+                        ),
+                    );
+                    None
+                }
+            }
+        });
+        let approval = match s.approval.as_ref() {
+            None => Approval::None,
+            Some(a) => match a.get_ref().as_str() {
+                "required" => Approval::Required,
+                "none" => Approval::None,
+                other => {
+                    v.error(
+                        a.span(),
+                        format!("`approval` must be \"required\" or \"none\", found {other:?}"),
+                    );
+                    Approval::None
+                }
+            },
+        };
+        let verify = v.commands(s.verify.as_ref(), "verify");
+
+        match &s.paths {
+            None => v.missing(s.header.clone(), "paths", "[[subsystem]]"),
+            Some(paths) => {
+                if paths.get_ref().is_empty()
+                    && let Some(name) = &name
+                {
+                    let at = (v.locate)(paths.span());
+                    v.warning(
+                        at,
+                        format!("subsystem {:?} has an empty `paths` list; it owns nothing", name.as_str()),
+                    );
+                }
+                for path in paths.get_ref() {
+                    match Pattern::parse(path.get_ref()) {
+                        Err(e) => v.error(path.span(), e.to_string()),
+                        Ok(pattern) => {
+                            if let Some(name) = &name {
+                                rules.push((
+                                    path.span().start,
+                                    Rule {
+                                        subsystem: name.clone(),
+                                        pattern,
+                                        origin: (v.locate)(path.span()),
+                                    },
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        if let Some(name) = name {
+            if let Some(d) = &s.depends_on {
+                deps.push((subsystems.len(), d.get_ref().clone()));
+            }
+            subsystems.push(Subsystem {
+                name,
+                max_parallel,
+                verify,
+                approval,
+                depends_on: Vec::new(),
+                location,
+            });
+        }
+    }
+
+    // Dependencies: known names, no cycles.
+    let index: HashMap<SubsystemName, usize> = subsystems
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.clone(), i))
+        .collect();
+    let mut edges: Vec<Vec<(usize, Range<usize>)>> = vec![Vec::new(); subsystems.len()];
+    for (from, names) in deps {
+        for dep in names {
+            match SubsystemName::new(dep.get_ref())
+                .ok()
+                .and_then(|n| index.get(&n).map(|&i| (n, i)))
+            {
+                Some((name, to)) => {
+                    subsystems[from].depends_on.push(name);
+                    edges[from].push((to, dep.span()));
+                }
+                None => v.error(
+                    dep.span(),
+                    format!("`depends_on` names unknown subsystem {:?}", dep.get_ref()),
+                ),
+            }
+        }
+    }
+    for (cycle, span) in cycles(&edges) {
+        let names: Vec<&str> = cycle.iter().map(|&i| subsystems[i].name.as_str()).collect();
+        v.error(
+            span,
+            format!("`depends_on` forms a cycle: {}", names.join(" -> ")),
+        );
+    }
+
+    // Rules in file order: the position of each pattern in the text.
+    rules.sort_by_key(|(start, _)| *start);
+    let ownership = Ownership::new(rules.into_iter().map(|(_, r)| r).collect());
+    for s in ownership.shadowed() {
+        v.warning(
+            s.rule.origin.clone(),
+            format!(
+                "rule {:?} of subsystem {} can never win: the later rule {:?} of subsystem {} \
+                 ({}) matches every path it matches",
+                s.rule.pattern.written(),
+                s.rule.subsystem,
+                s.by.pattern.written(),
+                s.by.subsystem,
+                s.by.origin.file_line(),
+            ),
+        );
+    }
+    (subsystems, ownership)
+}
+
+/// Each dependency cycle once, as the path of subsystems and the span of the entry that
+/// closes it.
+fn cycles(edges: &[Vec<(usize, Range<usize>)>]) -> Vec<(Vec<usize>, Range<usize>)> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnStack,
+        Done,
+    }
+    fn visit(
+        node: usize,
+        edges: &[Vec<(usize, Range<usize>)>],
+        marks: &mut [Mark],
+        stack: &mut Vec<usize>,
+        found: &mut Vec<(Vec<usize>, Range<usize>)>,
+    ) {
+        marks[node] = Mark::OnStack;
+        stack.push(node);
+        for (to, span) in &edges[node] {
+            match marks[*to] {
+                Mark::OnStack => {
+                    let start = stack.iter().position(|n| n == to).expect("on stack");
+                    let mut cycle = stack[start..].to_vec();
+                    cycle.push(*to);
+                    found.push((cycle, span.clone()));
+                }
+                Mark::New => visit(*to, edges, marks, stack, found),
+                Mark::Done => {}
+            }
+        }
+        stack.pop();
+        marks[node] = Mark::Done;
+    }
+    let mut marks = vec![Mark::New; edges.len()];
+    let mut found = Vec::new();
+    for node in 0..edges.len() {
+        if marks[node] == Mark::New {
+            visit(node, edges, &mut marks, &mut Vec::new(), &mut found);
+        }
+    }
+    found
+}
+
+fn worktrees(v: &mut Validator<'_>, raw: super::raw::RawWorktrees, ctx: &Context) -> Worktrees {
+    let root = raw.root.as_ref().and_then(|root| {
+        let path = PathBuf::from(root.get_ref());
+        if root.get_ref().trim().is_empty() {
+            v.error(root.span(), "`root` must not be empty");
+            return None;
+        }
+        if let Some(repo) = &ctx.repo_root {
+            let resolved = normalize(&repo.join(&path));
+            if resolved.starts_with(normalize(repo)) {
+                v.error(
+                    root.span(),
+                    format!(
+                        "`root` {:?} is inside the repository's checkout ({}); task worktrees \
+                         must live outside it, for example \"../{}.worktrees\"",
+                        root.get_ref(),
+                        repo.display(),
+                        repo.file_name().map_or("repo".into(), |n| n.to_string_lossy()),
+                    ),
+                );
+                return None;
+            }
+        }
+        Some(path)
+    });
+    let pool = match &raw.pool {
+        None => DEFAULT_POOL,
+        Some(p) => match u32::try_from(*p.get_ref()) {
+            Ok(n) if i64::from(n) <= MAX_POOL => n,
+            _ => {
+                v.error(
+                    p.span(),
+                    format!("`pool` must be between 0 and {MAX_POOL}, found {}", p.get_ref()),
+                );
+                DEFAULT_POOL
+            }
+        },
+    };
+    let mut copy = Vec::new();
+    for file in raw.copy.iter().flat_map(|c| c.get_ref()) {
+        let path = Path::new(file.get_ref());
+        let escapes = path
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)));
+        if file.get_ref().is_empty() || escapes {
+            v.error(
+                file.span(),
+                format!(
+                    "`copy` entry {:?} must be a relative path inside the repository",
+                    file.get_ref()
+                ),
+            );
+        } else {
+            copy.push(file.get_ref().clone());
+        }
+    }
+    let setup = raw.setup.as_ref().and_then(|s| {
+        if s.get_ref().trim().is_empty() {
+            v.error(s.span(), "`setup` must not be empty (leave it out for none)");
+            None
+        } else {
+            Some(s.get_ref().clone())
+        }
+    });
+    let setup_timeout = v.duration(
+        raw.setup_timeout.as_ref(),
+        "setup_timeout",
+        DEFAULT_SETUP_TIMEOUT,
+    );
+    Worktrees {
+        root,
+        pool,
+        copy,
+        setup,
+        setup_timeout,
+    }
+}
+
+fn github(v: &mut Validator<'_>, raw: super::raw::RawGithub) -> Github {
+    let repo = match &raw.repo {
+        None => {
+            v.missing(raw.header.clone(), "repo", "[github]");
+            String::new()
+        }
+        Some(repo) => {
+            let valid = repo.get_ref().split_once('/').is_some_and(|(owner, name)| {
+                let ok = |s: &str, extra: &[char]| {
+                    !s.is_empty()
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || extra.contains(&c))
+                };
+                ok(owner, &[]) && ok(name, &['.', '_'])
+            });
+            if !valid {
+                v.error(
+                    repo.span(),
+                    format!("`repo` must be \"owner/name\", found {:?}", repo.get_ref()),
+                );
+            }
+            repo.get_ref().clone()
+        }
+    };
+    let api_url = match &raw.api_url {
+        None => DEFAULT_API_URL.to_owned(),
+        Some(url) => {
+            let u = url.get_ref();
+            let has_host = u
+                .strip_prefix("https://")
+                .or_else(|| u.strip_prefix("http://"))
+                .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+            if !has_host || u.contains(char::is_whitespace) {
+                v.error(
+                    url.span(),
+                    format!("`api_url` must be an http(s) URL, found {u:?}"),
+                );
+            }
+            u.trim_end_matches('/').to_owned()
+        }
+    };
+    let token_env = match &raw.token_env {
+        None => DEFAULT_TOKEN_ENV.to_owned(),
+        Some(name) => {
+            let n = name.get_ref();
+            // Never echo the value: it may be the token itself.
+            if TOKEN_PREFIXES.iter().any(|p| n.starts_with(p)) {
+                v.error(
+                    name.span(),
+                    "`token_env` holds what looks like a GitHub token; it must name the \
+                     environment variable that holds the token (like \"GITHUB_TOKEN\"). \
+                     Remove the token from this file and revoke it",
+                );
+            } else if !is_env_name(n) {
+                v.error(
+                    name.span(),
+                    "`token_env` must be an environment variable name (letters, digits and \
+                     '_', not starting with a digit), like \"GITHUB_TOKEN\"",
+                );
+            }
+            n.clone()
+        }
+    };
+    Github {
+        repo,
+        api_url,
+        token_env,
+    }
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

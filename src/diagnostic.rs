@@ -112,10 +112,19 @@ mod tests {
     fn locates_offsets_by_line_and_character() {
         let file: Arc<str> = "f.toml".into();
         let text = "a = 1\nb = \"é\" x\n";
-        assert_eq!(Location::of_offset(&file, text, 0).to_string(), "f.toml:1:1");
-        assert_eq!(Location::of_offset(&file, text, 6).to_string(), "f.toml:2:1");
+        assert_eq!(
+            Location::of_offset(&file, text, 0).to_string(),
+            "f.toml:1:1"
+        );
+        assert_eq!(
+            Location::of_offset(&file, text, 6).to_string(),
+            "f.toml:2:1"
+        );
         // "é" is two bytes; the column after it counts it once.
         let x = text.find('x').unwrap();
-        assert_eq!(Location::of_offset(&file, text, x).to_string(), "f.toml:2:9");
+        assert_eq!(
+            Location::of_offset(&file, text, x).to_string(),
+            "f.toml:2:9"
+        );
     }
 }

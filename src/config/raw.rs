@@ -92,7 +92,7 @@ pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
                     verify: q.strings("verify"),
                     verify_timeout: q.string("verify_timeout"),
                 };
-                q.finish(&["verify", "verify_timeout"]);
+                q.finish(QUEUE_KEYS);
                 queue
             }),
             subsystems: r
@@ -109,14 +109,7 @@ pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
                         approval: s.string("approval"),
                         depends_on: s.strings("depends_on"),
                     };
-                    s.finish(&[
-                        "name",
-                        "paths",
-                        "max_parallel",
-                        "verify",
-                        "approval",
-                        "depends_on",
-                    ]);
+                    s.finish(SUBSYSTEM_KEYS);
                     sub
                 })
                 .collect(),
@@ -129,7 +122,7 @@ pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
                     setup: w.string("setup"),
                     setup_timeout: w.string("setup_timeout"),
                 };
-                w.finish(&["root", "pool", "copy", "setup", "setup_timeout"]);
+                w.finish(WORKTREES_KEYS);
                 wt
             }),
             github: r.table("github").map(|(t, header)| {
@@ -140,22 +133,43 @@ pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
                     api_url: g.string("api_url"),
                     token_env: g.string("token_env"),
                 };
-                g.finish(&["repo", "api_url", "token_env"]);
+                g.finish(GITHUB_KEYS);
                 gh
             }),
         };
-        r.finish(&[
-            "base",
-            "remote",
-            "queue",
-            "subsystem",
-            "worktrees",
-            "github",
-        ]);
+        r.finish(TOP_KEYS);
         raw
     };
     (raw, errors)
 }
+
+const TOP_KEYS: &[&str] = &[
+    "base",
+    "remote",
+    "queue",
+    "subsystem",
+    "worktrees",
+    "github",
+];
+const QUEUE_KEYS: &[&str] = &["verify", "verify_timeout"];
+const SUBSYSTEM_KEYS: &[&str] = &[
+    "name",
+    "paths",
+    "max_parallel",
+    "verify",
+    "approval",
+    "depends_on",
+];
+const WORKTREES_KEYS: &[&str] = &["root", "pool", "copy", "setup", "setup_timeout"];
+const GITHUB_KEYS: &[&str] = &["repo", "api_url", "token_env"];
+
+/// Every section's keys, so that a key written in the wrong section can be pointed home.
+const KEY_HOMES: [(&str, &[&str]); 4] = [
+    ("[queue]", QUEUE_KEYS),
+    ("[[subsystem]]", SUBSYSTEM_KEYS),
+    ("[worktrees]", WORKTREES_KEYS),
+    ("[github]", GITHUB_KEYS),
+];
 
 /// Typed access to one table's keys, recording type errors and, at the end, the keys
 /// nobody asked for.
@@ -174,7 +188,11 @@ impl<'t, 'i, 'e> Reader<'t, 'i, 'e> {
         }
     }
 
-    fn nested<'u>(&'u mut self, table: &'u DeTable<'i>, section: &'static str) -> Reader<'u, 'i, 'u> {
+    fn nested<'u>(
+        &'u mut self,
+        table: &'u DeTable<'i>,
+        section: &'static str,
+    ) -> Reader<'u, 'i, 'u> {
         Reader {
             table,
             section,
@@ -285,9 +303,14 @@ impl<'t, 'i, 'e> Reader<'t, 'i, 'e> {
             if known.contains(&name) {
                 continue;
             }
-            let hint = match closest(name, known) {
-                Some(k) => format!("; did you mean `{k}`?"),
-                None => format!(" (known keys: {})", known.join(", ")),
+            let elsewhere = KEY_HOMES
+                .iter()
+                .filter(|(section, _)| *section != self.section)
+                .find_map(|(section, keys)| closest(name, keys).map(|k| (k, section)));
+            let hint = match (closest(name, known), elsewhere) {
+                (Some(k), _) => format!("; did you mean `{k}`?"),
+                (None, Some((k, section))) => format!("; did you mean `{k}` in {section}?"),
+                (None, None) => format!(" (known keys: {})", known.join(", ")),
             };
             self.errors.push((
                 key.span(),

@@ -53,7 +53,9 @@ pub fn scaffold(layout: &Layout<'_>) -> Result<Scaffold, TranslationError> {
                 for rule in &s.rules {
                     let _ = write!(text, "  # {path}:{}  {}", rule.line, rule.pattern);
                     if rule.expanded {
-                        text.push_str("  (expanded to the files it owns: later lines carve parts of it out)");
+                        text.push_str(
+                            "  (expanded to the files it owns: later lines carve parts of it out)",
+                        );
                     }
                     text.push('\n');
                     for glob in &rule.globs {

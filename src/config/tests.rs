@@ -161,8 +161,13 @@ fn worktree_root_must_be_outside_the_checkout() {
         ]
     );
     assert!(errors_with("[worktrees]\nroot = \"../wt\"\n", &ctx).is_empty());
-    let c = parse("[worktrees]\nroot = \"../wt\"\n", "sy.toml", &ctx).unwrap().config;
-    assert_eq!(c.worktrees.root_for(&PathBuf::from("/src/repo")), PathBuf::from("/src/wt"));
+    let c = parse("[worktrees]\nroot = \"../wt\"\n", "sy.toml", &ctx)
+        .unwrap()
+        .config;
+    assert_eq!(
+        c.worktrees.root_for(&PathBuf::from("/src/repo")),
+        PathBuf::from("/src/wt")
+    );
     let c = parse("", "sy.toml", &ctx).unwrap().config;
     assert_eq!(
         c.worktrees.root_for(&PathBuf::from("/src/repo")),
@@ -180,7 +185,10 @@ fn github_section() {
             "sy.toml:4:13: `token_env` holds what looks like a GitHub token; it must name the environment variable that holds the token (like \"GITHUB_TOKEN\"). Remove the token from this file and revoke it",
         ],
     );
-    check("[github]\n", &["sy.toml:1:1: missing key `repo` in [github]"]);
+    check(
+        "[github]\n",
+        &["sy.toml:1:1: missing key `repo` in [github]"],
+    );
     let c = parse("[github]\nrepo = \"o/r\"\n", "sy.toml", &Context::default())
         .unwrap()
         .config;
@@ -231,7 +239,10 @@ fn rules_keep_file_order_and_locations() {
     let rule = c.ownership.owner("src/auth/a.rs").unwrap();
     assert_eq!(rule.subsystem.as_str(), "auth");
     assert_eq!(rule.origin.to_string(), "sy.toml:6:10");
-    assert_eq!(c.ownership.owner("src/b.rs").unwrap().subsystem.as_str(), "core");
+    assert_eq!(
+        c.ownership.owner("src/b.rs").unwrap().subsystem.as_str(),
+        "core"
+    );
 }
 
 /// The shipped example documents every key; parsing it keeps it honest.
@@ -239,8 +250,8 @@ fn rules_keep_file_order_and_locations() {
 fn example_config_parses_and_sets_every_key() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml");
     let text = std::fs::read_to_string(path).unwrap();
-    let loaded = parse(&text, "config/example.toml", &Context::default())
-        .unwrap_or_else(|e| match e {
+    let loaded =
+        parse(&text, "config/example.toml", &Context::default()).unwrap_or_else(|e| match e {
             LoadError::Invalid(d) => panic!("{d:#?}"),
             e => panic!("{e}"),
         });
@@ -255,7 +266,14 @@ fn example_config_parses_and_sets_every_key() {
     assert!(w.setup.is_some() && w.setup_timeout.is_some());
     let g = raw.github.unwrap();
     assert!(g.repo.is_some() && g.api_url.is_some() && g.token_env.is_some());
-    for field in ["name", "paths", "max_parallel", "verify", "approval", "depends_on"] {
+    for field in [
+        "name",
+        "paths",
+        "max_parallel",
+        "verify",
+        "approval",
+        "depends_on",
+    ] {
         let set = raw.subsystems.iter().any(|s| match field {
             "name" => s.name.is_some(),
             "paths" => s.paths.is_some(),

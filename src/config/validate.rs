@@ -212,7 +212,10 @@ fn subsystems(
                     let at = (v.locate)(paths.span());
                     v.warning(
                         at,
-                        format!("subsystem {:?} has an empty `paths` list; it owns nothing", name.as_str()),
+                        format!(
+                            "subsystem {:?} has an empty `paths` list; it owns nothing",
+                            name.as_str()
+                        ),
                     );
                 }
                 for path in paths.get_ref() {
@@ -362,7 +365,8 @@ fn worktrees(v: &mut Validator<'_>, raw: super::raw::RawWorktrees, ctx: &Context
                          must live outside it, for example \"../{}.worktrees\"",
                         root.get_ref(),
                         repo.display(),
-                        repo.file_name().map_or("repo".into(), |n| n.to_string_lossy()),
+                        repo.file_name()
+                            .map_or("repo".into(), |n| n.to_string_lossy()),
                     ),
                 );
                 return None;
@@ -377,7 +381,10 @@ fn worktrees(v: &mut Validator<'_>, raw: super::raw::RawWorktrees, ctx: &Context
             _ => {
                 v.error(
                     p.span(),
-                    format!("`pool` must be between 0 and {MAX_POOL}, found {}", p.get_ref()),
+                    format!(
+                        "`pool` must be between 0 and {MAX_POOL}, found {}",
+                        p.get_ref()
+                    ),
                 );
                 DEFAULT_POOL
             }
@@ -403,7 +410,10 @@ fn worktrees(v: &mut Validator<'_>, raw: super::raw::RawWorktrees, ctx: &Context
     }
     let setup = raw.setup.as_ref().and_then(|s| {
         if s.get_ref().trim().is_empty() {
-            v.error(s.span(), "`setup` must not be empty (leave it out for none)");
+            v.error(
+                s.span(),
+                "`setup` must not be empty (leave it out for none)",
+            );
             None
         } else {
             Some(s.get_ref().clone())

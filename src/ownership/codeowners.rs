@@ -276,8 +276,11 @@ impl<'a> Facts<'a> {
         let matching = tracked
             .iter()
             .map(|p| {
-                let mut m: Vec<usize> =
-                    set.matches(p).into_iter().map(|g| line_of_glob[g]).collect();
+                let mut m: Vec<usize> = set
+                    .matches(p)
+                    .into_iter()
+                    .map(|g| line_of_glob[g])
+                    .collect();
                 m.sort_unstable();
                 m.dedup();
                 m
@@ -290,18 +293,25 @@ impl<'a> Facts<'a> {
                 if line.owners.is_empty() {
                     return None;
                 }
-                Some(match groups.iter().position(|g| *g == line.owners.as_slice()) {
-                    Some(g) => g,
-                    None => {
-                        groups.push(&line.owners);
-                        groups.len() - 1
-                    }
-                })
+                Some(
+                    match groups.iter().position(|g| *g == line.owners.as_slice()) {
+                        Some(g) => g,
+                        None => {
+                            groups.push(&line.owners);
+                            groups.len() - 1
+                        }
+                    },
+                )
             })
             .collect();
         let patterns: Vec<Vec<Pattern>> = lines
             .iter()
-            .map(|l| l.globs.iter().map(|g| Pattern::parse(g).expect("checked")).collect())
+            .map(|l| {
+                l.globs
+                    .iter()
+                    .map(|g| Pattern::parse(g).expect("checked"))
+                    .collect()
+            })
             .collect();
         let mut carve_outs = Vec::new();
         for (i, early) in patterns.iter().enumerate() {
@@ -309,7 +319,11 @@ impl<'a> Facts<'a> {
                 let (Some(gi), Some(gj)) = (group_of_line[i], group_of_line[j]) else {
                     continue;
                 };
-                if gi != gj && late.iter().any(|l| early.iter().any(|e| l.is_covered_by(e))) {
+                if gi != gj
+                    && late
+                        .iter()
+                        .any(|l| early.iter().any(|e| l.is_covered_by(e)))
+                {
                     carve_outs.push((i, j));
                 }
             }
@@ -338,7 +352,9 @@ impl<'a> Facts<'a> {
         for f in 0..self.tracked.len() {
             let last = self.final_group(f);
             for &l in &self.matching[f] {
-                let Some(g) = self.group_of_line[l] else { continue };
+                let Some(g) = self.group_of_line[l] else {
+                    continue;
+                };
                 match last {
                     None => {
                         expand.insert(l);
@@ -385,9 +401,11 @@ impl<'a> Facts<'a> {
             }
         }
         for &(i, j) in &self.carve_outs {
-            if let (Some(gi), Some(gj), false) =
-                (self.group_of_line[i], self.group_of_line[j], expanded.contains(&i))
-            {
+            if let (Some(gi), Some(gj), false) = (
+                self.group_of_line[i],
+                self.group_of_line[j],
+                expanded.contains(&i),
+            ) {
                 add(gi, gj);
             }
         }
@@ -408,7 +426,9 @@ impl<'a> Facts<'a> {
 
     fn build(&self, expanded: &BTreeSet<usize>) -> Vec<Subsystem> {
         let tree = Tree::new(self.tracked);
-        let finals: Vec<Option<usize>> = (0..self.tracked.len()).map(|f| self.final_group(f)).collect();
+        let finals: Vec<Option<usize>> = (0..self.tracked.len())
+            .map(|f| self.final_group(f))
+            .collect();
         let names = names_for(&self.groups);
         let mut out = Vec::new();
         for g in self.order(expanded) {
@@ -494,12 +514,11 @@ fn reachability(n: usize, edges: impl Iterator<Item = (usize, usize)>) -> Vec<Ve
         reach[a][b] = true;
     }
     for k in 0..n {
-        for i in 0..n {
-            if reach[i][k] {
-                for j in 0..n {
-                    if reach[k][j] {
-                        reach[i][j] = true;
-                    }
+        let via = reach[k].clone();
+        for row in reach.iter_mut() {
+            if row[k] {
+                for (to, &reachable) in row.iter_mut().zip(&via) {
+                    *to |= reachable;
                 }
             }
         }
@@ -518,7 +537,11 @@ fn names_for(groups: &[&[String]]) -> Vec<SubsystemName> {
             let mut base = base.join("_");
             base.truncate(60);
             let base = base.trim_end_matches(['-', '_', '.']).to_owned();
-            let base = if base.is_empty() { "owners".to_owned() } else { base };
+            let base = if base.is_empty() {
+                "owners".to_owned()
+            } else {
+                base
+            };
             let mut name = base.clone();
             let mut n = 2;
             while !taken.insert(name.clone()) {
@@ -541,7 +564,8 @@ pub(crate) fn slug(text: &str) -> String {
             out.push('-');
         }
     }
-    out.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
+    out.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_owned()
 }
 
 /// The directory tree of the tracked files, for turning a set of files into few globs.
@@ -701,7 +725,11 @@ mod tests {
                     rules.push(Rule {
                         subsystem: s.name.clone(),
                         pattern: Pattern::parse(g).unwrap(),
-                        origin: Location { file: file.clone(), line: 1, col: 1 },
+                        origin: Location {
+                            file: file.clone(),
+                            line: 1,
+                            col: 1,
+                        },
                     });
                 }
             }
@@ -709,7 +737,12 @@ mod tests {
         let own = Ownership::new(rules);
         for path in &tracked {
             let ours = own.owner(path).map(|r| {
-                subsystems.iter().find(|s| s.name == r.subsystem).unwrap().owners.clone()
+                subsystems
+                    .iter()
+                    .find(|s| s.name == r.subsystem)
+                    .unwrap()
+                    .owners
+                    .clone()
             });
             assert_eq!(ours, github(&lines, path), "{path}");
         }
@@ -743,7 +776,13 @@ mod tests {
         // @a owns all, @b carves src/, @a carves src/a/ back: no block order works.
         let subs = check_translation(
             "* @a\n/src/ @b\n/src/a/ @a\n",
-            &["README.md", "src/lib.rs", "src/b/x.rs", "src/a/y.rs", "src/a/z/w.rs"],
+            &[
+                "README.md",
+                "src/lib.rs",
+                "src/b/x.rs",
+                "src/a/y.rs",
+                "src/a/z/w.rs",
+            ],
         );
         assert!(subs.iter().any(|s| s.rules.iter().any(|r| r.expanded)));
     }
@@ -752,7 +791,12 @@ mod tests {
     fn no_owner_lines_carve_paths_out() {
         check_translation(
             "/apps/ @octocat\n/apps/github\n*.md @docs\n",
-            &["apps/web/a.js", "apps/github/b.js", "apps/github/README.md", "x.md"],
+            &[
+                "apps/web/a.js",
+                "apps/github/b.js",
+                "apps/github/README.md",
+                "x.md",
+            ],
         );
     }
 

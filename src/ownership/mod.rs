@@ -104,7 +104,10 @@ impl Ownership {
         let mut out = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
             let later = self.rules[i + 1..].iter().rev();
-            if let Some(by) = later.into_iter().find(|l| rule.pattern.is_covered_by(&l.pattern)) {
+            if let Some(by) = later
+                .into_iter()
+                .find(|l| rule.pattern.is_covered_by(&l.pattern))
+            {
                 out.push(Shadowed { rule, by });
             }
         }
@@ -198,7 +201,11 @@ mod tests {
     #[test]
     fn last_matching_rule_wins() {
         check(
-            &[("core", "src/**"), ("auth", "src/auth/**"), ("core", "src/auth/shared.rs")],
+            &[
+                ("core", "src/**"),
+                ("auth", "src/auth/**"),
+                ("core", "src/auth/shared.rs"),
+            ],
             &[
                 ("src/lib.rs", Some("core")),
                 ("src/auth/login.rs", Some("auth")),
@@ -222,7 +229,11 @@ mod tests {
     #[test]
     fn star_does_not_cross_directories_but_double_star_does() {
         check(
-            &[("docs", "docs/*"), ("protos", "**/*.proto"), ("tests", "**/testdata/**")],
+            &[
+                ("docs", "docs/*"),
+                ("protos", "**/*.proto"),
+                ("tests", "**/testdata/**"),
+            ],
             &[
                 ("docs/a.md", Some("docs")),
                 ("docs/sub/b.md", None),
@@ -272,11 +283,14 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         let cov = own.coverage(&paths);
-        let counts: Vec<(&str, usize)> =
-            cov.counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let counts: Vec<(&str, usize)> = cov.counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         assert_eq!(counts, vec![("core", 2), ("docs", 1)]);
         assert_eq!(cov.unowned().collect::<Vec<_>>(), vec!["README.md"]);
-        let dead: Vec<&str> = cov.unmatched_rules.iter().map(|r| r.pattern.written()).collect();
+        let dead: Vec<&str> = cov
+            .unmatched_rules
+            .iter()
+            .map(|r| r.pattern.written())
+            .collect();
         assert_eq!(dead, vec!["web/**"]);
     }
 
@@ -298,10 +312,29 @@ mod tests {
     /// on every shape of pattern, including the awkward ones.
     #[test]
     fn index_agrees_with_globset_on_random_rules_and_paths() {
-        let names = ["a", "b", "src", "x.rs", "y.md", "testdata", "a.b.c", "[x]", "*"];
+        let names = [
+            "a", "b", "src", "x.rs", "y.md", "testdata", "a.b.c", "[x]", "*",
+        ];
         let globs = [
-            "a", "b", "src", "*", "**", "*.rs", "*.md", "?.rs", "x*", "{a,b}", "*.{rs,md}",
-            "testdata", "[ab]", "[!a]", "a.*", "\\*", "x/y", "{a/b,src}", "**x",
+            "a",
+            "b",
+            "src",
+            "*",
+            "**",
+            "*.rs",
+            "*.md",
+            "?.rs",
+            "x*",
+            "{a,b}",
+            "*.{rs,md}",
+            "testdata",
+            "[ab]",
+            "[!a]",
+            "a.*",
+            "\\*",
+            "x/y",
+            "{a/b,src}",
+            "**x",
         ];
         let mut rng = Rng(0x9e3779b97f4a7c15);
         for round in 0..300 {
@@ -310,7 +343,7 @@ mod tests {
                 let len = 1 + rng.next() % 4;
                 let parts: Vec<&str> = (0..len).map(|_| rng.pick(&globs)).collect();
                 let mut glob = parts.join("/");
-                if rng.next() % 5 == 0 {
+                if rng.next().is_multiple_of(5) {
                     glob.push('/');
                 }
                 if Pattern::parse(&glob).is_ok() {
@@ -327,7 +360,10 @@ mod tests {
             let mut paths: Vec<String> = (0..200)
                 .map(|_| {
                     let len = 1 + rng.next() % 5;
-                    (0..len).map(|_| rng.pick(&names)).collect::<Vec<_>>().join("/")
+                    (0..len)
+                        .map(|_| rng.pick(&names))
+                        .collect::<Vec<_>>()
+                        .join("/")
                 })
                 .collect();
             paths.sort();

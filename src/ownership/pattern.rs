@@ -285,36 +285,82 @@ mod tests {
 
     #[test]
     fn classifies_shapes() {
-        assert_eq!(shape("src/auth/**"), Shape::Below { prefix: v(&["src", "auth"]) });
+        assert_eq!(
+            shape("src/auth/**"),
+            Shape::Below {
+                prefix: v(&["src", "auth"])
+            }
+        );
         assert_eq!(shape("**"), Shape::Below { prefix: vec![] });
         assert_eq!(shape("a/b.rs"), Shape::Exact);
         assert_eq!(
             shape("**/*.proto"),
-            Shape::NameBelow { prefix: vec![], name: "*.proto".into() }
+            Shape::NameBelow {
+                prefix: vec![],
+                name: "*.proto".into()
+            }
         );
         assert_eq!(
             shape("src/**/*.{rs,toml}"),
-            Shape::NameBelow { prefix: v(&["src"]), name: "*.{rs,toml}".into() }
+            Shape::NameBelow {
+                prefix: v(&["src"]),
+                name: "*.{rs,toml}".into()
+            }
         );
         assert_eq!(
             shape("**/testdata/**"),
-            Shape::DirBelow { prefix: vec![], dir: "testdata".into() }
+            Shape::DirBelow {
+                prefix: vec![],
+                dir: "testdata".into()
+            }
         );
-        assert_eq!(shape("*.md"), Shape::NameIn { prefix: vec![], name: "*.md".into() });
-        assert_eq!(shape("docs/*"), Shape::NameIn { prefix: v(&["docs"]), name: "*".into() });
+        assert_eq!(
+            shape("*.md"),
+            Shape::NameIn {
+                prefix: vec![],
+                name: "*.md".into()
+            }
+        );
+        assert_eq!(
+            shape("docs/*"),
+            Shape::NameIn {
+                prefix: v(&["docs"]),
+                name: "*".into()
+            }
+        );
         assert_eq!(shape("{a/b,c}/x"), Shape::Other { prefix: vec![] });
-        assert_eq!(shape("src/*/mod.rs"), Shape::Other { prefix: v(&["src"]) });
+        assert_eq!(
+            shape("src/*/mod.rs"),
+            Shape::Other {
+                prefix: v(&["src"])
+            }
+        );
     }
 
     #[test]
     fn refuses_what_cannot_mean_anything() {
         assert_eq!(Pattern::parse("").unwrap_err(), PatternError::Empty);
         assert_eq!(Pattern::parse("/").unwrap_err(), PatternError::Empty);
-        assert!(matches!(Pattern::parse("!src/**"), Err(PatternError::Negation(_))));
-        assert!(matches!(Pattern::parse(" src/**"), Err(PatternError::Whitespace(_))));
-        assert!(matches!(Pattern::parse("src//x"), Err(PatternError::BadComponent { .. })));
-        assert!(matches!(Pattern::parse("../x"), Err(PatternError::BadComponent { .. })));
-        assert!(matches!(Pattern::parse("./x"), Err(PatternError::BadComponent { .. })));
+        assert!(matches!(
+            Pattern::parse("!src/**"),
+            Err(PatternError::Negation(_))
+        ));
+        assert!(matches!(
+            Pattern::parse(" src/**"),
+            Err(PatternError::Whitespace(_))
+        ));
+        assert!(matches!(
+            Pattern::parse("src//x"),
+            Err(PatternError::BadComponent { .. })
+        ));
+        assert!(matches!(
+            Pattern::parse("../x"),
+            Err(PatternError::BadComponent { .. })
+        ));
+        assert!(matches!(
+            Pattern::parse("./x"),
+            Err(PatternError::BadComponent { .. })
+        ));
         let err = Pattern::parse("src/[a").unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -337,7 +383,15 @@ mod tests {
 
     #[test]
     fn exact_escapes_glob_characters() {
-        for path in ["a*b", "x/[y]", "{c}", "!bang", "back\\slash", "q?", "plain/file.rs"] {
+        for path in [
+            "a*b",
+            "x/[y]",
+            "{c}",
+            "!bang",
+            "back\\slash",
+            "q?",
+            "plain/file.rs",
+        ] {
             let p = Pattern::exact(path).unwrap();
             assert!(p.is_match(path), "{path}");
         }

@@ -1,0 +1,111 @@
+//! The command line: one file per subcommand, each an args struct (its doc comment is
+//! the help text) and a `run` function that renders text or JSON.
+//!
+//! The CLI reads no environment itself: `main.rs` gathers what it needs into [`Env`]
+//! and hands in the output streams, so tests and the binary run the same code.
+
+mod check;
+mod error;
+mod init;
+mod owners;
+mod repo;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use error::{CliError, Exit};
+
+/// What the process knows that the library must not read for itself.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// The current directory.
+    pub cwd: PathBuf,
+}
+
+/// switchyard: a merge queue for parallel work on one repository. It hands each task its
+/// own worktree, keeps work inside path-ownership rules, caps work per subsystem, and
+/// integrates finished work one verified step at a time.
+#[derive(Debug, Parser)]
+#[command(name = "switchyard", version, max_term_width = 100)]
+pub struct Cli {
+    /// The repository (default: the one containing the current directory; inside a
+    /// task's worktree, its main repository).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The config file (default: switchyard.toml at the repository root).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Init(init::Args),
+    Check(check::Args),
+    Owners(owners::Args),
+}
+
+/// Output streams and the global options every command sees.
+pub struct Ctx<'a> {
+    pub env: &'a Env,
+    pub json: bool,
+    pub repo: Option<PathBuf>,
+    pub config: Option<PathBuf>,
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+}
+
+impl Ctx<'_> {
+    /// Writes one JSON document on stdout.
+    pub fn print_json(&mut self, value: &impl serde::Serialize) -> Result<(), CliError> {
+        let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Bug(e.to_string()))?;
+        writeln!(self.out, "{text}").map_err(CliError::output)
+    }
+}
+
+/// Runs one command line and returns the process exit status.
+pub fn run(
+    args: impl IntoIterator<Item = OsString>,
+    env: &Env,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Exit {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with success; usage errors to stderr.
+            let text = e.render().to_string();
+            return if e.use_stderr() {
+                let _ = write!(err, "{text}");
+                Exit::Usage
+            } else {
+                let _ = write!(out, "{text}");
+                Exit::Ok
+            };
+        }
+    };
+    let mut ctx = Ctx {
+        env,
+        json: cli.json,
+        repo: cli.repo,
+        config: cli.config,
+        out,
+        err,
+    };
+    let result = match cli.command {
+        Command::Init(args) => init::run(&mut ctx, args),
+        Command::Check(args) => check::run(&mut ctx, args),
+        Command::Owners(args) => owners::run(&mut ctx, args),
+    };
+    match result {
+        Ok(()) => Exit::Ok,
+        Err(e) => e.report(ctx.err),
+    }
+}

@@ -1,0 +1,56 @@
+//! Finding the repository and its config from the global options.
+
+use std::path::{Path, PathBuf};
+
+use super::{CliError, Ctx};
+use crate::config::{self, Context, Loaded};
+use crate::git::RepoLocation;
+
+impl Ctx<'_> {
+    /// The repository named by `--repo`, or the one containing the current directory.
+    pub fn locate(&self) -> Result<RepoLocation, CliError> {
+        let start = match &self.repo {
+            Some(dir) => {
+                let dir = self.env.cwd.join(dir);
+                if !dir.is_dir() {
+                    return Err(CliError::Usage(format!(
+                        "--repo {}: no such directory",
+                        dir.display()
+                    )));
+                }
+                dir
+            }
+            None => self.env.cwd.clone(),
+        };
+        Ok(RepoLocation::discover(&start)?)
+    }
+
+    /// The config file's path, and how to name it in messages: relative to the current
+    /// directory when it is below it, as compilers do, so `FILE:LINE:COL` is clickable.
+    pub fn config_path(&self, repo: &RepoLocation) -> (PathBuf, String) {
+        let path = match &self.config {
+            Some(p) => self.env.cwd.join(p),
+            None => repo.main_root.join(config::FILE_NAME),
+        };
+        let cwd = self
+            .env
+            .cwd
+            .canonicalize()
+            .unwrap_or_else(|_| self.env.cwd.clone());
+        let display = path
+            .strip_prefix(&cwd)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| path.clone())
+            .display()
+            .to_string();
+        (path, display)
+    }
+
+    pub fn load_config(&self, repo: &RepoLocation) -> Result<(Loaded, String), CliError> {
+        let (path, display) = self.config_path(repo);
+        let ctx = Context {
+            repo_root: Some(repo.main_root.clone()),
+        };
+        Ok((config::load(&path, &display, &ctx)?, display))
+    }
+}

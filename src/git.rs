@@ -1,0 +1,108 @@
+//! Everything switchyard asks of git. git2 serves reads of refs, objects and trees; the
+//! `git` CLI will serve what it does much faster or with the user's credentials
+//! (merge machinery, fetch, push). No other module imports git2.
+
+use std::path::{Path, PathBuf};
+
+use git2::{ObjectType, Repository, TreeWalkMode, TreeWalkResult};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("not a git repository: {0} (nor any of its parents)")]
+    NotARepository(PathBuf),
+    #[error("{0} is a bare repository; switchyard needs one with a checkout")]
+    Bare(PathBuf),
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+}
+
+/// Where a repository lives, found from any directory inside any of its checkouts.
+#[derive(Debug, Clone)]
+pub struct RepoLocation {
+    /// The main checkout's root (where `switchyard.toml` lives). Canonical.
+    pub main_root: PathBuf,
+    /// The git directory shared by all worktrees (`<main>/.git`). Canonical.
+    pub common_dir: PathBuf,
+    /// The root of the checkout the search started in: the main one, or a task's
+    /// worktree. Canonical.
+    pub checkout_root: PathBuf,
+}
+
+impl RepoLocation {
+    /// Finds the repository containing `start`. From inside a linked worktree (a task's
+    /// worktree), the main repository is found through the shared git directory.
+    pub fn discover(start: &Path) -> Result<RepoLocation, GitError> {
+        let repo = Repository::discover(start).map_err(|e| match e.code() {
+            git2::ErrorCode::NotFound => GitError::NotARepository(start.to_owned()),
+            _ => GitError::Git(e),
+        })?;
+        let checkout_root = repo
+            .workdir()
+            .ok_or_else(|| GitError::Bare(repo.path().to_owned()))?
+            .to_owned();
+        let common_dir = repo.commondir().to_owned();
+        let main_root = if repo.is_worktree() {
+            let main = Repository::open(&common_dir)?;
+            main.workdir()
+                .ok_or_else(|| GitError::Bare(common_dir.clone()))?
+                .to_owned()
+        } else {
+            checkout_root.clone()
+        };
+        let canonical = |p: PathBuf| p.canonicalize().unwrap_or(p);
+        Ok(RepoLocation {
+            main_root: canonical(main_root),
+            common_dir: canonical(common_dir),
+            checkout_root: canonical(checkout_root),
+        })
+    }
+}
+
+/// The files tracked at HEAD of the checkout at `root`, in git's order.
+#[derive(Debug, Default)]
+pub struct Tracked {
+    pub files: Vec<String>,
+    /// Paths git holds that are not UTF-8: they are listed lossily in `files` too, but
+    /// globs cannot be trusted to match them as written.
+    pub non_utf8: Vec<String>,
+}
+
+pub fn tracked_files(root: &Path) -> Result<Tracked, GitError> {
+    let repo = Repository::open(root)?;
+    let mut tracked = Tracked::default();
+    let head = match repo.head() {
+        Ok(head) => head,
+        // No commit yet: nothing is tracked at HEAD.
+        Err(e) if e.code() == git2::ErrorCode::UnbornBranch => return Ok(tracked),
+        Err(e) => return Err(e.into()),
+    };
+    let tree = head.peel_to_tree()?;
+    tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+        if entry.kind() == Some(ObjectType::Tree) {
+            return TreeWalkResult::Ok;
+        }
+        let name = String::from_utf8_lossy(entry.name_bytes());
+        let path = format!("{dir}{name}");
+        if std::str::from_utf8(entry.name_bytes()).is_err() || path.contains('\u{FFFD}') {
+            tracked.non_utf8.push(path.clone());
+        }
+        tracked.files.push(path);
+        TreeWalkResult::Ok
+    })?;
+    Ok(tracked)
+}
+
+/// The branch checked out at `root`, if HEAD is on one.
+pub fn current_branch(root: &Path) -> Result<Option<String>, GitError> {
+    let repo = Repository::open(root)?;
+    let head = match repo.find_reference("HEAD") {
+        Ok(head) => head,
+        Err(_) => return Ok(None),
+    };
+    Ok(head
+        .symbolic_target()
+        .ok()
+        .flatten()
+        .and_then(|t| t.strip_prefix("refs/heads/"))
+        .map(str::to_owned))
+}

@@ -9,3 +9,5 @@ pub mod diagnostic;
 pub mod git;
 pub mod model;
 pub mod ownership;
+pub mod scheduler;
+pub mod store;

@@ -1,8 +1,9 @@
 //! Names and ids shared across the domain, as types rather than bare strings.
 
 use std::fmt;
+use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The name of a subsystem: ASCII letters, digits, `-`, `_` and `.`, starting with a
 /// letter or digit, so that it can never be mistaken for a path glob on the command line
@@ -10,6 +11,12 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct SubsystemName(String);
+
+impl<'de> Deserialize<'de> for SubsystemName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<SubsystemName, D::Error> {
+        SubsystemName::new(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
 
 impl SubsystemName {
     pub fn new(name: &str) -> Result<SubsystemName, String> {
@@ -37,6 +44,336 @@ impl fmt::Display for SubsystemName {
     }
 }
 
+/// A task's id: `t` and a number, short and stable (`t1`, `t2`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(pub i64);
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "t{}", self.0)
+    }
+}
+
+impl FromStr for TaskId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<TaskId, String> {
+        s.strip_prefix('t')
+            .and_then(|n| n.parse::<i64>().ok())
+            .filter(|n| *n > 0 && !s[1..].starts_with('0'))
+            .map(TaskId)
+            .ok_or_else(|| format!("invalid task id {s:?}: task ids look like t1, t2, ..."))
+    }
+}
+
+impl Serialize for TaskId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<TaskId, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where a task is in its life. The names are SPEC.md's and keep their meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    /// Waiting for an executor.
+    Open,
+    /// An executor holds it under a lease and works in its worktree.
+    Claimed,
+    /// Submitted; waiting in the merge queue.
+    Queued,
+    /// Being rebased and verified.
+    Verifying,
+    /// Waiting for a person's decision at a checkpoint.
+    AwaitingApproval,
+    /// Back with its executor, with the evidence of what failed.
+    Returned,
+    Merged,
+    Cancelled,
+}
+
+impl TaskState {
+    pub const ALL: [TaskState; 8] = [
+        TaskState::Open,
+        TaskState::Claimed,
+        TaskState::Queued,
+        TaskState::Verifying,
+        TaskState::AwaitingApproval,
+        TaskState::Returned,
+        TaskState::Merged,
+        TaskState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Open => "open",
+            TaskState::Claimed => "claimed",
+            TaskState::Queued => "queued",
+            TaskState::Verifying => "verifying",
+            TaskState::AwaitingApproval => "awaiting_approval",
+            TaskState::Returned => "returned",
+            TaskState::Merged => "merged",
+            TaskState::Cancelled => "cancelled",
+        }
+    }
+
+    /// States in which an executor holds the task under a lease: these count against
+    /// the subsystem caps.
+    pub fn holds_claim(self) -> bool {
+        match self {
+            TaskState::Claimed | TaskState::Returned => true,
+            TaskState::Open
+            | TaskState::Queued
+            | TaskState::Verifying
+            | TaskState::AwaitingApproval
+            | TaskState::Merged
+            | TaskState::Cancelled => false,
+        }
+    }
+
+    /// Merged and cancelled tasks are done; nothing moves them again.
+    pub fn is_final(self) -> bool {
+        match self {
+            TaskState::Merged | TaskState::Cancelled => true,
+            TaskState::Open
+            | TaskState::Claimed
+            | TaskState::Queued
+            | TaskState::Verifying
+            | TaskState::AwaitingApproval
+            | TaskState::Returned => false,
+        }
+    }
+}
+
+impl fmt::Display for TaskState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<TaskState, String> {
+        TaskState::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = TaskState::ALL.iter().map(|t| t.as_str()).collect();
+                format!("unknown state {s:?} (states: {})", names.join(", "))
+            })
+    }
+}
+
+/// Who did something: an executor, a person, or the daemon itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "name", rename_all = "snake_case")]
+pub enum Actor {
+    Agent(String),
+    Person(String),
+    Daemon,
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Agent(n) => write!(f, "agent {n}"),
+            Actor::Person(n) => write!(f, "{n}"),
+            Actor::Daemon => f.write_str("the daemon"),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, UTC. Serialized as RFC 3339 (`2026-11-24T05:52:26.123Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn now() -> Timestamp {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    pub fn plus(self, d: std::time::Duration) -> Timestamp {
+        Timestamp(
+            self.0
+                .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        )
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.rem_euclid(1000);
+        let secs = self.0.div_euclid(1000);
+        let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_rfc3339(&s)
+            .map(Timestamp)
+            .ok_or_else(|| serde::de::Error::custom(format!("invalid timestamp {s:?}")))
+    }
+}
+
+/// Parses exactly the form [`Timestamp`] prints.
+fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[23] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
+    // Days from civil (the inverse of the algorithm above).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86400 + hh * 3600 + mm * 60 + ss) * 1000) + ms)
+}
+
+/// One task as the ledger holds it and the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: TaskId,
+    pub title: String,
+    /// The request: why the task exists and what is asked.
+    pub body: String,
+    /// Acceptance criteria: what "done" means.
+    pub accept: Vec<String>,
+    /// The scope as given: subsystem names and path globs.
+    pub scope: Vec<String>,
+    /// The scope resolved through the ownership config when the task was created.
+    pub subsystems: Vec<SubsystemName>,
+    /// Higher runs first.
+    pub priority: i64,
+    pub state: TaskState,
+    pub branch: String,
+    pub worktree: Option<String>,
+    pub agent: Option<String>,
+    pub lease_expires_at: Option<Timestamp>,
+    /// How many times the task has been submitted.
+    pub attempt: i64,
+    /// The first of the task's block of ports (`SWITCHYARD_PORT_BASE`).
+    pub port_base: Option<u16>,
+    /// The base commit the task's branch started from.
+    pub base_sha: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// What happened to a task. Events are append-only: the ledger never changes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Created,
+    Claimed,
+    /// The task's worktree is ready at the path in the evidence.
+    WorktreeReady,
+    WorktreeFailed,
+    /// The worktree was missing after a restart and was made again from the branch.
+    WorktreeRestored,
+    /// The worktree went back to the pool or was removed after the task let go of it.
+    WorktreeRecycled,
+    /// The worktree had uncommitted changes, so it stays with the task.
+    WorktreeKept,
+    SetupFailed,
+    Released,
+    LeaseExpired,
+    Cancelled,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Created => "created",
+            EventKind::Claimed => "claimed",
+            EventKind::WorktreeReady => "worktree_ready",
+            EventKind::WorktreeFailed => "worktree_failed",
+            EventKind::WorktreeRestored => "worktree_restored",
+            EventKind::WorktreeRecycled => "worktree_recycled",
+            EventKind::WorktreeKept => "worktree_kept",
+            EventKind::SetupFailed => "setup_failed",
+            EventKind::Released => "released",
+            EventKind::LeaseExpired => "lease_expired",
+            EventKind::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One ledger event: who did what to which task, when, into which state, and the
+/// evidence (paths, commits, command output) as a JSON object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: Timestamp,
+    pub event: EventKind,
+    pub task: TaskId,
+    pub by: Actor,
+    /// The task's state after the event, when the event changed it.
+    pub state: Option<TaskState>,
+    pub evidence: serde_json::Value,
+}
+
+/// A git branch name for a task: `switchyard/<id>-<slug>`, where the slug keeps only
+/// lowercase ASCII letters and digits of the title. Valid whatever the title holds.
+pub fn task_branch(id: TaskId, title: &str) -> String {
+    let mut slug = String::new();
+    for c in title.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+        if slug.len() >= 40 {
+            break;
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    if slug.is_empty() {
+        format!("switchyard/{id}")
+    } else {
+        format!("switchyard/{id}-{slug}")
+    }
+}
+
 /// Whether `name` is acceptable to git as a branch name (`git check-ref-format --branch`).
 pub fn is_valid_branch_name(name: &str) -> bool {
     let bad_char = |c: char| c.is_ascii_control() || " ~^:?*[\\".contains(c);
@@ -59,6 +396,55 @@ pub fn is_valid_branch_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn task_ids_round_trip() {
+        assert_eq!("t12".parse::<TaskId>(), Ok(TaskId(12)));
+        assert_eq!(TaskId(7).to_string(), "t7");
+        for bad in ["12", "t", "t0", "t01", "tx", "t-1", "T1", ""] {
+            assert!(bad.parse::<TaskId>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timestamps_print_and_parse_rfc3339() {
+        assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000Z");
+        let t = Timestamp(1_795_499_546_123);
+        assert_eq!(t.to_string(), "2026-11-24T05:52:26.123Z");
+        assert_eq!(parse_rfc3339(&t.to_string()), Some(t.0));
+        assert_eq!(
+            parse_rfc3339("2000-02-29T23:59:59.999Z")
+                .map(Timestamp)
+                .unwrap()
+                .to_string(),
+            "2000-02-29T23:59:59.999Z"
+        );
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn task_branches_are_always_valid() {
+        assert_eq!(
+            task_branch(TaskId(3), "Fix the login bug!"),
+            "switchyard/t3-fix-the-login-bug"
+        );
+        for title in [
+            "",
+            "../../etc/passwd",
+            "a@{1}.lock",
+            "$(rm -rf /); `x` | y & z",
+            "émoji 🚂 only",
+            "--force",
+            "~^:?*[\\",
+            &"x".repeat(10_000),
+            "trailing.",
+            "x.lock",
+        ] {
+            let b = task_branch(TaskId(1), title);
+            assert!(is_valid_branch_name(&b), "{title:?} -> {b:?}");
+            assert!(b.len() <= 64, "{b}");
+        }
+    }
 
     #[test]
     fn branch_names() {

@@ -35,6 +35,7 @@ pub struct Config {
     pub queue: Queue,
     /// In file order.
     pub subsystems: Vec<Subsystem>,
+    pub claims: Claims,
     pub worktrees: Worktrees,
     pub github: Option<Github>,
     /// The subsystems' path rules, compiled.
@@ -47,6 +48,14 @@ pub struct Queue {
     pub verify: Vec<String>,
     /// Time limit for each verify command.
     pub verify_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// How long a claim lasts without a heartbeat.
+    pub lease: Duration,
+    /// At most this many tasks claimed at once across all subsystems; `None`: no cap.
+    pub max_parallel: Option<NonZeroU32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

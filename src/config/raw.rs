@@ -21,8 +21,15 @@ pub(crate) struct Raw {
     pub remote: Option<Str>,
     pub queue: Option<RawQueue>,
     pub subsystems: Vec<RawSubsystem>,
+    pub claims: Option<RawClaims>,
     pub worktrees: Option<RawWorktrees>,
     pub github: Option<RawGithub>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawClaims {
+    pub lease: Option<Str>,
+    pub max_parallel: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default)]
@@ -113,6 +120,15 @@ pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
                     sub
                 })
                 .collect(),
+            claims: r.table("claims").map(|(t, _)| {
+                let mut c = r.nested(t, "[claims]");
+                let claims = RawClaims {
+                    lease: c.string("lease"),
+                    max_parallel: c.integer("max_parallel"),
+                };
+                c.finish(CLAIMS_KEYS);
+                claims
+            }),
             worktrees: r.table("worktrees").map(|(t, _)| {
                 let mut w = r.nested(t, "[worktrees]");
                 let wt = RawWorktrees {
@@ -148,10 +164,12 @@ const TOP_KEYS: &[&str] = &[
     "remote",
     "queue",
     "subsystem",
+    "claims",
     "worktrees",
     "github",
 ];
 const QUEUE_KEYS: &[&str] = &["verify", "verify_timeout"];
+const CLAIMS_KEYS: &[&str] = &["lease", "max_parallel"];
 const SUBSYSTEM_KEYS: &[&str] = &[
     "name",
     "paths",
@@ -164,8 +182,9 @@ const WORKTREES_KEYS: &[&str] = &["root", "pool", "copy", "setup", "setup_timeou
 const GITHUB_KEYS: &[&str] = &["repo", "api_url", "token_env"];
 
 /// Every section's keys, so that a key written in the wrong section can be pointed home.
-const KEY_HOMES: [(&str, &[&str]); 4] = [
+const KEY_HOMES: [(&str, &[&str]); 5] = [
     ("[queue]", QUEUE_KEYS),
+    ("[claims]", CLAIMS_KEYS),
     ("[[subsystem]]", SUBSYSTEM_KEYS),
     ("[worktrees]", WORKTREES_KEYS),
     ("[github]", GITHUB_KEYS),

@@ -33,6 +33,8 @@ fn defaults() {
     assert_eq!(c.queue.verify, Vec::<String>::new());
     assert_eq!(c.queue.verify_timeout, Duration::from_secs(1200));
     assert_eq!(c.worktrees.pool, 2);
+    assert_eq!(c.claims.lease, Duration::from_secs(1800));
+    assert_eq!(c.claims.max_parallel, None);
     assert!(c.github.is_none());
     assert!(c.subsystems.is_empty());
 }
@@ -53,6 +55,14 @@ fn unknown_keys_with_suggestions() {
             "sy.toml:1:1: unknown key `bsae` in the top level; did you mean `base`?",
             "sy.toml:3:1: unknown key `verfy` in [queue]; did you mean `verify`?",
             "sy.toml:5:1: unknown key `zzz` in [worktrees] (known keys: root, pool, copy, setup, setup_timeout)",
+        ],
+    );
+    check(
+        "[claims]\nlease = \"forever\"\nmax_parallel = 0\nlaese = 1\n",
+        &[
+            "sy.toml:2:9: invalid duration \"forever\": write a number with a unit, like \"90s\", \"20m\" or \"1h30m\" (units: ms, s, m, h, d)",
+            "sy.toml:3:16: `max_parallel` must be at least 1, found 0 (leave it out for no cap)",
+            "sy.toml:4:1: unknown key `laese` in [claims]; did you mean `lease`?",
         ],
     );
     check(
@@ -261,6 +271,8 @@ fn example_config_parses_and_sets_every_key() {
     assert!(raw.base.is_some() && raw.remote.is_some());
     let q = raw.queue.unwrap();
     assert!(q.verify.is_some() && q.verify_timeout.is_some());
+    let c = raw.claims.unwrap();
+    assert!(c.lease.is_some() && c.max_parallel.is_some());
     let w = raw.worktrees.unwrap();
     assert!(w.root.is_some() && w.pool.is_some() && w.copy.is_some());
     assert!(w.setup.is_some() && w.setup_timeout.is_some());

@@ -9,14 +9,17 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use toml::Spanned;
+
 use super::raw::{Raw, Str, StrList};
-use super::{Approval, Config, Context, Github, Queue, Subsystem, Worktrees, normalize};
+use super::{Approval, Claims, Config, Context, Github, Queue, Subsystem, Worktrees, normalize};
 use crate::diagnostic::{Diagnostic, Location};
 use crate::model::{SubsystemName, is_valid_branch_name};
 use crate::ownership::{Ownership, Pattern, Rule};
 
 pub(crate) const DEFAULT_BASE: &str = "main";
 pub(crate) const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+pub(crate) const DEFAULT_LEASE: Duration = Duration::from_secs(30 * 60);
 pub(crate) const DEFAULT_POOL: u32 = 2;
 pub(crate) const MAX_POOL: i64 = 256;
 pub(crate) const DEFAULT_SETUP_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -70,6 +73,24 @@ impl Validator<'_> {
         out
     }
 
+    /// A cap: absent is no cap; present must be at least 1.
+    fn cap(&mut self, value: Option<&Spanned<i64>>) -> Option<NonZeroU32> {
+        let value = value?;
+        let n = *value.get_ref();
+        match u32::try_from(n).ok().and_then(NonZeroU32::new) {
+            Some(n) => Some(n),
+            None => {
+                self.error(
+                    value.span(),
+                    format!(
+                        "`max_parallel` must be at least 1, found {n} (leave it out for no cap)"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     fn missing(&mut self, header: Range<usize>, key: &str, section: &str) {
         self.error(header, format!("missing key `{key}` in {section}"));
     }
@@ -117,6 +138,11 @@ pub(crate) fn validate(
     };
 
     let (subsystems, ownership) = subsystems(&mut v, &raw.subsystems);
+    let raw_claims = raw.claims.unwrap_or_default();
+    let claims = Claims {
+        lease: v.duration(raw_claims.lease.as_ref(), "lease", DEFAULT_LEASE),
+        max_parallel: v.cap(raw_claims.max_parallel.as_ref()),
+    };
     let worktrees = worktrees(&mut v, raw.worktrees.unwrap_or_default(), ctx);
     let github = raw.github.map(|g| github(&mut v, g));
 
@@ -125,6 +151,7 @@ pub(crate) fn validate(
         remote,
         queue,
         subsystems,
+        claims,
         worktrees,
         github,
         ownership,
@@ -172,21 +199,7 @@ fn subsystems(
             },
         };
 
-        let max_parallel = s.max_parallel.as_ref().and_then(|m| {
-            let n = *m.get_ref();
-            match u32::try_from(n).ok().and_then(NonZeroU32::new) {
-                Some(n) => Some(n),
-                None => {
-                    v.error(
-                        m.span(),
-                        format!(
-                            "`max_parallel` must be at least 1, found {n} (leave it out for no cap)"
-                        ),
-                    );
-                    None
-                }
-            }
-        });
+        let max_parallel = v.cap(s.max_parallel.as_ref());
         let approval = match s.approval.as_ref() {
             None => Approval::None,
             Some(a) => match a.get_ref().as_str() {

@@ -1,0 +1,927 @@
+//! The ledger: tasks, their append-only events, and the worktree pool, in SQLite.
+//!
+//! The database lives in the repository's git directory (`.git/switchyard/ledger.db`),
+//! never in the working tree. WAL with `synchronous = FULL`: a committed transaction
+//! survives `kill -9` and power loss. Every state change writes the new state and its
+//! event in one transaction, and the `events` table refuses updates and deletes.
+//!
+//! This module knows the schema and nothing else: which task a claim gets is the
+//! scheduler's decision, made here inside the claim's transaction so that checking the
+//! caps and taking the slot cannot be separated.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use serde_json::{Value, json};
+
+use crate::model::{
+    Actor, Event, EventKind, SubsystemName, Task, TaskId, TaskState, Timestamp, task_branch,
+};
+use crate::scheduler::{self, Blocked, Caps, Load};
+
+/// Schema migrations, in order; `PRAGMA user_version` counts how many have run.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE tasks (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    title            TEXT    NOT NULL,
+    body             TEXT    NOT NULL,
+    accept           TEXT    NOT NULL,  -- JSON array of strings
+    scope            TEXT    NOT NULL,  -- JSON array of strings, as given
+    priority         INTEGER NOT NULL,
+    state            TEXT    NOT NULL,
+    branch           TEXT    NOT NULL UNIQUE,
+    worktree         TEXT,
+    worktree_ready   INTEGER NOT NULL DEFAULT 0,
+    agent            TEXT,
+    lease_expires_at INTEGER,
+    attempt          INTEGER NOT NULL DEFAULT 0,
+    port_base        INTEGER UNIQUE,
+    base_sha         TEXT,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL
+);
+CREATE TABLE task_subsystems (
+    task      INTEGER NOT NULL REFERENCES tasks(seq),
+    subsystem TEXT    NOT NULL,
+    PRIMARY KEY (task, subsystem)
+);
+CREATE INDEX tasks_by_state ON tasks(state, priority DESC, seq);
+CREATE TABLE events (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    task     INTEGER NOT NULL REFERENCES tasks(seq),
+    at       INTEGER NOT NULL,
+    kind     TEXT    NOT NULL,
+    actor    TEXT    NOT NULL,  -- JSON: {"kind": "agent"|"person"|"daemon", "name"}
+    state    TEXT,
+    evidence TEXT    NOT NULL   -- JSON object
+);
+CREATE INDEX events_by_task ON events(task, id);
+CREATE TRIGGER events_are_append_only_u BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'ledger events are append-only'); END;
+CREATE TRIGGER events_are_append_only_d BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'ledger events are append-only'); END;
+-- Worktrees kept ready for claims. `creating` ones may be half-made after a crash.
+CREATE TABLE pool (
+    path       TEXT    PRIMARY KEY,
+    state      TEXT    NOT NULL,  -- 'creating' | 'ready'
+    created_at INTEGER NOT NULL
+);
+"#];
+
+/// Ports are handed out in blocks of this size, from `PORT_START` up.
+pub const PORT_BLOCK: u16 = 10;
+const PORT_START: u16 = 20000;
+const PORT_BLOCKS: u16 = 4000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("no task {0}")]
+    NotFound(TaskId),
+    /// The request is understood but the task's state does not allow it.
+    #[error("{0}")]
+    Refused(String),
+    /// Nothing fits under the caps, or nothing is open.
+    #[error("{0}")]
+    NothingToClaim(String),
+    #[error(
+        "the ledger schema is version {found}, newer than this switchyard knows ({known}); upgrade switchyard"
+    )]
+    TooNew { found: i64, known: i64 },
+    #[error("ledger: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
+
+/// A task to create.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub title: String,
+    pub body: String,
+    pub accept: Vec<String>,
+    pub scope: Vec<String>,
+    pub subsystems: Vec<SubsystemName>,
+    pub priority: i64,
+    pub by: Actor,
+}
+
+/// What a claim needs besides the task: who, the caps, the clock, and how to tell a
+/// port that is taken by something outside switchyard.
+pub struct ClaimRequest<'a> {
+    pub task: Option<TaskId>,
+    pub agent: &'a str,
+    pub caps: &'a Caps,
+    pub now: Timestamp,
+    pub lease: Duration,
+    pub base_sha: &'a str,
+    pub port_is_free: &'a dyn Fn(u16) -> bool,
+}
+
+/// A successful claim: the task, and whether it is a renewal of the agent's own claim.
+#[derive(Debug)]
+pub struct Claimed {
+    pub task: Task,
+    pub renewed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolMember {
+    pub path: String,
+    pub ready: bool,
+}
+
+pub struct Ledger {
+    conn: Connection,
+}
+
+impl Ledger {
+    /// Opens (creating if needed) and migrates the ledger at `path`.
+    pub fn open(path: &Path) -> Result<Ledger> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut ledger = Ledger { conn };
+        ledger.migrate()?;
+        Ok(ledger)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(LedgerError::TooNew {
+                found: version,
+                known,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self) -> Result<Transaction<'_>> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+
+    pub fn add_task(&mut self, new: &NewTask, now: Timestamp) -> Result<Task> {
+        let tx = self.write()?;
+        // The branch name needs the id, which SQLite assigns: insert, then name it.
+        tx.execute(
+            "INSERT INTO tasks (title, body, accept, scope, priority, state, branch, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'open', '', ?6, ?6)",
+            params![
+                new.title,
+                new.body,
+                json!(new.accept).to_string(),
+                json!(new.scope).to_string(),
+                new.priority,
+                now.0
+            ],
+        )?;
+        let id = TaskId(tx.last_insert_rowid());
+        tx.execute(
+            "UPDATE tasks SET branch = ?1 WHERE seq = ?2",
+            params![task_branch(id, &new.title), id.0],
+        )?;
+        for s in &new.subsystems {
+            tx.execute(
+                "INSERT INTO task_subsystems (task, subsystem) VALUES (?1, ?2)",
+                params![id.0, s.as_str()],
+            )?;
+        }
+        let evidence = json!({
+            "title": new.title,
+            "scope": new.scope,
+            "subsystems": new.subsystems,
+            "priority": new.priority,
+        });
+        append(
+            &tx,
+            id,
+            now,
+            EventKind::Created,
+            &new.by,
+            Some(TaskState::Open),
+            evidence,
+        )?;
+        let task = load_task(&tx, id)?;
+        tx.commit()?;
+        Ok(task)
+    }
+
+    pub fn task(&self, id: TaskId) -> Result<Task> {
+        load_task(&self.conn, id)
+    }
+
+    /// Tasks, optionally in one state, by id.
+    pub fn tasks(&self, state: Option<TaskState>) -> Result<Vec<Task>> {
+        load_tasks(&self.conn, state.map(|s| vec![s]).as_deref())
+    }
+
+    /// A task's events, oldest first.
+    pub fn events(&self, id: TaskId) -> Result<Vec<Event>> {
+        load_task(&self.conn, id)?;
+        let mut stmt = self.conn.prepare(
+            "SELECT task, at, kind, actor, state, evidence FROM events WHERE task = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([id.0], event_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Claims the given task, or the next one that fits the caps. Checking the caps and
+    /// taking the slot happen in one write transaction.
+    pub fn claim(&mut self, req: &ClaimRequest<'_>) -> Result<Claimed> {
+        let tx = self.write()?;
+        let holding = load_tasks(&tx, Some(&holding_states()))?;
+        let load = Load::of(&holding);
+        let task = match req.task {
+            Some(id) => {
+                let task = load_task(&tx, id)?;
+                if task.state.holds_claim() && task.agent.as_deref() == Some(req.agent) {
+                    // The agent's own claim: a retry (its reply may have been lost), so
+                    // renew the lease and hand the same claim back.
+                    let expires = req.now.plus(req.lease);
+                    tx.execute(
+                        "UPDATE tasks SET lease_expires_at = ?1, updated_at = ?2 WHERE seq = ?3",
+                        params![expires.0, req.now.0, id.0],
+                    )?;
+                    let task = load_task(&tx, id)?;
+                    tx.commit()?;
+                    return Ok(Claimed {
+                        task,
+                        renewed: true,
+                    });
+                }
+                if task.state != TaskState::Open {
+                    return Err(LedgerError::Refused(not_claimable(&task)));
+                }
+                scheduler::fits(&task.subsystems, &load, req.caps)
+                    .map_err(|why| LedgerError::Refused(format!("cannot claim {id}: {why}")))?;
+                task
+            }
+            None => {
+                let open = load_tasks(&tx, Some(&[TaskState::Open]))?;
+                if open.is_empty() {
+                    return Err(LedgerError::NothingToClaim("no open tasks to claim".into()));
+                }
+                match scheduler::pick(&open, &load, req.caps) {
+                    Ok(task) => task.clone(),
+                    Err(blocked) => {
+                        return Err(LedgerError::NothingToClaim(describe_blocked(&blocked)));
+                    }
+                }
+            }
+        };
+        let port = match task.port_base {
+            Some(p) => p,
+            None => free_port_block(&tx, req.port_is_free)?,
+        };
+        let expires = req.now.plus(req.lease);
+        tx.execute(
+            "UPDATE tasks SET state = 'claimed', agent = ?1, lease_expires_at = ?2, port_base = ?3,
+                 base_sha = COALESCE(base_sha, ?4), updated_at = ?5
+             WHERE seq = ?6",
+            params![
+                req.agent,
+                expires.0,
+                port,
+                req.base_sha,
+                req.now.0,
+                task.id.0
+            ],
+        )?;
+        let evidence = json!({
+            "agent": req.agent,
+            "lease_expires_at": expires,
+            "branch": task.branch,
+            "base_sha": task.base_sha.as_deref().unwrap_or(req.base_sha),
+            "port_base": port,
+        });
+        let by = Actor::Agent(req.agent.to_owned());
+        append(
+            &tx,
+            task.id,
+            req.now,
+            EventKind::Claimed,
+            &by,
+            Some(TaskState::Claimed),
+            evidence,
+        )?;
+        let task = load_task(&tx, task.id)?;
+        tx.commit()?;
+        Ok(Claimed {
+            task,
+            renewed: false,
+        })
+    }
+
+    /// Renews the lease of the agent's claim.
+    pub fn heartbeat(
+        &mut self,
+        id: TaskId,
+        agent: &str,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Task> {
+        let tx = self.write()?;
+        let task = load_task(&tx, id)?;
+        check_holder(&task, agent)?;
+        tx.execute(
+            "UPDATE tasks SET lease_expires_at = ?1, updated_at = ?2 WHERE seq = ?3",
+            params![now.plus(lease).0, now.0, id.0],
+        )?;
+        let task = load_task(&tx, id)?;
+        tx.commit()?;
+        Ok(task)
+    }
+
+    /// Gives a claimed task back: on purpose (`released`, by its agent) or because its
+    /// lease ran out (`lease_expired`, by the daemon). Branch, commits and worktree stay.
+    pub fn release(&mut self, id: TaskId, by: &Actor, now: Timestamp) -> Result<Task> {
+        let tx = self.write()?;
+        let task = load_task(&tx, id)?;
+        let kind = match by {
+            Actor::Agent(agent) => {
+                check_holder(&task, agent)?;
+                EventKind::Released
+            }
+            Actor::Daemon => {
+                if !task.state.holds_claim() {
+                    return Err(LedgerError::Refused(format!(
+                        "{id} is {}, not claimed",
+                        task.state
+                    )));
+                }
+                EventKind::LeaseExpired
+            }
+            Actor::Person(_) => {
+                return Err(LedgerError::Refused(
+                    "only the holding agent releases a claim".into(),
+                ));
+            }
+        };
+        tx.execute(
+            "UPDATE tasks SET state = 'open', agent = NULL, lease_expires_at = NULL, updated_at = ?1
+             WHERE seq = ?2",
+            params![now.0, id.0],
+        )?;
+        let evidence = json!({
+            "agent": task.agent,
+            "lease_expires_at": task.lease_expires_at,
+            "branch": task.branch,
+        });
+        append(&tx, id, now, kind, by, Some(TaskState::Open), evidence)?;
+        let task = load_task(&tx, id)?;
+        tx.commit()?;
+        Ok(task)
+    }
+
+    /// Tasks whose lease has run out by `now`.
+    pub fn expired(&self, now: Timestamp) -> Result<Vec<TaskId>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq FROM tasks WHERE lease_expires_at IS NOT NULL AND lease_expires_at <= ?1
+             AND state IN ('claimed', 'returned') ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([now.0], |r| r.get::<_, i64>(0).map(TaskId))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Cancels a task that has not landed. Its branch stays.
+    pub fn cancel(&mut self, id: TaskId, by: &Actor, reason: &str, now: Timestamp) -> Result<Task> {
+        let tx = self.write()?;
+        let task = load_task(&tx, id)?;
+        if task.state.is_final() {
+            return Err(LedgerError::Refused(format!(
+                "{id} is already {}",
+                task.state
+            )));
+        }
+        tx.execute(
+            "UPDATE tasks SET state = 'cancelled', agent = NULL, lease_expires_at = NULL,
+                 port_base = NULL, updated_at = ?1 WHERE seq = ?2",
+            params![now.0, id.0],
+        )?;
+        let evidence = json!({"reason": reason, "was": task.state, "branch": task.branch});
+        append(
+            &tx,
+            id,
+            now,
+            EventKind::Cancelled,
+            by,
+            Some(TaskState::Cancelled),
+            evidence,
+        )?;
+        let task = load_task(&tx, id)?;
+        tx.commit()?;
+        Ok(task)
+    }
+
+    /// Records where a task's worktree is and whether it is ready, with an event.
+    pub fn set_worktree(
+        &mut self,
+        id: TaskId,
+        path: Option<&str>,
+        ready: bool,
+        event: Option<(EventKind, Value)>,
+        now: Timestamp,
+    ) -> Result<Task> {
+        let tx = self.write()?;
+        tx.execute(
+            "UPDATE tasks SET worktree = ?1, worktree_ready = ?2, updated_at = ?3 WHERE seq = ?4",
+            params![path, ready, now.0, id.0],
+        )?;
+        if let Some((kind, evidence)) = event {
+            append(&tx, id, now, kind, &Actor::Daemon, None, evidence)?;
+        }
+        let task = load_task(&tx, id)?;
+        tx.commit()?;
+        Ok(task)
+    }
+
+    /// Appends an event that does not change the task's state.
+    pub fn note(
+        &mut self,
+        id: TaskId,
+        kind: EventKind,
+        by: &Actor,
+        evidence: Value,
+        now: Timestamp,
+    ) -> Result<()> {
+        let tx = self.write()?;
+        load_task(&tx, id)?;
+        append(&tx, id, now, kind, by, None, evidence)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Tasks whose worktree is assigned but not yet ready (a claim interrupted by a crash).
+    pub fn unready_worktrees(&self) -> Result<Vec<Task>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq FROM tasks WHERE worktree IS NOT NULL AND worktree_ready = 0 ORDER BY seq",
+        )?;
+        let ids: Vec<i64> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        ids.into_iter()
+            .map(|i| load_task(&self.conn, TaskId(i)))
+            .collect()
+    }
+
+    pub fn pool(&self) -> Result<Vec<PoolMember>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, state FROM pool ORDER BY created_at, path")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(PoolMember {
+                path: r.get(0)?,
+                ready: r.get::<_, String>(1)? == "ready",
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Notes a pool worktree about to be made, so a crash midway is found on restart.
+    pub fn pool_creating(&mut self, path: &str, now: Timestamp) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO pool (path, state, created_at) VALUES (?1, 'creating', ?2)",
+            params![path, now.0],
+        )?;
+        Ok(())
+    }
+
+    pub fn pool_ready(&mut self, path: &str) -> Result<()> {
+        self.conn
+            .execute("UPDATE pool SET state = 'ready' WHERE path = ?1", [path])?;
+        Ok(())
+    }
+
+    pub fn pool_remove(&mut self, path: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM pool WHERE path = ?1", [path])?;
+        Ok(())
+    }
+
+    /// Takes a ready pool worktree for task `id`, recording in the same transaction that
+    /// the task's worktree is on its way to `target`.
+    pub fn take_from_pool(
+        &mut self,
+        id: TaskId,
+        target: &str,
+        now: Timestamp,
+    ) -> Result<Option<String>> {
+        let tx = self.write()?;
+        let member: Option<String> = tx
+            .query_row(
+                "SELECT path FROM pool WHERE state = 'ready' ORDER BY created_at, path LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(path) = &member {
+            tx.execute("DELETE FROM pool WHERE path = ?1", [path])?;
+        }
+        tx.execute(
+            "UPDATE tasks SET worktree = ?1, worktree_ready = 0, updated_at = ?2 WHERE seq = ?3",
+            params![target, now.0, id.0],
+        )?;
+        tx.commit()?;
+        Ok(member)
+    }
+}
+
+fn holding_states() -> Vec<TaskState> {
+    TaskState::ALL
+        .into_iter()
+        .filter(|s| s.holds_claim())
+        .collect()
+}
+
+fn check_holder(task: &Task, agent: &str) -> Result<()> {
+    if !task.state.holds_claim() {
+        return Err(LedgerError::Refused(format!(
+            "{} is {}, not claimed",
+            task.id, task.state
+        )));
+    }
+    if task.agent.as_deref() != Some(agent) {
+        return Err(LedgerError::Refused(format!(
+            "{} is claimed by {}, not by {agent}",
+            task.id,
+            task.agent.as_deref().unwrap_or("nobody")
+        )));
+    }
+    Ok(())
+}
+
+fn not_claimable(task: &Task) -> String {
+    match (task.state, &task.agent, task.lease_expires_at) {
+        (s, Some(agent), Some(until)) if s.holds_claim() => {
+            format!("{} is claimed by {agent} (lease until {until})", task.id)
+        }
+        (s, _, _) => format!("{} is {s}, not open", task.id),
+    }
+}
+
+fn describe_blocked(blocked: &[(TaskId, Blocked)]) -> String {
+    let parts: Vec<String> = blocked
+        .iter()
+        .map(|(id, why)| format!("{id}: {why}"))
+        .collect();
+    format!(
+        "nothing can be claimed: {} open task(s), all held back by caps ({})",
+        blocked.len(),
+        parts.join("; ")
+    )
+}
+
+/// The lowest block of ports no live task holds and nothing else listens on.
+fn free_port_block(tx: &Transaction<'_>, port_is_free: &dyn Fn(u16) -> bool) -> Result<u16> {
+    let mut stmt = tx.prepare("SELECT port_base FROM tasks WHERE port_base IS NOT NULL")?;
+    let taken: std::collections::HashSet<u16> = stmt
+        .query_map([], |r| r.get::<_, u16>(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    (0..PORT_BLOCKS)
+        .map(|i| PORT_START + i * PORT_BLOCK)
+        .find(|p| !taken.contains(p) && port_is_free(*p))
+        .ok_or_else(|| LedgerError::Refused("no free block of ports left".into()))
+}
+
+fn append(
+    tx: &Transaction<'_>,
+    id: TaskId,
+    at: Timestamp,
+    kind: EventKind,
+    by: &Actor,
+    state: Option<TaskState>,
+    evidence: Value,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO events (task, at, kind, actor, state, evidence) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            id.0,
+            at.0,
+            kind.as_str(),
+            json!(by).to_string(),
+            state.map(TaskState::as_str),
+            evidence.to_string()
+        ],
+    )?;
+    Ok(())
+}
+
+const TASK_COLUMNS: &str =
+    "seq, title, body, accept, scope, priority, state, branch, worktree, agent,
+     lease_expires_at, attempt, port_base, base_sha, created_at, updated_at";
+
+fn load_task(conn: &Connection, id: TaskId) -> Result<Task> {
+    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE seq = ?1");
+    let task = conn
+        .query_row(&sql, [id.0], task_from_row)
+        .optional()?
+        .ok_or(LedgerError::NotFound(id))?;
+    with_subsystems(conn, vec![task]).map(|mut v| v.remove(0))
+}
+
+fn load_tasks(conn: &Connection, states: Option<&[TaskState]>) -> Result<Vec<Task>> {
+    let filter = match states {
+        Some(states) => {
+            let names: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+            format!("WHERE state IN ({})", names.join(", "))
+        }
+        None => String::new(),
+    };
+    let sql = format!("SELECT {TASK_COLUMNS} FROM tasks {filter} ORDER BY seq");
+    let mut stmt = conn.prepare(&sql)?;
+    let tasks = stmt
+        .query_map([], task_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    with_subsystems(conn, tasks)
+}
+
+fn with_subsystems(conn: &Connection, mut tasks: Vec<Task>) -> Result<Vec<Task>> {
+    let mut stmt =
+        conn.prepare("SELECT subsystem FROM task_subsystems WHERE task = ?1 ORDER BY subsystem")?;
+    for task in &mut tasks {
+        let names = stmt
+            .query_map([task.id.0], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        task.subsystems = names
+            .iter()
+            .filter_map(|n| SubsystemName::new(n).ok())
+            .collect();
+    }
+    Ok(tasks)
+}
+
+fn json_column<T: serde::de::DeserializeOwned>(row: &Row<'_>, i: usize) -> rusqlite::Result<T> {
+    let text: String = row.get(i)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn state_column(row: &Row<'_>, i: usize) -> rusqlite::Result<TaskState> {
+    let text: String = row.get(i)?;
+    text.parse().map_err(|e: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
+    Ok(Task {
+        id: TaskId(row.get(0)?),
+        title: row.get(1)?,
+        body: row.get(2)?,
+        accept: json_column(row, 3)?,
+        scope: json_column(row, 4)?,
+        subsystems: Vec::new(),
+        priority: row.get(5)?,
+        state: state_column(row, 6)?,
+        branch: row.get(7)?,
+        worktree: row.get(8)?,
+        agent: row.get(9)?,
+        lease_expires_at: row.get::<_, Option<i64>>(10)?.map(Timestamp),
+        attempt: row.get(11)?,
+        port_base: row.get(12)?,
+        base_sha: row.get(13)?,
+        created_at: Timestamp(row.get(14)?),
+        updated_at: Timestamp(row.get(15)?),
+    })
+}
+
+fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
+    let kind: String = row.get(2)?;
+    Ok(Event {
+        task: TaskId(row.get(0)?),
+        at: Timestamp(row.get(1)?),
+        event: serde_json::from_value(Value::String(kind)).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        by: json_column(row, 3)?,
+        state: row
+            .get::<_, Option<String>>(4)?
+            .map(|s| s.parse())
+            .transpose()
+            .map_err(|e: String| {
+                rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, e.into())
+            })?,
+        evidence: json_column(row, 5)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger() -> (tempfile::TempDir, Ledger) {
+        let dir = tempfile::TempDir::new().unwrap();
+        let ledger = Ledger::open(&dir.path().join("ledger.db")).unwrap();
+        (dir, ledger)
+    }
+
+    fn new_task(title: &str, subs: &[&str], priority: i64) -> NewTask {
+        NewTask {
+            title: title.into(),
+            body: String::new(),
+            accept: vec!["it works".into()],
+            scope: subs.iter().map(|s| s.to_string()).collect(),
+            subsystems: subs
+                .iter()
+                .map(|s| SubsystemName::new(s).unwrap())
+                .collect(),
+            priority,
+            by: Actor::Person("planner".into()),
+        }
+    }
+
+    fn claim(
+        l: &mut Ledger,
+        task: Option<TaskId>,
+        agent: &str,
+        caps: &Caps,
+        now: i64,
+    ) -> Result<Claimed> {
+        l.claim(&ClaimRequest {
+            task,
+            agent,
+            caps,
+            now: Timestamp(now),
+            lease: Duration::from_secs(60),
+            base_sha: "abc",
+            port_is_free: &|_| true,
+        })
+    }
+
+    #[test]
+    fn tasks_get_short_stable_ids_and_branches() {
+        let (_d, mut l) = ledger();
+        let a = l
+            .add_task(&new_task("Fix login", &["auth"], 0), Timestamp(1))
+            .unwrap();
+        let b = l
+            .add_task(&new_task("Add docs", &[], 0), Timestamp(2))
+            .unwrap();
+        assert_eq!(
+            (a.id.to_string(), b.id.to_string()),
+            ("t1".into(), "t2".into())
+        );
+        assert_eq!(a.branch, "switchyard/t1-fix-login");
+        assert_eq!(a.subsystems[0].as_str(), "auth");
+        assert_eq!(a.state, TaskState::Open);
+        let events = l.events(a.id).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].event, EventKind::Created);
+        assert_eq!(events[0].by, Actor::Person("planner".into()));
+    }
+
+    #[test]
+    fn claims_respect_caps_and_explain_refusals() {
+        let (_d, mut l) = ledger();
+        for i in 0..3 {
+            l.add_task(&new_task(&format!("t{i}"), &["auth"], 0), Timestamp(1))
+                .unwrap();
+        }
+        let caps = Caps {
+            per_subsystem: [(SubsystemName::new("auth").unwrap(), 2)].into(),
+            global: None,
+        };
+        let c1 = claim(&mut l, None, "a", &caps, 10).unwrap();
+        let c2 = claim(&mut l, None, "b", &caps, 10).unwrap();
+        assert_eq!((c1.task.id, c2.task.id), (TaskId(1), TaskId(2)));
+        assert_ne!(c1.task.port_base, c2.task.port_base);
+        let err = claim(&mut l, None, "c", &caps, 10).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "nothing can be claimed: 1 open task(s), all held back by caps (t3: subsystem auth is at its cap of 2: t1, t2 hold its slots)"
+        );
+        let err = claim(&mut l, Some(TaskId(3)), "c", &caps, 10).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot claim t3: subsystem auth is at its cap of 2: t1, t2 hold its slots"
+        );
+        let err = claim(&mut l, Some(TaskId(1)), "c", &caps, 10).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("t1 is claimed by a (lease until "),
+            "{err}"
+        );
+        // The holder claiming again renews instead of failing.
+        let again = claim(&mut l, Some(TaskId(1)), "a", &caps, 20).unwrap();
+        assert!(again.renewed);
+        // Releasing frees the slot for t3.
+        l.release(TaskId(1), &Actor::Agent("a".into()), Timestamp(30))
+            .unwrap();
+        assert_eq!(
+            claim(&mut l, None, "c", &caps, 40).unwrap().task.id,
+            TaskId(1)
+        );
+    }
+
+    #[test]
+    fn only_the_holder_heartbeats_or_releases() {
+        let (_d, mut l) = ledger();
+        l.add_task(&new_task("x", &[], 0), Timestamp(1)).unwrap();
+        claim(&mut l, None, "a", &Caps::default(), 10).unwrap();
+        let err = l
+            .heartbeat(TaskId(1), "b", Timestamp(20), Duration::from_secs(60))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "t1 is claimed by a, not by b");
+        let err = l
+            .release(TaskId(1), &Actor::Agent("b".into()), Timestamp(20))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "t1 is claimed by a, not by b");
+        let t = l
+            .heartbeat(TaskId(1), "a", Timestamp(20), Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(t.lease_expires_at, Some(Timestamp(60_020)));
+        assert!(matches!(l.task(TaskId(9)), Err(LedgerError::NotFound(_))));
+    }
+
+    #[test]
+    fn leases_expire_into_open_keeping_the_branch() {
+        let (_d, mut l) = ledger();
+        l.add_task(&new_task("x", &[], 0), Timestamp(1)).unwrap();
+        claim(&mut l, None, "a", &Caps::default(), 0).unwrap();
+        assert!(l.expired(Timestamp(59_999)).unwrap().is_empty());
+        assert_eq!(l.expired(Timestamp(60_000)).unwrap(), vec![TaskId(1)]);
+        let t = l
+            .release(TaskId(1), &Actor::Daemon, Timestamp(60_000))
+            .unwrap();
+        assert_eq!(t.state, TaskState::Open);
+        assert_eq!(t.branch, "switchyard/t1-x");
+        let kinds: Vec<EventKind> = l
+            .events(TaskId(1))
+            .unwrap()
+            .iter()
+            .map(|e| e.event)
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                EventKind::Created,
+                EventKind::Claimed,
+                EventKind::LeaseExpired
+            ]
+        );
+    }
+
+    #[test]
+    fn events_are_append_only() {
+        let (_d, mut l) = ledger();
+        l.add_task(&new_task("x", &[], 0), Timestamp(1)).unwrap();
+        let err = l
+            .conn
+            .execute("UPDATE events SET kind = 'x'", [])
+            .unwrap_err();
+        assert!(err.to_string().contains("append-only"));
+        let err = l.conn.execute("DELETE FROM events", []).unwrap_err();
+        assert!(err.to_string().contains("append-only"));
+    }
+
+    #[test]
+    fn ports_skip_blocks_in_use_elsewhere() {
+        let (_d, mut l) = ledger();
+        l.add_task(&new_task("x", &[], 0), Timestamp(1)).unwrap();
+        let c = l
+            .claim(&ClaimRequest {
+                task: None,
+                agent: "a",
+                caps: &Caps::default(),
+                now: Timestamp(0),
+                lease: Duration::from_secs(1),
+                base_sha: "abc",
+                port_is_free: &|p| p != PORT_START,
+            })
+            .unwrap();
+        assert_eq!(c.task.port_base, Some(PORT_START + PORT_BLOCK));
+    }
+
+    #[test]
+    fn reopening_migrates_nothing_twice() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("l.db");
+        Ledger::open(&path)
+            .unwrap()
+            .add_task(&new_task("x", &[], 0), Timestamp(1))
+            .unwrap();
+        let l = Ledger::open(&path).unwrap();
+        assert_eq!(l.tasks(None).unwrap().len(), 1);
+        l.conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(l);
+        assert!(matches!(
+            Ledger::open(&path),
+            Err(LedgerError::TooNew { found: 99, .. })
+        ));
+    }
+}

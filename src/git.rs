@@ -69,14 +69,24 @@ pub struct Tracked {
 
 pub fn tracked_files(root: &Path) -> Result<Tracked, GitError> {
     let repo = Repository::open(root)?;
-    let mut tracked = Tracked::default();
     let head = match repo.head() {
         Ok(head) => head,
         // No commit yet: nothing is tracked at HEAD.
-        Err(e) if e.code() == git2::ErrorCode::UnbornBranch => return Ok(tracked),
+        Err(e) if e.code() == git2::ErrorCode::UnbornBranch => return Ok(Tracked::default()),
         Err(e) => return Err(e.into()),
     };
-    let tree = head.peel_to_tree()?;
+    files_in(&head.peel_to_tree()?)
+}
+
+/// The files at the tip of `branch` in the repository at `root`.
+pub fn files_at_branch(root: &Path, branch: &str) -> Result<Tracked, GitError> {
+    let repo = Repository::open(root)?;
+    let reference = repo.find_reference(&format!("refs/heads/{branch}"))?;
+    files_in(&reference.peel_to_tree()?)
+}
+
+fn files_in(tree: &git2::Tree<'_>) -> Result<Tracked, GitError> {
+    let mut tracked = Tracked::default();
     tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
         if entry.kind() == Some(ObjectType::Tree) {
             return TreeWalkResult::Ok;
@@ -90,6 +100,28 @@ pub fn tracked_files(root: &Path) -> Result<Tracked, GitError> {
         TreeWalkResult::Ok
     })?;
     Ok(tracked)
+}
+
+/// The commit at the tip of a local branch, or `None` when there is no such branch.
+pub fn branch_tip(root: &Path, branch: &str) -> Result<Option<String>, GitError> {
+    let repo = Repository::open(root)?;
+    match repo.find_reference(&format!("refs/heads/{branch}")) {
+        Ok(r) => Ok(Some(r.peel_to_commit()?.id().to_string())),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates `branch` at `commit` unless it exists; an existing branch (with the task's
+/// commits) is never moved. Returns the branch's tip.
+pub fn ensure_branch(root: &Path, branch: &str, commit: &str) -> Result<String, GitError> {
+    if let Some(tip) = branch_tip(root, branch)? {
+        return Ok(tip);
+    }
+    let repo = Repository::open(root)?;
+    let target = repo.find_commit(git2::Oid::from_str(commit)?)?;
+    repo.branch(branch, &target, false)?;
+    Ok(commit.to_owned())
 }
 
 /// The branch checked out at `root`, if HEAD is on one.

@@ -3,11 +3,17 @@
 //! The library holds the whole product; `main.rs` only maps its outcome to an exit code.
 //! See ARCHITECTURE.md for the map of the modules.
 
+pub mod api;
 pub mod cli;
+pub mod client;
+pub mod command;
 pub mod config;
+pub mod daemon;
 pub mod diagnostic;
 pub mod git;
 pub mod model;
 pub mod ownership;
 pub mod scheduler;
+pub mod scope;
 pub mod store;
+pub mod worktree;

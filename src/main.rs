@@ -12,7 +12,14 @@ fn main() -> ExitCode {
             return ExitCode::from(cli::Exit::Failed);
         }
     };
-    let env = Env { cwd };
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let env = Env {
+        cwd,
+        agent: var("SWITCHYARD_AGENT"),
+        user: var("USER").or_else(|| var("LOGNAME")).or_else(login_name),
+        log_filter: var("SWITCHYARD_LOG"),
+        vars: std::env::vars().collect(),
+    };
     let exit = cli::run(
         std::env::args_os(),
         &env,
@@ -20,4 +27,20 @@ fn main() -> ExitCode {
         &mut std::io::stderr().lock(),
     );
     exit.into()
+}
+
+/// The login name of the current user, from the password database.
+fn login_name() -> Option<String> {
+    // SAFETY: getpwuid returns a pointer into static storage or null; it is read at once,
+    // before any other call could overwrite it, and this program is single-threaded here.
+    unsafe {
+        let pw = libc::getpwuid(libc::getuid());
+        if pw.is_null() || (*pw).pw_name.is_null() {
+            return None;
+        }
+        std::ffi::CStr::from_ptr((*pw).pw_name)
+            .to_str()
+            .ok()
+            .map(str::to_owned)
+    }
 }

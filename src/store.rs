@@ -346,41 +346,39 @@ impl Ledger {
         Ok(task)
     }
 
-    /// Gives a claimed task back: on purpose (`released`, by its agent) or because its
-    /// lease ran out (`lease_expired`, by the daemon). Branch, commits and worktree stay.
-    pub fn release(&mut self, id: TaskId, by: &Actor, now: Timestamp) -> Result<Task> {
+    /// Gives a claimed task back, to `open`: on purpose (`released`, by its agent),
+    /// because its lease ran out (`lease_expired`), or because no worktree could be made
+    /// for it (`worktree_failed`), both by the daemon. Branch, commits and worktree stay.
+    pub fn release(
+        &mut self,
+        id: TaskId,
+        by: &Actor,
+        kind: EventKind,
+        evidence: Value,
+        now: Timestamp,
+    ) -> Result<Task> {
         let tx = self.write()?;
         let task = load_task(&tx, id)?;
-        let kind = match by {
-            Actor::Agent(agent) => {
-                check_holder(&task, agent)?;
-                EventKind::Released
+        match by {
+            Actor::Agent(agent) => check_holder(&task, agent)?,
+            Actor::Daemon | Actor::Person(_) if !task.state.holds_claim() => {
+                return Err(LedgerError::Refused(format!(
+                    "{id} is {}, not claimed",
+                    task.state
+                )));
             }
-            Actor::Daemon => {
-                if !task.state.holds_claim() {
-                    return Err(LedgerError::Refused(format!(
-                        "{id} is {}, not claimed",
-                        task.state
-                    )));
-                }
-                EventKind::LeaseExpired
-            }
-            Actor::Person(_) => {
-                return Err(LedgerError::Refused(
-                    "only the holding agent releases a claim".into(),
-                ));
-            }
-        };
+            Actor::Daemon | Actor::Person(_) => {}
+        }
         tx.execute(
             "UPDATE tasks SET state = 'open', agent = NULL, lease_expires_at = NULL, updated_at = ?1
              WHERE seq = ?2",
             params![now.0, id.0],
         )?;
-        let evidence = json!({
-            "agent": task.agent,
-            "lease_expires_at": task.lease_expires_at,
-            "branch": task.branch,
-        });
+        let mut evidence = evidence;
+        if let Value::Object(map) = &mut evidence {
+            map.insert("agent".into(), json!(task.agent));
+            map.insert("lease_expires_at".into(), json!(task.lease_expires_at));
+        }
         append(&tx, id, now, kind, by, Some(TaskState::Open), evidence)?;
         let task = load_task(&tx, id)?;
         tx.commit()?;
@@ -463,6 +461,19 @@ impl Ledger {
         append(&tx, id, now, kind, by, None, evidence)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Whether the task's worktree is in place (not halfway through being made).
+    pub fn worktree_ready(&self, id: TaskId) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT worktree_ready FROM tasks WHERE seq = ?1",
+                [id.0],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or(LedgerError::NotFound(id))?)
     }
 
     /// Tasks whose worktree is assigned but not yet ready (a claim interrupted by a crash).
@@ -820,8 +831,14 @@ mod tests {
         let again = claim(&mut l, Some(TaskId(1)), "a", &caps, 20).unwrap();
         assert!(again.renewed);
         // Releasing frees the slot for t3.
-        l.release(TaskId(1), &Actor::Agent("a".into()), Timestamp(30))
-            .unwrap();
+        l.release(
+            TaskId(1),
+            &Actor::Agent("a".into()),
+            EventKind::Released,
+            json!({}),
+            Timestamp(30),
+        )
+        .unwrap();
         assert_eq!(
             claim(&mut l, None, "c", &caps, 40).unwrap().task.id,
             TaskId(1)
@@ -838,7 +855,13 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.to_string(), "t1 is claimed by a, not by b");
         let err = l
-            .release(TaskId(1), &Actor::Agent("b".into()), Timestamp(20))
+            .release(
+                TaskId(1),
+                &Actor::Agent("b".into()),
+                EventKind::Released,
+                json!({}),
+                Timestamp(20),
+            )
             .unwrap_err();
         assert_eq!(err.to_string(), "t1 is claimed by a, not by b");
         let t = l
@@ -856,7 +879,13 @@ mod tests {
         assert!(l.expired(Timestamp(59_999)).unwrap().is_empty());
         assert_eq!(l.expired(Timestamp(60_000)).unwrap(), vec![TaskId(1)]);
         let t = l
-            .release(TaskId(1), &Actor::Daemon, Timestamp(60_000))
+            .release(
+                TaskId(1),
+                &Actor::Daemon,
+                EventKind::LeaseExpired,
+                json!({}),
+                Timestamp(60_000),
+            )
             .unwrap();
         assert_eq!(t.state, TaskState::Open);
         assert_eq!(t.branch, "switchyard/t1-x");

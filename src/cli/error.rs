@@ -4,6 +4,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use crate::api::ErrorCode;
+use crate::client::ClientError;
 use crate::config::LoadError;
 use crate::diagnostic::Diagnostic;
 use crate::git::GitError;
@@ -75,6 +77,18 @@ impl From<GitError> for CliError {
         match e {
             GitError::NotARepository(_) | GitError::Bare(_) => CliError::Usage(e.to_string()),
             GitError::Git(_) => CliError::Failed(e.to_string()),
+        }
+    }
+}
+
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> CliError {
+        match e {
+            ClientError::Api {
+                code: ErrorCode::BadRequest,
+                message,
+            } => CliError::Usage(message),
+            other => CliError::Failed(other.to_string()),
         }
     }
 }

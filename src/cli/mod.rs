@@ -5,10 +5,14 @@
 //! and hands in the output streams, so tests and the binary run the same code.
 
 mod check;
+mod claims;
+mod daemon;
 mod error;
 mod init;
 mod owners;
+mod render;
 mod repo;
+mod task;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -19,10 +23,18 @@ use clap::{Parser, Subcommand};
 pub use error::{CliError, Exit};
 
 /// What the process knows that the library must not read for itself.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Env {
     /// The current directory.
     pub cwd: PathBuf,
+    /// `SWITCHYARD_AGENT`: the default `--agent`.
+    pub agent: Option<String>,
+    /// The user's login name: the default `--agent` and `--by` after that.
+    pub user: Option<String>,
+    /// `SWITCHYARD_LOG` (a tracing filter such as `debug`), for the daemon's log.
+    pub log_filter: Option<String>,
+    /// The whole process environment, for the commands the daemon runs.
+    pub vars: Vec<(String, String)>,
 }
 
 /// switchyard: a merge queue for parallel work on one repository. It hands each task its
@@ -50,6 +62,14 @@ pub enum Command {
     Init(init::Args),
     Check(check::Args),
     Owners(owners::Args),
+    Daemon(daemon::Args),
+    #[command(subcommand)]
+    Task(task::Command),
+    Claim(claims::ClaimArgs),
+    Heartbeat(claims::HeartbeatArgs),
+    Release(claims::ReleaseArgs),
+    Log(task::LogArgs),
+    Queue(task::QueueArgs),
 }
 
 /// Output streams and the global options every command sees.
@@ -103,6 +123,13 @@ pub fn run(
         Command::Init(args) => init::run(&mut ctx, args),
         Command::Check(args) => check::run(&mut ctx, args),
         Command::Owners(args) => owners::run(&mut ctx, args),
+        Command::Daemon(args) => daemon::run(&mut ctx, args),
+        Command::Task(cmd) => task::run(&mut ctx, cmd),
+        Command::Claim(args) => claims::claim(&mut ctx, args),
+        Command::Heartbeat(args) => claims::heartbeat(&mut ctx, args),
+        Command::Release(args) => claims::release(&mut ctx, args),
+        Command::Log(args) => task::log(&mut ctx, args),
+        Command::Queue(args) => task::queue(&mut ctx, args),
     };
     match result {
         Ok(()) => Exit::Ok,

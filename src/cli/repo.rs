@@ -3,8 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use super::{CliError, Ctx};
+use crate::client::Client;
 use crate::config::{self, Context, Loaded};
 use crate::git::RepoLocation;
+use crate::model::TaskId;
+use crate::worktree;
 
 impl Ctx<'_> {
     /// The repository named by `--repo`, or the one containing the current directory.
@@ -52,5 +55,43 @@ impl Ctx<'_> {
             repo_root: Some(repo.main_root.clone()),
         };
         Ok((config::load(&path, &display, &ctx)?, display))
+    }
+}
+
+impl Ctx<'_> {
+    /// A client of the repository's daemon.
+    pub fn client(&self) -> Result<(RepoLocation, Client), CliError> {
+        let repo = self.locate()?;
+        let client = Client::new(&repo.common_dir, &repo.main_root);
+        Ok((repo, client))
+    }
+
+    /// The task named on the command line, or, inside a task's worktree, that task.
+    pub fn task_id(&self, repo: &RepoLocation, given: Option<&str>) -> Result<TaskId, CliError> {
+        let text = match given {
+            Some(t) => t.to_owned(),
+            None => worktree::task_of(&repo.checkout_root).ok_or_else(|| {
+                CliError::Usage("no task ID given, and this is not a task's worktree".into())
+            })?,
+        };
+        text.parse().map_err(CliError::Usage)
+    }
+
+    /// `--agent`, else `SWITCHYARD_AGENT`, else the user name.
+    pub fn agent(&self, given: Option<String>) -> Result<String, CliError> {
+        given
+            .or_else(|| self.env.agent.clone())
+            .or_else(|| self.env.user.clone())
+            .ok_or_else(|| {
+                CliError::Usage("who is this? pass --agent NAME or set SWITCHYARD_AGENT".into())
+            })
+    }
+
+    /// `--by`, else `SWITCHYARD_AGENT`, else the user name.
+    pub fn person(&self, given: Option<String>) -> Result<String, CliError> {
+        given
+            .or_else(|| self.env.agent.clone())
+            .or_else(|| self.env.user.clone())
+            .ok_or_else(|| CliError::Usage("who is this? pass --by NAME".into()))
     }
 }

@@ -1,0 +1,146 @@
+//! The daemon's HTTP/JSON API on its Unix socket: routes, request and response bodies,
+//! shared by the server (`daemon`) and the client (`client`). Documented in docs/api.md.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Event, Task, TaskId, TaskState, Timestamp};
+
+/// Every request carries the client's version; the daemon refuses another version's.
+pub const VERSION_HEADER: &str = "x-switchyard-version";
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `POST /v1/tasks`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddTask {
+    pub title: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub accept: Vec<String>,
+    #[serde(default)]
+    pub scope: Vec<String>,
+    #[serde(default)]
+    pub priority: i64,
+    /// Who asks: a person or a planning agent.
+    pub by: String,
+}
+
+/// `POST /v1/claim`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claim {
+    /// A given task, or `None` for the next one that fits the caps.
+    pub id: Option<TaskId>,
+    pub agent: String,
+}
+
+/// `POST /v1/tasks/{id}/heartbeat`, `POST /v1/tasks/{id}/release`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ByAgent {
+    pub agent: String,
+}
+
+/// `POST /v1/tasks/{id}/cancel`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cancel {
+    pub by: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `GET /v1/tasks?state=...`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TaskFilter {
+    pub state: Option<TaskState>,
+}
+
+/// The reply to a claim: the task, where to work, and the task's environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claimed {
+    #[serde(flatten)]
+    pub task: Task,
+    /// The base branch the task integrates into.
+    pub base: String,
+    /// `SWITCHYARD_TASK`, `SWITCHYARD_WORKTREE`, `SWITCHYARD_PORT_BASE`.
+    pub env: BTreeMap<String, String>,
+    /// The file in the worktree holding `env`.
+    pub env_file: String,
+    /// The agent already held this claim; its lease was renewed.
+    pub renewed: bool,
+    /// Things that went wrong without failing the claim (a setup command, a missing
+    /// file to copy), one line each.
+    pub warnings: Vec<String>,
+}
+
+/// `GET /v1/tasks/{id}`: the task and its timeline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskDetail {
+    #[serde(flatten)]
+    pub task: Task,
+    pub timeline: Vec<Event>,
+}
+
+/// One entry of `GET /v1/queue`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub id: TaskId,
+    pub title: String,
+    pub state: TaskState,
+    /// 1 is integrated next.
+    pub position: usize,
+    pub waiting_for: String,
+}
+
+/// `GET /v1/status`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub pid: u32,
+    pub repo: String,
+    pub base: String,
+    pub started_at: Timestamp,
+    pub tasks: BTreeMap<String, usize>,
+    pub pool_ready: usize,
+}
+
+/// Every error reply: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request is malformed or its input invalid (HTTP 400).
+    BadRequest,
+    /// No such task (404).
+    NotFound,
+    /// The task's state or the caps do not allow it (409).
+    Refused,
+    /// The client is another version of switchyard (400).
+    VersionMismatch,
+    /// The daemon is stopping (503).
+    ShuttingDown,
+    /// A failure inside the daemon (500).
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::BadRequest | ErrorCode::VersionMismatch => 400,
+            ErrorCode::NotFound => 404,
+            ErrorCode::Refused => 409,
+            ErrorCode::ShuttingDown => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+}

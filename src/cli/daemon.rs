@@ -1,0 +1,85 @@
+//! `switchyard daemon`: runs the daemon in the foreground until SIGINT or SIGTERM.
+
+use std::fs::OpenOptions;
+use std::sync::Arc;
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::MakeWriterExt;
+
+use super::{CliError, Ctx};
+use crate::client::state_dir;
+use crate::daemon::{self, DaemonError, Options};
+
+/// Run the daemon for this repository in the foreground: it serves the API on a Unix
+/// socket in the git directory (.git/switchyard/daemon.sock), logs to stderr and to
+/// .git/switchyard/daemon.log, and stops cleanly on SIGINT or SIGTERM. Set
+/// SWITCHYARD_LOG (for example `debug`) for more detail.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(ctx: &mut Ctx<'_>, _args: Args) -> Result<(), CliError> {
+    let repo = ctx.locate()?;
+    let (loaded, _) = ctx.load_config(&repo)?;
+    for warning in &loaded.warnings {
+        writeln!(ctx.err, "{warning}").map_err(CliError::output)?;
+    }
+
+    let dir = state_dir(&repo.common_dir);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+    let log_path = dir.join("daemon.log");
+    let log_file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| CliError::Failed(format!("cannot open {}: {e}", log_path.display())))?;
+    let filter = EnvFilter::try_new(ctx.env.log_filter.as_deref().unwrap_or("info"))
+        .map_err(|e| CliError::Usage(format!("SWITCHYARD_LOG: {e}")))?;
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::io::stderr.and(Arc::new(log_file)))
+        .finish();
+    // Global: the daemon's work runs on many threads. A second call in one process (only
+    // tests do that) keeps the first subscriber.
+    let _ = tracing::subscriber::set_global_default(subscriber);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?;
+    let opts = Options {
+        repo,
+        config: loaded.config,
+        env: ctx.env.vars.clone(),
+    };
+    let out = &mut *ctx.out;
+    let result = runtime.block_on(daemon::run(opts, stop_signal(), |ready| {
+        let _ = writeln!(
+            out,
+            "switchyard daemon: ready on {} (pid {})",
+            ready.socket.display(),
+            ready.pid
+        );
+        let _ = out.flush();
+    }));
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(()) => Ok(()),
+        Err(e @ DaemonError::NoBase { .. }) => Err(CliError::Usage(e.to_string())),
+        Err(e) => Err(CliError::Failed(e.to_string())),
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

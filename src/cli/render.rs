@@ -1,0 +1,154 @@
+//! Human-readable text for tasks, events and claims.
+
+use crate::api::{Claimed, QueueEntry, TaskDetail};
+use crate::model::{Actor, Event, Task};
+
+pub fn task_line(t: &Task) -> String {
+    let subsystems: Vec<&str> = t.subsystems.iter().map(|s| s.as_str()).collect();
+    let subsystems = if subsystems.is_empty() {
+        "-".to_owned()
+    } else {
+        subsystems.join(",")
+    };
+    format!(
+        "{:<5} {:<17} {:>4}  {:<16} {:<12} {}",
+        t.id.to_string(),
+        t.state.as_str(),
+        t.priority,
+        subsystems,
+        t.agent.as_deref().unwrap_or("-"),
+        t.title
+    )
+}
+
+pub fn task_table(tasks: &[Task]) -> String {
+    if tasks.is_empty() {
+        return "no tasks\n".to_owned();
+    }
+    let mut out = format!(
+        "{:<5} {:<17} {:>4}  {:<16} {:<12} {}\n",
+        "ID", "STATE", "PRIO", "SUBSYSTEMS", "AGENT", "TITLE"
+    );
+    for t in tasks {
+        out.push_str(&task_line(t));
+        out.push('\n');
+    }
+    out
+}
+
+pub fn task_detail(d: &TaskDetail) -> String {
+    let t = &d.task;
+    let mut out = format!("{} {}: {}\n", t.id, t.state, t.title);
+    if !t.body.is_empty() {
+        out.push_str(&format!(
+            "  request:     {}\n",
+            t.body.replace('\n', "\n               ")
+        ));
+    }
+    for a in &t.accept {
+        out.push_str(&format!("  accept:      {a}\n"));
+    }
+    let scope = if t.scope.is_empty() {
+        "-".to_owned()
+    } else {
+        t.scope.join(", ")
+    };
+    let subsystems: Vec<&str> = t.subsystems.iter().map(|s| s.as_str()).collect();
+    out.push_str(&format!(
+        "  scope:       {scope} (subsystems: {})\n",
+        if subsystems.is_empty() {
+            "-".to_owned()
+        } else {
+            subsystems.join(", ")
+        }
+    ));
+    out.push_str(&format!("  priority:    {}\n", t.priority));
+    out.push_str(&format!("  branch:      {}\n", t.branch));
+    if let Some(w) = &t.worktree {
+        out.push_str(&format!("  worktree:    {w}\n"));
+    }
+    if let Some(a) = &t.agent {
+        let until = t
+            .lease_expires_at
+            .map(|l| format!(" (lease until {l})"))
+            .unwrap_or_default();
+        out.push_str(&format!("  agent:       {a}{until}\n"));
+    }
+    out.push_str("  timeline:\n");
+    for e in &d.timeline {
+        out.push_str(&format!("    {}\n", event_line(e)));
+    }
+    out
+}
+
+pub fn event_line(e: &Event) -> String {
+    let by = match &e.by {
+        Actor::Agent(n) => format!("agent {n}"),
+        Actor::Person(n) => n.clone(),
+        Actor::Daemon => "daemon".to_owned(),
+    };
+    let state = e.state.map(|s| format!(" -> {s}")).unwrap_or_default();
+    let evidence = match &e.evidence {
+        serde_json::Value::Object(m) if m.is_empty() => String::new(),
+        v => format!("  {v}"),
+    };
+    format!(
+        "{}  {:<18} by {by}{state}{evidence}",
+        e.at,
+        e.event.as_str()
+    )
+}
+
+pub fn claimed(c: &Claimed) -> String {
+    let t = &c.task;
+    let mut out = format!(
+        "{} {} {}: {}\n",
+        if c.renewed { "renewed" } else { "claimed" },
+        t.id,
+        t.agent.as_deref().unwrap_or("?"),
+        t.title
+    );
+    out.push_str(&format!(
+        "  worktree:  {}\n",
+        t.worktree.as_deref().unwrap_or("-")
+    ));
+    out.push_str(&format!("  branch:    {}\n", t.branch));
+    out.push_str(&format!(
+        "  base:      {} ({})\n",
+        c.base,
+        t.base_sha
+            .as_deref()
+            .map(|s| &s[..s.len().min(12)])
+            .unwrap_or("-")
+    ));
+    if let Some(until) = t.lease_expires_at {
+        out.push_str(&format!(
+            "  lease:     until {until} (renew with `switchyard heartbeat {}`)\n",
+            t.id
+        ));
+    }
+    out.push_str(&format!("  env:       {}\n", c.env_file));
+    for w in &c.warnings {
+        out.push_str(&format!("  warning:   {w}\n"));
+    }
+    out
+}
+
+pub fn queue(entries: &[QueueEntry]) -> String {
+    if entries.is_empty() {
+        return "the queue is empty\n".to_owned();
+    }
+    entries
+        .iter()
+        .map(|e| {
+            format!(
+                "{:>3}. {:<5} {:<17} waiting for {}  {}\n",
+                e.position,
+                e.id.to_string(),
+                e.state.as_str(),
+                e.waiting_for,
+                e.title
+            )
+        })
+        .collect()
+}

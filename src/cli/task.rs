@@ -1,0 +1,180 @@
+//! `switchyard task add|list|show|cancel`, `switchyard log` and `switchyard queue`:
+//! thin clients of the daemon.
+
+use clap::Subcommand;
+
+use super::{CliError, Ctx, render};
+use crate::api::{AddTask, Cancel, QueueEntry, TaskDetail};
+use crate::model::{Event, Task, TaskState};
+
+/// Create, list, show or cancel tasks.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Add(AddArgs),
+    List(ListArgs),
+    Show(ShowArgs),
+    Cancel(CancelArgs),
+}
+
+/// Create a task. Its scope (subsystem names and/or path globs) is resolved now, through
+/// the ownership config, to the subsystems it may touch.
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// One line saying what is to be done.
+    title: String,
+    /// The request: why, and what is asked.
+    #[arg(long, default_value = "")]
+    body: String,
+    /// An acceptance criterion (repeat for several).
+    #[arg(long = "accept", value_name = "TEXT")]
+    accept: Vec<String>,
+    /// A subsystem name or a path glob the task may touch (repeat for several).
+    #[arg(long = "scope", value_name = "S")]
+    scope: Vec<String>,
+    /// Higher runs first.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    priority: i64,
+    /// Who asks (default: SWITCHYARD_AGENT, else your user name).
+    #[arg(long)]
+    by: Option<String>,
+}
+
+/// List tasks.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only tasks in this state (open, claimed, queued, verifying, awaiting_approval,
+    /// returned, merged, cancelled).
+    #[arg(long, value_parser = parse_state)]
+    state: Option<TaskState>,
+}
+
+/// Show one task with its timeline.
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// The task (default inside a task's worktree: that task).
+    id: Option<String>,
+}
+
+/// Cancel a task that has not landed. Its branch and commits stay.
+#[derive(Debug, clap::Args)]
+pub struct CancelArgs {
+    id: Option<String>,
+    #[arg(long, default_value = "")]
+    reason: String,
+    #[arg(long)]
+    by: Option<String>,
+}
+
+/// The ledger events of a task, oldest first.
+#[derive(Debug, clap::Args)]
+pub struct LogArgs {
+    /// The task (default inside a task's worktree: that task).
+    id: Option<String>,
+}
+
+/// The queue in order, with what each entry waits for.
+#[derive(Debug, clap::Args)]
+pub struct QueueArgs {}
+
+fn parse_state(s: &str) -> Result<TaskState, String> {
+    s.parse()
+}
+
+pub fn run(ctx: &mut Ctx<'_>, cmd: Command) -> Result<(), CliError> {
+    match cmd {
+        Command::Add(args) => add(ctx, args),
+        Command::List(args) => list(ctx, args),
+        Command::Show(args) => show(ctx, args),
+        Command::Cancel(args) => cancel(ctx, args),
+    }
+}
+
+fn add(ctx: &mut Ctx<'_>, args: AddArgs) -> Result<(), CliError> {
+    let by = ctx.person(args.by)?;
+    let (_, client) = ctx.client()?;
+    let req = AddTask {
+        title: args.title,
+        body: args.body,
+        accept: args.accept,
+        scope: args.scope,
+        priority: args.priority,
+        by,
+    };
+    let task: Task = client.post("/v1/tasks", &req)?;
+    if ctx.json {
+        return ctx.print_json(&task);
+    }
+    writeln!(
+        ctx.out,
+        "{} {}: {} (branch {})",
+        task.id, task.state, task.title, task.branch
+    )
+    .map_err(CliError::output)
+}
+
+fn list(ctx: &mut Ctx<'_>, args: ListArgs) -> Result<(), CliError> {
+    let (_, client) = ctx.client()?;
+    let path = match args.state {
+        Some(s) => format!("/v1/tasks?state={s}"),
+        None => "/v1/tasks".to_owned(),
+    };
+    let tasks: Vec<Task> = client.get(&path)?;
+    if ctx.json {
+        return ctx.print_json(&tasks);
+    }
+    write!(ctx.out, "{}", render::task_table(&tasks)).map_err(CliError::output)
+}
+
+fn show(ctx: &mut Ctx<'_>, args: ShowArgs) -> Result<(), CliError> {
+    let (repo, client) = ctx.client()?;
+    let id = ctx.task_id(&repo, args.id.as_deref())?;
+    let detail: TaskDetail = client.get(&format!("/v1/tasks/{id}"))?;
+    if ctx.json {
+        return ctx.print_json(&detail);
+    }
+    write!(ctx.out, "{}", render::task_detail(&detail)).map_err(CliError::output)
+}
+
+fn cancel(ctx: &mut Ctx<'_>, args: CancelArgs) -> Result<(), CliError> {
+    let by = ctx.person(args.by)?;
+    let (repo, client) = ctx.client()?;
+    let id = ctx.task_id(&repo, args.id.as_deref())?;
+    let task: Task = client.post(
+        &format!("/v1/tasks/{id}/cancel"),
+        &Cancel {
+            by,
+            reason: args.reason,
+        },
+    )?;
+    if ctx.json {
+        return ctx.print_json(&task);
+    }
+    writeln!(
+        ctx.out,
+        "{} cancelled; its branch {} stays",
+        task.id, task.branch
+    )
+    .map_err(CliError::output)
+}
+
+pub fn log(ctx: &mut Ctx<'_>, args: LogArgs) -> Result<(), CliError> {
+    let (repo, client) = ctx.client()?;
+    let id = ctx.task_id(&repo, args.id.as_deref())?;
+    let events: Vec<Event> = client.get(&format!("/v1/tasks/{id}/events"))?;
+    if ctx.json {
+        return ctx.print_json(&events);
+    }
+    for e in &events {
+        writeln!(ctx.out, "{}", render::event_line(e)).map_err(CliError::output)?;
+    }
+    Ok(())
+}
+
+pub fn queue(ctx: &mut Ctx<'_>, _args: QueueArgs) -> Result<(), CliError> {
+    let (_, client) = ctx.client()?;
+    let entries: Vec<QueueEntry> = client.get("/v1/queue")?;
+    if ctx.json {
+        return ctx.print_json(&entries);
+    }
+    write!(ctx.out, "{}", render::queue(&entries)).map_err(CliError::output)
+}

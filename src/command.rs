@@ -1,0 +1,344 @@
+//! Running a configured command (`setup`, and later `verify`): through `sh -c` in a
+//! process group of its own, with a time limit after which the whole group is killed,
+//! with only the environment it is given, and with its output in a log file whose size
+//! is capped. The command text comes from the config, never from task text.
+
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// How many lines of output the evidence keeps.
+pub const TAIL_LINES: usize = 50;
+/// Output beyond this is dropped (and the log says so).
+pub const MAX_LOG_BYTES: u64 = 4 * 1024 * 1024;
+const POLL: Duration = Duration::from_millis(10);
+
+pub struct Spec<'a> {
+    pub command: &'a str,
+    pub dir: &'a Path,
+    /// The complete environment of the command.
+    pub env: &'a [(String, String)],
+    pub timeout: Duration,
+    pub log: &'a Path,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Exited {
+        code: i32,
+    },
+    /// Ended by a signal it did not get from us.
+    Signaled {
+        signal: i32,
+    },
+    TimedOut,
+    /// Stopped because the daemon is shutting down.
+    Cancelled,
+}
+
+/// What a finished command leaves as evidence.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finished {
+    pub command: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub duration_ms: u64,
+    pub log: PathBuf,
+    pub tail: Vec<String>,
+}
+
+impl Finished {
+    pub fn succeeded(&self) -> bool {
+        self.outcome == Outcome::Exited { code: 0 }
+    }
+}
+
+/// The environment for commands switchyard runs: the daemon's own, without its secrets.
+/// `secret_names` are removed by name (the configured token variable); anything whose
+/// name says it is a secret goes too.
+pub fn clean_env(env: &[(String, String)], secret_names: &[&str]) -> Vec<(String, String)> {
+    const MARKERS: [&str; 6] = [
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "CREDENTIAL",
+        "PRIVATE_KEY",
+        "API_KEY",
+    ];
+    env.iter()
+        .filter(|(k, _)| {
+            let upper = k.to_ascii_uppercase();
+            !secret_names.contains(&k.as_str()) && !MARKERS.iter().any(|m| upper.contains(m))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Runs the command to completion, timeout or cancellation.
+pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
+    if let Some(parent) = spec.log.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let log = Arc::new(Mutex::new(CappedLog {
+        file: std::fs::File::create(spec.log)?,
+        written: 0,
+        dropped: 0,
+    }));
+    let start = Instant::now();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(spec.command)
+        .current_dir(spec.dir)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()?;
+    let pgid = child.id() as i32;
+    let readers: Vec<_> = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|mut stream| {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                log.lock().expect("log lock").write(&buf[..n]);
+            }
+        })
+    })
+    .collect();
+
+    let outcome = loop {
+        if let Some(status) = child.try_wait()? {
+            break match (
+                status.code(),
+                std::os::unix::process::ExitStatusExt::signal(&status),
+            ) {
+                (Some(code), _) => Outcome::Exited { code },
+                (None, Some(signal)) => Outcome::Signaled { signal },
+                (None, None) => Outcome::Exited { code: -1 },
+            };
+        }
+        let stop = if cancel.load(Ordering::Relaxed) {
+            Some(Outcome::Cancelled)
+        } else if start.elapsed() >= spec.timeout {
+            Some(Outcome::TimedOut)
+        } else {
+            None
+        };
+        if let Some(outcome) = stop {
+            kill_group(pgid);
+            let _ = child.wait();
+            break outcome;
+        }
+        std::thread::sleep(POLL);
+    };
+    // Whatever the command left running in its group goes too, so the pipes close.
+    kill_group(pgid);
+    for reader in readers {
+        let _ = reader.join();
+    }
+    let duration = start.elapsed();
+    let mut log = Arc::try_unwrap(log)
+        .map_err(|_| std::io::Error::other("log still shared"))?
+        .into_inner()
+        .map_err(|_| std::io::Error::other("log lock poisoned"))?;
+    log.finish(outcome, spec.timeout)?;
+    Ok(Finished {
+        command: spec.command.to_owned(),
+        outcome,
+        duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+        log: spec.log.to_owned(),
+        tail: tail(spec.log, TAIL_LINES)?,
+    })
+}
+
+fn kill_group(pgid: i32) {
+    // SAFETY: kill(2) with a negative pid signals the process group we created; it has
+    // no memory effects on this process.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+struct CappedLog {
+    file: std::fs::File,
+    written: u64,
+    dropped: u64,
+}
+
+impl CappedLog {
+    fn write(&mut self, bytes: &[u8]) {
+        let room = MAX_LOG_BYTES.saturating_sub(self.written);
+        let keep = bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        if keep > 0 && self.file.write_all(&bytes[..keep]).is_ok() {
+            self.written += keep as u64;
+        }
+        self.dropped += (bytes.len() - keep) as u64;
+    }
+
+    fn finish(&mut self, outcome: Outcome, timeout: Duration) -> std::io::Result<()> {
+        if self.dropped > 0 {
+            writeln!(
+                self.file,
+                "\n[switchyard: output over {} MB dropped: {} bytes]",
+                MAX_LOG_BYTES / (1024 * 1024),
+                self.dropped
+            )?;
+        }
+        match outcome {
+            Outcome::TimedOut => writeln!(
+                self.file,
+                "\n[switchyard: killed after the time limit of {}s]",
+                timeout.as_secs()
+            )?,
+            Outcome::Cancelled => writeln!(
+                self.file,
+                "\n[switchyard: stopped, the daemon is shutting down]"
+            )?,
+            Outcome::Exited { .. } | Outcome::Signaled { .. } => {}
+        }
+        self.file.sync_all()
+    }
+}
+
+/// The last `n` lines of a file, read from its end.
+pub fn tail(path: &Path, n: usize) -> std::io::Result<Vec<String>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let start = len.saturating_sub(64 * 1024);
+    file.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    Ok(lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| (*l).to_owned())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_sh(command: &str, timeout: Duration) -> (tempfile::TempDir, Finished) {
+        let dir = tempfile::TempDir::new().unwrap();
+        let log = dir.path().join("logs/out.log");
+        let env = vec![
+            ("PATH".to_owned(), "/usr/bin:/bin".to_owned()),
+            ("ONLY".to_owned(), "me".to_owned()),
+        ];
+        let finished = run(
+            &Spec {
+                command,
+                dir: dir.path(),
+                env: &env,
+                timeout,
+                log: &log,
+            },
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        (dir, finished)
+    }
+
+    #[test]
+    fn captures_status_output_and_only_the_given_environment() {
+        let (_d, f) = run_sh(
+            "echo out; echo err >&2; env | sort; exit 3",
+            Duration::from_secs(10),
+        );
+        assert_eq!(f.outcome, Outcome::Exited { code: 3 });
+        assert!(f.tail.contains(&"out".to_owned()));
+        assert!(f.tail.contains(&"err".to_owned()));
+        assert!(f.tail.contains(&"ONLY=me".to_owned()));
+        assert!(
+            !f.tail.iter().any(|l| l.starts_with("HOME=")),
+            "{:?}",
+            f.tail
+        );
+    }
+
+    #[test]
+    fn secrets_stay_out_of_the_environment() {
+        let env: Vec<(String, String)> = [
+            ("PATH", "/bin"),
+            ("GITHUB_TOKEN", "x"),
+            ("MY_VAR", "y"),
+            ("Npm_Token", "z"),
+            ("DB_PASSWORD", "p"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let names: Vec<String> = clean_env(&env, &["MY_VAR"])
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(names, vec!["PATH"]);
+    }
+
+    #[test]
+    fn kills_the_whole_group_on_timeout() {
+        let (dir, f) = run_sh(
+            "sleep 30 & echo started; echo $! > child.pid; wait",
+            Duration::from_millis(300),
+        );
+        assert_eq!(f.outcome, Outcome::TimedOut);
+        assert!(f.duration_ms < 5_000);
+        let pid: i32 = std::fs::read_to_string(dir.path().join("child.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // Dead means gone, or a zombie waiting for whoever adopted it to reap it.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit(") ").next().and_then(|r| r.chars().next());
+        assert!(
+            matches!(state, None | Some('Z')),
+            "the background child survived: {stat}"
+        );
+        assert!(
+            f.tail
+                .last()
+                .unwrap()
+                .contains("killed after the time limit")
+        );
+    }
+
+    #[test]
+    fn caps_the_log() {
+        let (_d, f) = run_sh(
+            "head -c 6000000 /dev/zero | tr '\\0' x",
+            Duration::from_secs(30),
+        );
+        assert!(f.succeeded());
+        let size = std::fs::metadata(&f.log).unwrap().len();
+        assert!(size < MAX_LOG_BYTES + 200, "{size}");
+        assert!(f.tail.last().unwrap().contains("dropped"));
+    }
+}

@@ -1,0 +1,166 @@
+//! The HTTP/JSON API over the Unix socket (routes in docs/api.md). Handlers only parse,
+//! hand the request to the [`Service`] on a blocking thread, and render its answer.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+
+use super::service::{ApiError, Service};
+use crate::api::{self, ErrorBody, ErrorCode, ErrorDetail, VERSION, VERSION_HEADER};
+use crate::model::TaskId;
+
+#[derive(Clone)]
+pub(super) struct AppState {
+    pub service: Arc<Service>,
+    /// Wakes the pool filler after a claim took a worktree.
+    pub pool_wanted: Arc<Notify>,
+}
+
+pub(super) fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/tasks", get(list).post(add))
+        .route("/v1/tasks/{id}", get(show))
+        .route("/v1/tasks/{id}/events", get(events))
+        .route("/v1/tasks/{id}/heartbeat", post(heartbeat))
+        .route("/v1/tasks/{id}/release", post(release))
+        .route("/v1/tasks/{id}/cancel", post(cancel))
+        .route("/v1/claim", post(claim))
+        .route("/v1/queue", get(queue))
+        .layer(middleware::from_fn(check_version))
+        .with_state(state)
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+            },
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+type Reply<T> = Result<Json<T>, ApiError>;
+
+/// Runs a service call on a blocking thread: it does SQLite and git work.
+async fn blocking<T: Serialize + Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Reply<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map(Json),
+        Err(e) => Err(ApiError::internal(format!("request failed: {e}"))),
+    }
+}
+
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad(format!("invalid request body: {e}")))
+}
+
+fn task_id(raw: &str) -> Result<TaskId, ApiError> {
+    raw.parse().map_err(ApiError::bad)
+}
+
+/// A client of another version gets one clear refusal instead of confusing failures.
+async fn check_version(request: Request, next: Next) -> Response {
+    if let Some(theirs) = request.headers().get(VERSION_HEADER) {
+        let theirs = theirs.to_str().unwrap_or("?");
+        if theirs != VERSION {
+            return ApiError {
+                code: ErrorCode::VersionMismatch,
+                message: format!(
+                    "the daemon runs switchyard {VERSION} and this client is {theirs}; restart the daemon with the same binary"
+                ),
+            }
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+async fn status(State(s): State<AppState>) -> Reply<api::Status> {
+    blocking(move || s.service.status()).await
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Query(filter): Query<api::TaskFilter>,
+) -> Reply<Vec<crate::model::Task>> {
+    blocking(move || s.service.tasks(filter.state)).await
+}
+
+async fn add(State(s): State<AppState>, bytes: Bytes) -> Reply<crate::model::Task> {
+    let req: api::AddTask = body(&bytes)?;
+    blocking(move || s.service.add_task(req)).await
+}
+
+async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Reply<api::TaskDetail> {
+    let id = task_id(&id)?;
+    blocking(move || s.service.task(id)).await
+}
+
+async fn events(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Reply<Vec<crate::model::Event>> {
+    let id = task_id(&id)?;
+    blocking(move || s.service.events(id)).await
+}
+
+async fn heartbeat(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Reply<crate::model::Task> {
+    let id = task_id(&id)?;
+    let req: api::ByAgent = body(&bytes)?;
+    blocking(move || s.service.heartbeat(id, req)).await
+}
+
+async fn release(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Reply<crate::model::Task> {
+    let id = task_id(&id)?;
+    let req: api::ByAgent = body(&bytes)?;
+    let notify = Arc::clone(&s.pool_wanted);
+    let reply = blocking(move || s.service.release(id, req)).await;
+    notify.notify_one();
+    reply
+}
+
+async fn cancel(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Reply<crate::model::Task> {
+    let id = task_id(&id)?;
+    let req: api::Cancel = body(&bytes)?;
+    blocking(move || s.service.cancel(id, req)).await
+}
+
+async fn claim(State(s): State<AppState>, bytes: Bytes) -> Reply<api::Claimed> {
+    let req: api::Claim = body(&bytes)?;
+    let notify = Arc::clone(&s.pool_wanted);
+    let reply = blocking(move || s.service.claim(req)).await;
+    notify.notify_one();
+    reply
+}
+
+async fn queue(State(s): State<AppState>) -> Reply<Vec<api::QueueEntry>> {
+    blocking(move || s.service.queue()).await
+}

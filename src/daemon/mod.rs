@@ -1,0 +1,265 @@
+//! `switchyard daemon`: one per repository, in the foreground. It owns the ledger,
+//! serves the API on a Unix socket in the git directory, expires leases, keeps the
+//! worktree pool full, and on SIGINT/SIGTERM stops taking requests, lets in-flight ones
+//! finish, and exits.
+//!
+//! The server function takes its shutdown future as an argument, so the binary wires it
+//! to signals and a test could stop it at will.
+
+mod http;
+mod service;
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::future::Future;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tracing::{info, warn};
+
+use crate::client::{socket_path, state_dir};
+use crate::config::Config;
+use crate::git::{self, RepoLocation};
+use crate::store::Ledger;
+use crate::worktree::{self, Worktrees};
+
+pub use service::ApiError;
+
+/// How long in-flight work gets to reach a safe point after a stop signal.
+const DRAIN: Duration = Duration::from_secs(8);
+/// How often leases are checked, at most.
+const LEASE_TICK: Duration = Duration::from_secs(1);
+/// The pool is topped up this long after the last claim, so refills do not compete
+/// with a burst of claims for the disk.
+const REFILL_DELAY: Duration = Duration::from_millis(500);
+/// ... and at least this often.
+const REFILL_EVERY: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("a switchyard daemon is already running for this repository ({})", match .pid { Some(p) => format!("pid {p}"), None => "pid unknown".to_owned() })]
+    AlreadyRunning { pid: Option<u32> },
+    #[error(
+        "the base branch {base:?} does not exist in {repo}; create it or set `base` in the config"
+    )]
+    NoBase { base: String, repo: String },
+    #[error("{0}")]
+    Setup(String),
+}
+
+pub struct Options {
+    pub repo: RepoLocation,
+    pub config: Config,
+    /// The process environment, for the commands the daemon runs (secrets are removed).
+    pub env: Vec<(String, String)>,
+}
+
+/// What the daemon tells its starter once it listens.
+pub struct Ready {
+    pub socket: PathBuf,
+    pub pid: u32,
+}
+
+pub async fn run(
+    opts: Options,
+    shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(&Ready),
+) -> Result<(), DaemonError> {
+    let setup = |what: &str, e: &dyn std::fmt::Display| DaemonError::Setup(format!("{what}: {e}"));
+    let dir = state_dir(&opts.repo.common_dir);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| setup(&format!("cannot create {}", dir.display()), &e))?;
+    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+    let _lock = PidLock::acquire(&dir.join("daemon.lock"))?;
+
+    let main_root = opts.repo.main_root.clone();
+    if git::branch_tip(&main_root, &opts.config.base)
+        .map_err(|e| setup("cannot read the repository", &e))?
+        .is_none()
+    {
+        return Err(DaemonError::NoBase {
+            base: opts.config.base.clone(),
+            repo: main_root.display().to_string(),
+        });
+    }
+    let worktrees = Worktrees::new(
+        main_root.clone(),
+        opts.config.worktrees.root_for(&main_root),
+    );
+    worktrees
+        .ensure_root()
+        .map_err(|e| setup("the worktree root is not usable", &e))?;
+    worktree::exclude_env_file(&opts.repo.common_dir)
+        .map_err(|e| setup("cannot set up info/exclude", &e))?;
+    let ledger_path = dir.join("ledger.db");
+    let ledger = Ledger::open(&ledger_path)
+        .map_err(|e| setup(&format!("cannot open {}", ledger_path.display()), &e))?;
+
+    let service = Arc::new(service::Service::new(
+        ledger,
+        opts.config,
+        opts.repo.clone(),
+        worktrees,
+        opts.env,
+        dir.join("logs"),
+    ));
+    info!(repo = %main_root.display(), root = %service.worktrees.root.display(), "reconciling worktrees with the ledger");
+    {
+        let service = Arc::clone(&service);
+        tokio::task::spawn_blocking(move || service.reconcile())
+            .await
+            .map_err(|e| setup("reconcile failed", &e))?
+            .map_err(|e| setup("reconcile failed", &e.message))?;
+    }
+
+    let socket = socket_path(&opts.repo.common_dir);
+    // We hold the lock, so a socket file left here is a crashed daemon's.
+    if socket.exists() {
+        info!(socket = %socket.display(), "removing a stale socket");
+        let _ = std::fs::remove_file(&socket);
+    }
+    let listener = tokio::net::UnixListener::bind(&socket)
+        .map_err(|e| setup(&format!("cannot listen on {}", socket.display()), &e))?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| setup("cannot restrict the socket", &e))?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let pool_wanted = Arc::new(Notify::new());
+    let state = http::AppState {
+        service: Arc::clone(&service),
+        pool_wanted: Arc::clone(&pool_wanted),
+    };
+    let server = {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(
+            axum::serve(listener, http::router(state))
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .into_future(),
+        )
+    };
+    let leases = tokio::spawn(lease_ticker(Arc::clone(&service), stop_rx.clone()));
+    let filler = tokio::spawn(pool_filler(
+        Arc::clone(&service),
+        Arc::clone(&pool_wanted),
+        stop_rx,
+    ));
+    pool_wanted.notify_one();
+
+    let ready = Ready {
+        socket: socket.clone(),
+        pid: std::process::id(),
+    };
+    info!(socket = %socket.display(), pid = ready.pid, "listening");
+    on_ready(&ready);
+
+    shutdown.await;
+    info!("stopping: no new requests; letting in-flight work finish");
+    service.stopping.store(true, Ordering::Relaxed);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(DRAIN, async {
+        let _ = server.await;
+        let _ = leases.await;
+        let _ = filler.await;
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            "in-flight work did not finish in time; the ledger is consistent, a restart picks it up"
+        );
+    }
+    let _ = std::fs::remove_file(&socket);
+    info!("stopped");
+    Ok(())
+}
+
+async fn lease_ticker(service: Arc<service::Service>, mut stop: watch::Receiver<bool>) {
+    let tick = LEASE_TICK
+        .min(service.config.claims.lease / 4)
+        .max(Duration::from_millis(50));
+    let mut interval = tokio::time::interval(tick);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let s = Arc::clone(&service);
+        match tokio::task::spawn_blocking(move || s.expire_leases()).await {
+            Ok(Err(e)) => warn!(error = %e.message, "checking leases failed"),
+            Err(e) => warn!(error = %e, "checking leases failed"),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+async fn pool_filler(
+    service: Arc<service::Service>,
+    wanted: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = wanted.notified() => {}
+            _ = tokio::time::sleep(REFILL_EVERY) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        // Let a burst of claims finish before writing new worktrees.
+        loop {
+            tokio::select! {
+                _ = wanted.notified() => continue,
+                _ = tokio::time::sleep(REFILL_DELAY) => break,
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+        let s = Arc::clone(&service);
+        match tokio::task::spawn_blocking(move || s.refill_pool()).await {
+            Ok(Err(e)) => warn!(error = %e.message, "refilling the worktree pool failed"),
+            Err(e) => warn!(error = %e, "refilling the worktree pool failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+}
+
+/// An exclusive lock on a file holding the daemon's pid. The kernel drops the lock when
+/// the process dies, however it dies, so a crashed daemon never blocks the next one.
+struct PidLock {
+    _file: File,
+}
+
+impl PidLock {
+    fn acquire(path: &Path) -> Result<PidLock, DaemonError> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| DaemonError::Setup(format!("cannot open {}: {e}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(DaemonError::AlreadyRunning {
+                    pid: text.trim().parse().ok(),
+                });
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(DaemonError::Setup(format!(
+                    "cannot lock {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+        file.set_len(0)
+            .and_then(|_| file.write_all(std::process::id().to_string().as_bytes()))
+            .and_then(|_| file.sync_all())
+            .map_err(|e| DaemonError::Setup(format!("cannot write {}: {e}", path.display())))?;
+        Ok(PidLock { _file: file })
+    }
+}

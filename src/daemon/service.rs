@@ -1,0 +1,864 @@
+//! The daemon's service: every request's decision and its record in the ledger, then the
+//! git work that carries it out. All methods block (SQLite, git); the HTTP layer calls
+//! them on blocking threads.
+//!
+//! Order of operations is what makes a crash harmless: a decision is committed to the
+//! ledger before anything is done about it (a claim is recorded before its worktree is
+//! made, a worktree is marked "not ready" before it is moved), and the outcome is
+//! recorded after. On restart, [`Service::reconcile`] finds every half-done step from
+//! the ledger and finishes it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use serde_json::json;
+use tracing::{info, info_span, warn};
+
+use crate::api::{self, ErrorCode};
+use crate::command;
+use crate::config::Config;
+use crate::git::{self, RepoLocation};
+use crate::model::{Actor, Event, EventKind, Task, TaskId, TaskState, Timestamp};
+use crate::scheduler::Caps;
+use crate::scope;
+use crate::store::{ClaimRequest, Ledger, LedgerError, NewTask, PORT_BLOCK};
+use crate::worktree::{self, ENV_FILE, Worktrees};
+
+/// Limits on what a task may hold; beyond them a request is refused, not truncated.
+const MAX_TITLE_CHARS: usize = 200;
+const MAX_BODY_BYTES: usize = 64 * 1024;
+const MAX_ACCEPT: usize = 50;
+const MAX_NAME_CHARS: usize = 100;
+
+/// An error for the API: its code decides the HTTP status and the CLI's exit code.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn bad(message: impl Into<String>) -> ApiError {
+        ApiError {
+            code: ErrorCode::BadRequest,
+            message: message.into(),
+        }
+    }
+    pub fn refused(message: impl Into<String>) -> ApiError {
+        ApiError {
+            code: ErrorCode::Refused,
+            message: message.into(),
+        }
+    }
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError {
+            code: ErrorCode::Internal,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> ApiError {
+        let code = match &e {
+            LedgerError::NotFound(_) => ErrorCode::NotFound,
+            LedgerError::Refused(_) | LedgerError::NothingToClaim(_) => ErrorCode::Refused,
+            LedgerError::TooNew { .. } | LedgerError::Sqlite(_) => ErrorCode::Internal,
+        };
+        ApiError {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<git::GitError> for ApiError {
+    fn from(e: git::GitError) -> ApiError {
+        ApiError::internal(e.to_string())
+    }
+}
+
+impl From<worktree::WorktreeError> for ApiError {
+    fn from(e: worktree::WorktreeError) -> ApiError {
+        ApiError::internal(e.to_string())
+    }
+}
+
+type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+pub struct Service {
+    ledger: Mutex<Ledger>,
+    pub config: Config,
+    pub repo: RepoLocation,
+    pub worktrees: Worktrees,
+    /// The environment for setup commands: the daemon's, without secrets.
+    env: Vec<(String, String)>,
+    caps: Caps,
+    logs: PathBuf,
+    pub started_at: Timestamp,
+    /// Set when the daemon is stopping: long commands stop at their next check.
+    pub stopping: AtomicBool,
+    /// One pool refill at a time.
+    refilling: Mutex<()>,
+}
+
+impl Service {
+    pub fn new(
+        ledger: Ledger,
+        config: Config,
+        repo: RepoLocation,
+        worktrees: Worktrees,
+        env: Vec<(String, String)>,
+        logs: PathBuf,
+    ) -> Service {
+        let mut secrets = Vec::new();
+        if let Some(gh) = &config.github {
+            secrets.push(gh.token_env.as_str());
+        }
+        let env = command::clean_env(&env, &secrets);
+        let caps = Caps::from_config(&config);
+        Service {
+            ledger: Mutex::new(ledger),
+            config,
+            repo,
+            worktrees,
+            env,
+            caps,
+            logs,
+            started_at: Timestamp::now(),
+            stopping: AtomicBool::new(false),
+            refilling: Mutex::new(()),
+        }
+    }
+
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        // A panic while holding the lock cannot leave the database half-written (every
+        // change is one transaction), so a poisoned lock is still usable.
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn base_tip(&self) -> Result<String> {
+        git::branch_tip(&self.repo.main_root, &self.config.base)?.ok_or_else(|| {
+            ApiError::refused(format!(
+                "the base branch {:?} does not exist",
+                self.config.base
+            ))
+        })
+    }
+
+    // ---- tasks ----------------------------------------------------------------------
+
+    pub fn add_task(&self, req: api::AddTask) -> Result<Task> {
+        let title = req.title.trim();
+        if title.is_empty() {
+            return Err(ApiError::bad("the title is empty"));
+        }
+        if title.contains(['\n', '\r']) {
+            return Err(ApiError::bad(
+                "the title must be one line (put details in --body)",
+            ));
+        }
+        let chars = title.chars().count();
+        if chars > MAX_TITLE_CHARS {
+            return Err(ApiError::bad(format!(
+                "the title is {chars} characters; the limit is {MAX_TITLE_CHARS} (put details in --body)"
+            )));
+        }
+        if req.body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::bad(format!(
+                "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
+                req.body.len()
+            )));
+        }
+        if req.accept.len() > MAX_ACCEPT
+            || req
+                .accept
+                .iter()
+                .any(|a| a.trim().is_empty() || a.len() > 1024)
+        {
+            return Err(ApiError::bad(format!(
+                "acceptance criteria must be 1 to {MAX_ACCEPT} non-empty lines of at most 1024 bytes"
+            )));
+        }
+        let by = name(&req.by, "--by")?;
+        let tracked =
+            git::files_at_branch(&self.repo.main_root, &self.config.base).map_err(|e| {
+                ApiError::refused(format!(
+                    "cannot read the base branch {:?}: {e}",
+                    self.config.base
+                ))
+            })?;
+        let subsystems =
+            scope::resolve(&req.scope, &self.config, &tracked.files).map_err(ApiError::bad)?;
+        let new = NewTask {
+            title: title.to_owned(),
+            body: req.body,
+            accept: req.accept,
+            scope: req.scope,
+            subsystems,
+            priority: req.priority,
+            by: Actor::Person(by),
+        };
+        let task = self.ledger().add_task(&new, Timestamp::now())?;
+        info!(task = %task.id, title = %task.title, "task created");
+        Ok(task)
+    }
+
+    pub fn tasks(&self, state: Option<TaskState>) -> Result<Vec<Task>> {
+        Ok(self.ledger().tasks(state)?)
+    }
+
+    pub fn task(&self, id: TaskId) -> Result<api::TaskDetail> {
+        let ledger = self.ledger();
+        Ok(api::TaskDetail {
+            task: ledger.task(id)?,
+            timeline: ledger.events(id)?,
+        })
+    }
+
+    pub fn events(&self, id: TaskId) -> Result<Vec<Event>> {
+        Ok(self.ledger().events(id)?)
+    }
+
+    /// Submitted tasks in the order they will be integrated.
+    pub fn queue(&self) -> Result<Vec<api::QueueEntry>> {
+        let mut waiting: Vec<Task> = self
+            .ledger()
+            .tasks(None)?
+            .into_iter()
+            .filter(|t| {
+                matches!(
+                    t.state,
+                    TaskState::Queued | TaskState::Verifying | TaskState::AwaitingApproval
+                )
+            })
+            .collect();
+        // Being verified first, then by priority and age, as the queue will take them.
+        waiting.sort_by(|a, b| {
+            (b.state == TaskState::Verifying)
+                .cmp(&(a.state == TaskState::Verifying))
+                .then(b.priority.cmp(&a.priority))
+                .then(a.id.cmp(&b.id))
+        });
+        Ok(waiting
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| api::QueueEntry {
+                id: t.id,
+                title: t.title,
+                state: t.state,
+                position: i + 1,
+                waiting_for: match t.state {
+                    TaskState::Verifying => "verify to finish".to_owned(),
+                    TaskState::AwaitingApproval => "a person's approval".to_owned(),
+                    _ => "its turn".to_owned(),
+                },
+            })
+            .collect())
+    }
+
+    pub fn status(&self) -> Result<api::Status> {
+        let ledger = self.ledger();
+        let mut counts = BTreeMap::new();
+        for task in ledger.tasks(None)? {
+            *counts.entry(task.state.as_str().to_owned()).or_insert(0) += 1;
+        }
+        Ok(api::Status {
+            version: api::VERSION.to_owned(),
+            pid: std::process::id(),
+            repo: self.repo.main_root.display().to_string(),
+            base: self.config.base.clone(),
+            started_at: self.started_at,
+            tasks: counts,
+            pool_ready: ledger.pool()?.iter().filter(|m| m.ready).count(),
+        })
+    }
+
+    pub fn cancel(&self, id: TaskId, req: api::Cancel) -> Result<Task> {
+        let by = Actor::Person(name(&req.by, "--by")?);
+        let task = self
+            .ledger()
+            .cancel(id, &by, &req.reason, Timestamp::now())?;
+        let _span = info_span!("task", task = %id).entered();
+        info!(by = %by, "cancelled");
+        Ok(self.let_go_of_worktree(task))
+    }
+
+    // ---- claims ---------------------------------------------------------------------
+
+    pub fn claim(&self, req: api::Claim) -> Result<api::Claimed> {
+        let agent = name(&req.agent, "--agent")?;
+        let base_sha = self.base_tip()?;
+        let claimed = self.ledger().claim(&ClaimRequest {
+            task: req.id,
+            agent: &agent,
+            caps: &self.caps,
+            now: Timestamp::now(),
+            lease: self.config.claims.lease,
+            base_sha: &base_sha,
+            port_is_free: &port_is_free,
+        })?;
+        let _span = info_span!("task", task = %claimed.task.id).entered();
+        info!(agent = %agent, renewed = claimed.renewed, "claimed");
+        let (task, warnings) = match self.provide_worktree(&claimed.task) {
+            Ok(done) => done,
+            Err(e) => {
+                // No worktree, no claim: give the slot back, with the reason on record.
+                warn!(error = %e.message, "no worktree; the claim is given back");
+                let evidence = json!({"error": e.message});
+                let _ = self.ledger().release(
+                    claimed.task.id,
+                    &Actor::Daemon,
+                    EventKind::WorktreeFailed,
+                    evidence,
+                    Timestamp::now(),
+                );
+                return Err(ApiError {
+                    code: e.code,
+                    message: format!(
+                        "cannot make a worktree for {}: {}",
+                        claimed.task.id, e.message
+                    ),
+                });
+            }
+        };
+        let env = self.task_env(&task);
+        let worktree = task.worktree.clone().unwrap_or_default();
+        Ok(api::Claimed {
+            env: env.into_iter().collect(),
+            env_file: Path::new(&worktree).join(ENV_FILE).display().to_string(),
+            base: self.config.base.clone(),
+            renewed: claimed.renewed,
+            warnings,
+            task,
+        })
+    }
+
+    pub fn heartbeat(&self, id: TaskId, req: api::ByAgent) -> Result<Task> {
+        let agent = name(&req.agent, "--agent")?;
+        Ok(self
+            .ledger()
+            .heartbeat(id, &agent, Timestamp::now(), self.config.claims.lease)?)
+    }
+
+    pub fn release(&self, id: TaskId, req: api::ByAgent) -> Result<Task> {
+        let agent = name(&req.agent, "--agent")?;
+        let task = self.ledger().release(
+            id,
+            &Actor::Agent(agent.clone()),
+            EventKind::Released,
+            json!({}),
+            Timestamp::now(),
+        )?;
+        let _span = info_span!("task", task = %id).entered();
+        info!(agent = %agent, "released");
+        Ok(self.let_go_of_worktree(task))
+    }
+
+    /// Returns tasks whose lease ran out to `open`.
+    pub fn expire_leases(&self) -> Result<Vec<TaskId>> {
+        let now = Timestamp::now();
+        let expired = self.ledger().expired(now)?;
+        for &id in &expired {
+            let _span = info_span!("task", task = %id).entered();
+            match self
+                .ledger()
+                .release(id, &Actor::Daemon, EventKind::LeaseExpired, json!({}), now)
+            {
+                Ok(task) => {
+                    info!("lease expired; the task is open again");
+                    self.let_go_of_worktree(task);
+                }
+                Err(e) => warn!(error = %e, "could not expire the lease"),
+            }
+        }
+        Ok(expired)
+    }
+
+    /// The environment of a task's commands and of its env file.
+    fn task_env(&self, task: &Task) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("SWITCHYARD_TASK".to_owned(), task.id.to_string()),
+            (
+                "SWITCHYARD_WORKTREE".to_owned(),
+                task.worktree.clone().unwrap_or_default(),
+            ),
+            ("SWITCHYARD_BRANCH".to_owned(), task.branch.clone()),
+            ("SWITCHYARD_BASE".to_owned(), self.config.base.clone()),
+        ];
+        if let Some(port) = task.port_base {
+            env.push(("SWITCHYARD_PORT_BASE".to_owned(), port.to_string()));
+            env.push(("SWITCHYARD_PORT_COUNT".to_owned(), PORT_BLOCK.to_string()));
+        }
+        env
+    }
+
+    // ---- worktrees ------------------------------------------------------------------
+
+    /// Gives a claimed task its worktree on its branch: the one it already has, else a
+    /// pooled one moved into place, else a fresh `git worktree add`.
+    fn provide_worktree(&self, task: &Task) -> Result<(Task, Vec<String>)> {
+        let started = Instant::now();
+        let target = self.worktrees.task_path(&task.id.to_string());
+        let target_str = target.display().to_string();
+        let mut warnings = Vec::new();
+
+        if let Some(existing) = &task.worktree
+            && Path::new(existing).is_dir()
+            && self.is_registered(Path::new(existing))?
+            && self.ledger().worktree_ready(task.id)?
+        {
+            // The task's own worktree, kept since an earlier claim: it may hold work, so
+            // the branch is checked out only if it is not already, and never forced.
+            let dir = Path::new(existing);
+            if worktree::current_branch(dir)?.as_deref() != Some(task.branch.as_str()) {
+                worktree::switch(dir, &task.branch, false)?;
+            }
+            worktree::write_env(dir, &self.task_env(task))?;
+            return Ok((self.ledger().task(task.id)?, warnings));
+        }
+
+        let base_sha = match &task.base_sha {
+            Some(sha) => sha.clone(),
+            None => self.base_tip()?,
+        };
+        let head = git::ensure_branch(&self.repo.main_root, &task.branch, &base_sha)?;
+        let member = self
+            .ledger()
+            .take_from_pool(task.id, &target_str, Timestamp::now())?;
+        let source = self.prepare(task, &target, member.as_deref(), false)?;
+        let mut task = self.ledger().task(task.id)?;
+        worktree::write_env(&target, &self.task_env(&task))?;
+        let missing =
+            worktree::copy_files(&self.repo.main_root, &target, &self.config.worktrees.copy)?;
+        for file in missing {
+            warnings.push(format!(
+                "{file} (in [worktrees] copy) does not exist in the main checkout; not copied"
+            ));
+        }
+        if source == Source::Fresh
+            && let Some(setup) = &self.config.worktrees.setup
+        {
+            let finished =
+                self.run_setup(setup, &target, &self.task_env(&task), &task.id.to_string())?;
+            if !finished.succeeded() {
+                warnings.push(format!(
+                    "setup {:?} failed ({:?}); its log: {}",
+                    setup,
+                    finished.outcome,
+                    finished.log.display()
+                ));
+                self.ledger().note(
+                    task.id,
+                    EventKind::SetupFailed,
+                    &Actor::Daemon,
+                    json!(finished),
+                    Timestamp::now(),
+                )?;
+            }
+        }
+        let ms = started.elapsed().as_millis() as u64;
+        let evidence = json!({
+            "path": target_str,
+            "branch": task.branch,
+            "head": head,
+            "source": source.as_str(),
+            "ms": ms,
+        });
+        task = self.ledger().set_worktree(
+            task.id,
+            Some(&target_str),
+            true,
+            Some((EventKind::WorktreeReady, evidence)),
+            Timestamp::now(),
+        )?;
+        info!(path = %target_str, source = source.as_str(), ms, "worktree ready");
+        Ok((task, warnings))
+    }
+
+    fn is_registered(&self, dir: &Path) -> Result<bool> {
+        let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+        Ok(self
+            .worktrees
+            .list()?
+            .iter()
+            .any(|l| l.path == dir || l.path.canonicalize().is_ok_and(|p| p == canonical)))
+    }
+
+    /// Puts a worktree on the task's branch at `target`, from a pool member or fresh.
+    /// Nobody has worked in it yet, so a forced checkout loses nothing. `resuming` is a
+    /// restart finishing an interrupted preparation: the target may already exist.
+    fn prepare(
+        &self,
+        task: &Task,
+        target: &Path,
+        member: Option<&str>,
+        resuming: bool,
+    ) -> Result<Source> {
+        if target.exists() {
+            if self.is_registered(target)? {
+                if !resuming && task.worktree.as_deref() != Some(&target.display().to_string()) {
+                    return Err(ApiError::internal(format!(
+                        "{} is another worktree; not touching it",
+                        target.display()
+                    )));
+                }
+                worktree::switch(target, &task.branch, true)?;
+                if let Some(member) = member {
+                    // The member was taken for this task but is not needed: back to the pool.
+                    self.ledger().pool_creating(member, Timestamp::now())?;
+                    self.ledger().pool_ready(member)?;
+                }
+                return Ok(Source::Existing);
+            }
+            // Not a worktree: someone's directory. Keep it, out of the way.
+            let aside = target.with_file_name(format!(
+                "{}.stale-{}",
+                target
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default(),
+                Timestamp::now().0
+            ));
+            warn!(from = %target.display(), to = %aside.display(), "moving a stray directory aside");
+            std::fs::rename(target, &aside).map_err(|e| {
+                ApiError::internal(format!("cannot move {} aside: {e}", target.display()))
+            })?;
+        }
+        match member {
+            Some(member) => {
+                self.worktrees.move_to(Path::new(member), target)?;
+                worktree::switch(target, &task.branch, true)?;
+                Ok(Source::Pool)
+            }
+            None => {
+                self.worktrees.add_on_branch(target, &task.branch)?;
+                Ok(Source::Fresh)
+            }
+        }
+    }
+
+    /// After a release, an expiry or a cancel: a clean worktree goes back to the pool (or
+    /// away when the pool is full); one with uncommitted work stays with the task.
+    fn let_go_of_worktree(&self, task: Task) -> Task {
+        let Some(path) = task.worktree.clone() else {
+            return task;
+        };
+        let dir = PathBuf::from(&path);
+        let now = Timestamp::now();
+        let clean = match worktree::is_clean(&dir, &self.config.worktrees.copy) {
+            Ok(clean) => clean,
+            Err(e) => {
+                warn!(path = %path, error = %e, "cannot tell whether the worktree is clean; keeping it");
+                false
+            }
+        };
+        if !clean {
+            let evidence = json!({"path": path, "reason": "uncommitted changes"});
+            info!(path = %path, "worktree has uncommitted changes; it stays with the task");
+            return self
+                .ledger()
+                .note(
+                    task.id,
+                    EventKind::WorktreeKept,
+                    &Actor::Daemon,
+                    evidence,
+                    now,
+                )
+                .and_then(|_| self.ledger().task(task.id))
+                .unwrap_or(task);
+        }
+        let _ = std::fs::remove_file(dir.join(ENV_FILE));
+        let outcome = self.recycle(&dir);
+        let evidence = json!({"path": path, "to": outcome});
+        match self.ledger().set_worktree(
+            task.id,
+            None,
+            false,
+            Some((EventKind::WorktreeRecycled, evidence)),
+            now,
+        ) {
+            Ok(task) => task,
+            Err(e) => {
+                warn!(error = %e, "could not record the recycled worktree");
+                task
+            }
+        }
+    }
+
+    /// Detaches a clean worktree and moves it into the pool, or removes it. Returns where
+    /// it went, for the event.
+    fn recycle(&self, dir: &Path) -> String {
+        let pooled = self.ledger().pool().map(|p| p.len()).unwrap_or(usize::MAX);
+        if pooled < self.config.worktrees.pool as usize {
+            let to = self.next_pool_path();
+            let result = worktree::detach(dir).and_then(|_| self.worktrees.move_to(dir, &to));
+            match result {
+                Ok(()) => {
+                    let to_str = to.display().to_string();
+                    let mut ledger = self.ledger();
+                    if ledger.pool_creating(&to_str, Timestamp::now()).is_ok()
+                        && ledger.pool_ready(&to_str).is_ok()
+                    {
+                        return "pool".to_owned();
+                    }
+                }
+                Err(e) => warn!(error = %e, "could not return the worktree to the pool"),
+            }
+        }
+        match self.worktrees.remove(dir, false) {
+            Ok(()) => "removed".to_owned(),
+            Err(e) => {
+                warn!(path = %dir.display(), error = %e, "could not remove the worktree");
+                "left in place".to_owned()
+            }
+        }
+    }
+
+    fn next_pool_path(&self) -> PathBuf {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        self.worktrees
+            .pool_dir()
+            .join(format!("p{}-{n}", Timestamp::now().0))
+    }
+
+    fn run_setup(
+        &self,
+        setup: &str,
+        dir: &Path,
+        task_env: &[(String, String)],
+        who: &str,
+    ) -> Result<command::Finished> {
+        let mut env = self.env.clone();
+        env.extend(task_env.iter().cloned());
+        let log = self
+            .logs
+            .join(who)
+            .join(format!("setup-{}.log", Timestamp::now().0));
+        info!(command = setup, log = %log.display(), "running setup");
+        command::run(
+            &command::Spec {
+                command: setup,
+                dir,
+                env: &env,
+                timeout: self.config.worktrees.setup_timeout,
+                log: &log,
+            },
+            &self.stopping,
+        )
+        .map_err(|e| ApiError::internal(format!("cannot run setup: {e}")))
+    }
+
+    /// Tops the pool up to its configured size, one worktree at a time, until full or
+    /// stopping. Runs beside claims: only ready members are ever handed out.
+    pub fn refill_pool(&self) -> Result<()> {
+        let Ok(_one_at_a_time) = self.refilling.try_lock() else {
+            return Ok(());
+        };
+        loop {
+            if self.stopping.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            if self.ledger().pool()?.len() >= self.config.worktrees.pool as usize {
+                return Ok(());
+            }
+            let base = self.base_tip()?;
+            let path = self.next_pool_path();
+            let path_str = path.display().to_string();
+            self.ledger().pool_creating(&path_str, Timestamp::now())?;
+            let started = Instant::now();
+            let made = self
+                .worktrees
+                .add_detached(&path, &base)
+                .map_err(ApiError::from)
+                .and_then(|_| match &self.config.worktrees.setup {
+                    Some(setup) => {
+                        let env = [("SWITCHYARD_WORKTREE".to_owned(), path_str.clone())];
+                        let finished = self.run_setup(setup, &path, &env, "pool")?;
+                        if finished.succeeded() {
+                            Ok(())
+                        } else {
+                            Err(ApiError::internal(format!(
+                                "setup failed ({:?}); its log: {}",
+                                finished.outcome,
+                                finished.log.display()
+                            )))
+                        }
+                    }
+                    None => Ok(()),
+                });
+            match made {
+                Ok(()) => {
+                    self.ledger().pool_ready(&path_str)?;
+                    info!(path = %path_str, ms = started.elapsed().as_millis() as u64, "pool worktree ready");
+                }
+                Err(e) => {
+                    warn!(path = %path_str, error = %e.message, "could not make a pool worktree");
+                    let _ = self.worktrees.remove(&path, true);
+                    self.ledger().pool_remove(&path_str)?;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    // ---- recovery -------------------------------------------------------------------
+
+    /// Brings the worktrees in line with the ledger after a start, whatever state a
+    /// crash left: half-made pool members go, interrupted claims get their worktree,
+    /// missing task worktrees are made again from their branches, strays under the root
+    /// are pooled or removed when clean and reported when not, and expired leases end.
+    pub fn reconcile(&self) -> Result<()> {
+        self.worktrees.prune()?;
+        let listed = self.worktrees.list()?;
+        let registered = |p: &Path| listed.iter().any(|l| l.path == p);
+
+        // Pool members: only ready ones that exist survive.
+        for member in self.ledger().pool()? {
+            let path = PathBuf::from(&member.path);
+            if !member.ready || !registered(&path) {
+                if registered(&path) {
+                    let _ = self.worktrees.remove(&path, true);
+                }
+                info!(path = %member.path, "dropping a pool worktree that was not finished");
+                self.ledger().pool_remove(&member.path)?;
+            }
+        }
+
+        // Claims interrupted between "decided" and "worktree ready".
+        for task in self.ledger().unready_worktrees()? {
+            let _span = info_span!("task", task = %task.id).entered();
+            let target = PathBuf::from(task.worktree.as_deref().unwrap_or_default());
+            if task.state.holds_claim() {
+                info!("finishing the worktree of an interrupted claim");
+                let outcome = self
+                    .prepare(&task, &target, None, true)
+                    .map(|source| source.as_str());
+                match outcome {
+                    Ok(source) => {
+                        worktree::write_env(&target, &self.task_env(&task))?;
+                        let evidence = json!({"path": target.display().to_string(), "branch": task.branch, "source": source, "after": "restart"});
+                        self.ledger().set_worktree(
+                            task.id,
+                            task.worktree.as_deref(),
+                            true,
+                            Some((EventKind::WorktreeReady, evidence)),
+                            Timestamp::now(),
+                        )?;
+                    }
+                    Err(e) => warn!(error = %e.message, "could not finish the worktree"),
+                }
+            } else {
+                self.ledger()
+                    .set_worktree(task.id, None, false, None, Timestamp::now())?;
+            }
+        }
+
+        // Task worktrees that vanished: made again from the task's branch.
+        let tasks = self.ledger().tasks(None)?;
+        for task in &tasks {
+            let Some(path) = &task.worktree else { continue };
+            let dir = PathBuf::from(path);
+            if registered(&dir) && dir.is_dir() {
+                continue;
+            }
+            let _span = info_span!("task", task = %task.id).entered();
+            if task.state.is_final() || task.state == TaskState::Open {
+                self.ledger()
+                    .set_worktree(task.id, None, false, None, Timestamp::now())?;
+                continue;
+            }
+            let base = task.base_sha.clone().map_or_else(|| self.base_tip(), Ok)?;
+            let head = git::ensure_branch(&self.repo.main_root, &task.branch, &base)?;
+            match self.worktrees.add_on_branch(&dir, &task.branch) {
+                Ok(()) => {
+                    worktree::write_env(&dir, &self.task_env(task))?;
+                    info!(path = %path, "worktree restored from the branch");
+                    let evidence = json!({"path": path, "branch": task.branch, "head": head});
+                    self.ledger().note(
+                        task.id,
+                        EventKind::WorktreeRestored,
+                        &Actor::Daemon,
+                        evidence,
+                        Timestamp::now(),
+                    )?;
+                }
+                Err(e) => warn!(error = %e, "could not restore the worktree"),
+            }
+        }
+
+        // Strays: worktrees under our root that the ledger does not know.
+        let tasks = self.ledger().tasks(None)?;
+        let pool: Vec<String> = self.ledger().pool()?.into_iter().map(|m| m.path).collect();
+        for entry in self.worktrees.list()? {
+            if !entry.path.starts_with(&self.worktrees.root) {
+                continue;
+            }
+            let path = entry.path.display().to_string();
+            let known = pool.contains(&path)
+                || tasks
+                    .iter()
+                    .any(|t| t.worktree.as_deref() == Some(path.as_str()));
+            if known {
+                continue;
+            }
+            let clean =
+                worktree::is_clean(&entry.path, &self.config.worktrees.copy).unwrap_or(false);
+            if !clean {
+                warn!(path = %path, "a worktree under the root that no task owns has uncommitted changes; leaving it alone");
+                continue;
+            }
+            let room = self.ledger().pool()?.len() < self.config.worktrees.pool as usize;
+            if room && self.worktrees.is_pool_path(&entry.path) && entry.branch.is_none() {
+                info!(path = %path, "adopting a stray worktree into the pool");
+                self.ledger().pool_creating(&path, Timestamp::now())?;
+                self.ledger().pool_ready(&path)?;
+            } else {
+                info!(path = %path, "removing a stray clean worktree");
+                if let Err(e) = self.worktrees.remove(&entry.path, false) {
+                    warn!(path = %path, error = %e, "could not remove it");
+                }
+            }
+        }
+
+        self.expire_leases()?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Pool,
+    Fresh,
+    Existing,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::Pool => "pool",
+            Source::Fresh => "fresh",
+            Source::Existing => "existing",
+        }
+    }
+}
+
+/// Agent and person names: short, printable, one line.
+fn name(raw: &str, flag: &str) -> Result<String> {
+    let n = raw.trim();
+    if n.is_empty() || n.chars().count() > MAX_NAME_CHARS || n.chars().any(char::is_control) {
+        return Err(ApiError::bad(format!(
+            "{flag} must be 1 to {MAX_NAME_CHARS} printable characters"
+        )));
+    }
+    Ok(n.to_owned())
+}
+
+/// Whether nothing listens on a port block's first port right now.
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}

@@ -1,0 +1,311 @@
+//! Task worktrees and the pool of ready ones, through the `git` CLI.
+//!
+//! Measured on a 20k-file repository, `git worktree add` costs seconds (it writes every
+//! file), while moving an existing worktree to another commit with `git checkout` costs
+//! tens of milliseconds, and git2 can neither create a detached worktree nor beat the CLI
+//! at checkout. So switchyard keeps a pool of detached worktrees under
+//! `<root>/.pool/`, and a claim renames one to `<root>/<task id>` and checks the task's
+//! branch out in it. A fresh `git worktree add` is the fallback when the pool is empty.
+//!
+//! Every function here blocks; callers run them off the async runtime.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The file in each task worktree that holds its environment (`KEY='value'` lines).
+/// Git ignores it through the repository's `info/exclude`.
+pub const ENV_FILE: &str = ".switchyard.env";
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorktreeError {
+    #[error("git {args}: {message}")]
+    Git { args: String, message: String },
+    #[error("{0}")]
+    Io(String),
+}
+
+type Result<T, E = WorktreeError> = std::result::Result<T, E>;
+
+fn io(what: &str, path: &Path, e: std::io::Error) -> WorktreeError {
+    WorktreeError::Io(format!("cannot {what} {}: {e}", path.display()))
+}
+
+/// Runs git in `dir` and returns its stdout. Never prompts, never opens an editor.
+pub fn git<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Result<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_EDITOR", "true")
+        .env("LC_ALL", "C")
+        .output()
+        .map_err(|e| WorktreeError::Io(format!("cannot run git: {e}")))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let message = stderr
+            .lines()
+            .map(|l| {
+                l.trim_start_matches("fatal: ")
+                    .trim_start_matches("error: ")
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(WorktreeError::Git {
+            args: args.join(" "),
+            message,
+        })
+    }
+}
+
+/// One entry of `git worktree list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub path: PathBuf,
+    pub head: Option<String>,
+    /// `None` when detached.
+    pub branch: Option<String>,
+    /// Git's own note that the directory is gone.
+    pub prunable: bool,
+}
+
+/// The worktrees of one repository, under one root.
+#[derive(Debug, Clone)]
+pub struct Worktrees {
+    pub main_root: PathBuf,
+    pub root: PathBuf,
+}
+
+impl Worktrees {
+    pub fn new(main_root: PathBuf, root: PathBuf) -> Worktrees {
+        Worktrees { main_root, root }
+    }
+
+    /// Creates the root (and the pool directory) and checks it is writable.
+    pub fn ensure_root(&self) -> Result<()> {
+        let pool = self.pool_dir();
+        std::fs::create_dir_all(&pool).map_err(|e| io("create the worktree root", &pool, e))?;
+        let probe = pool.join(".write-test");
+        std::fs::write(&probe, b"").map_err(|e| io("write in the worktree root", &self.root, e))?;
+        let _ = std::fs::remove_file(probe);
+        Ok(())
+    }
+
+    pub fn pool_dir(&self) -> PathBuf {
+        self.root.join(".pool")
+    }
+
+    pub fn task_path(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    pub fn is_pool_path(&self, path: &Path) -> bool {
+        path.parent() == Some(self.pool_dir().as_path())
+    }
+
+    pub fn list(&self) -> Result<Vec<Listed>> {
+        let out = git(&self.main_root, &["worktree", "list", "--porcelain", "-z"])?;
+        let mut listed = Vec::new();
+        let mut current: Option<Listed> = None;
+        for field in out.split('\0') {
+            if field.is_empty() {
+                listed.extend(current.take());
+                continue;
+            }
+            let (key, value) = field.split_once(' ').unwrap_or((field, ""));
+            match key {
+                "worktree" => {
+                    listed.extend(current.take());
+                    current = Some(Listed {
+                        path: PathBuf::from(value),
+                        head: None,
+                        branch: None,
+                        prunable: false,
+                    });
+                }
+                "HEAD" => current
+                    .iter_mut()
+                    .for_each(|c| c.head = Some(value.to_owned())),
+                "branch" => current.iter_mut().for_each(|c| {
+                    c.branch = Some(value.trim_start_matches("refs/heads/").to_owned())
+                }),
+                "prunable" => current.iter_mut().for_each(|c| c.prunable = true),
+                _ => {}
+            }
+        }
+        listed.extend(current);
+        Ok(listed)
+    }
+
+    /// Forgets worktrees whose directories are gone.
+    pub fn prune(&self) -> Result<()> {
+        git(&self.main_root, &["worktree", "prune"]).map(|_| ())
+    }
+
+    pub fn add_detached(&self, path: &Path, commit: &str) -> Result<()> {
+        git(
+            &self.main_root,
+            &[
+                OsStr::new("worktree"),
+                "add".as_ref(),
+                "-q".as_ref(),
+                "--detach".as_ref(),
+                path.as_os_str(),
+                commit.as_ref(),
+            ],
+        )
+        .map(|_| ())
+    }
+
+    pub fn add_on_branch(&self, path: &Path, branch: &str) -> Result<()> {
+        git(
+            &self.main_root,
+            &[
+                OsStr::new("worktree"),
+                "add".as_ref(),
+                "-q".as_ref(),
+                path.as_os_str(),
+                branch.as_ref(),
+            ],
+        )
+        .map(|_| ())
+    }
+
+    pub fn move_to(&self, from: &Path, to: &Path) -> Result<()> {
+        git(
+            &self.main_root,
+            &[
+                OsStr::new("worktree"),
+                "move".as_ref(),
+                from.as_os_str(),
+                to.as_os_str(),
+            ],
+        )
+        .map(|_| ())
+    }
+
+    /// Removes a worktree; `force` also discards its changes, so callers only force
+    /// worktrees that hold no one's work.
+    pub fn remove(&self, path: &Path, force: bool) -> Result<()> {
+        let mut args = vec![OsStr::new("worktree"), "remove".as_ref()];
+        if force {
+            args.push("--force".as_ref());
+        }
+        args.push(path.as_os_str());
+        git(&self.main_root, &args).map(|_| ())
+    }
+}
+
+/// Checks `branch` out in the worktree at `dir`. `force` discards local changes: only
+/// for worktrees nobody has worked in yet.
+pub fn switch(dir: &Path, branch: &str, force: bool) -> Result<()> {
+    let mut args = vec!["checkout", "-q"];
+    if force {
+        args.push("-f");
+    }
+    args.push(branch);
+    args.push("--");
+    git(dir, &args).map(|_| ())
+}
+
+/// Detaches HEAD where it is, freeing the branch for other worktrees.
+pub fn detach(dir: &Path) -> Result<()> {
+    git(dir, &["checkout", "-q", "--detach"]).map(|_| ())
+}
+
+/// Whether the worktree has no uncommitted changes and no untracked files, apart from
+/// `ignore` (the files switchyard copied in itself).
+pub fn is_clean(dir: &Path, ignore: &[String]) -> Result<bool> {
+    let out = git(
+        dir,
+        &["status", "--porcelain", "-z", "--untracked-files=all"],
+    )?;
+    // Entries are "XY path"; a rename carries its old path as the next field.
+    let mut fields = out.split('\0').filter(|f| !f.is_empty());
+    while let Some(entry) = fields.next() {
+        let (status, path) = entry.split_at(entry.len().min(3));
+        if status.starts_with('R') || status.starts_with('C') {
+            fields.next();
+        }
+        if !ignore.iter().any(|i| i == path) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The branch checked out in the worktree, or `None` when detached.
+pub fn current_branch(dir: &Path) -> Result<Option<String>> {
+    match git(dir, &["symbolic-ref", "-q", "--short", "HEAD"]) {
+        Ok(out) => Ok(Some(out.trim().to_owned())),
+        Err(WorktreeError::Git { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes git ignore the environment file in every worktree, through the shared
+/// `info/exclude` (never the user's `.gitignore`).
+pub fn exclude_env_file(common_dir: &Path) -> Result<()> {
+    let path = common_dir.join("info/exclude");
+    let line = format!("/{ENV_FILE}");
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    if current.lines().any(|l| l.trim() == line) {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
+    }
+    let mut text = current;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str("# switchyard: per-task environment\n");
+    text.push_str(&line);
+    text.push('\n');
+    std::fs::write(&path, text).map_err(|e| io("write", &path, e))
+}
+
+/// Writes the task's environment file: `KEY='value'` lines, loadable by `set -a; .`
+/// and by dotenv readers.
+pub fn write_env(dir: &Path, env: &[(String, String)]) -> Result<()> {
+    let mut text = String::new();
+    for (k, v) in env {
+        text.push_str(&format!("{k}='{}'\n", v.replace('\'', r"'\''")));
+    }
+    let path = dir.join(ENV_FILE);
+    std::fs::write(&path, text).map_err(|e| io("write", &path, e))
+}
+
+/// Reads `SWITCHYARD_TASK` from a worktree's environment file, if it has one.
+pub fn task_of(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(ENV_FILE)).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("SWITCHYARD_TASK="))
+        .map(|v| v.trim_matches('\'').to_owned())
+}
+
+/// Copies the configured files from the main checkout; returns those that do not exist
+/// there (a note for the task's log, not an error).
+pub fn copy_files(main_root: &Path, dir: &Path, files: &[String]) -> Result<Vec<String>> {
+    let mut missing = Vec::new();
+    for file in files {
+        let from = main_root.join(file);
+        if !from.is_file() {
+            missing.push(file.clone());
+            continue;
+        }
+        let to = dir.join(file);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
+        }
+        std::fs::copy(&from, &to).map_err(|e| io("copy", &from, e))?;
+    }
+    Ok(missing)
+}

@@ -20,16 +20,10 @@ impl fmt::Display for Location {
 }
 
 impl Location {
-    /// The location of byte `offset` in `text`.
+    /// The location of byte `offset` in `text`. For many lookups in one text, build a
+    /// [`LineIndex`] once instead.
     pub fn of_offset(file: &Arc<str>, text: &str, offset: usize) -> Location {
-        let offset = offset.min(text.len());
-        let before = &text[..floor_char_boundary(text, offset)];
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        Location {
-            file: Arc::clone(file),
-            line: u32::try_from(before.matches('\n').count() + 1).unwrap_or(u32::MAX),
-            col: u32::try_from(before[line_start..].chars().count() + 1).unwrap_or(u32::MAX),
-        }
+        LineIndex::new(text).locate(file, offset)
     }
 
     /// `FILE:LINE`, the short form used to cite a rule.
@@ -38,11 +32,34 @@ impl Location {
     }
 }
 
-fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
+/// Where each line of a text starts, for turning byte offsets into line and column
+/// without rescanning the text each time.
+pub struct LineIndex<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    pub fn new(text: &'a str) -> LineIndex<'a> {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { text, starts }
     }
-    offset
+
+    pub fn locate(&self, file: &Arc<str>, offset: usize) -> Location {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let start = self.starts[line - 1];
+        Location {
+            file: Arc::clone(file),
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            col: u32::try_from(self.text[start..offset].chars().count() + 1).unwrap_or(u32::MAX),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use git2::{ObjectType, Repository, TreeWalkMode, TreeWalkResult};
+use git2::{ObjectType, Repository};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
@@ -75,31 +75,50 @@ pub fn tracked_files(root: &Path) -> Result<Tracked, GitError> {
         Err(e) if e.code() == git2::ErrorCode::UnbornBranch => return Ok(Tracked::default()),
         Err(e) => return Err(e.into()),
     };
-    files_in(&head.peel_to_tree()?)
+    files_in(&repo, &head.peel_to_tree()?)
 }
 
 /// The files at the tip of `branch` in the repository at `root`.
 pub fn files_at_branch(root: &Path, branch: &str) -> Result<Tracked, GitError> {
     let repo = Repository::open(root)?;
     let reference = repo.find_reference(&format!("refs/heads/{branch}"))?;
-    files_in(&reference.peel_to_tree()?)
+    files_in(&repo, &reference.peel_to_tree()?)
 }
 
-fn files_in(tree: &git2::Tree<'_>) -> Result<Tracked, GitError> {
+fn files_in(repo: &Repository, tree: &git2::Tree<'_>) -> Result<Tracked, GitError> {
     let mut tracked = Tracked::default();
-    tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
-        if entry.kind() == Some(ObjectType::Tree) {
-            return TreeWalkResult::Ok;
-        }
-        let name = String::from_utf8_lossy(entry.name_bytes());
-        let path = format!("{dir}{name}");
-        if std::str::from_utf8(entry.name_bytes()).is_err() || path.contains('\u{FFFD}') {
-            tracked.non_utf8.push(path.clone());
-        }
-        tracked.files.push(path);
-        TreeWalkResult::Ok
-    })?;
+    walk(repo, tree, &mut Vec::new(), &mut tracked)?;
     Ok(tracked)
+}
+
+/// Depth-first, in git's order, with names as bytes: git2's own walk gives up on a
+/// directory whose name is not UTF-8.
+fn walk(
+    repo: &Repository,
+    tree: &git2::Tree<'_>,
+    prefix: &mut Vec<u8>,
+    out: &mut Tracked,
+) -> Result<(), GitError> {
+    for entry in tree.iter() {
+        let len = prefix.len();
+        prefix.extend_from_slice(entry.name_bytes());
+        if entry.kind() == Some(ObjectType::Tree) {
+            prefix.push(b'/');
+            let subtree = repo.find_tree(entry.id())?;
+            walk(repo, &subtree, prefix, out)?;
+        } else {
+            match std::str::from_utf8(prefix) {
+                Ok(path) => out.files.push(path.to_owned()),
+                Err(_) => {
+                    let lossy = String::from_utf8_lossy(prefix).into_owned();
+                    out.non_utf8.push(lossy.clone());
+                    out.files.push(lossy);
+                }
+            }
+        }
+        prefix.truncate(len);
+    }
+    Ok(())
 }
 
 /// The commit at the tip of a local branch, or `None` when there is no such branch.

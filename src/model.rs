@@ -36,6 +36,41 @@ impl SubsystemName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A valid name made from `base` (any text), not yet in `taken`, which it joins:
+    /// lowercase letters, digits and `-`/`_`/`.`, a numeric suffix on a clash, at most
+    /// 64 characters with the suffix.
+    pub fn unique(
+        base: &str,
+        fallback: &str,
+        taken: &mut std::collections::BTreeSet<String>,
+    ) -> SubsystemName {
+        let mut slug = String::new();
+        for c in base.chars() {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_') {
+                slug.push(c);
+            } else if !slug.ends_with('-') {
+                slug.push('-');
+            }
+        }
+        let slug = slug.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+        let slug = if slug.is_empty() { fallback } else { slug };
+        let fit = |s: &str, room: usize| -> String {
+            let cut: String = s.chars().take(room).collect();
+            cut.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+                .to_owned()
+        };
+        let mut name = fit(slug, 64);
+        let mut n = 2;
+        while taken.contains(&name) {
+            let suffix = format!("-{n}");
+            name = format!("{}{suffix}", fit(slug, 64 - suffix.len()));
+            n += 1;
+        }
+        taken.insert(name.clone());
+        SubsystemName::new(&name).expect("built from valid characters only")
+    }
 }
 
 impl fmt::Display for SubsystemName {
@@ -396,6 +431,32 @@ pub fn is_valid_branch_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unique_names_stay_valid() {
+        let mut taken = std::collections::BTreeSet::new();
+        assert_eq!(
+            SubsystemName::unique("@Org/Team", "x", &mut taken).as_str(),
+            "org-team"
+        );
+        assert_eq!(
+            SubsystemName::unique("org team", "x", &mut taken).as_str(),
+            "org-team-2"
+        );
+        assert_eq!(
+            SubsystemName::unique(" .github", "x", &mut taken).as_str(),
+            "github"
+        );
+        assert_eq!(
+            SubsystemName::unique("éé", "dir", &mut taken).as_str(),
+            "dir"
+        );
+        let long = "a".repeat(80);
+        for _ in 0..1200 {
+            let name = SubsystemName::unique(&long, "x", &mut taken);
+            assert!(name.as_str().len() <= 64);
+        }
+    }
 
     #[test]
     fn task_ids_round_trip() {

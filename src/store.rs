@@ -465,15 +465,14 @@ impl Ledger {
 
     /// Whether the task's worktree is in place (not halfway through being made).
     pub fn worktree_ready(&self, id: TaskId) -> Result<bool> {
-        Ok(self
-            .conn
+        self.conn
             .query_row(
                 "SELECT worktree_ready FROM tasks WHERE seq = ?1",
                 [id.0],
                 |r| r.get(0),
             )
             .optional()?
-            .ok_or(LedgerError::NotFound(id))?)
+            .ok_or(LedgerError::NotFound(id))
     }
 
     /// Tasks whose worktree is assigned but not yet ready (a claim interrupted by a crash).

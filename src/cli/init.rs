@@ -37,7 +37,8 @@ pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
             "{display} already exists; pass --force to overwrite it"
         )));
     }
-    let tracked = git::tracked_files(&repo.checkout_root)?;
+    // The main checkout's files and CODEOWNERS, wherever init is run from.
+    let tracked = git::tracked_files(&repo.main_root)?;
     let base = git::current_branch(&repo.main_root)?.unwrap_or_else(|| "main".to_owned());
     let found = codeowners::LOCATIONS
         .iter()

@@ -100,10 +100,12 @@ pub fn run(
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
-            // Help and version go to stdout with success; usage errors to stderr.
+            // Help and version go to stdout with success; a usage error is one line on
+            // stderr, pointing at the help.
             let text = e.render().to_string();
             return if e.use_stderr() {
-                let _ = write!(err, "{text}");
+                let first = text.lines().next().unwrap_or("error: bad usage");
+                let _ = writeln!(err, "{first} (see --help)");
                 Exit::Usage
             } else {
                 let _ = write!(out, "{text}");

@@ -1,7 +1,7 @@
 //! `switchyard owners`: which subsystem owns each path, and by which rule.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -12,7 +12,8 @@ use crate::ownership::Rule;
 
 /// Show which subsystem owns each path and the rule that decided it. Paths are relative
 /// to the current directory (as with git) when it is inside the repository, else to the
-/// repository root; they need not exist.
+/// repository root; they need not exist. A directory stands for the tracked files under
+/// it.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Paths to resolve.
@@ -51,7 +52,7 @@ pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
     let repo = ctx.locate()?;
     // Check every argument before loading anything: bad input changes nothing and
     // reports one clear line.
-    let paths: Vec<String> = args
+    let targets: Vec<(String, bool)> = args
         .paths
         .iter()
         .map(|p| repo_path(&repo, &ctx.env.cwd, p))
@@ -59,6 +60,26 @@ pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
     let (loaded, _) = ctx.load_config(&repo)?;
     let config = loaded.config;
     if !args.all {
+        // A directory stands for the tracked files under it, as it does for git.
+        let tracked = if targets.iter().any(|(_, dir)| *dir) {
+            git::tracked_files(&repo.checkout_root)?.files
+        } else {
+            Vec::new()
+        };
+        let mut paths = Vec::new();
+        for (path, is_dir) in targets {
+            let prefix = format!("{path}/");
+            let inside: Vec<String> = tracked
+                .iter()
+                .filter(|f| f.starts_with(&prefix))
+                .cloned()
+                .collect();
+            if is_dir && !inside.is_empty() {
+                paths.extend(inside);
+            } else {
+                paths.push(path);
+            }
+        }
         let mut resolver = config.ownership.resolver();
         let rows: Vec<Owned<'_>> = paths.iter().map(|p| owned(p, resolver.owner(p))).collect();
         return if ctx.json {
@@ -138,9 +159,10 @@ fn print_rows(ctx: &mut Ctx<'_>, rows: &[Owned<'_>]) -> Result<(), CliError> {
     Ok(())
 }
 
-/// A path argument as git stores it: relative to the root, `/`-separated, normalized.
-/// Refuses what is not inside the repository or not UTF-8.
-fn repo_path(repo: &RepoLocation, cwd: &Path, arg: &OsString) -> Result<String, CliError> {
+/// A path argument as git stores it: relative to the root, `/`-separated, normalized,
+/// and whether it names a directory. Symlinks on the way are resolved, so a path that
+/// leads outside the repository through one is refused like any other outside path.
+fn repo_path(repo: &RepoLocation, cwd: &Path, arg: &OsString) -> Result<(String, bool), CliError> {
     let Some(text) = arg.to_str() else {
         return Err(CliError::Usage(format!(
             "path {:?} is not valid UTF-8; git paths that switchyard matches must be",
@@ -152,31 +174,25 @@ fn repo_path(repo: &RepoLocation, cwd: &Path, arg: &OsString) -> Result<String, 
     }
     let cwd = cwd.canonicalize().unwrap_or_else(|_| cwd.to_owned());
     let arg_path = Path::new(text);
-    // The checkout the path is read against: the one holding the current directory when
-    // there is one (a task's worktree is a checkout too), else the main one.
-    let (absolute, root) = if arg_path.is_absolute() {
-        let abs = normalize(arg_path);
-        let root = [&repo.checkout_root, &repo.main_root]
-            .into_iter()
-            .find(|r| abs.starts_with(r))
-            .cloned()
-            .unwrap_or_else(|| repo.main_root.clone());
-        (abs, root)
+    let absolute = if arg_path.is_absolute() {
+        arg_path.to_owned()
     } else if cwd.starts_with(&repo.checkout_root) {
-        (normalize(&cwd.join(arg_path)), repo.checkout_root.clone())
+        cwd.join(arg_path)
     } else {
-        (
-            normalize(&repo.main_root.join(arg_path)),
-            repo.main_root.clone(),
-        )
+        repo.main_root.join(arg_path)
     };
-    let outside = || {
-        CliError::Usage(format!(
-            "path {text:?} is outside the repository ({})",
-            root.display()
-        ))
-    };
-    let relative = absolute.strip_prefix(&root).map_err(|_| outside())?;
+    let resolved = resolve_existing(&normalize(&absolute));
+    // The checkout the path is in: a task's worktree is a checkout too.
+    let root = [&repo.checkout_root, &repo.main_root]
+        .into_iter()
+        .find(|r| resolved.starts_with(r))
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "path {text:?} is outside the repository ({})",
+                repo.main_root.display()
+            ))
+        })?;
+    let relative = resolved.strip_prefix(root).expect("checked above");
     if relative.as_os_str().is_empty() {
         return Err(CliError::Usage(format!(
             "path {text:?} is the repository root, not a path inside it"
@@ -184,7 +200,34 @@ fn repo_path(repo: &RepoLocation, cwd: &Path, arg: &OsString) -> Result<String, 
     }
     let parts: Vec<&str> = relative
         .components()
-        .map(|c| c.as_os_str().to_str().expect("from a str"))
+        .map(|c| c.as_os_str().to_str().unwrap_or_default())
         .collect();
-    Ok(parts.join("/"))
+    let is_dir = text.ends_with('/') || resolved.is_dir();
+    Ok((parts.join("/"), is_dir))
+}
+
+/// The path with its longest existing ancestor canonicalized (symlinks resolved); the
+/// rest, which does not exist, is kept as written.
+fn resolve_existing(path: &Path) -> PathBuf {
+    let mut existing = path.to_owned();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(canonical) = existing.canonicalize() {
+            let mut out = canonical;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return normalize(&out);
+        }
+        match (
+            existing.file_name().map(|n| n.to_owned()),
+            existing.parent(),
+        ) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_owned();
+            }
+            _ => return path.to_owned(),
+        }
+    }
 }

@@ -14,7 +14,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::diagnostic::{Diagnostic, Location};
+use crate::diagnostic::{Diagnostic, LineIndex, Location};
 use crate::model::SubsystemName;
 use crate::ownership::Ownership;
 
@@ -187,10 +187,10 @@ pub fn load(path: &Path, display: &str, ctx: &Context) -> Result<Loaded, LoadErr
         }
         Err(e) => return Err(io(e)),
     };
-    if meta.is_dir() {
+    if !meta.is_file() {
         return Err(LoadError::Invalid(vec![Diagnostic::error(
             None,
-            format!("{display}: is a directory, not a config file"),
+            format!("{display}: not a regular file"),
         )]));
     }
     if meta.len() > MAX_BYTES {
@@ -206,7 +206,23 @@ pub fn load(path: &Path, display: &str, ctx: &Context) -> Result<Loaded, LoadErr
             ),
         )]));
     }
-    let bytes = std::fs::read(path).map_err(io)?;
+    // Bounded even if the file grows between the size check and the read.
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path).map_err(io)?, MAX_BYTES + 1),
+        &mut bytes,
+    )
+    .map_err(io)?;
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(LoadError::Invalid(vec![Diagnostic::error(
+            Some(Location {
+                file,
+                line: 1,
+                col: 1,
+            }),
+            "the config is over 1 MB; switchyard reads at most 1 MB (is this the right file?)",
+        )]));
+    }
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
@@ -225,7 +241,8 @@ pub fn load(path: &Path, display: &str, ctx: &Context) -> Result<Loaded, LoadErr
 pub fn parse(text: &str, display: &str, ctx: &Context) -> Result<Loaded, LoadError> {
     let file: Arc<str> = display.into();
     let (raw, raw_errors) = raw::read(text);
-    let locate = |span: std::ops::Range<usize>| Location::of_offset(&file, text, span.start);
+    let lines = LineIndex::new(text);
+    let locate = |span: std::ops::Range<usize>| lines.locate(&file, span.start);
     let mut diagnostics: Vec<Diagnostic> = raw_errors
         .into_iter()
         .map(|(span, message)| Diagnostic::error(Some(locate(span)), message))

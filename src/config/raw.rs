@@ -42,6 +42,8 @@ pub(crate) struct RawQueue {
 pub(crate) struct RawSubsystem {
     /// The `[[subsystem]]` header.
     pub header: Range<usize>,
+    /// The keys written, valid or not: a key of the wrong type is not "missing".
+    pub keys: Vec<String>,
     pub name: Option<Str>,
     pub paths: Option<StrList>,
     pub max_parallel: Option<Spanned<i64>>,
@@ -62,6 +64,7 @@ pub(crate) struct RawWorktrees {
 #[derive(Debug)]
 pub(crate) struct RawGithub {
     pub header: Range<usize>,
+    pub keys: Vec<String>,
     pub repo: Option<Str>,
     pub api_url: Option<Str>,
     pub token_env: Option<Str>,
@@ -109,6 +112,7 @@ pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
                     let mut s = r.nested(t, "[[subsystem]]");
                     let sub = RawSubsystem {
                         header,
+                        keys: s.keys(),
                         name: s.string("name"),
                         paths: s.strings("paths"),
                         max_parallel: s.integer("max_parallel"),
@@ -145,6 +149,7 @@ pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
                 let mut g = r.nested(t, "[github]");
                 let gh = RawGithub {
                     header,
+                    keys: g.keys(),
                     repo: g.string("repo"),
                     api_url: g.string("api_url"),
                     token_env: g.string("token_env"),
@@ -217,6 +222,13 @@ impl<'t, 'i, 'e> Reader<'t, 'i, 'e> {
             section,
             errors: self.errors,
         }
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.table
+            .iter()
+            .map(|(k, _)| k.get_ref().to_string())
+            .collect()
     }
 
     fn get(&self, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use super::validate::{DEFAULT_POOL, DEFAULT_SETUP_TIMEOUT, DEFAULT_VERIFY_TIMEOUT};
 use crate::model::SubsystemName;
-use crate::ownership::codeowners::{self, TranslationError, slug};
+use crate::ownership::codeowners::{self, TranslationError};
 use crate::ownership::escape;
 
 /// What `init` knows about the repository.
@@ -142,34 +142,20 @@ fn guess_from_layout(text: &mut String, tracked: &[String]) {
         .collect();
     let has_root_files = tracked.iter().any(|p| !p.contains('/'));
     let mut taken = BTreeSet::new();
-    let mut unique = |base: String| {
-        let base = if SubsystemName::new(&base).is_ok() {
-            base
-        } else {
-            "dir".to_owned()
-        };
-        let mut name = base.clone();
-        let mut n = 2;
-        while !taken.insert(name.clone()) {
-            name = format!("{base}-{n}");
-            n += 1;
-        }
-        name
-    };
     if has_root_files {
-        let name = unique("root".to_owned());
+        let name = SubsystemName::unique("root", "root", &mut taken);
         let _ = write!(
             text,
             "\n[[subsystem]]\n# Files at the top of the repository.\nname = {}\npaths = [\"*\"]\nmax_parallel = {MAX_PARALLEL}\n",
-            quote(&name)
+            quote(name.as_str())
         );
     }
     for dir in dirs {
-        let name = unique(slug(dir));
+        let name = SubsystemName::unique(dir, "dir", &mut taken);
         let _ = write!(
             text,
             "\n[[subsystem]]\nname = {}\npaths = [{}]\nmax_parallel = {MAX_PARALLEL}\n",
-            quote(&name),
+            quote(name.as_str()),
             quote(&format!("{}/", escape(dir)))
         );
         if dir == ".github" {

@@ -77,7 +77,6 @@ fn wrong_types() {
         "base = 3\n[[subsystem]]\nname = \"a\"\npaths = \"src/**\"\nmax_parallel = \"2\"\nverify = [\"ok\", 1]\n",
         &[
             "sy.toml:1:8: `base` must be a string, found an integer",
-            "sy.toml:2:1: missing key `paths` in [[subsystem]]",
             "sy.toml:4:9: `paths` must be a list of strings, found a string",
             "sy.toml:5:16: `max_parallel` must be an integer, found a string",
             "sy.toml:6:17: `verify` must be a list of strings, but this element is an integer",
@@ -188,9 +187,9 @@ fn worktree_root_must_be_outside_the_checkout() {
 #[test]
 fn github_section() {
     check(
-        "[github]\nrepo = \"nope\"\napi_url = \"ftp://x\"\ntoken_env = \"ghp_abcdefSECRET\"\n",
+        "[github]\nrepo = \"ghp_SECRET\"\napi_url = \"ftp://x\"\ntoken_env = \"ghp_abcdefSECRET\"\n",
         &[
-            "sy.toml:2:8: `repo` must be \"owner/name\", found \"nope\"",
+            "sy.toml:2:8: `repo` must be \"owner/name\", found what looks like a token",
             "sy.toml:3:11: `api_url` must be an http(s) URL, found \"ftp://x\"",
             "sy.toml:4:13: `token_env` holds what looks like a GitHub token; it must name the environment variable that holds the token (like \"GITHUB_TOKEN\"). Remove the token from this file and revoke it",
         ],
@@ -216,10 +215,26 @@ fn secrets_are_never_echoed() {
 
 #[test]
 fn all_problems_at_once() {
-    let errs = errors(
-        "base = \"a..b\"\nremote = \"bad remote\"\nwat = 1\n[[subsystem]]\nname = \"x\"\npaths = [\"[\"]\n",
+    check(
+        "base = \"a..b\"\nremote = \"bad remote\"\nwat = 1\n[[subsystem]]\nname = \"x y\"\npaths = [\"[\"]\ndepends_on = [\"ghost\"]\n",
+        &[
+            "sy.toml:1:8: `base` \"a..b\" is not a valid branch name",
+            "sy.toml:2:10: `remote` \"bad remote\" is not a valid remote name",
+            "sy.toml:3:1: unknown key `wat` in the top level (known keys: base, remote, queue, subsystem, claims, worktrees, github)",
+            "sy.toml:5:8: invalid subsystem name \"x y\": use 1 to 64 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit",
+            "sy.toml:6:10: invalid glob \"[\": unclosed character class; missing ']'",
+            "sy.toml:7:15: `depends_on` names unknown subsystem \"ghost\"",
+        ],
     );
-    assert_eq!(errs.len(), 4, "{errs:#?}");
+    // A key of the wrong type is reported once, not also as missing.
+    check(
+        "[[subsystem]]\nname = 1\npaths = 2\n[github]\nrepo = 3\n",
+        &[
+            "sy.toml:2:8: `name` must be a string, found an integer",
+            "sy.toml:3:9: `paths` must be a list of strings, found an integer",
+            "sy.toml:5:8: `repo` must be a string, found an integer",
+        ],
+    );
 }
 
 #[test]

@@ -166,13 +166,15 @@ fn subsystems(
     let mut rules: Vec<(usize, Rule)> = Vec::new();
     let mut first_seen: HashMap<SubsystemName, u32> = HashMap::new();
     // Declared dependencies, checked once every name is known.
-    let mut deps: Vec<(usize, Vec<Str>)> = Vec::new();
+    let mut deps: Vec<(Option<usize>, Vec<Str>)> = Vec::new();
 
     for s in raw {
         let location = (v.locate)(s.header.clone());
         let name = match &s.name {
             None => {
-                v.missing(s.header.clone(), "name", "[[subsystem]]");
+                if !s.keys.iter().any(|k| k == "name") {
+                    v.missing(s.header.clone(), "name", "[[subsystem]]");
+                }
                 None
             }
             Some(name) => match SubsystemName::new(name.get_ref()) {
@@ -217,6 +219,7 @@ fn subsystems(
         let verify = v.commands(s.verify.as_ref(), "verify");
 
         match &s.paths {
+            None if s.keys.iter().any(|k| k == "paths") => {}
             None => v.missing(s.header.clone(), "paths", "[[subsystem]]"),
             Some(paths) => {
                 if paths.get_ref().is_empty()
@@ -251,10 +254,13 @@ fn subsystems(
             }
         }
 
+        // Dependencies are checked even for a subsystem whose own name is wrong, so that
+        // every problem shows at once; only valid ones become edges.
+        if let Some(d) = &s.depends_on {
+            let from = name.as_ref().map(|_| subsystems.len());
+            deps.push((from, d.get_ref().clone()));
+        }
         if let Some(name) = name {
-            if let Some(d) = &s.depends_on {
-                deps.push((subsystems.len(), d.get_ref().clone()));
-            }
             subsystems.push(Subsystem {
                 name,
                 max_parallel,
@@ -280,8 +286,10 @@ fn subsystems(
                 .and_then(|n| index.get(&n).map(|&i| (n, i)))
             {
                 Some((name, to)) => {
-                    subsystems[from].depends_on.push(name);
-                    edges[from].push((to, dep.span()));
+                    if let Some(from) = from {
+                        subsystems[from].depends_on.push(name);
+                        edges[from].push((to, dep.span()));
+                    }
                 }
                 None => v.error(
                     dep.span(),
@@ -449,7 +457,9 @@ fn worktrees(v: &mut Validator<'_>, raw: super::raw::RawWorktrees, ctx: &Context
 fn github(v: &mut Validator<'_>, raw: super::raw::RawGithub) -> Github {
     let repo = match &raw.repo {
         None => {
-            v.missing(raw.header.clone(), "repo", "[github]");
+            if !raw.keys.iter().any(|k| k == "repo") {
+                v.missing(raw.header.clone(), "repo", "[github]");
+            }
             String::new()
         }
         Some(repo) => {
@@ -462,9 +472,15 @@ fn github(v: &mut Validator<'_>, raw: super::raw::RawGithub) -> Github {
                 ok(owner, &[]) && ok(name, &['.', '_'])
             });
             if !valid {
+                // Never echo what may be a pasted token.
+                let shown = if looks_like_token(repo.get_ref()) {
+                    "what looks like a token".to_owned()
+                } else {
+                    format!("{:?}", repo.get_ref())
+                };
                 v.error(
                     repo.span(),
-                    format!("`repo` must be \"owner/name\", found {:?}", repo.get_ref()),
+                    format!("`repo` must be \"owner/name\", found {shown}"),
                 );
             }
             repo.get_ref().clone()
@@ -492,7 +508,7 @@ fn github(v: &mut Validator<'_>, raw: super::raw::RawGithub) -> Github {
         Some(name) => {
             let n = name.get_ref();
             // Never echo the value: it may be the token itself.
-            if TOKEN_PREFIXES.iter().any(|p| n.starts_with(p)) {
+            if looks_like_token(n) {
                 v.error(
                     name.span(),
                     "`token_env` holds what looks like a GitHub token; it must name the \
@@ -514,6 +530,10 @@ fn github(v: &mut Validator<'_>, raw: super::raw::RawGithub) -> Github {
         api_url,
         token_env,
     }
+}
+
+fn looks_like_token(text: &str) -> bool {
+    TOKEN_PREFIXES.iter().any(|p| text.starts_with(p))
 }
 
 fn is_env_name(name: &str) -> bool {

@@ -108,7 +108,8 @@ fn parse_line(line: &str) -> Result<(String, Vec<String>), String> {
                 "owner {token:?} is not a @user, @org/team or email address; line skipped"
             ));
         }
-        owners.push(token.to_owned());
+        // GitHub logins, team names and emails are case-insensitive.
+        owners.push(token.to_lowercase());
     }
     owners.sort();
     owners.dedup();
@@ -479,9 +480,13 @@ impl<'a> Facts<'a> {
             owners_of.insert(&s.name, &s.owners);
             for r in &s.rules {
                 for glob in &r.globs {
+                    let pattern = Pattern::parse(glob).map_err(|e| TranslationError {
+                        path: glob.clone(),
+                        detail: format!("a translated glob is invalid: {e}"),
+                    })?;
                     rules.push(Rule {
                         subsystem: s.name.clone(),
-                        pattern: Pattern::parse(glob).expect("translated globs are valid"),
+                        pattern,
                         origin: Location {
                             file: Arc::clone(&file),
                             line: u32::try_from(r.line).unwrap_or(u32::MAX),
@@ -533,22 +538,8 @@ fn names_for(groups: &[&[String]]) -> Vec<SubsystemName> {
     groups
         .iter()
         .map(|owners| {
-            let base: Vec<String> = owners.iter().map(|o| slug(o)).collect();
-            let mut base = base.join("_");
-            base.truncate(60);
-            let base = base.trim_end_matches(['-', '_', '.']).to_owned();
-            let base = if base.is_empty() {
-                "owners".to_owned()
-            } else {
-                base
-            };
-            let mut name = base.clone();
-            let mut n = 2;
-            while !taken.insert(name.clone()) {
-                name = format!("{base}-{n}");
-                n += 1;
-            }
-            SubsystemName::new(&name).expect("slugs are valid names")
+            let slugs: Vec<String> = owners.iter().map(|o| slug(o)).collect();
+            SubsystemName::unique(&slugs.join("_"), "owners", &mut taken)
         })
         .collect()
 }
@@ -711,6 +702,174 @@ mod tests {
         }
     }
 
+    /// GitHub's matching, pattern by pattern, from its documented rules; written out by
+    /// hand so the glob translation is checked against something it did not produce.
+    #[test]
+    fn one_pattern_at_a_time() {
+        let cases: &[(&str, &[(&str, bool)])] = &[
+            // No slash: any depth, file or directory (and its contents).
+            (
+                "lib",
+                &[
+                    ("lib", true),
+                    ("lib/a.c", true),
+                    ("x/lib", true),
+                    ("x/lib/y/z", true),
+                    ("libs", false),
+                    ("x/lib.c", false),
+                ],
+            ),
+            // Leading slash anchors at the root.
+            (
+                "/lib",
+                &[
+                    ("lib", true),
+                    ("lib/a/b", true),
+                    ("x/lib", false),
+                    ("library", false),
+                ],
+            ),
+            // Trailing slash: a directory and everything in it, at any depth.
+            (
+                "out/",
+                &[
+                    ("out", false),
+                    ("out/a", true),
+                    ("out/a/b", true),
+                    ("x/out/a", true),
+                    ("x/out", false),
+                ],
+            ),
+            ("/out/", &[("out/a", true), ("x/out/a", false)]),
+            // A slash in the middle anchors too.
+            (
+                "app/web",
+                &[
+                    ("app/web", true),
+                    ("app/web/x", true),
+                    ("app/webs", false),
+                    ("z/app/web", false),
+                ],
+            ),
+            (
+                "app/web/",
+                &[
+                    ("app/web", false),
+                    ("app/web/x", true),
+                    ("z/app/web/x", false),
+                ],
+            ),
+            // Wildcards stay within a component.
+            ("*", &[("a", true), ("a/b", true), ("a/b/c", true)]),
+            ("/*", &[("a", true), ("a/b", false)]),
+            ("/*/", &[("a", false), ("a/b", true), ("a/b/c", true)]),
+            (
+                "b*",
+                &[
+                    ("bin", true),
+                    ("bin/x", true),
+                    ("q/bin", true),
+                    ("q/bin/x", true),
+                    ("abin", false),
+                ],
+            ),
+            ("/b*", &[("bin", true), ("bin/x/y", true), ("q/bin", false)]),
+            ("b*/", &[("bin", false), ("bin/x", true), ("q/bin/x", true)]),
+            (
+                "docs/*",
+                &[
+                    ("docs/a", true),
+                    ("docs/a/b", false),
+                    ("docs", false),
+                    ("q/docs/a", false),
+                ],
+            ),
+            (
+                "docs/*.md",
+                &[
+                    ("docs/a.md", true),
+                    ("docs/s/a.md", false),
+                    ("q/docs/a.md", false),
+                ],
+            ),
+            (
+                "a/*/c",
+                &[
+                    ("a/b/c", true),
+                    ("a/b/c/d", true),
+                    ("a/c", false),
+                    ("a/b/x/c", false),
+                ],
+            ),
+            (
+                "*.js",
+                &[("a.js", true), ("x/y/a.js", true), ("a.jsx", false)],
+            ),
+            ("m?n", &[("man", true), ("mn", false), ("moon", false)]),
+            // Escapes make wildcards literal.
+            ("a\\*b", &[("a*b", true), ("axb", false)]),
+            ("a\\?b", &[("a?b", true), ("axb", false)]),
+            // Double asterisks.
+            (
+                "**/x/y",
+                &[
+                    ("x/y", true),
+                    ("q/x/y", true),
+                    ("q/x/y/z", true),
+                    ("x/q/y", false),
+                ],
+            ),
+            (
+                "**/*log*",
+                &[
+                    ("log", true),
+                    ("a/catalog", true),
+                    ("a/b/logs", true),
+                    ("a/b", false),
+                ],
+            ),
+            (
+                "x/y/**",
+                &[
+                    ("x/y", false),
+                    ("x/y/z", true),
+                    ("x/y/z/w", true),
+                    ("q/x/y/z", false),
+                ],
+            ),
+            (
+                "x/**/y",
+                &[
+                    ("x/y", true),
+                    ("x/y/z", true),
+                    ("x/q/y", true),
+                    ("x/q/r/y/z", true),
+                    ("q/x/y", false),
+                ],
+            ),
+            ("x/**/", &[("x", false), ("x/y", true), ("x/y/z", true)]),
+            (
+                "x/**/y/b*",
+                &[
+                    ("x/y/bar", true),
+                    ("x/q/y/bar", true),
+                    ("x/y/qux", false),
+                    ("x/y", false),
+                ],
+            ),
+            // Case matters.
+            ("Docs/", &[("Docs/a", true), ("docs/a", false)]),
+        ];
+        for (pattern, paths) in cases {
+            let (lines, skipped) = parse(&format!("{pattern} @o\n"));
+            assert!(skipped.is_empty(), "{pattern}: {skipped:?}");
+            for (path, want) in *paths {
+                let got = deciding_lines(&lines, &[path.to_string()])[0].is_some();
+                assert_eq!(got, *want, "pattern {pattern:?} on {path:?}");
+            }
+        }
+    }
+
     /// The translation must give every tracked file exactly GitHub's owner set.
     fn check_translation(codeowners: &str, tracked: &[&str]) -> Vec<Subsystem> {
         let (lines, _) = parse(codeowners);
@@ -832,9 +991,11 @@ mod tests {
         assert_eq!(slug("@Org/Team"), "org-team");
         assert_eq!(slug("dev@example.com"), "dev-example.com");
         let a = vec!["@x".to_string()];
-        let b = vec!["@X".to_string()];
+        let b = vec!["x".to_string()];
         let names = names_for(&[&a, &b]);
         assert_eq!(names[0].as_str(), "x");
         assert_eq!(names[1].as_str(), "x-2");
+        let (lines, _) = parse("a @Alice\nb @alice\n");
+        assert_eq!(lines[0].owners, lines[1].owners);
     }
 }

@@ -9,7 +9,7 @@ pub mod codeowners;
 mod index;
 mod pattern;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -99,16 +99,62 @@ impl Ownership {
         }
     }
 
-    /// Rules that a single later rule always overrides.
+    /// Rules that a single later rule always overrides (see [`Pattern::is_covered_by`]),
+    /// each with the last rule that covers it. Looks candidates up by shape instead of
+    /// comparing every pair, so large configs stay fast.
     pub fn shadowed(&self) -> Vec<Shadowed<'_>> {
+        type Key<'a> = (&'a [String], &'a str);
+        let mut by_glob: HashMap<&str, usize> = HashMap::new();
+        let mut below: HashMap<&[String], usize> = HashMap::new();
+        let mut names_below: HashMap<Key<'_>, usize> = HashMap::new();
+        let mut dirs_below: HashMap<Key<'_>, usize> = HashMap::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            by_glob.insert(rule.pattern.glob(), i);
+            match rule.pattern.shape() {
+                Shape::Below { prefix } => {
+                    below.insert(prefix, i);
+                }
+                Shape::NameBelow { prefix, name } => {
+                    names_below.insert((prefix, name), i);
+                }
+                Shape::DirBelow { prefix, dir } => {
+                    dirs_below.insert((prefix, dir), i);
+                }
+                Shape::Exact | Shape::NameIn { .. } | Shape::Other { .. } => {}
+            }
+        }
+        let mut resolver = self.resolver();
         let mut out = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
-            let later = self.rules[i + 1..].iter().rev();
-            if let Some(by) = later
-                .into_iter()
-                .find(|l| rule.pattern.is_covered_by(&l.pattern))
-            {
-                out.push(Shadowed { rule, by });
+            let mut last = by_glob.get(rule.pattern.glob()).copied().filter(|&j| j > i);
+            let mut consider = |j: Option<usize>| {
+                if let Some(j) = j.filter(|&j| j > i) {
+                    last = Some(last.map_or(j, |l| l.max(j)));
+                }
+            };
+            match rule.pattern.shape() {
+                // A single path is covered by whatever later rule matches it; the index
+                // knows the last one.
+                Shape::Exact => consider(resolver.owner_index(rule.pattern.glob())),
+                shape => {
+                    let (prefix, last_name) = shape.prefix_and_name();
+                    for k in 0..=prefix.len() {
+                        let p = &prefix[..k];
+                        consider(below.get(p).copied());
+                        if let Some(name) = last_name {
+                            consider(names_below.get(&(p, name)).copied());
+                        }
+                        for dir in &prefix[k..] {
+                            consider(dirs_below.get(&(p, dir.as_str())).copied());
+                        }
+                    }
+                }
+            }
+            if let Some(j) = last {
+                out.push(Shadowed {
+                    rule,
+                    by: &self.rules[j],
+                });
             }
         }
         out
@@ -130,13 +176,27 @@ impl Ownership {
                 (path.as_str(), rule.map(|i| &self.rules[i]))
             })
             .collect();
-        // A rule that decides some path obviously matches one; only the others need a scan.
-        let unmatched_rules = self
-            .rules
+        // A rule that decides some path obviously matches one; the others are checked
+        // together, in one pass over the paths.
+        let losers: Vec<usize> = (0..self.rules.len()).filter(|&i| !won[i]).collect();
+        let mut builder = globset::GlobSetBuilder::new();
+        for &i in &losers {
+            builder.add(pattern::compile(self.rules[i].pattern.glob()).expect("compiled before"));
+        }
+        let set = builder.build().expect("compiled before");
+        let mut matched = vec![false; losers.len()];
+        let mut scratch = Vec::new();
+        for path in paths {
+            set.matches_into(path.as_str(), &mut scratch);
+            for &m in &scratch {
+                matched[m] = true;
+            }
+        }
+        let unmatched_rules = losers
             .iter()
-            .zip(won)
-            .filter(|(rule, won)| !won && !paths.iter().any(|p| rule.pattern.is_match(p)))
-            .map(|(rule, _)| rule)
+            .zip(matched)
+            .filter(|(_, matched)| !matched)
+            .map(|(&i, _)| &self.rules[i])
             .collect();
         Coverage {
             paths: resolved,
@@ -292,6 +352,46 @@ mod tests {
             .map(|r| r.pattern.written())
             .collect();
         assert_eq!(dead, vec!["web/**"]);
+    }
+
+    /// The definition: every later rule is compared with every earlier one.
+    fn shadowed_naive(own: &Ownership) -> Vec<(usize, usize)> {
+        let rules = own.rules();
+        (0..rules.len())
+            .filter_map(|i| {
+                (i + 1..rules.len())
+                    .rev()
+                    .find(|&j| rules[i].pattern.is_covered_by(&rules[j].pattern))
+                    .map(|j| (i, j))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn shadowed_agrees_with_the_pairwise_definition() {
+        let parts = ["a", "b", "src", "**", "*.rs", "x.md", "*"];
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        for _ in 0..300 {
+            let globs: Vec<String> = (0..(1 + rng.next() % 10))
+                .map(|_| {
+                    let len = 1 + rng.next() % 4;
+                    (0..len)
+                        .map(|_| rng.pick(&parts))
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
+                .filter(|g| Pattern::parse(g).is_ok())
+                .collect();
+            let spec: Vec<(&str, &str)> = globs.iter().map(|g| ("s", g.as_str())).collect();
+            let own = ownership(&spec);
+            let index_of = |r: &Rule| (r.origin.line - 1) as usize;
+            let fast: Vec<(usize, usize)> = own
+                .shadowed()
+                .iter()
+                .map(|s| (index_of(s.rule), index_of(s.by)))
+                .collect();
+            assert_eq!(fast, shadowed_naive(&own), "{globs:?}");
+        }
     }
 
     /// A tiny deterministic generator, so the differential test needs no extra crate.

@@ -71,7 +71,11 @@ impl Pattern {
         if written.is_empty() {
             return Err(PatternError::Empty);
         }
-        if written.trim() != written {
+        // Whitespace at either end is almost always a typo; a file whose name really
+        // starts or ends with a space is written with the space escaped (`\ `).
+        if written.starts_with(char::is_whitespace)
+            || (written.ends_with(char::is_whitespace) && !ends_escaped(written))
+        {
             return Err(PatternError::Whitespace(written.to_owned()));
         }
         if written.starts_with('!') {
@@ -158,18 +162,8 @@ impl Pattern {
         }
     }
 
-    /// This pattern's literal directory prefix and, when it is a one-component glob that
-    /// consumes exactly the file name, that last component.
     fn prefix_and_last(&self) -> (&[String], Option<&str>) {
-        match &self.shape {
-            Shape::Exact => (&[], None),
-            Shape::Below { prefix } | Shape::DirBelow { prefix, .. } | Shape::Other { prefix } => {
-                (prefix, None)
-            }
-            Shape::NameBelow { prefix, name } | Shape::NameIn { prefix, name } => {
-                (prefix, Some(name))
-            }
-        }
+        self.shape.prefix_and_name()
     }
 }
 
@@ -189,13 +183,22 @@ pub(crate) fn compile(glob: &str) -> Result<Glob, String> {
 /// Escapes a literal path so that it matches only itself as a pattern.
 pub fn escape(path: &str) -> String {
     let mut out = String::with_capacity(path.len() + 2);
+    let last = path.char_indices().last().map_or(0, |(i, _)| i);
     for (i, c) in path.char_indices() {
-        if META.contains(&c) || (i == 0 && c == '!') {
+        let at_an_end = i == 0 || i == last;
+        if META.contains(&c) || (i == 0 && c == '!') || (at_an_end && c.is_whitespace()) {
             out.push('\\');
         }
         out.push(c);
     }
     out
+}
+
+/// Whether the last character is escaped by an odd run of backslashes before it.
+fn ends_escaped(text: &str) -> bool {
+    let mut chars = text.chars().rev();
+    chars.next();
+    chars.take_while(|c| *c == '\\').count() % 2 == 1
 }
 
 fn is_literal(component: &str) -> bool {
@@ -234,6 +237,20 @@ fn is_name_glob(component: &str) -> bool {
 }
 
 impl Shape {
+    /// The literal directory prefix and, when the glob's last component consumes exactly
+    /// the file name, that component. Exact paths have neither.
+    pub fn prefix_and_name(&self) -> (&[String], Option<&str>) {
+        match self {
+            Shape::Exact => (&[], None),
+            Shape::Below { prefix } | Shape::DirBelow { prefix, .. } | Shape::Other { prefix } => {
+                (prefix, None)
+            }
+            Shape::NameBelow { prefix, name } | Shape::NameIn { prefix, name } => {
+                (prefix, Some(name))
+            }
+        }
+    }
+
     fn of(glob: &str) -> Shape {
         let components: Vec<&str> = glob.split('/').collect();
         let literal_len = components.iter().take_while(|c| is_literal(c)).count();

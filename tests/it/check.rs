@@ -45,9 +45,10 @@ fn errors_are_located_and_all_reported() {
         "switchyard.toml:2:1: unknown key `verfy` in the top level; did you mean `verify` in [queue]?\n\
          switchyard.toml:6:20: pattern \"!src/x\": negation (`!`) is not supported; ownership is decided by the last matching rule, so give the carved-out paths their own rule after this one\n\
          switchyard.toml:7:16: `max_parallel` must be at least 1, found 0 (leave it out for no cap)\n\
-         switchyard.toml:10:8: duplicate subsystem name \"a\" (first defined on line 5)\n"
+         switchyard.toml:10:8: duplicate subsystem name \"a\" (first defined on line 5)\n\
+         switchyard.toml:12:15: `depends_on` names unknown subsystem \"ghost\"\n"
     );
-    assert_eq!(run.stdout(), "switchyard.toml: 4 error(s)\n");
+    assert_eq!(run.stdout(), "switchyard.toml: 5 error(s)\n");
     let report = repo.run(["check", "--json"]).expect(2).json();
     assert_eq!(report["ok"], false);
     assert_eq!(
@@ -55,7 +56,7 @@ fn errors_are_located_and_all_reported() {
         json!({"file": "switchyard.toml", "line": 2, "col": 1,
                "message": "unknown key `verfy` in the top level; did you mean `verify` in [queue]?"})
     );
-    assert_eq!(report["errors"].as_array().unwrap().len(), 4);
+    assert_eq!(report["errors"].as_array().unwrap().len(), 5);
 }
 
 #[test]
@@ -106,6 +107,14 @@ fn config_option_and_bad_files() {
     assert!(
         message.contains("switchyard reads at most 1 MB"),
         "{message}"
+    );
+
+    // Not a regular file: refused without reading it.
+    let run = repo.run(["--config", "/dev/zero", "check"]).expect(2);
+    assert!(
+        run.stderr().contains("not a regular file"),
+        "{}",
+        run.stderr()
     );
 
     // A missing config names the file looked for, in text and in JSON.

@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
 
 use crate::support::TestRepo;
 
@@ -58,8 +59,48 @@ fn never_overwrites_without_force() {
 #[test]
 fn works_in_an_empty_repository() {
     let repo = TestRepo::new();
+    let written = repo.run(["init", "--json"]).expect(0).json();
+    assert_eq!(written["subsystems"], serde_json::json!([]));
+    let text = std::fs::read_to_string(repo.root.join("switchyard.toml")).unwrap();
+    assert!(text.contains("# No tracked files yet."), "{text}");
+    assert_eq!(repo.run(["check", "--json"]).expect(0).json()["ok"], true);
+}
+
+#[test]
+fn odd_file_names_survive_translation() {
+    let repo = TestRepo::new();
+    repo.files(&[
+        " lead.rs",
+        "trail /x",
+        "src/x.rs",
+        "apps/github/a",
+        "apps/b",
+        "a*b/c",
+    ]);
+    repo.file("CODEOWNERS", "* @a\n/apps/github\n");
+    repo.commit("init");
+    // A directory whose name is not UTF-8.
+    let bad = std::ffi::OsStr::from_bytes(b"bad\xffdir");
+    std::fs::create_dir(repo.root.join(bad)).unwrap();
+    std::fs::write(repo.root.join(bad).join("f"), "x").unwrap();
+    repo.commit("odd");
     repo.run(["init"]).expect(0);
     repo.run(["check"]).expect(0);
+    let owners = repo
+        .run(["owners", "--json", " lead.rs", "apps/github/a", "apps/b"])
+        .expect(0)
+        .json();
+    assert_eq!(owners[0]["subsystem"], "a");
+    assert_eq!(owners[1]["subsystem"], serde_json::Value::Null);
+    assert_eq!(owners[2]["subsystem"], "a");
+    // Layout mode with the same names.
+    repo.run(["init", "--force"]).expect(0);
+    std::fs::remove_file(repo.root.join("CODEOWNERS")).unwrap();
+    repo.commit("no codeowners");
+    repo.run(["init", "--force"]).expect(0);
+    repo.run(["check"]).expect(0);
+    let owners = repo.run(["owners", "--json", "trail /x"]).expect(0).json();
+    assert_eq!(owners[0]["subsystem"], "trail");
 }
 
 /// Translating CODEOWNERS: for every tracked file, the owner set of the subsystem that

@@ -94,6 +94,57 @@ fn paths_are_relative_to_the_current_directory_inside_the_repo() {
 }
 
 #[test]
+fn a_directory_stands_for_its_tracked_files() {
+    let repo = TestRepo::example();
+    let rows = repo
+        .run(["owners", "--json", "docs/", "src/auth"])
+        .expect(0)
+        .json();
+    let got: Vec<(&str, &str)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["path"].as_str().unwrap(),
+                r["subsystem"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("docs/auth/setup.md", "docs"),
+            ("docs/guide.md", "docs"),
+            ("src/auth/login.rs", "auth"),
+            ("src/auth/session.rs", "auth"),
+        ]
+    );
+}
+
+#[test]
+fn symlinks_are_followed_before_judging_inside_or_outside() {
+    let repo = TestRepo::example();
+    std::os::unix::fs::symlink("/etc", repo.root.join("etclink")).unwrap();
+    repo.run(["owners", "etclink/passwd"])
+        .refused(2, "is outside the repository");
+    let link = repo.tmp.path().join("link");
+    std::os::unix::fs::symlink(&repo.root, &link).unwrap();
+    let file = link.join("src/lib.rs");
+    let run = repo.run_in(
+        repo.tmp.path(),
+        [
+            "--repo".into(),
+            link.clone().into_os_string(),
+            "owners".into(),
+            "--json".into(),
+            file.into_os_string(),
+        ],
+    );
+    assert_eq!(run.expect(0).json()[0]["subsystem"], "core");
+}
+
+#[test]
 fn refuses_paths_outside_the_repository() {
     let repo = TestRepo::example();
     repo.run(["owners", "../x"])
@@ -157,7 +208,8 @@ fn usage_errors_exit_2_and_help_exits_0() {
     let repo = TestRepo::example();
     repo.run(["owners"]).expect(2);
     repo.run(["owners", "--all", "x"]).expect(2);
-    repo.run(["frobnicate"]).expect(2);
+    let run = repo.run(["frobnicate"]).expect(2);
+    assert_eq!(run.stderr().lines().count(), 1, "{}", run.stderr());
     let help = repo.run(["--help"]).expect(0).stdout();
     assert!(help.contains("owners"));
 }

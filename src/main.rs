@@ -20,11 +20,12 @@ fn main() -> ExitCode {
         log_filter: var("SWITCHYARD_LOG"),
         vars: std::env::vars().collect(),
     };
+    // Unlocked handles: the daemon's threads log to stderr while the command runs.
     let exit = cli::run(
         std::env::args_os(),
         &env,
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
+        &mut std::io::stdout(),
+        &mut std::io::stderr(),
     );
     exit.into()
 }

@@ -510,6 +510,15 @@ impl Ledger {
         Ok(())
     }
 
+    /// Adds a worktree that is ready now (one handed back by a task, or adopted).
+    pub fn pool_add_ready(&mut self, path: &str, now: Timestamp) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO pool (path, state, created_at) VALUES (?1, 'ready', ?2)",
+            params![path, now.0],
+        )?;
+        Ok(())
+    }
+
     pub fn pool_ready(&mut self, path: &str) -> Result<()> {
         self.conn
             .execute("UPDATE pool SET state = 'ready' WHERE path = ?1", [path])?;

@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use serde_json::json;
@@ -134,10 +134,13 @@ impl Service {
         }
     }
 
-    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+    /// Runs `f` with the ledger locked. The lock is held only inside `f`: a guard kept in
+    /// a temporary (a `match` or `for` head) while the body locks again would deadlock.
+    fn ledger<T>(&self, f: impl FnOnce(&mut Ledger) -> T) -> T {
         // A panic while holding the lock cannot leave the database half-written (every
         // change is one transaction), so a poisoned lock is still usable.
-        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+        let mut guard = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
     }
 
     fn base_tip(&self) -> Result<String> {
@@ -202,32 +205,32 @@ impl Service {
             priority: req.priority,
             by: Actor::Person(by),
         };
-        let task = self.ledger().add_task(&new, Timestamp::now())?;
+        let task = self.ledger(|l| l.add_task(&new, Timestamp::now()))?;
         info!(task = %task.id, title = %task.title, "task created");
         Ok(task)
     }
 
     pub fn tasks(&self, state: Option<TaskState>) -> Result<Vec<Task>> {
-        Ok(self.ledger().tasks(state)?)
+        Ok(self.ledger(|l| l.tasks(state))?)
     }
 
     pub fn task(&self, id: TaskId) -> Result<api::TaskDetail> {
-        let ledger = self.ledger();
-        Ok(api::TaskDetail {
-            task: ledger.task(id)?,
-            timeline: ledger.events(id)?,
+        self.ledger(|l| {
+            Ok(api::TaskDetail {
+                task: l.task(id)?,
+                timeline: l.events(id)?,
+            })
         })
     }
 
     pub fn events(&self, id: TaskId) -> Result<Vec<Event>> {
-        Ok(self.ledger().events(id)?)
+        Ok(self.ledger(|l| l.events(id))?)
     }
 
     /// Submitted tasks in the order they will be integrated.
     pub fn queue(&self) -> Result<Vec<api::QueueEntry>> {
         let mut waiting: Vec<Task> = self
-            .ledger()
-            .tasks(None)?
+            .ledger(|l| l.tasks(None))?
             .into_iter()
             .filter(|t| {
                 matches!(
@@ -261,9 +264,9 @@ impl Service {
     }
 
     pub fn status(&self) -> Result<api::Status> {
-        let ledger = self.ledger();
+        let (tasks, pool) = self.ledger(|l| Ok::<_, ApiError>((l.tasks(None)?, l.pool()?)))?;
         let mut counts = BTreeMap::new();
-        for task in ledger.tasks(None)? {
+        for task in tasks {
             *counts.entry(task.state.as_str().to_owned()).or_insert(0) += 1;
         }
         Ok(api::Status {
@@ -273,15 +276,13 @@ impl Service {
             base: self.config.base.clone(),
             started_at: self.started_at,
             tasks: counts,
-            pool_ready: ledger.pool()?.iter().filter(|m| m.ready).count(),
+            pool_ready: pool.iter().filter(|m| m.ready).count(),
         })
     }
 
     pub fn cancel(&self, id: TaskId, req: api::Cancel) -> Result<Task> {
         let by = Actor::Person(name(&req.by, "--by")?);
-        let task = self
-            .ledger()
-            .cancel(id, &by, &req.reason, Timestamp::now())?;
+        let task = self.ledger(|l| l.cancel(id, &by, &req.reason, Timestamp::now()))?;
         let _span = info_span!("task", task = %id).entered();
         info!(by = %by, "cancelled");
         Ok(self.let_go_of_worktree(task))
@@ -292,14 +293,16 @@ impl Service {
     pub fn claim(&self, req: api::Claim) -> Result<api::Claimed> {
         let agent = name(&req.agent, "--agent")?;
         let base_sha = self.base_tip()?;
-        let claimed = self.ledger().claim(&ClaimRequest {
-            task: req.id,
-            agent: &agent,
-            caps: &self.caps,
-            now: Timestamp::now(),
-            lease: self.config.claims.lease,
-            base_sha: &base_sha,
-            port_is_free: &port_is_free,
+        let claimed = self.ledger(|l| {
+            l.claim(&ClaimRequest {
+                task: req.id,
+                agent: &agent,
+                caps: &self.caps,
+                now: Timestamp::now(),
+                lease: self.config.claims.lease,
+                base_sha: &base_sha,
+                port_is_free: &port_is_free,
+            })
         })?;
         let _span = info_span!("task", task = %claimed.task.id).entered();
         info!(agent = %agent, renewed = claimed.renewed, "claimed");
@@ -309,13 +312,15 @@ impl Service {
                 // No worktree, no claim: give the slot back, with the reason on record.
                 warn!(error = %e.message, "no worktree; the claim is given back");
                 let evidence = json!({"error": e.message});
-                let _ = self.ledger().release(
-                    claimed.task.id,
-                    &Actor::Daemon,
-                    EventKind::WorktreeFailed,
-                    evidence,
-                    Timestamp::now(),
-                );
+                let _ = self.ledger(|l| {
+                    l.release(
+                        claimed.task.id,
+                        &Actor::Daemon,
+                        EventKind::WorktreeFailed,
+                        evidence,
+                        Timestamp::now(),
+                    )
+                });
                 return Err(ApiError {
                     code: e.code,
                     message: format!(
@@ -339,20 +344,20 @@ impl Service {
 
     pub fn heartbeat(&self, id: TaskId, req: api::ByAgent) -> Result<Task> {
         let agent = name(&req.agent, "--agent")?;
-        Ok(self
-            .ledger()
-            .heartbeat(id, &agent, Timestamp::now(), self.config.claims.lease)?)
+        Ok(self.ledger(|l| l.heartbeat(id, &agent, Timestamp::now(), self.config.claims.lease))?)
     }
 
     pub fn release(&self, id: TaskId, req: api::ByAgent) -> Result<Task> {
         let agent = name(&req.agent, "--agent")?;
-        let task = self.ledger().release(
-            id,
-            &Actor::Agent(agent.clone()),
-            EventKind::Released,
-            json!({}),
-            Timestamp::now(),
-        )?;
+        let task = self.ledger(|l| {
+            l.release(
+                id,
+                &Actor::Agent(agent.clone()),
+                EventKind::Released,
+                json!({}),
+                Timestamp::now(),
+            )
+        })?;
         let _span = info_span!("task", task = %id).entered();
         info!(agent = %agent, "released");
         Ok(self.let_go_of_worktree(task))
@@ -361,12 +366,11 @@ impl Service {
     /// Returns tasks whose lease ran out to `open`.
     pub fn expire_leases(&self) -> Result<Vec<TaskId>> {
         let now = Timestamp::now();
-        let expired = self.ledger().expired(now)?;
+        let expired = self.ledger(|l| l.expired(now))?;
         for &id in &expired {
             let _span = info_span!("task", task = %id).entered();
             match self
-                .ledger()
-                .release(id, &Actor::Daemon, EventKind::LeaseExpired, json!({}), now)
+                .ledger(|l| l.release(id, &Actor::Daemon, EventKind::LeaseExpired, json!({}), now))
             {
                 Ok(task) => {
                     info!("lease expired; the task is open again");
@@ -409,7 +413,7 @@ impl Service {
         if let Some(existing) = &task.worktree
             && Path::new(existing).is_dir()
             && self.is_registered(Path::new(existing))?
-            && self.ledger().worktree_ready(task.id)?
+            && self.ledger(|l| l.worktree_ready(task.id))?
         {
             // The task's own worktree, kept since an earlier claim: it may hold work, so
             // the branch is checked out only if it is not already, and never forced.
@@ -418,7 +422,7 @@ impl Service {
                 worktree::switch(dir, &task.branch, false)?;
             }
             worktree::write_env(dir, &self.task_env(task))?;
-            return Ok((self.ledger().task(task.id)?, warnings));
+            return Ok((self.ledger(|l| l.task(task.id))?, warnings));
         }
 
         let base_sha = match &task.base_sha {
@@ -426,11 +430,9 @@ impl Service {
             None => self.base_tip()?,
         };
         let head = git::ensure_branch(&self.repo.main_root, &task.branch, &base_sha)?;
-        let member = self
-            .ledger()
-            .take_from_pool(task.id, &target_str, Timestamp::now())?;
+        let member = self.ledger(|l| l.take_from_pool(task.id, &target_str, Timestamp::now()))?;
         let source = self.prepare(task, &target, member.as_deref(), false)?;
-        let mut task = self.ledger().task(task.id)?;
+        let mut task = self.ledger(|l| l.task(task.id))?;
         worktree::write_env(&target, &self.task_env(&task))?;
         let missing =
             worktree::copy_files(&self.repo.main_root, &target, &self.config.worktrees.copy)?;
@@ -451,13 +453,15 @@ impl Service {
                     finished.outcome,
                     finished.log.display()
                 ));
-                self.ledger().note(
-                    task.id,
-                    EventKind::SetupFailed,
-                    &Actor::Daemon,
-                    json!(finished),
-                    Timestamp::now(),
-                )?;
+                self.ledger(|l| {
+                    l.note(
+                        task.id,
+                        EventKind::SetupFailed,
+                        &Actor::Daemon,
+                        json!(finished),
+                        Timestamp::now(),
+                    )
+                })?;
             }
         }
         let ms = started.elapsed().as_millis() as u64;
@@ -468,13 +472,15 @@ impl Service {
             "source": source.as_str(),
             "ms": ms,
         });
-        task = self.ledger().set_worktree(
-            task.id,
-            Some(&target_str),
-            true,
-            Some((EventKind::WorktreeReady, evidence)),
-            Timestamp::now(),
-        )?;
+        task = self.ledger(|l| {
+            l.set_worktree(
+                task.id,
+                Some(&target_str),
+                true,
+                Some((EventKind::WorktreeReady, evidence)),
+                Timestamp::now(),
+            )
+        })?;
         info!(path = %target_str, source = source.as_str(), ms, "worktree ready");
         Ok((task, warnings))
     }
@@ -509,8 +515,7 @@ impl Service {
                 worktree::switch(target, &task.branch, true)?;
                 if let Some(member) = member {
                     // The member was taken for this task but is not needed: back to the pool.
-                    self.ledger().pool_creating(member, Timestamp::now())?;
-                    self.ledger().pool_ready(member)?;
+                    self.ledger(|l| l.pool_add_ready(member, Timestamp::now()))?;
                 }
                 return Ok(Source::Existing);
             }
@@ -560,27 +565,30 @@ impl Service {
             let evidence = json!({"path": path, "reason": "uncommitted changes"});
             info!(path = %path, "worktree has uncommitted changes; it stays with the task");
             return self
-                .ledger()
-                .note(
-                    task.id,
-                    EventKind::WorktreeKept,
-                    &Actor::Daemon,
-                    evidence,
-                    now,
-                )
-                .and_then(|_| self.ledger().task(task.id))
+                .ledger(|l| {
+                    l.note(
+                        task.id,
+                        EventKind::WorktreeKept,
+                        &Actor::Daemon,
+                        evidence,
+                        now,
+                    )
+                })
+                .and_then(|_| self.ledger(|l| l.task(task.id)))
                 .unwrap_or(task);
         }
         let _ = std::fs::remove_file(dir.join(ENV_FILE));
         let outcome = self.recycle(&dir);
         let evidence = json!({"path": path, "to": outcome});
-        match self.ledger().set_worktree(
-            task.id,
-            None,
-            false,
-            Some((EventKind::WorktreeRecycled, evidence)),
-            now,
-        ) {
+        match self.ledger(|l| {
+            l.set_worktree(
+                task.id,
+                None,
+                false,
+                Some((EventKind::WorktreeRecycled, evidence)),
+                now,
+            )
+        }) {
             Ok(task) => task,
             Err(e) => {
                 warn!(error = %e, "could not record the recycled worktree");
@@ -592,16 +600,19 @@ impl Service {
     /// Detaches a clean worktree and moves it into the pool, or removes it. Returns where
     /// it went, for the event.
     fn recycle(&self, dir: &Path) -> String {
-        let pooled = self.ledger().pool().map(|p| p.len()).unwrap_or(usize::MAX);
+        let pooled = self
+            .ledger(|l| l.pool())
+            .map(|p| p.len())
+            .unwrap_or(usize::MAX);
         if pooled < self.config.worktrees.pool as usize {
             let to = self.next_pool_path();
             let result = worktree::detach(dir).and_then(|_| self.worktrees.move_to(dir, &to));
             match result {
                 Ok(()) => {
                     let to_str = to.display().to_string();
-                    let mut ledger = self.ledger();
-                    if ledger.pool_creating(&to_str, Timestamp::now()).is_ok()
-                        && ledger.pool_ready(&to_str).is_ok()
+                    if self
+                        .ledger(|l| l.pool_add_ready(&to_str, Timestamp::now()))
+                        .is_ok()
                     {
                         return "pool".to_owned();
                     }
@@ -663,13 +674,13 @@ impl Service {
             if self.stopping.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            if self.ledger().pool()?.len() >= self.config.worktrees.pool as usize {
+            if self.ledger(|l| l.pool())?.len() >= self.config.worktrees.pool as usize {
                 return Ok(());
             }
             let base = self.base_tip()?;
             let path = self.next_pool_path();
             let path_str = path.display().to_string();
-            self.ledger().pool_creating(&path_str, Timestamp::now())?;
+            self.ledger(|l| l.pool_creating(&path_str, Timestamp::now()))?;
             let started = Instant::now();
             let made = self
                 .worktrees
@@ -693,13 +704,13 @@ impl Service {
                 });
             match made {
                 Ok(()) => {
-                    self.ledger().pool_ready(&path_str)?;
+                    self.ledger(|l| l.pool_ready(&path_str))?;
                     info!(path = %path_str, ms = started.elapsed().as_millis() as u64, "pool worktree ready");
                 }
                 Err(e) => {
                     warn!(path = %path_str, error = %e.message, "could not make a pool worktree");
                     let _ = self.worktrees.remove(&path, true);
-                    self.ledger().pool_remove(&path_str)?;
+                    self.ledger(|l| l.pool_remove(&path_str))?;
                     return Err(e);
                 }
             }
@@ -718,19 +729,19 @@ impl Service {
         let registered = |p: &Path| listed.iter().any(|l| l.path == p);
 
         // Pool members: only ready ones that exist survive.
-        for member in self.ledger().pool()? {
+        for member in self.ledger(|l| l.pool())? {
             let path = PathBuf::from(&member.path);
             if !member.ready || !registered(&path) {
                 if registered(&path) {
                     let _ = self.worktrees.remove(&path, true);
                 }
                 info!(path = %member.path, "dropping a pool worktree that was not finished");
-                self.ledger().pool_remove(&member.path)?;
+                self.ledger(|l| l.pool_remove(&member.path))?;
             }
         }
 
         // Claims interrupted between "decided" and "worktree ready".
-        for task in self.ledger().unready_worktrees()? {
+        for task in self.ledger(|l| l.unready_worktrees())? {
             let _span = info_span!("task", task = %task.id).entered();
             let target = PathBuf::from(task.worktree.as_deref().unwrap_or_default());
             if task.state.holds_claim() {
@@ -742,24 +753,25 @@ impl Service {
                     Ok(source) => {
                         worktree::write_env(&target, &self.task_env(&task))?;
                         let evidence = json!({"path": target.display().to_string(), "branch": task.branch, "source": source, "after": "restart"});
-                        self.ledger().set_worktree(
-                            task.id,
-                            task.worktree.as_deref(),
-                            true,
-                            Some((EventKind::WorktreeReady, evidence)),
-                            Timestamp::now(),
-                        )?;
+                        self.ledger(|l| {
+                            l.set_worktree(
+                                task.id,
+                                task.worktree.as_deref(),
+                                true,
+                                Some((EventKind::WorktreeReady, evidence)),
+                                Timestamp::now(),
+                            )
+                        })?;
                     }
                     Err(e) => warn!(error = %e.message, "could not finish the worktree"),
                 }
             } else {
-                self.ledger()
-                    .set_worktree(task.id, None, false, None, Timestamp::now())?;
+                self.ledger(|l| l.set_worktree(task.id, None, false, None, Timestamp::now()))?;
             }
         }
 
         // Task worktrees that vanished: made again from the task's branch.
-        let tasks = self.ledger().tasks(None)?;
+        let tasks = self.ledger(|l| l.tasks(None))?;
         for task in &tasks {
             let Some(path) = &task.worktree else { continue };
             let dir = PathBuf::from(path);
@@ -768,8 +780,7 @@ impl Service {
             }
             let _span = info_span!("task", task = %task.id).entered();
             if task.state.is_final() || task.state == TaskState::Open {
-                self.ledger()
-                    .set_worktree(task.id, None, false, None, Timestamp::now())?;
+                self.ledger(|l| l.set_worktree(task.id, None, false, None, Timestamp::now()))?;
                 continue;
             }
             let base = task.base_sha.clone().map_or_else(|| self.base_tip(), Ok)?;
@@ -779,21 +790,27 @@ impl Service {
                     worktree::write_env(&dir, &self.task_env(task))?;
                     info!(path = %path, "worktree restored from the branch");
                     let evidence = json!({"path": path, "branch": task.branch, "head": head});
-                    self.ledger().note(
-                        task.id,
-                        EventKind::WorktreeRestored,
-                        &Actor::Daemon,
-                        evidence,
-                        Timestamp::now(),
-                    )?;
+                    self.ledger(|l| {
+                        l.note(
+                            task.id,
+                            EventKind::WorktreeRestored,
+                            &Actor::Daemon,
+                            evidence,
+                            Timestamp::now(),
+                        )
+                    })?;
                 }
                 Err(e) => warn!(error = %e, "could not restore the worktree"),
             }
         }
 
         // Strays: worktrees under our root that the ledger does not know.
-        let tasks = self.ledger().tasks(None)?;
-        let pool: Vec<String> = self.ledger().pool()?.into_iter().map(|m| m.path).collect();
+        let tasks = self.ledger(|l| l.tasks(None))?;
+        let pool: Vec<String> = self
+            .ledger(|l| l.pool())?
+            .into_iter()
+            .map(|m| m.path)
+            .collect();
         for entry in self.worktrees.list()? {
             if !entry.path.starts_with(&self.worktrees.root) {
                 continue;
@@ -812,11 +829,10 @@ impl Service {
                 warn!(path = %path, "a worktree under the root that no task owns has uncommitted changes; leaving it alone");
                 continue;
             }
-            let room = self.ledger().pool()?.len() < self.config.worktrees.pool as usize;
+            let room = self.ledger(|l| l.pool())?.len() < self.config.worktrees.pool as usize;
             if room && self.worktrees.is_pool_path(&entry.path) && entry.branch.is_none() {
                 info!(path = %path, "adopting a stray worktree into the pool");
-                self.ledger().pool_creating(&path, Timestamp::now())?;
-                self.ledger().pool_ready(&path)?;
+                self.ledger(|l| l.pool_add_ready(&path, Timestamp::now()))?;
             } else {
                 info!(path = %path, "removing a stray clean worktree");
                 if let Err(e) = self.worktrees.remove(&entry.path, false) {

@@ -2,6 +2,7 @@
 //! temporary directories. One test binary, one module per area.
 
 mod check;
+mod daemon;
 mod init;
 mod owners;
 mod support;

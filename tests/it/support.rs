@@ -171,3 +171,116 @@ impl Run {
         run
     }
 }
+
+/// A running `switchyard daemon` for a test repository. Killed when dropped.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub pid: u32,
+    pub log: PathBuf,
+}
+
+impl TestRepo {
+    /// Starts the daemon and waits until it says it listens.
+    pub fn start_daemon(&self) -> Daemon {
+        self.try_start_daemon()
+            .unwrap_or_else(|e| panic!("daemon did not start: {e}"))
+    }
+
+    /// Starts the daemon; `Err` holds what it printed if it exited instead of listening.
+    pub fn try_start_daemon(&self) -> Result<Daemon, String> {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let log = self.tmp.path().join(format!("daemon-{}.log", unique()));
+        let mut child = hermetic(&mut Command::new(BIN), &self.home())
+            .arg("daemon")
+            .current_dir(&self.root)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_default();
+        if line.contains("ready on") {
+            let pid = child.id();
+            Ok(Daemon { child, pid, log })
+        } else {
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            Err(format!(
+                "{status}: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ))
+        }
+    }
+}
+
+static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+fn unique() -> u64 {
+    COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+impl Daemon {
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.pid as i32, sig);
+        }
+    }
+
+    /// SIGTERM, then the exit status and how long it took to exit.
+    pub fn stop(mut self) -> (std::process::ExitStatus, std::time::Duration) {
+        let start = std::time::Instant::now();
+        self.signal(libc::SIGTERM);
+        let deadline = start + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, start.elapsed());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon did not stop"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// `kill -9`: no chance to clean anything up.
+    pub fn kill9(mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.signal(libc::SIGKILL);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Polls `check` until it holds or `secs` pass; waiting for time-based behaviour
+/// (a lease running out) without guessing a sleep.
+pub fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

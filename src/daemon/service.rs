@@ -770,6 +770,19 @@ impl Service {
             }
         }
 
+        // Claims recorded just before a crash, before any worktree was chosen.
+        let tasks = self.ledger(|l| l.tasks(None))?;
+        for task in tasks
+            .iter()
+            .filter(|t| t.state.holds_claim() && t.worktree.is_none())
+        {
+            let _span = info_span!("task", task = %task.id).entered();
+            info!("giving an interrupted claim its worktree");
+            if let Err(e) = self.provide_worktree(task) {
+                warn!(error = %e.message, "could not make the worktree");
+            }
+        }
+
         // Task worktrees that vanished: made again from the task's branch.
         let tasks = self.ledger(|l| l.tasks(None))?;
         for task in &tasks {

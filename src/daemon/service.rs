@@ -431,7 +431,7 @@ impl Service {
         };
         let head = git::ensure_branch(&self.repo.main_root, &task.branch, &base_sha)?;
         let member = self.ledger(|l| l.take_from_pool(task.id, &target_str, Timestamp::now()))?;
-        let source = self.prepare(task, &target, member.as_deref(), false)?;
+        let source = self.prepare(task, &target, member.as_deref(), &head, false)?;
         let mut task = self.ledger(|l| l.task(task.id))?;
         worktree::write_env(&target, &self.task_env(&task))?;
         let missing =
@@ -502,6 +502,7 @@ impl Service {
         task: &Task,
         target: &Path,
         member: Option<&str>,
+        branch_tip: &str,
         resuming: bool,
     ) -> Result<Source> {
         if target.exists() {
@@ -536,7 +537,7 @@ impl Service {
         match member {
             Some(member) => {
                 self.worktrees.move_to(Path::new(member), target)?;
-                worktree::switch(target, &task.branch, true)?;
+                worktree::attach(target, &task.branch, branch_tip)?;
                 Ok(Source::Pool)
             }
             None => {
@@ -685,6 +686,9 @@ impl Service {
             let made = self
                 .worktrees
                 .add_detached(&path, &base)
+                .and_then(|_| {
+                    worktree::copy_files(&self.repo.main_root, &path, &self.config.worktrees.copy)
+                })
                 .map_err(ApiError::from)
                 .and_then(|_| match &self.config.worktrees.setup {
                     Some(setup) => {
@@ -746,8 +750,10 @@ impl Service {
             let target = PathBuf::from(task.worktree.as_deref().unwrap_or_default());
             if task.state.holds_claim() {
                 info!("finishing the worktree of an interrupted claim");
+                let base = task.base_sha.clone().map_or_else(|| self.base_tip(), Ok)?;
+                let tip = git::ensure_branch(&self.repo.main_root, &task.branch, &base)?;
                 let outcome = self
-                    .prepare(&task, &target, None, true)
+                    .prepare(&task, &target, None, &tip, true)
                     .map(|source| source.as_str());
                 match outcome {
                     Ok(source) => {

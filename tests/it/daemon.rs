@@ -628,3 +628,168 @@ fn a_missing_worktree_is_restored_from_its_branch_on_restart() {
             .contains("worktree restored from the branch")
     );
 }
+
+#[test]
+fn setup_runs_with_the_task_environment_and_without_secrets() {
+    let repo = capped_repo(
+        "copy = [\".env\", \"config/local.toml\", \"absent.txt\"]\n\
+         setup = \"env > setup-env.txt; test -f .env\"\nsetup_timeout = \"30s\"\n",
+    );
+    // Files to copy are local, untracked ones; the env output is ignored by the repo.
+    repo.file(".gitignore", ".env\nconfig/local.toml\nsetup-env.txt\n");
+    repo.commit("ignore local files");
+    repo.file(".env", "DB=dev\n");
+    repo.file("config/local.toml", "x = 1\n");
+    let daemon = repo
+        .try_start_daemon_with(&[
+            ("GITHUB_TOKEN", "ghp_secret"),
+            ("AWS_SECRET_ACCESS_KEY", "s3cr3t"),
+            ("KEEP_ME", "yes"),
+        ])
+        .unwrap();
+    add(&repo, "Needs setup", &["c"]);
+    // Wait for the pool to fill, then claim twice: once from the pool, once fresh.
+    eventually(30, "the pool to fill", || {
+        std::fs::read_dir(repo.tmp.path().join("repo.worktrees/.pool"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            >= 2
+    });
+    let claimed = claim(&repo, None, "a1");
+    let wt = PathBuf::from(claimed["worktree"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(wt.join(".env")).unwrap(),
+        "DB=dev\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(wt.join("config/local.toml")).unwrap(),
+        "x = 1\n"
+    );
+    let warnings = claimed["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].as_str().unwrap().contains("absent.txt"));
+    // Pool worktrees ran setup when they were made, before any task had them.
+    let env = std::fs::read_to_string(wt.join("setup-env.txt")).unwrap();
+    assert!(env.contains("KEEP_ME=yes"), "{env}");
+    assert!(
+        !env.contains("ghp_secret") && !env.contains("s3cr3t"),
+        "secrets leaked: {env}"
+    );
+    assert_eq!(git_in(&wt, &["status", "--porcelain"]), "");
+    drop(daemon);
+}
+
+#[test]
+fn a_failing_setup_is_reported_with_its_log() {
+    let repo = capped_repo("setup = \"echo preparing; echo broken >&2; exit 7\"\n");
+    let _daemon = repo.start_daemon();
+    add(&repo, "Broken setup", &["c"]);
+    let claimed = claim(&repo, None, "a1");
+    let warning = claimed["warnings"][0].as_str().unwrap();
+    assert!(warning.contains("failed (Exited { code: 7 })"), "{warning}");
+    let log = repo.run(["--json", "log", "t1"]).expect(0).json();
+    let failed = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "setup_failed")
+        .unwrap();
+    assert_eq!(failed["evidence"]["code"], 7);
+    let tail: Vec<&str> = failed["evidence"]["tail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(tail.contains(&"broken"), "{tail:?}");
+    let log_path = failed["evidence"]["log"].as_str().unwrap();
+    assert!(
+        std::fs::read_to_string(log_path)
+            .unwrap()
+            .contains("preparing")
+    );
+}
+
+#[test]
+fn stray_worktrees_are_pooled_or_left_alone() {
+    let repo = capped_repo("");
+    let root = repo.tmp.path().join("repo.worktrees");
+    std::fs::create_dir_all(root.join(".pool")).unwrap();
+    let clean = root.join(".pool/stray-clean");
+    let dirty = root.join("someones-work");
+    repo.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "--detach",
+        clean.to_str().unwrap(),
+        "main",
+    ]);
+    repo.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "mine",
+        dirty.to_str().unwrap(),
+        "main",
+    ]);
+    std::fs::write(dirty.join("unsaved.txt"), "precious\n").unwrap();
+    let daemon = repo.start_daemon();
+    let log = daemon.log_text();
+    assert!(
+        log.contains("adopting a stray worktree into the pool"),
+        "{log}"
+    );
+    assert!(
+        log.contains("has uncommitted changes; leaving it alone"),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dirty.join("unsaved.txt")).unwrap(),
+        "precious\n"
+    );
+    // The adopted one is handed out by the next claim.
+    add(&repo, "Use the stray", &["c"]);
+    let claimed = claim(&repo, None, "a1");
+    assert!(!clean.exists(), "the stray moved into the task's place");
+    assert!(PathBuf::from(claimed["worktree"].as_str().unwrap()).is_dir());
+}
+
+#[test]
+fn cancelling_frees_the_slot_and_keeps_the_branch() {
+    let repo = capped_repo("");
+    let _daemon = repo.start_daemon();
+    add(&repo, "a0", &["a"]);
+    add(&repo, "a1", &["a"]);
+    add(&repo, "a2", &["a"]);
+    let c = claim(&repo, None, "x");
+    claim(&repo, None, "y");
+    let wt = PathBuf::from(c["worktree"].as_str().unwrap());
+    std::fs::write(wt.join("a/x.rs"), "v2\n").unwrap();
+    git_in(&wt, &["commit", "-qam", "Work"]);
+    let cancelled = repo
+        .run([
+            "--json",
+            "task",
+            "cancel",
+            "t1",
+            "--reason",
+            "not needed",
+            "--by",
+            "lead",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(cancelled["state"], "cancelled");
+    assert_eq!(claim(&repo, None, "z")["id"], "t3");
+    assert!(
+        !repo
+            .git(&["rev-parse", "--verify", c["branch"].as_str().unwrap()])
+            .is_empty()
+    );
+    repo.run(["task", "cancel", "t1", "--by", "lead"])
+        .refused(1, "t1 is already cancelled");
+    repo.run(["claim", "t1", "--agent", "z"])
+        .refused(1, "t1 is cancelled, not open");
+}

@@ -188,11 +188,17 @@ impl TestRepo {
 
     /// Starts the daemon; `Err` holds what it printed if it exited instead of listening.
     pub fn try_start_daemon(&self) -> Result<Daemon, String> {
+        self.try_start_daemon_with(&[])
+    }
+
+    /// Starts the daemon with extra environment variables.
+    pub fn try_start_daemon_with(&self, env: &[(&str, &str)]) -> Result<Daemon, String> {
         use std::io::BufRead;
         use std::process::Stdio;
         let log = self.tmp.path().join(format!("daemon-{}.log", unique()));
         let mut child = hermetic(&mut Command::new(BIN), &self.home())
             .arg("daemon")
+            .envs(env.iter().copied())
             .current_dir(&self.root)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())

@@ -49,6 +49,26 @@ pub struct Cancel {
     pub reason: String,
 }
 
+/// `POST /v1/tasks/{id}/approve`, `POST /v1/tasks/{id}/reject`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Decision {
+    /// The person deciding.
+    pub by: String,
+    /// Why; required for a rejection.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// The reply to a submit: the task (queued or awaiting approval) and why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Submitted {
+    #[serde(flatten)]
+    pub task: Task,
+    /// The checkpoints that apply, one line each; empty when it went straight to the queue.
+    pub checkpoints: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
 /// `GET /v1/tasks?state=...`
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TaskFilter {

@@ -157,3 +157,84 @@ pub fn current_branch(root: &Path) -> Result<Option<String>, GitError> {
         .and_then(|t| t.strip_prefix("refs/heads/"))
         .map(str::to_owned))
 }
+
+/// One changed path between two commits. A rename is reported with both paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub path: String,
+    /// The path before a rename (or copy).
+    pub old_path: Option<String>,
+    /// For a symlink added or changed: where it points.
+    pub symlink_target: Option<String>,
+    /// The path is not UTF-8; `path` is a lossy rendering.
+    pub non_utf8: bool,
+}
+
+/// The paths changed from `from` to `to`, with renames detected.
+pub fn changes(root: &Path, from: &str, to: &str) -> Result<Vec<Change>, GitError> {
+    let repo = Repository::open(root)?;
+    let tree = |rev: &str| -> Result<git2::Tree<'_>, GitError> {
+        Ok(repo.find_commit(git2::Oid::from_str(rev)?)?.tree()?)
+    };
+    let (old, new) = (tree(from)?, tree(to)?);
+    let mut diff = repo.diff_tree_to_tree(Some(&old), Some(&new), None)?;
+    diff.find_similar(Some(git2::DiffFindOptions::new().renames(true)))?;
+    let mut out = Vec::new();
+    for delta in diff.deltas() {
+        let path_of = |f: &git2::DiffFile<'_>| {
+            f.path_bytes().map(|b| {
+                (
+                    String::from_utf8_lossy(b).into_owned(),
+                    std::str::from_utf8(b).is_err(),
+                )
+            })
+        };
+        let new_file = delta.new_file();
+        let old_file = delta.old_file();
+        let (path, non_utf8) = path_of(&new_file)
+            .or_else(|| path_of(&old_file))
+            .unwrap_or_default();
+        let old_path = match delta.status() {
+            git2::Delta::Renamed | git2::Delta::Copied => path_of(&old_file).map(|(p, _)| p),
+            _ => None,
+        };
+        let symlink_target = if new_file.mode() == git2::FileMode::Link && !new_file.id().is_zero()
+        {
+            repo.find_blob(new_file.id())
+                .ok()
+                .map(|b| String::from_utf8_lossy(b.content()).into_owned())
+        } else {
+            None
+        };
+        let old_non_utf8 = path_of(&old_file).is_some_and(|(_, bad)| bad);
+        out.push(Change {
+            path,
+            old_path,
+            symlink_target,
+            non_utf8: non_utf8 || old_non_utf8,
+        });
+    }
+    Ok(out)
+}
+
+/// The best common ancestor of two commits.
+pub fn merge_base(root: &Path, a: &str, b: &str) -> Result<Option<String>, GitError> {
+    let repo = Repository::open(root)?;
+    match repo.merge_base(git2::Oid::from_str(a)?, git2::Oid::from_str(b)?) {
+        Ok(oid) => Ok(Some(oid.to_string())),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether `ancestor` is `descendant` or one of its ancestors.
+pub fn is_ancestor(root: &Path, ancestor: &str, descendant: &str) -> Result<bool, GitError> {
+    if ancestor == descendant {
+        return Ok(true);
+    }
+    let repo = Repository::open(root)?;
+    Ok(repo.graph_descendant_of(
+        git2::Oid::from_str(descendant)?,
+        git2::Oid::from_str(ancestor)?,
+    )?)
+}

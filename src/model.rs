@@ -158,9 +158,9 @@ impl TaskState {
         }
     }
 
-    /// States in which an executor holds the task under a lease: these count against
-    /// the subsystem caps.
-    pub fn holds_claim(self) -> bool {
+    /// States in which an executor holds the task under a lease: it may heartbeat,
+    /// release or submit it, and the lease can run out.
+    pub fn holds_lease(self) -> bool {
         match self {
             TaskState::Claimed | TaskState::Returned => true,
             TaskState::Open
@@ -169,6 +169,20 @@ impl TaskState {
             | TaskState::AwaitingApproval
             | TaskState::Merged
             | TaskState::Cancelled => false,
+        }
+    }
+
+    /// States that count against the caps: from the claim until the work lands or is
+    /// given up. A submitted task keeps its slot, so a task that comes back from the
+    /// queue can never push its subsystem over the cap.
+    pub fn holds_slot(self) -> bool {
+        match self {
+            TaskState::Claimed
+            | TaskState::Returned
+            | TaskState::Queued
+            | TaskState::Verifying
+            | TaskState::AwaitingApproval => true,
+            TaskState::Open | TaskState::Merged | TaskState::Cancelled => false,
         }
     }
 
@@ -330,6 +344,10 @@ pub struct Task {
     pub port_base: Option<u16>,
     /// The base commit the task's branch started from.
     pub base_sha: Option<String>,
+    /// When it entered the queue (last submit or approval).
+    pub queued_at: Option<Timestamp>,
+    /// The attempt a person approved at a checkpoint, if any.
+    pub approved_attempt: Option<i64>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -353,6 +371,32 @@ pub enum EventKind {
     Released,
     LeaseExpired,
     Cancelled,
+    /// The executor asked for integration; the evidence says which checkpoints apply.
+    Submitted,
+    Approved,
+    /// A person sent it back to its executor.
+    Rejected,
+    IntegrationStarted,
+    /// The commits were replayed onto the base tip.
+    Rebased,
+    /// The rebased commits conflict with the base: back to the executor.
+    Conflict,
+    VerifyPassed,
+    /// Back to the executor with the failing command's evidence.
+    VerifyFailed,
+    /// The rebased change needs a person's approval it does not have.
+    NeedsApproval,
+    /// The base moved while integrating: start again from the rebase.
+    BaseRaced,
+    /// The base now points at the verified commit.
+    BaseMoved,
+    Pushed,
+    /// The task's branch now points at the commit that landed.
+    BranchUpdated,
+    Merged,
+    /// The user's checkout of the base was fast-forwarded, or left alone.
+    CheckoutUpdated,
+    CheckoutLeftBehind,
 }
 
 impl EventKind {
@@ -369,6 +413,22 @@ impl EventKind {
             EventKind::Released => "released",
             EventKind::LeaseExpired => "lease_expired",
             EventKind::Cancelled => "cancelled",
+            EventKind::Submitted => "submitted",
+            EventKind::Approved => "approved",
+            EventKind::Rejected => "rejected",
+            EventKind::IntegrationStarted => "integration_started",
+            EventKind::Rebased => "rebased",
+            EventKind::Conflict => "conflict",
+            EventKind::VerifyPassed => "verify_passed",
+            EventKind::VerifyFailed => "verify_failed",
+            EventKind::NeedsApproval => "needs_approval",
+            EventKind::BaseRaced => "base_raced",
+            EventKind::BaseMoved => "base_moved",
+            EventKind::Pushed => "pushed",
+            EventKind::BranchUpdated => "branch_updated",
+            EventKind::Merged => "merged",
+            EventKind::CheckoutUpdated => "checkout_updated",
+            EventKind::CheckoutLeftBehind => "checkout_left_behind",
         }
     }
 }

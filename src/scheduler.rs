@@ -158,6 +158,8 @@ mod tests {
             attempt: 0,
             port_base: None,
             base_sha: None,
+            queued_at: None,
+            approved_attempt: None,
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
         }

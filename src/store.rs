@@ -21,7 +21,8 @@ use crate::model::{
 use crate::scheduler::{self, Blocked, Caps, Load};
 
 /// Schema migrations, in order; `PRAGMA user_version` counts how many have run.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tasks (
     seq              INTEGER PRIMARY KEY AUTOINCREMENT,
     title            TEXT    NOT NULL,
@@ -67,7 +68,24 @@ CREATE TABLE pool (
     state      TEXT    NOT NULL,  -- 'creating' | 'ready'
     created_at INTEGER NOT NULL
 );
-"#];
+"#,
+    r#"
+ALTER TABLE tasks ADD COLUMN queued_at INTEGER;
+ALTER TABLE tasks ADD COLUMN approved_attempt INTEGER;
+-- The integration in progress for a task: which step it reached, onto which base tip,
+-- and the rebased commit. Steps are recorded before the next one starts, so a restart
+-- knows what to finish or redo.
+CREATE TABLE integrations (
+    task       INTEGER PRIMARY KEY REFERENCES tasks(seq),
+    attempt    INTEGER NOT NULL,
+    step       TEXT    NOT NULL,  -- started | rebased | verified | base_moved | branch_updated
+    onto       TEXT    NOT NULL,
+    branch_tip TEXT    NOT NULL,
+    head       TEXT,
+    updated_at INTEGER NOT NULL
+);
+"#,
+];
 
 /// Ports are handed out in blocks of this size, from `PORT_START` up.
 pub const PORT_BLOCK: u16 = 10;
@@ -123,6 +141,59 @@ pub struct ClaimRequest<'a> {
 pub struct Claimed {
     pub task: Task,
     pub renewed: bool,
+}
+
+/// How far an integration got. Each step is recorded before the next begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Decided; the rebase has not been recorded.
+    Started,
+    /// `head` is the branch replayed onto `onto`; verify has not passed yet.
+    Rebased,
+    /// `head` passed verify on exactly `onto`; the base may now move to it.
+    Verified,
+    /// The base points at `head`.
+    BaseMoved,
+    /// The task's branch points at `head`; only "merged" is left.
+    BranchUpdated,
+}
+
+impl Step {
+    fn as_str(self) -> &'static str {
+        match self {
+            Step::Started => "started",
+            Step::Rebased => "rebased",
+            Step::Verified => "verified",
+            Step::BaseMoved => "base_moved",
+            Step::BranchUpdated => "branch_updated",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Step> {
+        [
+            Step::Started,
+            Step::Rebased,
+            Step::Verified,
+            Step::BaseMoved,
+            Step::BranchUpdated,
+        ]
+        .into_iter()
+        .find(|step| step.as_str() == s)
+    }
+}
+
+/// The integration in progress for one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Integration {
+    pub task: TaskId,
+    pub attempt: i64,
+    pub step: Step,
+    /// The base tip it integrates onto.
+    pub onto: String,
+    /// The task branch's tip when it started.
+    pub branch_tip: String,
+    /// The rebased commit, once there is one.
+    pub head: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,12 +314,12 @@ impl Ledger {
     /// taking the slot happen in one write transaction.
     pub fn claim(&mut self, req: &ClaimRequest<'_>) -> Result<Claimed> {
         let tx = self.write()?;
-        let holding = load_tasks(&tx, Some(&holding_states()))?;
+        let holding = load_tasks(&tx, Some(&slot_states()))?;
         let load = Load::of(&holding);
         let task = match req.task {
             Some(id) => {
                 let task = load_task(&tx, id)?;
-                if task.state.holds_claim() && task.agent.as_deref() == Some(req.agent) {
+                if task.state.holds_lease() && task.agent.as_deref() == Some(req.agent) {
                     // The agent's own claim: a retry (its reply may have been lost), so
                     // renew the lease and hand the same claim back.
                     let expires = req.now.plus(req.lease);
@@ -361,7 +432,7 @@ impl Ledger {
         let task = load_task(&tx, id)?;
         match by {
             Actor::Agent(agent) => check_holder(&task, agent)?,
-            Actor::Daemon | Actor::Person(_) if !task.state.holds_claim() => {
+            Actor::Daemon | Actor::Person(_) if !task.state.holds_lease() => {
                 return Err(LedgerError::Refused(format!(
                     "{id} is {}, not claimed",
                     task.state
@@ -385,6 +456,281 @@ impl Ledger {
         Ok(task)
     }
 
+    /// The executor asks for integration: the task goes to `to` (queued, or awaiting a
+    /// person's approval) as attempt n+1.
+    pub fn submit(
+        &mut self,
+        id: TaskId,
+        agent: &str,
+        to: TaskState,
+        evidence: Value,
+        now: Timestamp,
+    ) -> Result<Task> {
+        let tx = self.write()?;
+        let task = load_task(&tx, id)?;
+        check_holder(&task, agent)?;
+        let queued_at = (to == TaskState::Queued).then_some(now.0);
+        tx.execute(
+            "UPDATE tasks SET state = ?1, attempt = attempt + 1, queued_at = ?2, updated_at = ?3
+             WHERE seq = ?4",
+            params![to.as_str(), queued_at, now.0, id.0],
+        )?;
+        let mut evidence = evidence;
+        if let Value::Object(map) = &mut evidence {
+            map.insert("attempt".into(), json!(task.attempt + 1));
+        }
+        append(
+            &tx,
+            id,
+            now,
+            EventKind::Submitted,
+            &Actor::Agent(agent.to_owned()),
+            Some(to),
+            evidence,
+        )?;
+        let task = load_task(&tx, id)?;
+        tx.commit()?;
+        Ok(task)
+    }
+
+    /// A person's yes at a checkpoint: on to the queue.
+    pub fn approve(&mut self, id: TaskId, by: &Actor, now: Timestamp) -> Result<Task> {
+        let tx = self.write()?;
+        let task = load_task(&tx, id)?;
+        if task.state != TaskState::AwaitingApproval {
+            return Err(LedgerError::Refused(format!(
+                "{id} is {}, not awaiting approval",
+                task.state
+            )));
+        }
+        tx.execute(
+            "UPDATE tasks SET state = 'queued', approved_attempt = attempt, queued_at = ?1,
+                 updated_at = ?1 WHERE seq = ?2",
+            params![now.0, id.0],
+        )?;
+        let evidence = json!({"attempt": task.attempt});
+        append(
+            &tx,
+            id,
+            now,
+            EventKind::Approved,
+            by,
+            Some(TaskState::Queued),
+            evidence,
+        )?;
+        let task = load_task(&tx, id)?;
+        tx.commit()?;
+        Ok(task)
+    }
+
+    /// Sends a task back to its executor (state `returned`, lease renewed so there is
+    /// time to react): a person's rejection, a conflict, a failed verify. Ends any
+    /// integration in progress.
+    pub fn give_back(
+        &mut self,
+        id: TaskId,
+        by: &Actor,
+        kind: EventKind,
+        evidence: Value,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<Task> {
+        self.leave_queue(
+            id,
+            by,
+            kind,
+            TaskState::Returned,
+            evidence,
+            Some(lease),
+            now,
+        )
+    }
+
+    /// The rebased change needs an approval it does not have: back to the checkpoint.
+    pub fn hold_for_approval(
+        &mut self,
+        id: TaskId,
+        evidence: Value,
+        now: Timestamp,
+    ) -> Result<Task> {
+        self.leave_queue(
+            id,
+            &Actor::Daemon,
+            EventKind::NeedsApproval,
+            TaskState::AwaitingApproval,
+            evidence,
+            None,
+            now,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn leave_queue(
+        &mut self,
+        id: TaskId,
+        by: &Actor,
+        kind: EventKind,
+        to: TaskState,
+        evidence: Value,
+        lease: Option<Duration>,
+        now: Timestamp,
+    ) -> Result<Task> {
+        let tx = self.write()?;
+        let task = load_task(&tx, id)?;
+        let allowed = matches!(
+            task.state,
+            TaskState::Queued | TaskState::Verifying | TaskState::AwaitingApproval
+        );
+        if !allowed {
+            return Err(LedgerError::Refused(format!(
+                "{id} is {}, not in the queue or at a checkpoint",
+                task.state
+            )));
+        }
+        let expires = lease.map(|l| now.plus(l).0);
+        tx.execute(
+            "UPDATE tasks SET state = ?1, queued_at = NULL,
+                 lease_expires_at = COALESCE(?2, lease_expires_at), updated_at = ?3 WHERE seq = ?4",
+            params![to.as_str(), expires, now.0, id.0],
+        )?;
+        tx.execute("DELETE FROM integrations WHERE task = ?1", [id.0])?;
+        append(&tx, id, now, kind, by, Some(to), evidence)?;
+        let task = load_task(&tx, id)?;
+        tx.commit()?;
+        Ok(task)
+    }
+
+    /// Starts integrating a queued task onto the base tip `onto`.
+    pub fn start_integration(
+        &mut self,
+        id: TaskId,
+        onto: &str,
+        branch_tip: &str,
+        now: Timestamp,
+    ) -> Result<Integration> {
+        let tx = self.write()?;
+        let task = load_task(&tx, id)?;
+        if task.state != TaskState::Queued {
+            return Err(LedgerError::Refused(format!(
+                "{id} is {}, not queued",
+                task.state
+            )));
+        }
+        tx.execute(
+            "UPDATE tasks SET state = 'verifying', updated_at = ?1 WHERE seq = ?2",
+            params![now.0, id.0],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO integrations (task, attempt, step, onto, branch_tip, head, updated_at)
+             VALUES (?1, ?2, 'started', ?3, ?4, NULL, ?5)",
+            params![id.0, task.attempt, onto, branch_tip, now.0],
+        )?;
+        let evidence = json!({"attempt": task.attempt, "onto": onto, "branch_tip": branch_tip});
+        append(
+            &tx,
+            id,
+            now,
+            EventKind::IntegrationStarted,
+            &Actor::Daemon,
+            Some(TaskState::Verifying),
+            evidence,
+        )?;
+        let integration = load_integration(&tx, id)?.expect("just written");
+        tx.commit()?;
+        Ok(integration)
+    }
+
+    pub fn integration(&self, id: TaskId) -> Result<Option<Integration>> {
+        load_integration(&self.conn, id)
+    }
+
+    /// Records that an integration reached `step`, with its event.
+    pub fn advance(
+        &mut self,
+        id: TaskId,
+        step: Step,
+        head: Option<&str>,
+        kind: EventKind,
+        evidence: Value,
+        now: Timestamp,
+    ) -> Result<Integration> {
+        let tx = self.write()?;
+        let changed = tx.execute(
+            "UPDATE integrations SET step = ?1, head = COALESCE(?2, head), updated_at = ?3 WHERE task = ?4",
+            params![step.as_str(), head, now.0, id.0],
+        )?;
+        if changed == 0 {
+            return Err(LedgerError::Refused(format!(
+                "{id} has no integration in progress"
+            )));
+        }
+        append(&tx, id, now, kind, &Actor::Daemon, None, evidence)?;
+        let integration = load_integration(&tx, id)?.expect("just updated");
+        tx.commit()?;
+        Ok(integration)
+    }
+
+    /// The base moved under an integration: start again onto the new tip.
+    pub fn restart_integration(
+        &mut self,
+        id: TaskId,
+        onto: &str,
+        evidence: Value,
+        now: Timestamp,
+    ) -> Result<Integration> {
+        let tx = self.write()?;
+        tx.execute(
+            "UPDATE integrations SET step = 'started', onto = ?1, head = NULL, updated_at = ?2 WHERE task = ?3",
+            params![onto, now.0, id.0],
+        )?;
+        append(
+            &tx,
+            id,
+            now,
+            EventKind::BaseRaced,
+            &Actor::Daemon,
+            None,
+            evidence,
+        )?;
+        let integration = load_integration(&tx, id)?
+            .ok_or_else(|| LedgerError::Refused(format!("{id} has no integration in progress")))?;
+        tx.commit()?;
+        Ok(integration)
+    }
+
+    /// The task landed: merged, its claim and ports freed, its integration done.
+    pub fn merged(
+        &mut self,
+        id: TaskId,
+        commit: &str,
+        evidence: Value,
+        now: Timestamp,
+    ) -> Result<Task> {
+        let tx = self.write()?;
+        tx.execute(
+            "UPDATE tasks SET state = 'merged', agent = NULL, lease_expires_at = NULL, port_base = NULL,
+                 queued_at = NULL, updated_at = ?1 WHERE seq = ?2",
+            params![now.0, id.0],
+        )?;
+        tx.execute("DELETE FROM integrations WHERE task = ?1", [id.0])?;
+        let mut evidence = evidence;
+        if let Value::Object(map) = &mut evidence {
+            map.insert("commit".into(), json!(commit));
+        }
+        append(
+            &tx,
+            id,
+            now,
+            EventKind::Merged,
+            &Actor::Daemon,
+            Some(TaskState::Merged),
+            evidence,
+        )?;
+        let task = load_task(&tx, id)?;
+        tx.commit()?;
+        Ok(task)
+    }
+
     /// Tasks whose lease has run out by `now`.
     pub fn expired(&self, now: Timestamp) -> Result<Vec<TaskId>> {
         let mut stmt = self.conn.prepare(
@@ -403,6 +749,13 @@ impl Ledger {
             return Err(LedgerError::Refused(format!(
                 "{id} is already {}",
                 task.state
+            )));
+        }
+        if task.state == TaskState::Verifying {
+            // The integration does git work without the ledger lock; a cancel now could
+            // land between its verify and its move of the base.
+            return Err(LedgerError::Refused(format!(
+                "{id} is being integrated right now; cancel it once it lands or comes back"
             )));
         }
         tx.execute(
@@ -559,15 +912,15 @@ impl Ledger {
     }
 }
 
-fn holding_states() -> Vec<TaskState> {
+fn slot_states() -> Vec<TaskState> {
     TaskState::ALL
         .into_iter()
-        .filter(|s| s.holds_claim())
+        .filter(|s| s.holds_slot())
         .collect()
 }
 
 fn check_holder(task: &Task, agent: &str) -> Result<()> {
-    if !task.state.holds_claim() {
+    if !task.state.holds_lease() {
         return Err(LedgerError::Refused(format!(
             "{} is {}, not claimed",
             task.id, task.state
@@ -585,7 +938,7 @@ fn check_holder(task: &Task, agent: &str) -> Result<()> {
 
 fn not_claimable(task: &Task) -> String {
     match (task.state, &task.agent, task.lease_expires_at) {
-        (s, Some(agent), Some(until)) if s.holds_claim() => {
+        (s, Some(agent), Some(until)) if s.holds_lease() => {
             format!("{} is claimed by {agent} (lease until {until})", task.id)
         }
         (s, _, _) => format!("{} is {s}, not open", task.id),
@@ -641,7 +994,34 @@ fn append(
 
 const TASK_COLUMNS: &str =
     "seq, title, body, accept, scope, priority, state, branch, worktree, agent,
-     lease_expires_at, attempt, port_base, base_sha, created_at, updated_at";
+     lease_expires_at, attempt, port_base, base_sha, created_at, updated_at, queued_at,
+     approved_attempt";
+
+fn load_integration(conn: &Connection, id: TaskId) -> Result<Option<Integration>> {
+    Ok(conn
+        .query_row(
+            "SELECT task, attempt, step, onto, branch_tip, head FROM integrations WHERE task = ?1",
+            [id.0],
+            |r| {
+                let step: String = r.get(2)?;
+                Ok(Integration {
+                    task: TaskId(r.get(0)?),
+                    attempt: r.get(1)?,
+                    step: Step::parse(&step).ok_or_else(|| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            2,
+                            rusqlite::types::Type::Text,
+                            step.into(),
+                        )
+                    })?,
+                    onto: r.get(3)?,
+                    branch_tip: r.get(4)?,
+                    head: r.get(5)?,
+                })
+            },
+        )
+        .optional()?)
+}
 
 fn load_task(conn: &Connection, id: TaskId) -> Result<Task> {
     let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE seq = ?1");
@@ -716,6 +1096,8 @@ fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
         base_sha: row.get(13)?,
         created_at: Timestamp(row.get(14)?),
         updated_at: Timestamp(row.get(15)?),
+        queued_at: row.get::<_, Option<i64>>(16)?.map(Timestamp),
+        approved_attempt: row.get(17)?,
     })
 }
 

@@ -9,9 +9,9 @@
 //!
 //! Every function here blocks; callers run them off the async runtime.
 
+use crate::gitcli::GitCliError;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The file in each task worktree that holds its environment (`KEY='value'` lines).
 /// Git ignores it through the repository's `info/exclude`.
@@ -19,8 +19,8 @@ pub const ENV_FILE: &str = ".switchyard.env";
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorktreeError {
-    #[error("git {args}: {message}")]
-    Git { args: String, message: String },
+    #[error(transparent)]
+    Git(#[from] GitCliError),
     #[error("{0}")]
     Io(String),
 }
@@ -31,38 +31,8 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> WorktreeError {
     WorktreeError::Io(format!("cannot {what} {}: {e}", path.display()))
 }
 
-/// Runs git in `dir` and returns its stdout. Never prompts, never opens an editor.
 pub fn git<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Result<String> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_EDITOR", "true")
-        .env("LC_ALL", "C")
-        .output()
-        .map_err(|e| WorktreeError::Io(format!("cannot run git: {e}")))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        let args: Vec<String> = args
-            .iter()
-            .map(|a| a.as_ref().to_string_lossy().into_owned())
-            .collect();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let message = stderr
-            .lines()
-            .map(|l| {
-                l.trim_start_matches("fatal: ")
-                    .trim_start_matches("error: ")
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        Err(WorktreeError::Git {
-            args: args.join(" "),
-            message,
-        })
-    }
+    Ok(crate::gitcli::git(dir, args)?)
 }
 
 /// One entry of `git worktree list`.
@@ -260,7 +230,7 @@ pub fn is_clean(dir: &Path, ignore: &[String]) -> Result<bool> {
 pub fn current_branch(dir: &Path) -> Result<Option<String>> {
     match git(dir, &["symbolic-ref", "-q", "--short", "HEAD"]) {
         Ok(out) => Ok(Some(out.trim().to_owned())),
-        Err(WorktreeError::Git { .. }) => Ok(None),
+        Err(WorktreeError::Git(GitCliError::Failed { .. })) => Ok(None),
         Err(e) => Err(e),
     }
 }

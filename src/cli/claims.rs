@@ -80,3 +80,34 @@ pub fn release(ctx: &mut Ctx<'_>, args: ReleaseArgs) -> Result<(), CliError> {
     )
     .map_err(CliError::output)
 }
+
+/// Ask for integration of the task's branch. Its changes are checked against the task's
+/// scope: inside it, the task is queued; outside it, or touching a subsystem that needs
+/// approval, it waits for a person (`switchyard approve`).
+#[derive(Debug, clap::Args)]
+pub struct SubmitArgs {
+    /// The task (default inside a task's worktree: that task).
+    id: Option<String>,
+    #[arg(long)]
+    agent: Option<String>,
+}
+
+pub fn submit(ctx: &mut Ctx<'_>, args: SubmitArgs) -> Result<(), CliError> {
+    let agent = ctx.agent(args.agent)?;
+    let (repo, client) = ctx.client()?;
+    let id = ctx.task_id(&repo, args.id.as_deref())?;
+    let submitted: crate::api::Submitted =
+        client.post(&format!("/v1/tasks/{id}/submit"), &ByAgent { agent })?;
+    if ctx.json {
+        return ctx.print_json(&submitted);
+    }
+    let t = &submitted.task;
+    let mut text = format!("{} submitted (attempt {}): {}\n", t.id, t.attempt, t.state);
+    for c in &submitted.checkpoints {
+        text.push_str(&format!("  waits for approval: {c}\n"));
+    }
+    for w in &submitted.warnings {
+        text.push_str(&format!("  warning: {w}\n"));
+    }
+    write!(ctx.out, "{text}").map_err(CliError::output)
+}

@@ -52,6 +52,7 @@ pub fn run(ctx: &mut Ctx<'_>, _args: Args) -> Result<(), CliError> {
         repo,
         config: loaded.config,
         env: ctx.env.vars.clone(),
+        abort_after_steps: ctx.env.abort_after_steps,
     };
     let out = &mut *ctx.out;
     let result = runtime.block_on(daemon::run(opts, stop_signal(), |ready| {

@@ -7,6 +7,7 @@
 mod check;
 mod claims;
 mod daemon;
+mod decide;
 mod error;
 mod init;
 mod owners;
@@ -35,6 +36,8 @@ pub struct Env {
     pub log_filter: Option<String>,
     /// The whole process environment, for the commands the daemon runs.
     pub vars: Vec<(String, String)>,
+    /// `SWITCHYARD_TEST_ABORT_AFTER_STEPS`: a test-only crash hook for the daemon.
+    pub abort_after_steps: Option<u32>,
 }
 
 /// switchyard: a merge queue for parallel work on one repository. It hands each task its
@@ -68,6 +71,9 @@ pub enum Command {
     Claim(claims::ClaimArgs),
     Heartbeat(claims::HeartbeatArgs),
     Release(claims::ReleaseArgs),
+    Submit(claims::SubmitArgs),
+    Approve(decide::ApproveArgs),
+    Reject(decide::RejectArgs),
     Log(task::LogArgs),
     Queue(task::QueueArgs),
 }
@@ -130,6 +136,9 @@ pub fn run(
         Command::Claim(args) => claims::claim(&mut ctx, args),
         Command::Heartbeat(args) => claims::heartbeat(&mut ctx, args),
         Command::Release(args) => claims::release(&mut ctx, args),
+        Command::Submit(args) => claims::submit(&mut ctx, args),
+        Command::Approve(args) => decide::approve(&mut ctx, args),
+        Command::Reject(args) => decide::reject(&mut ctx, args),
         Command::Log(args) => task::log(&mut ctx, args),
         Command::Queue(args) => task::queue(&mut ctx, args),
     };

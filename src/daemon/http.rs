@@ -23,6 +23,8 @@ pub(super) struct AppState {
     pub service: Arc<Service>,
     /// Wakes the pool filler after a claim took a worktree.
     pub pool_wanted: Arc<Notify>,
+    /// Wakes the queue runner after a submit or an approval.
+    pub queue_wanted: Arc<Notify>,
 }
 
 pub(super) fn router(state: AppState) -> Router {
@@ -34,6 +36,9 @@ pub(super) fn router(state: AppState) -> Router {
         .route("/v1/tasks/{id}/heartbeat", post(heartbeat))
         .route("/v1/tasks/{id}/release", post(release))
         .route("/v1/tasks/{id}/cancel", post(cancel))
+        .route("/v1/tasks/{id}/submit", post(submit))
+        .route("/v1/tasks/{id}/approve", post(approve))
+        .route("/v1/tasks/{id}/reject", post(reject))
         .route("/v1/claim", post(claim))
         .route("/v1/queue", get(queue))
         .layer(middleware::from_fn(check_version))
@@ -163,4 +168,40 @@ async fn claim(State(s): State<AppState>, bytes: Bytes) -> Reply<api::Claimed> {
 
 async fn queue(State(s): State<AppState>) -> Reply<Vec<api::QueueEntry>> {
     blocking(move || s.service.queue()).await
+}
+
+async fn submit(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Reply<api::Submitted> {
+    let id = task_id(&id)?;
+    let req: api::ByAgent = body(&bytes)?;
+    let notify = Arc::clone(&s.queue_wanted);
+    let reply = blocking(move || s.service.submit(id, req)).await;
+    notify.notify_one();
+    reply
+}
+
+async fn approve(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Reply<crate::model::Task> {
+    let id = task_id(&id)?;
+    let req: api::Decision = body(&bytes)?;
+    let notify = Arc::clone(&s.queue_wanted);
+    let reply = blocking(move || s.service.approve(id, req)).await;
+    notify.notify_one();
+    reply
+}
+
+async fn reject(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Reply<crate::model::Task> {
+    let id = task_id(&id)?;
+    let req: api::Decision = body(&bytes)?;
+    blocking(move || s.service.reject(id, req)).await
 }

@@ -7,6 +7,7 @@
 //! to signals and a test could stop it at will.
 
 mod http;
+mod integrate;
 mod service;
 
 use std::fs::{File, OpenOptions, TryLockError};
@@ -38,6 +39,8 @@ const LEASE_TICK: Duration = Duration::from_secs(1);
 const REFILL_DELAY: Duration = Duration::from_millis(500);
 /// ... and at least this often.
 const REFILL_EVERY: Duration = Duration::from_secs(30);
+/// The queue is looked at after every submit and approval, and at least this often.
+const QUEUE_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -56,6 +59,8 @@ pub struct Options {
     pub config: Config,
     /// The process environment, for the commands the daemon runs (secrets are removed).
     pub env: Vec<(String, String)>,
+    /// Test-only: abort the process right after the Nth recorded integration step.
+    pub abort_after_steps: Option<u32>,
 }
 
 /// What the daemon tells its starter once it listens.
@@ -106,6 +111,7 @@ pub async fn run(
         worktrees,
         opts.env,
         dir.join("logs"),
+        opts.abort_after_steps,
     ));
     info!(repo = %main_root.display(), root = %service.worktrees.root.display(), "reconciling worktrees with the ledger");
     {
@@ -129,9 +135,11 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let pool_wanted = Arc::new(Notify::new());
+    let queue_wanted = Arc::new(Notify::new());
     let state = http::AppState {
         service: Arc::clone(&service),
         pool_wanted: Arc::clone(&pool_wanted),
+        queue_wanted: Arc::clone(&queue_wanted),
     };
     let server = {
         let mut stop = stop_rx.clone();
@@ -144,6 +152,12 @@ pub async fn run(
         )
     };
     let leases = tokio::spawn(lease_ticker(Arc::clone(&service), stop_rx.clone()));
+    let runner = tokio::spawn(queue_runner(
+        Arc::clone(&service),
+        Arc::clone(&queue_wanted),
+        stop_rx.clone(),
+    ));
+    queue_wanted.notify_one();
     let filler = tokio::spawn(pool_filler(
         Arc::clone(&service),
         Arc::clone(&pool_wanted),
@@ -166,6 +180,7 @@ pub async fn run(
         let _ = server.await;
         let _ = leases.await;
         let _ = filler.await;
+        let _ = runner.await;
     })
     .await;
     if drained.is_err() {
@@ -220,6 +235,29 @@ async fn pool_filler(
         match tokio::task::spawn_blocking(move || s.refill_pool()).await {
             Ok(Err(e)) => warn!(error = %e.message, "refilling the worktree pool failed"),
             Err(e) => warn!(error = %e, "refilling the worktree pool failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+}
+
+/// Integrates the queue whenever something may have entered it, and every few seconds.
+async fn queue_runner(
+    service: Arc<service::Service>,
+    wanted: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = wanted.notified() => {}
+            _ = tokio::time::sleep(QUEUE_EVERY) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let s = Arc::clone(&service);
+        match tokio::task::spawn_blocking(move || s.run_queue()).await {
+            Ok(Err(e)) => {
+                warn!(error = %e.message, "the queue stopped on an error; retrying shortly")
+            }
+            Err(e) => warn!(error = %e, "the queue runner failed"),
             Ok(Ok(())) => {}
         }
     }

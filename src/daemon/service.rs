@@ -81,28 +81,38 @@ impl From<git::GitError> for ApiError {
     }
 }
 
+impl From<crate::gitcli::GitCliError> for ApiError {
+    fn from(e: crate::gitcli::GitCliError) -> ApiError {
+        ApiError::internal(e.to_string())
+    }
+}
+
 impl From<worktree::WorktreeError> for ApiError {
     fn from(e: worktree::WorktreeError) -> ApiError {
         ApiError::internal(e.to_string())
     }
 }
 
-type Result<T, E = ApiError> = std::result::Result<T, E>;
+pub(super) type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 pub struct Service {
     ledger: Mutex<Ledger>,
     pub config: Config,
     pub repo: RepoLocation,
     pub worktrees: Worktrees,
-    /// The environment for setup commands: the daemon's, without secrets.
-    env: Vec<(String, String)>,
+    /// The environment for setup and verify commands: the daemon's, without secrets.
+    pub(super) env: Vec<(String, String)>,
     caps: Caps,
-    logs: PathBuf,
+    pub(super) logs: PathBuf,
     pub started_at: Timestamp,
     /// Set when the daemon is stopping: long commands stop at their next check.
     pub stopping: AtomicBool,
     /// One pool refill at a time.
     refilling: Mutex<()>,
+    /// Integration steps recorded since start, and the test-only hook that aborts the
+    /// process after the Nth (crash tests).
+    pub(super) steps: std::sync::atomic::AtomicU32,
+    pub(super) abort_after_steps: Option<u32>,
 }
 
 impl Service {
@@ -113,6 +123,7 @@ impl Service {
         worktrees: Worktrees,
         env: Vec<(String, String)>,
         logs: PathBuf,
+        abort_after_steps: Option<u32>,
     ) -> Service {
         let mut secrets = Vec::new();
         if let Some(gh) = &config.github {
@@ -131,19 +142,21 @@ impl Service {
             started_at: Timestamp::now(),
             stopping: AtomicBool::new(false),
             refilling: Mutex::new(()),
+            steps: std::sync::atomic::AtomicU32::new(0),
+            abort_after_steps,
         }
     }
 
     /// Runs `f` with the ledger locked. The lock is held only inside `f`: a guard kept in
     /// a temporary (a `match` or `for` head) while the body locks again would deadlock.
-    fn ledger<T>(&self, f: impl FnOnce(&mut Ledger) -> T) -> T {
+    pub(super) fn ledger<T>(&self, f: impl FnOnce(&mut Ledger) -> T) -> T {
         // A panic while holding the lock cannot leave the database half-written (every
         // change is one transaction), so a poisoned lock is still usable.
         let mut guard = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard)
     }
 
-    fn base_tip(&self) -> Result<String> {
+    pub(super) fn base_tip(&self) -> Result<String> {
         git::branch_tip(&self.repo.main_root, &self.config.base)?.ok_or_else(|| {
             ApiError::refused(format!(
                 "the base branch {:?} does not exist",
@@ -383,7 +396,7 @@ impl Service {
     }
 
     /// The environment of a task's commands and of its env file.
-    fn task_env(&self, task: &Task) -> Vec<(String, String)> {
+    pub(super) fn task_env(&self, task: &Task) -> Vec<(String, String)> {
         let mut env = vec![
             ("SWITCHYARD_TASK".to_owned(), task.id.to_string()),
             (
@@ -549,7 +562,7 @@ impl Service {
 
     /// After a release, an expiry or a cancel: a clean worktree goes back to the pool (or
     /// away when the pool is full); one with uncommitted work stays with the task.
-    fn let_go_of_worktree(&self, task: Task) -> Task {
+    pub(super) fn let_go_of_worktree(&self, task: Task) -> Task {
         let Some(path) = task.worktree.clone() else {
             return task;
         };
@@ -628,6 +641,11 @@ impl Service {
                 "left in place".to_owned()
             }
         }
+    }
+
+    /// The daemon's own worktree, where verify runs.
+    pub(super) fn integration_dir(&self) -> PathBuf {
+        self.worktrees.root.join(".integration")
     }
 
     fn next_pool_path(&self) -> PathBuf {
@@ -748,7 +766,7 @@ impl Service {
         for task in self.ledger(|l| l.unready_worktrees())? {
             let _span = info_span!("task", task = %task.id).entered();
             let target = PathBuf::from(task.worktree.as_deref().unwrap_or_default());
-            if task.state.holds_claim() {
+            if task.state.holds_slot() {
                 info!("finishing the worktree of an interrupted claim");
                 let base = task.base_sha.clone().map_or_else(|| self.base_tip(), Ok)?;
                 let tip = git::ensure_branch(&self.repo.main_root, &task.branch, &base)?;
@@ -776,11 +794,20 @@ impl Service {
             }
         }
 
+        // Tasks that landed or were cancelled just before a crash still holding one.
+        let tasks = self.ledger(|l| l.tasks(None))?;
+        for task in tasks
+            .into_iter()
+            .filter(|t| t.state.is_final() && t.worktree.is_some())
+        {
+            self.let_go_of_worktree(task);
+        }
+
         // Claims recorded just before a crash, before any worktree was chosen.
         let tasks = self.ledger(|l| l.tasks(None))?;
         for task in tasks
             .iter()
-            .filter(|t| t.state.holds_claim() && t.worktree.is_none())
+            .filter(|t| t.state.holds_lease() && t.worktree.is_none())
         {
             let _span = info_span!("task", task = %task.id).entered();
             info!("giving an interrupted claim its worktree");
@@ -836,6 +863,7 @@ impl Service {
             }
             let path = entry.path.display().to_string();
             let known = pool.contains(&path)
+                || entry.path == self.integration_dir()
                 || tasks
                     .iter()
                     .any(|t| t.worktree.as_deref() == Some(path.as_str()));
@@ -883,7 +911,7 @@ impl Source {
 }
 
 /// Agent and person names: short, printable, one line.
-fn name(raw: &str, flag: &str) -> Result<String> {
+pub(super) fn name(raw: &str, flag: &str) -> Result<String> {
     let n = raw.trim();
     if n.is_empty() || n.chars().count() > MAX_NAME_CHARS || n.chars().any(char::is_control) {
         return Err(ApiError::bad(format!(

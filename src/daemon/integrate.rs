@@ -1,0 +1,579 @@
+//! The merge queue's side of the service: submit and the checkpoints, then integrating
+//! the head of the queue one step at a time, each step recorded before the next begins.
+//!
+//! Steps (see `store::Step`): started -> rebased (the branch replayed onto the base tip)
+//! -> verified (commands passed in the integration worktree at exactly that commit) ->
+//! base moved (compare-and-swap from the tip verified against; with a remote, a plain
+//! push first) -> branch updated -> merged. A restart resumes from the recorded step:
+//! a rebase or a verify is redone, a base move is recognized as done when the base
+//! already points at the verified commit, and the base never moves to a commit that did
+//! not pass verify on exactly the base it replaces.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use serde_json::json;
+use tracing::{info, info_span, warn};
+
+use super::service::{ApiError, Result, Service, name};
+use crate::api;
+use crate::command;
+use crate::git;
+use crate::gitcli::{self, Replayed};
+use crate::model::{Actor, EventKind, Task, TaskId, TaskState, Timestamp};
+use crate::queue;
+use crate::store::{Integration, Step};
+use crate::worktree;
+
+impl Service {
+    // ---- submit and checkpoints -----------------------------------------------------
+
+    /// The executor holding the claim asks for integration. The change (its branch
+    /// against the merge base with the base) is checked against the task's scope and the
+    /// config's checkpoints: `queued` when nothing needs a person, else
+    /// `awaiting_approval` with the reasons in the event.
+    pub fn submit(&self, id: TaskId, req: api::ByAgent) -> Result<api::Submitted> {
+        let agent = name(&req.agent, "--agent")?;
+        let task = self.ledger(|l| l.task(id))?;
+        if !task.state.holds_lease() {
+            return Err(ApiError::refused(format!(
+                "{id} is {}, not claimed",
+                task.state
+            )));
+        }
+        if task.agent.as_deref() != Some(agent.as_str()) {
+            return Err(ApiError::refused(format!(
+                "{id} is claimed by {}, not by {agent}",
+                task.agent.as_deref().unwrap_or("nobody")
+            )));
+        }
+        let root = &self.repo.main_root;
+        let base = self.base_tip()?;
+        let tip = git::branch_tip(root, &task.branch)?.ok_or_else(|| {
+            ApiError::refused(format!("{id}'s branch {} does not exist", task.branch))
+        })?;
+        if let Some(start) = &task.base_sha
+            && !git::is_ancestor(root, start, &tip)?
+        {
+            return Err(ApiError::refused(format!(
+                "{id}'s branch no longer contains the base commit it started from ({}): it rewrote or \
+                 dropped commits of {}; rebase your commits onto {} and submit again",
+                short(start),
+                self.config.base,
+                self.config.base
+            )));
+        }
+        let merge_base = git::merge_base(root, &tip, &base)?.ok_or_else(|| {
+            ApiError::refused(format!(
+                "{id}'s branch shares no history with {}",
+                self.config.base
+            ))
+        })?;
+        if merge_base == tip {
+            return Err(ApiError::refused(format!(
+                "{id} has no commits beyond {}; commit your work on {} first",
+                self.config.base, task.branch
+            )));
+        }
+        let changes = git::changes(root, &merge_base, &tip)?;
+        let review = queue::review(&changes, &task, &self.config);
+        let mut warnings = Vec::new();
+        if let Some(wt) = &task.worktree
+            && !worktree::is_clean(Path::new(wt), &self.config.worktrees.copy).unwrap_or(true)
+        {
+            warnings.push(
+                "the worktree has uncommitted changes; they are not part of this submission"
+                    .to_owned(),
+            );
+        }
+        let to = if review.needs_person() {
+            TaskState::AwaitingApproval
+        } else {
+            TaskState::Queued
+        };
+        let evidence = json!({
+            "head": tip,
+            "merge_base": merge_base,
+            "paths": review.paths,
+            "subsystems": review.touched,
+            "checkpoints": review.reasons(),
+            "out_of_scope": review.out_of_scope,
+        });
+        let task = self.ledger(|l| l.submit(id, &agent, to, evidence, Timestamp::now()))?;
+        let _span = info_span!("task", task = %id).entered();
+        info!(attempt = task.attempt, state = %task.state, "submitted");
+        Ok(api::Submitted {
+            task,
+            checkpoints: review.reasons(),
+            warnings,
+        })
+    }
+
+    pub fn approve(&self, id: TaskId, req: api::Decision) -> Result<Task> {
+        let by = Actor::Person(name(&req.by, "--by")?);
+        let task = self.ledger(|l| l.approve(id, &by, Timestamp::now()))?;
+        let _span = info_span!("task", task = %id).entered();
+        info!(by = %by, "approved");
+        Ok(task)
+    }
+
+    pub fn reject(&self, id: TaskId, req: api::Decision) -> Result<Task> {
+        let by = Actor::Person(name(&req.by, "--by")?);
+        let reason = req.reason.trim();
+        if reason.is_empty() {
+            return Err(ApiError::bad(
+                "a rejection needs a --reason for the executor",
+            ));
+        }
+        let evidence = json!({"reason": reason});
+        let task = self.ledger(|l| {
+            l.give_back(
+                id,
+                &by,
+                EventKind::Rejected,
+                evidence,
+                self.config.claims.lease,
+                Timestamp::now(),
+            )
+        })?;
+        let _span = info_span!("task", task = %id).entered();
+        info!(by = %by, reason, "rejected; back to its executor");
+        Ok(task)
+    }
+
+    // ---- integration ----------------------------------------------------------------
+
+    /// Integrates the queue's head, then the next, until the queue is empty or the
+    /// daemon is stopping.
+    pub fn run_queue(&self) -> Result<()> {
+        loop {
+            if self.stopping.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let tasks = self.ledger(|l| l.tasks(None))?;
+            let Some(&next) = queue::plan(&tasks).first() else {
+                return Ok(());
+            };
+            let _span = info_span!("task", task = %next).entered();
+            if let Err(e) = self.integrate(next) {
+                // The step stays recorded; the next round (or a restart) picks it up.
+                warn!(error = %e.message, "integration interrupted");
+                return Err(e);
+            }
+        }
+    }
+
+    fn integrate(&self, id: TaskId) -> Result<()> {
+        let mut integration = match self.ledger(|l| l.integration(id))? {
+            Some(i) => i,
+            None => {
+                let task = self.ledger(|l| l.task(id))?;
+                let onto = self.current_base()?;
+                let tip =
+                    git::branch_tip(&self.repo.main_root, &task.branch)?.ok_or_else(|| {
+                        ApiError::internal(format!("the branch {} is gone", task.branch))
+                    })?;
+                info!(onto = %short(&onto), "integrating");
+                self.ledger(|l| l.start_integration(id, &onto, &tip, Timestamp::now()))?
+            }
+        };
+        loop {
+            if self.stopping.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let next = match integration.step {
+                Step::Started => self.rebase(&integration)?,
+                Step::Rebased => self.verify(&integration)?,
+                Step::Verified => self.move_base(&integration)?,
+                Step::BaseMoved => self.update_branch(&integration)?,
+                Step::BranchUpdated => {
+                    self.finish(&integration)?;
+                    return Ok(());
+                }
+            };
+            match next {
+                Some(i) => {
+                    self.count_step();
+                    integration = i;
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// The base tip to integrate onto: with a remote, the remote's (the local base
+    /// follows it when it can fast-forward).
+    fn current_base(&self) -> Result<String> {
+        let local = self.base_tip()?;
+        let Some(remote) = &self.config.remote else {
+            return Ok(local);
+        };
+        let root = &self.repo.main_root;
+        let theirs = gitcli::fetch(root, remote, &self.config.base)
+            .map_err(|e| ApiError::internal(format!("fetching {remote}: {e}")))?;
+        if theirs != local {
+            if git::is_ancestor(root, &local, &theirs)? {
+                let base_ref = format!("refs/heads/{}", self.config.base);
+                if gitcli::compare_and_swap(root, &base_ref, &theirs, &local)? {
+                    self.follow_base(&local, &theirs);
+                    info!(to = %short(&theirs), "the base followed {remote}");
+                }
+            } else {
+                warn!(
+                    remote,
+                    "the local base has commits the remote lacks; integrating onto the remote's tip"
+                );
+            }
+        }
+        Ok(theirs)
+    }
+
+    /// Step 1: replay the task's commits onto the base tip, check the scope again on the
+    /// result, record it.
+    fn rebase(&self, i: &Integration) -> Result<Option<Integration>> {
+        let root = &self.repo.main_root;
+        let task = self.ledger(|l| l.task(i.task))?;
+        let upstream =
+            git::merge_base(root, &i.branch_tip, &i.onto)?.unwrap_or_else(|| i.onto.clone());
+        let replayed = gitcli::replay(root, &i.onto, &upstream, &i.branch_tip)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let head = match replayed {
+            Replayed::Done { head } if head == i.onto => {
+                info!("its commits add nothing to the base any more; back to the executor");
+                let evidence = json!({
+                    "onto": i.onto,
+                    "paths": [],
+                    "reason": format!("replayed onto {}, its commits change nothing: their changes are already there", self.config.base),
+                });
+                self.give_back(i.task, EventKind::Conflict, evidence)?;
+                return Ok(None);
+            }
+            Replayed::Done { head } => head,
+            Replayed::Conflict { paths } => {
+                info!(?paths, "conflict; back to the executor");
+                let evidence = json!({
+                    "onto": i.onto,
+                    "paths": paths,
+                    "hint": format!("rebase {} onto {} in the task's worktree, resolve, and submit again", task.branch, self.config.base),
+                });
+                self.give_back(i.task, EventKind::Conflict, evidence)?;
+                return Ok(None);
+            }
+        };
+        // The cheap invariant: what lands is what was checked.
+        let changes = git::changes(root, &i.onto, &head)?;
+        let review = queue::review(&changes, &task, &self.config);
+        if review.needs_person() && task.approved_attempt != Some(task.attempt) {
+            info!("the rebased change needs an approval it does not have");
+            let evidence = json!({"head": head, "checkpoints": review.reasons()});
+            self.ledger(|l| l.hold_for_approval(i.task, evidence, Timestamp::now()))?;
+            return Ok(None);
+        }
+        let commits = gitcli::git(
+            root,
+            &["rev-list", "--count", &format!("{}..{head}", i.onto)],
+        )
+        .map(|c| c.trim().parse::<u64>().unwrap_or(0))
+        .unwrap_or(0);
+        let evidence =
+            json!({"onto": i.onto, "head": head, "commits": commits, "subsystems": review.touched});
+        info!(head = %short(&head), commits, "rebased");
+        Ok(Some(self.ledger(|l| {
+            l.advance(
+                i.task,
+                Step::Rebased,
+                Some(&head),
+                EventKind::Rebased,
+                evidence,
+                Timestamp::now(),
+            )
+        })?))
+    }
+
+    /// Step 2: run the verify commands in the integration worktree at the rebased commit.
+    fn verify(&self, i: &Integration) -> Result<Option<Integration>> {
+        let root = &self.repo.main_root;
+        let head = i
+            .head
+            .clone()
+            .ok_or_else(|| ApiError::internal("rebased without a head"))?;
+        let task = self.ledger(|l| l.task(i.task))?;
+        let dir = self.integration_worktree(&head)?;
+        let touched = git::changes(root, &i.onto, &head)
+            .map(|c| queue::review(&c, &task, &self.config).touched)?;
+        let commands = queue::verify_commands(&self.config, &touched);
+        let mut env = self.env.clone();
+        env.extend(self.task_env(&task));
+        env.retain(|(k, _)| k != "SWITCHYARD_WORKTREE");
+        env.push(("SWITCHYARD_WORKTREE".to_owned(), dir.display().to_string()));
+        let logs = self
+            .logs
+            .join(i.task.to_string())
+            .join(format!("attempt-{}", i.attempt));
+        let mut results = Vec::new();
+        for (k, cmd) in commands.iter().enumerate() {
+            info!(command = %cmd, "verifying");
+            let finished = command::run(
+                &command::Spec {
+                    command: cmd,
+                    dir: &dir,
+                    env: &env,
+                    timeout: self.config.queue.verify_timeout,
+                    log: &logs.join(format!("verify-{}-{}.log", k + 1, Timestamp::now().0)),
+                },
+                &self.stopping,
+            )
+            .map_err(|e| ApiError::internal(format!("cannot run {cmd:?}: {e}")))?;
+            if finished.outcome == command::Outcome::Cancelled {
+                // Stopping: the step stays at "rebased", so verify runs again after restart.
+                return Ok(None);
+            }
+            let passed = finished.succeeded();
+            results.push(finished);
+            if !passed {
+                let failed = results.last().expect("just pushed");
+                info!(command = %cmd, outcome = ?failed.outcome, log = %failed.log.display(), "verify failed; back to the executor");
+                let evidence = json!({
+                    "head": head,
+                    "onto": i.onto,
+                    "failed": failed,
+                    "passed": &results[..results.len() - 1],
+                });
+                self.clean_integration_worktree(&dir);
+                self.give_back(i.task, EventKind::VerifyFailed, evidence)?;
+                return Ok(None);
+            }
+        }
+        self.clean_integration_worktree(&dir);
+        info!(commands = results.len(), "verify passed");
+        let evidence = json!({"head": head, "onto": i.onto, "commands": results});
+        Ok(Some(self.ledger(|l| {
+            l.advance(
+                i.task,
+                Step::Verified,
+                None,
+                EventKind::VerifyPassed,
+                evidence,
+                Timestamp::now(),
+            )
+        })?))
+    }
+
+    /// Step 3: the base moves from exactly the tip verified against to the verified
+    /// commit, by compare-and-swap (and, with a remote, a plain push the server accepts
+    /// only as a fast-forward). If the base moved meanwhile, start over from the rebase.
+    fn move_base(&self, i: &Integration) -> Result<Option<Integration>> {
+        let root = &self.repo.main_root;
+        let head = i
+            .head
+            .clone()
+            .ok_or_else(|| ApiError::internal("verified without a head"))?;
+        let base_ref = format!("refs/heads/{}", self.config.base);
+        if let Some(remote) = &self.config.remote {
+            let pushed = gitcli::push(root, remote, &head, &self.config.base)
+                .map_err(|e| ApiError::internal(format!("pushing to {remote}: {e}")))?;
+            if !pushed {
+                let theirs = self.current_base()?;
+                info!(remote, "the remote moved; integrating again onto its tip");
+                let evidence = json!({"was": i.onto, "now": theirs, "remote": remote});
+                return Ok(Some(self.ledger(|l| {
+                    l.restart_integration(i.task, &theirs, evidence, Timestamp::now())
+                })?));
+            }
+            let evidence = json!({"remote": remote, "commit": head});
+            self.ledger(|l| {
+                l.note(
+                    i.task,
+                    EventKind::Pushed,
+                    &Actor::Daemon,
+                    evidence,
+                    Timestamp::now(),
+                )
+            })?;
+            // The remote holds the truth now; the local base follows if it can.
+            let local = self.base_tip()?;
+            if local != head && git::is_ancestor(root, &local, &head)? {
+                gitcli::compare_and_swap(root, &base_ref, &head, &local)?;
+            }
+        } else if !gitcli::compare_and_swap(root, &base_ref, &head, &i.onto)? {
+            let now = self.base_tip()?;
+            if now != head {
+                info!(now = %short(&now), "the base moved while verifying; integrating again");
+                let evidence = json!({"was": i.onto, "now": now});
+                return Ok(Some(self.ledger(|l| {
+                    l.restart_integration(i.task, &now, evidence, Timestamp::now())
+                })?));
+            }
+            // Already there: the swap happened before a crash and was not recorded.
+        }
+        info!(from = %short(&i.onto), to = %short(&head), "base moved");
+        let evidence = json!({"from": i.onto, "to": head, "base": self.config.base});
+        let next = self.ledger(|l| {
+            l.advance(
+                i.task,
+                Step::BaseMoved,
+                None,
+                EventKind::BaseMoved,
+                evidence,
+                Timestamp::now(),
+            )
+        })?;
+        if let Some((kind, evidence)) = self.follow_base(&i.onto, &head) {
+            self.ledger(|l| l.note(i.task, kind, &Actor::Daemon, evidence, Timestamp::now()))?;
+        }
+        Ok(Some(next))
+    }
+
+    /// Step 4: the task's branch points at what landed, unless its executor added
+    /// commits after submitting (then it is left alone: nothing is lost).
+    fn update_branch(&self, i: &Integration) -> Result<Option<Integration>> {
+        let root = &self.repo.main_root;
+        let head = i
+            .head
+            .clone()
+            .ok_or_else(|| ApiError::internal("base moved without a head"))?;
+        let task = self.ledger(|l| l.task(i.task))?;
+        let branch_ref = format!("refs/heads/{}", task.branch);
+        // Free the branch from the task's worktree first, so moving it does not leave
+        // that checkout behind its HEAD.
+        if let Some(wt) = &task.worktree
+            && Path::new(wt).is_dir()
+            && worktree::current_branch(Path::new(wt))
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some(task.branch.as_str())
+        {
+            worktree::detach(Path::new(wt))?;
+        }
+        let current = git::branch_tip(root, &task.branch)?;
+        let evidence = match current.as_deref() {
+            Some(c) if c == head => json!({"branch": task.branch, "to": head}),
+            Some(c) if c == i.branch_tip => {
+                gitcli::compare_and_swap(root, &branch_ref, &head, c)?;
+                json!({"branch": task.branch, "from": c, "to": head})
+            }
+            other => {
+                warn!(branch = %task.branch, "the branch has commits after the submitted ones; left as it is");
+                json!({"branch": task.branch, "left_at": other, "landed": head})
+            }
+        };
+        Ok(Some(self.ledger(|l| {
+            l.advance(
+                i.task,
+                Step::BranchUpdated,
+                None,
+                EventKind::BranchUpdated,
+                evidence,
+                Timestamp::now(),
+            )
+        })?))
+    }
+
+    /// Step 5: merged; the worktree goes back to the pool.
+    fn finish(&self, i: &Integration) -> Result<()> {
+        let head = i.head.clone().unwrap_or_default();
+        let task = self.ledger(|l| {
+            l.merged(
+                i.task,
+                &head,
+                json!({"base": self.config.base}),
+                Timestamp::now(),
+            )
+        })?;
+        info!(commit = %short(&head), "merged");
+        self.let_go_of_worktree(task);
+        Ok(())
+    }
+
+    fn give_back(&self, id: TaskId, kind: EventKind, evidence: serde_json::Value) -> Result<()> {
+        self.ledger(|l| {
+            l.give_back(
+                id,
+                &Actor::Daemon,
+                kind,
+                evidence,
+                self.config.claims.lease,
+                Timestamp::now(),
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Keeps the user's checkout of the base in step after the base moved from `from`
+    /// to `to`: fast-forwarded when it is clean, left alone (and said so) when it has
+    /// local changes. `None` when the base is not checked out there.
+    fn follow_base(&self, from: &str, to: &str) -> Option<(EventKind, serde_json::Value)> {
+        let root = &self.repo.main_root;
+        let on_base = worktree::current_branch(root).ok().flatten().as_deref()
+            == Some(self.config.base.as_str());
+        if !on_base {
+            return None;
+        }
+        let quiet = |args: &[&str]| gitcli::git(root, args).is_ok();
+        let index_at_from = quiet(&["diff-index", "--quiet", "--cached", from, "--"]);
+        let files_match_index = quiet(&["diff-files", "--quiet"]);
+        if index_at_from && files_match_index {
+            match gitcli::git(root, &["read-tree", "-m", "-u", from, to]) {
+                Ok(_) => {
+                    info!(path = %root.display(), "fast-forwarded the checkout of the base");
+                    return Some((EventKind::CheckoutUpdated, json!({"path": root, "to": to})));
+                }
+                Err(e) => warn!(error = %e, "could not fast-forward the checkout of the base"),
+            }
+        } else if quiet(&["diff-index", "--quiet", "--cached", to, "--"]) && files_match_index {
+            return None; // Already there.
+        }
+        warn!(
+            path = %root.display(),
+            "the checkout of {} has local changes; left alone at {} while {} moved to {}",
+            self.config.base, short(from), self.config.base, short(to)
+        );
+        Some((
+            EventKind::CheckoutLeftBehind,
+            json!({
+                "path": root,
+                "at": from,
+                "base_now": to,
+                "hint": "commit or stash your changes there, then `git reset --keep` to the base; or keep the main checkout off the base branch (see the README)",
+            }),
+        ))
+    }
+
+    /// The daemon's own worktree for verifying, detached at `head`.
+    fn integration_worktree(&self, head: &str) -> Result<PathBuf> {
+        let dir = self.integration_dir();
+        let registered = self.worktrees.list()?.iter().any(|l| l.path == dir);
+        if registered && dir.is_dir() {
+            worktree::git(&dir, &["checkout", "-q", "--detach", "-f", head])?;
+        } else {
+            if dir.exists() {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            self.worktrees.prune()?;
+            self.worktrees.add_detached(&dir, head)?;
+        }
+        Ok(dir)
+    }
+
+    /// After verify: untracked files it made are removed (ignored ones, such as build
+    /// caches, stay), so the next verify starts from exactly its commit.
+    fn clean_integration_worktree(&self, dir: &Path) {
+        if let Err(e) = worktree::git(dir, &["clean", "-ffdq"]) {
+            warn!(error = %e, "could not clean the integration worktree");
+        }
+    }
+
+    /// Counts recorded steps for the test-only abort hook.
+    fn count_step(&self) {
+        let n = self.steps.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.abort_after_steps == Some(n) {
+            warn!(steps = n, "test hook: aborting the process now");
+            std::process::abort();
+        }
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(10)]
+}

@@ -1,0 +1,287 @@
+//! The `git` CLI, where it beats the library: git's own merge machinery (`replay`,
+//! `merge-tree`), compare-and-swap of refs, and the network (`fetch`, `push`), which
+//! must go through the user's credential helpers and SSH setup.
+//!
+//! Measured on a generated 20k-file repository: replaying a 5-commit branch takes about
+//! 5 ms with `git replay` and 3 ms per commit with `git merge-tree`, against 126 ms for
+//! git2's in-memory rebase (it rebuilds a full index per step). See ARCHITECTURE.md.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Who switchyard commits as when it rebases: the author of every commit is kept, the
+/// committer is the queue, as with a hosted merge queue.
+const COMMITTER: (&str, &str) = ("switchyard", "switchyard@localhost");
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitCliError {
+    #[error("git {args}: {message}")]
+    Failed { args: String, message: String },
+    #[error("cannot run git: {0}")]
+    Spawn(String),
+}
+
+pub type Result<T, E = GitCliError> = std::result::Result<T, E>;
+
+fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C")
+        .arg(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_EDITOR", "true")
+        .env("LC_ALL", "C")
+        .env("GIT_COMMITTER_NAME", COMMITTER.0)
+        .env("GIT_COMMITTER_EMAIL", COMMITTER.1);
+    cmd
+}
+
+fn output<S: AsRef<OsStr>>(
+    dir: &Path,
+    args: &[S],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> Result<Output> {
+    use std::io::Write;
+    let mut cmd = command(dir);
+    cmd.args(args).envs(env.iter().copied());
+    let spawn = |e: std::io::Error| GitCliError::Spawn(e.to_string());
+    let Some(input) = stdin else {
+        return cmd.output().map_err(spawn);
+    };
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(spawn)?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(input.as_bytes())
+        .map_err(spawn)?;
+    child.wait_with_output().map_err(spawn)
+}
+
+fn failed<S: AsRef<OsStr>>(args: &[S], out: &Output) -> GitCliError {
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    GitCliError::Failed {
+        args: args.join(" "),
+        message: stderr
+            .lines()
+            .map(|l| {
+                l.trim_start_matches("fatal: ")
+                    .trim_start_matches("error: ")
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+/// Runs git in `dir` and returns its stdout. Never prompts, never opens an editor.
+pub fn git<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Result<String> {
+    let out = output(dir, args, None, &[])?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(failed(args, &out))
+    }
+}
+
+/// The outcome of replaying a branch's commits onto a new base.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replayed {
+    /// The new tip; every commit keeps its author and message.
+    Done { head: String },
+    /// The commits do not apply; these paths conflict.
+    Conflict { paths: Vec<String> },
+}
+
+/// The branch switchyard replays onto: `git replay` reports the new tip of the branch
+/// it advances, so the base tip is copied here first. Only the daemon moves it.
+pub const SCRATCH_BRANCH: &str = "switchyard/integration";
+
+/// Replays the commits of `upstream..tip` onto `onto` without touching any worktree or
+/// user ref. Merge commits are left out (the change is linearized); a range without
+/// them takes the fast path, one `git replay`.
+pub fn replay(repo: &Path, onto: &str, upstream: &str, tip: &str) -> Result<Replayed> {
+    let scratch = format!("refs/heads/{SCRATCH_BRANCH}");
+    git(repo, &["update-ref", &scratch, onto])?;
+    let range = format!("{upstream}..{tip}");
+    let args = ["replay", "--advance", SCRATCH_BRANCH, &range];
+    let out = output(repo, &args, None, &[])?;
+    match out.status.code() {
+        Some(0) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            // "update refs/heads/switchyard/integration <new> <old>"
+            let head = text
+                .lines()
+                .find_map(|l| l.strip_prefix("update ").and_then(|r| r.split(' ').nth(1)))
+                .map(str::to_owned);
+            match head {
+                Some(head) => Ok(Replayed::Done { head }),
+                None => Err(GitCliError::Failed {
+                    args: args.join(" "),
+                    message: format!("no new tip in its output: {text:?}"),
+                }),
+            }
+        }
+        Some(1) => Ok(Replayed::Conflict {
+            paths: conflicting_paths(repo, onto, tip)?,
+        }),
+        _ if String::from_utf8_lossy(&out.stderr).contains("merge commits") => {
+            replay_linearized(repo, onto, upstream, tip)
+        }
+        _ => Err(failed(&args, &out)),
+    }
+}
+
+/// The general path: each non-merge commit of `upstream..branch`, oldest first, merged
+/// onto the new tip with `git merge-tree` and committed with `git commit-tree`.
+fn replay_linearized(repo: &Path, onto: &str, upstream: &str, branch: &str) -> Result<Replayed> {
+    let range = format!("{upstream}..{branch}");
+    let commits = git(repo, &["rev-list", "--reverse", "--no-merges", &range])?;
+    let mut tip = rev_parse(repo, onto)?;
+    for commit in commits.split_whitespace() {
+        let base = format!("--merge-base={commit}^");
+        let args = [
+            "merge-tree",
+            "--write-tree",
+            "--no-messages",
+            &base,
+            &tip,
+            commit,
+        ];
+        let out = output(repo, &args, None, &[])?;
+        match out.status.code() {
+            Some(0) => {}
+            Some(1) => {
+                return Ok(Replayed::Conflict {
+                    paths: conflicting_paths(repo, onto, branch)?,
+                });
+            }
+            _ => return Err(failed(&args, &out)),
+        }
+        let tree = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        tip = commit_like(repo, commit, &tree, &tip)?;
+    }
+    Ok(Replayed::Done { head: tip })
+}
+
+/// A new commit with `tree` on `parent`, keeping `original`'s author and message.
+fn commit_like(repo: &Path, original: &str, tree: &str, parent: &str) -> Result<String> {
+    let meta = git(
+        repo,
+        &["show", "-s", "--format=%an%x00%ae%x00%aI%x00%B", original],
+    )?;
+    let mut parts = meta.splitn(4, '\0');
+    let (name, email, date, message) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let args = ["commit-tree", tree, "-p", parent, "-F", "-"];
+    let env = [
+        ("GIT_AUTHOR_NAME", name),
+        ("GIT_AUTHOR_EMAIL", email),
+        ("GIT_AUTHOR_DATE", date),
+    ];
+    let out = output(repo, &args, Some(message.trim_end_matches('\n')), &env)?;
+    if !out.status.success() {
+        return Err(failed(&args, &out));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The paths a three-way merge of `branch` into `onto` cannot reconcile.
+fn conflicting_paths(repo: &Path, onto: &str, branch: &str) -> Result<Vec<String>> {
+    let args = [
+        "merge-tree",
+        "--write-tree",
+        "--name-only",
+        "--no-messages",
+        onto,
+        branch,
+    ];
+    let out = output(repo, &args, None, &[])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The first line is the tree; conflicted paths follow, one per line.
+    let mut paths: Vec<String> = text
+        .lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    paths.dedup();
+    Ok(paths)
+}
+
+pub fn rev_parse(repo: &Path, rev: &str) -> Result<String> {
+    Ok(git(
+        repo,
+        &["rev-parse", "--verify", "-q", &format!("{rev}^{{commit}}")],
+    )?
+    .trim()
+    .to_owned())
+}
+
+/// Moves `refname` to `new` only if it is at `old` now: git's atomic compare-and-swap.
+/// `Ok(false)` when the ref had moved.
+pub fn compare_and_swap(repo: &Path, refname: &str, new: &str, old: &str) -> Result<bool> {
+    let args = [
+        "update-ref",
+        "-m",
+        "switchyard: integrate",
+        refname,
+        new,
+        old,
+    ];
+    let out = output(repo, &args, None, &[])?;
+    if out.status.success() {
+        return Ok(true);
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("but expected")
+        || stderr.contains("is at")
+        || stderr.contains("cannot lock ref")
+    {
+        Ok(false)
+    } else {
+        Err(failed(&args, &out))
+    }
+}
+
+/// Fetches `branch` from `remote`; returns the remote's tip.
+pub fn fetch(repo: &Path, remote: &str, branch: &str) -> Result<String> {
+    let tracking = format!("refs/remotes/{remote}/{branch}");
+    let refspec = format!("+refs/heads/{branch}:{tracking}");
+    git(repo, &["fetch", "-q", "--no-tags", remote, &refspec])?;
+    rev_parse(repo, &tracking)
+}
+
+/// Pushes `commit` to `branch` on `remote` with a plain push: the server accepts it only
+/// as a fast-forward. `Ok(false)` when it was rejected because the remote moved.
+pub fn push(repo: &Path, remote: &str, commit: &str, branch: &str) -> Result<bool> {
+    let refspec = format!("{commit}:refs/heads/{branch}");
+    let args = ["push", "--porcelain", remote, &refspec];
+    let out = output(repo, &args, None, &[])?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() {
+        return Ok(true);
+    }
+    if stdout.lines().any(|l| {
+        l.starts_with('!')
+            && (l.contains("non-fast-forward")
+                || l.contains("fetch first")
+                || l.contains("stale info"))
+    }) {
+        return Ok(false);
+    }
+    Err(failed(&args, &out))
+}

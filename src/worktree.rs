@@ -35,6 +35,16 @@ pub fn git<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Result<String> {
     Ok(crate::gitcli::git(dir, args)?)
 }
 
+/// Git's worktree bookkeeping (`.git/worktrees/`) is not safe against concurrent
+/// changes: a `worktree add` reads every other entry and fails on a half-made one. Every
+/// change to it, and every listing, takes this lock; the slow part of making a worktree
+/// (writing its files) runs outside it.
+static REGISTRY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn registry() -> std::sync::MutexGuard<'static, ()> {
+    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// One entry of `git worktree list`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
@@ -81,7 +91,10 @@ impl Worktrees {
     }
 
     pub fn list(&self) -> Result<Vec<Listed>> {
-        let out = git(&self.main_root, &["worktree", "list", "--porcelain", "-z"])?;
+        let out = {
+            let _registry = registry();
+            git(&self.main_root, &["worktree", "list", "--porcelain", "-z"])?
+        };
         let mut listed = Vec::new();
         let mut current: Option<Listed> = None;
         for field in out.split('\0') {
@@ -116,39 +129,42 @@ impl Worktrees {
 
     /// Forgets worktrees whose directories are gone.
     pub fn prune(&self) -> Result<()> {
+        let _registry = registry();
         git(&self.main_root, &["worktree", "prune"]).map(|_| ())
     }
 
+    /// A new worktree detached at `commit`.
     pub fn add_detached(&self, path: &Path, commit: &str) -> Result<()> {
-        git(
-            &self.main_root,
-            &[
-                OsStr::new("worktree"),
-                "add".as_ref(),
-                "-q".as_ref(),
-                "--detach".as_ref(),
-                path.as_os_str(),
-                commit.as_ref(),
-            ],
+        self.add(
+            path,
+            &["--detach".as_ref(), path.as_os_str(), commit.as_ref()],
         )
-        .map(|_| ())
     }
 
+    /// A new worktree on an existing branch.
     pub fn add_on_branch(&self, path: &Path, branch: &str) -> Result<()> {
-        git(
-            &self.main_root,
-            &[
+        self.add(path, &[path.as_os_str(), branch.as_ref()])
+    }
+
+    /// Registers the worktree under the lock (fast: no files written), then checks its
+    /// files out outside it (slow on a large repository).
+    fn add(&self, path: &Path, args: &[&OsStr]) -> Result<()> {
+        {
+            let _registry = registry();
+            let mut all = vec![
                 OsStr::new("worktree"),
                 "add".as_ref(),
                 "-q".as_ref(),
-                path.as_os_str(),
-                branch.as_ref(),
-            ],
-        )
-        .map(|_| ())
+                "--no-checkout".as_ref(),
+            ];
+            all.extend_from_slice(args);
+            git(&self.main_root, &all)?;
+        }
+        git(path, &["reset", "-q", "--hard"]).map(|_| ())
     }
 
     pub fn move_to(&self, from: &Path, to: &Path) -> Result<()> {
+        let _registry = registry();
         git(
             &self.main_root,
             &[
@@ -164,6 +180,7 @@ impl Worktrees {
     /// Removes a worktree; `force` also discards its changes, so callers only force
     /// worktrees that hold no one's work.
     pub fn remove(&self, path: &Path, force: bool) -> Result<()> {
+        let _registry = registry();
         let mut args = vec![OsStr::new("worktree"), "remove".as_ref()];
         if force {
             args.push("--force".as_ref());

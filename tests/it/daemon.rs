@@ -2,11 +2,11 @@
 //! the real binary against a real daemon process.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::support::{TestRepo, eventually};
+use crate::support::{TestRepo, add, claim, events, eventually, git_in, show};
 
 /// A repository with three subsystems and small caps.
 fn capped_repo(extra: &str) -> TestRepo {
@@ -20,50 +20,6 @@ fn capped_repo(extra: &str) -> TestRepo {
     ));
     repo.commit("init");
     repo
-}
-
-fn add(repo: &TestRepo, title: &str, scope: &[&str]) -> String {
-    let mut args = vec!["--json", "task", "add", title, "--by", "planner"];
-    for s in scope {
-        args.push("--scope");
-        args.push(s);
-    }
-    let task = repo.run(args).expect(0).json();
-    assert_eq!(task["state"], "open");
-    task["id"].as_str().unwrap().to_owned()
-}
-
-fn claim(repo: &TestRepo, id: Option<&str>, agent: &str) -> Value {
-    let mut args = vec!["--json", "claim", "--agent", agent];
-    args.extend(id);
-    repo.run(args).expect(0).json()
-}
-
-fn show(repo: &TestRepo, id: &str) -> Value {
-    repo.run(["--json", "task", "show", id]).expect(0).json()
-}
-
-fn events(repo: &TestRepo, id: &str) -> Vec<String> {
-    let log = repo.run(["--json", "log", id]).expect(0).json();
-    log.as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn git_in(dir: &Path, args: &[&str]) -> String {
-    let out = crate::support::hermetic(&mut std::process::Command::new("git"), dir)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]

@@ -5,4 +5,5 @@ mod check;
 mod daemon;
 mod init;
 mod owners;
+mod queue;
 mod support;

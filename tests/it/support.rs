@@ -7,6 +7,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use serde_json::Value;
 use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
@@ -289,4 +290,50 @@ pub fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+// ---- driving tasks through the CLI ----
+
+pub fn add(repo: &TestRepo, title: &str, scope: &[&str]) -> String {
+    let mut args = vec!["--json", "task", "add", title, "--by", "planner"];
+    for s in scope {
+        args.push("--scope");
+        args.push(s);
+    }
+    let task = repo.run(args).expect(0).json();
+    assert_eq!(task["state"], "open");
+    task["id"].as_str().unwrap().to_owned()
+}
+
+pub fn claim(repo: &TestRepo, id: Option<&str>, agent: &str) -> Value {
+    let mut args = vec!["--json", "claim", "--agent", agent];
+    args.extend(id);
+    repo.run(args).expect(0).json()
+}
+
+pub fn show(repo: &TestRepo, id: &str) -> Value {
+    repo.run(["--json", "task", "show", id]).expect(0).json()
+}
+
+pub fn events(repo: &TestRepo, id: &str) -> Vec<String> {
+    let log = repo.run(["--json", "log", id]).expect(0).json();
+    log.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+pub fn git_in(dir: &Path, args: &[&str]) -> String {
+    let out = hermetic(&mut std::process::Command::new("git"), dir)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }

@@ -1,0 +1,806 @@
+//! The merge queue, end to end: submit, checkpoints, rebase, verify, fast-forward,
+//! against a real daemon and real repositories.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::support::{TestRepo, add, claim, events, eventually, git_in, show};
+
+/// A repository whose verify checks every file for the word BROKEN, with subsystems
+/// `api`, `web` (verify: web has an index), `docs`, and `ci` (approval required).
+fn queue_repo(extra: &str) -> TestRepo {
+    let repo = TestRepo::new();
+    repo.file("api/handler.txt", "line 1\nline 2\nline 3\n");
+    repo.file("web/index.html", "<html>home</html>\n");
+    repo.file("docs/guide.md", "# Guide\n");
+    repo.file(".github/ci.yml", "on: push\n");
+    repo.file(
+        "check.sh",
+        "#!/bin/sh\n! grep -rl BROKEN --exclude=check.sh --exclude-dir=.git .\n",
+    );
+    std::fs::set_permissions(
+        repo.root.join("check.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    repo.config(&format!(
+        "[queue]\nverify = [\"./check.sh\"]\nverify_timeout = \"20s\"\n\
+         [[subsystem]]\nname = \"api\"\npaths = [\"api/\"]\nmax_parallel = 3\n\
+         [[subsystem]]\nname = \"web\"\npaths = [\"web/\"]\nverify = [\"test -f web/index.html\"]\n\
+         [[subsystem]]\nname = \"docs\"\npaths = [\"docs/\", \"*.md\"]\n\
+         [[subsystem]]\nname = \"ci\"\npaths = [\".github/\"]\napproval = \"required\"\n\
+         [worktrees]\npool = 2\n{extra}"
+    ));
+    repo.commit("init");
+    // The main checkout stays on main: switchyard keeps it in step while it is clean.
+    repo
+}
+
+/// Claims `scope`'s new task, writes `files` in its worktree, commits, and submits.
+fn work(
+    repo: &TestRepo,
+    title: &str,
+    scope: &[&str],
+    agent: &str,
+    files: &[(&str, &str)],
+) -> (String, PathBuf, Value) {
+    let id = add(repo, title, scope);
+    let claimed = claim(repo, Some(&id), agent);
+    let wt = PathBuf::from(claimed["worktree"].as_str().unwrap());
+    commit_in(&wt, title, files);
+    let submitted = repo
+        .run(["--json", "submit", &id, "--agent", agent])
+        .expect(0)
+        .json();
+    (id, wt, submitted)
+}
+
+fn commit_in(wt: &Path, message: &str, files: &[(&str, &str)]) {
+    for (path, content) in files {
+        let p = wt.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    git_in(wt, &["add", "-A"]);
+    git_in(wt, &["commit", "-qm", message]);
+}
+
+fn state(repo: &TestRepo, id: &str) -> String {
+    show(repo, id)["state"].as_str().unwrap().to_owned()
+}
+
+fn wait_state(repo: &TestRepo, id: &str, want: &str) {
+    eventually(60, &format!("{id} to be {want}"), || {
+        let s = state(repo, id);
+        assert!(
+            !(s == "returned" && want != "returned") && !(s == "merged" && want != "merged"),
+            "{id} ended {s} while waiting for {want}: {:?}",
+            events(repo, id)
+        );
+        s == want
+    });
+}
+
+fn last_event(repo: &TestRepo, id: &str, kind: &str) -> Value {
+    event(&log(repo, id), kind).clone()
+}
+
+fn event<'a>(log: &'a Value, kind: &str) -> &'a Value {
+    log.as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["event"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} event in {log:#}"))
+}
+
+fn log(repo: &TestRepo, id: &str) -> Value {
+    repo.run(["--json", "log", id]).expect(0).json()
+}
+
+/// Every commit on main since `start`, oldest first, with a single parent each.
+fn linear_history(repo: &TestRepo, start: &str) -> Vec<String> {
+    let out = repo.git(&[
+        "rev-list",
+        "--reverse",
+        "--parents",
+        &format!("{start}..main"),
+    ]);
+    out.lines()
+        .map(|l| {
+            let parts: Vec<&str> = l.split(' ').collect();
+            assert_eq!(parts.len(), 2, "a merge commit landed on main: {l}");
+            parts[0].to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn a_clean_change_lands_by_fast_forward() {
+    let repo = queue_repo("");
+    let _daemon = repo.start_daemon();
+    let start = repo.git(&["rev-parse", "main"]).trim().to_owned();
+    let (id, wt, submitted) = work(
+        &repo,
+        "Add line 4",
+        &["api"],
+        "a1",
+        &[("api/handler.txt", "line 1\nline 2\nline 3\nline 4\n")],
+    );
+    assert_eq!(submitted["state"], "queued");
+    assert_eq!(submitted["attempt"], 1);
+    wait_state(&repo, &id, "merged");
+
+    let landed = linear_history(&repo, &start);
+    assert_eq!(landed.len(), 1);
+    let commit = &landed[0];
+    assert_eq!(
+        repo.git(&["log", "-1", "--format=%an|%s|%cn", commit])
+            .trim(),
+        "Test Author|Add line 4|switchyard"
+    );
+    // The task's branch points at what landed; the user's clean checkout followed main.
+    let task = show(&repo, &id);
+    assert_eq!(
+        repo.git(&["rev-parse", task["branch"].as_str().unwrap()])
+            .trim(),
+        commit
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.root.join("api/handler.txt")).unwrap(),
+        "line 1\nline 2\nline 3\nline 4\n"
+    );
+    assert_eq!(
+        repo.git(&["status", "--porcelain", "--untracked-files=no"]),
+        ""
+    );
+    assert_eq!(
+        task["worktree"],
+        Value::Null,
+        "the worktree went back to the pool"
+    );
+    assert!(!wt.exists());
+    let kinds = events(&repo, &id);
+    let tail: Vec<&str> = kinds.iter().skip(3).map(String::as_str).collect();
+    assert_eq!(
+        tail,
+        vec![
+            "submitted",
+            "integration_started",
+            "rebased",
+            "verify_passed",
+            "base_moved",
+            "checkout_updated",
+            "branch_updated",
+            "merged",
+            "worktree_recycled"
+        ]
+    );
+    let passed = last_event(&repo, &id, "verify_passed");
+    let commands: Vec<&str> = passed["evidence"]["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        commands,
+        vec!["./check.sh"],
+        "only the touched subsystems' commands run"
+    );
+    assert_eq!(
+        repo.run(["--json", "queue"]).expect(0).json(),
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn a_failing_verify_returns_the_task_with_evidence_and_a_fix_lands() {
+    let repo = queue_repo("");
+    let _daemon = repo.start_daemon();
+    let (id, wt, _) = work(
+        &repo,
+        "Break the page",
+        &["web"],
+        "b1",
+        &[("web/index.html", "<html>BROKEN</html>\n")],
+    );
+    wait_state(&repo, &id, "returned");
+    let failed = last_event(&repo, &id, "verify_failed");
+    let ev = &failed["evidence"]["failed"];
+    assert_eq!(ev["command"], "./check.sh");
+    assert_eq!(ev["outcome"], "exited");
+    assert_eq!(ev["code"], 1);
+    assert!(ev["duration_ms"].is_u64());
+    assert_eq!(ev["tail"], serde_json::json!(["./web/index.html"]));
+    let log_path = ev["log"].as_str().unwrap();
+    assert!(
+        log_path.contains("/.git/switchyard/logs/t1/attempt-1/"),
+        "{log_path}"
+    );
+    assert!(
+        std::fs::read_to_string(log_path)
+            .unwrap()
+            .contains("web/index.html")
+    );
+    assert_eq!(
+        show(&repo, &id)["agent"],
+        "b1",
+        "it is back with its executor"
+    );
+    assert_eq!(
+        repo.git(&["log", "--oneline", "main"]).lines().count(),
+        1,
+        "nothing landed"
+    );
+
+    // The executor fixes it in the same worktree and submits again: attempt 2.
+    commit_in(
+        &wt,
+        "Fix the page",
+        &[("web/index.html", "<html>fixed</html>\n")],
+    );
+    let again = repo
+        .run(["--json", "submit", &id, "--agent", "b1"])
+        .expect(0)
+        .json();
+    assert_eq!(again["attempt"], 2);
+    wait_state(&repo, &id, "merged");
+    assert_eq!(
+        repo.git(&["show", "main:web/index.html"]),
+        "<html>fixed</html>\n"
+    );
+    // Both commits landed, linear.
+    assert_eq!(
+        repo.git(&["log", "--format=%s", "main"])
+            .lines()
+            .collect::<Vec<_>>(),
+        vec!["Fix the page", "Break the page", "init"]
+    );
+}
+
+#[test]
+fn a_conflict_returns_the_task_with_the_conflicting_paths() {
+    let repo = queue_repo("[claims]\nlease = \"10m\"\n");
+    let _daemon = repo.start_daemon();
+    let first = add(&repo, "Change line 2 one way", &["api"]);
+    let second = add(&repo, "Change line 2 another way", &["api"]);
+    let w1 = PathBuf::from(
+        claim(&repo, Some(&first), "x")["worktree"]
+            .as_str()
+            .unwrap(),
+    );
+    let w2 = PathBuf::from(
+        claim(&repo, Some(&second), "y")["worktree"]
+            .as_str()
+            .unwrap(),
+    );
+    commit_in(
+        &w1,
+        "one way",
+        &[("api/handler.txt", "line 1\nline TWO\nline 3\n")],
+    );
+    commit_in(
+        &w2,
+        "another way",
+        &[("api/handler.txt", "line 1\nline deux\nline 3\n")],
+    );
+    repo.run(["submit", &first, "--agent", "x"]).expect(0);
+    wait_state(&repo, &first, "merged");
+    repo.run(["submit", &second, "--agent", "y"]).expect(0);
+    wait_state(&repo, &second, "returned");
+    let conflict = last_event(&repo, &second, "conflict");
+    assert_eq!(
+        conflict["evidence"]["paths"],
+        serde_json::json!(["api/handler.txt"])
+    );
+    assert_eq!(
+        repo.git(&["show", "main:api/handler.txt"]),
+        "line 1\nline TWO\nline 3\n"
+    );
+    // The executor rebases, resolves and submits again.
+    let out = crate::support::hermetic(&mut std::process::Command::new("git"), &repo.home())
+        .args(["rebase", "main"])
+        .current_dir(&w2)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the rebase conflicts as reported");
+    std::fs::write(
+        w2.join("api/handler.txt"),
+        "line 1\nline TWO and deux\nline 3\n",
+    )
+    .unwrap();
+    git_in(&w2, &["add", "api/handler.txt"]);
+    crate::support::hermetic(&mut std::process::Command::new("git"), &repo.home())
+        .args(["-c", "core.editor=true", "rebase", "--continue"])
+        .current_dir(&w2)
+        .output()
+        .unwrap();
+    repo.run(["submit", &second, "--agent", "y"]).expect(0);
+    wait_state(&repo, &second, "merged");
+    assert_eq!(
+        repo.git(&["show", "main:api/handler.txt"]),
+        "line 1\nline TWO and deux\nline 3\n"
+    );
+}
+
+#[test]
+fn a_scope_change_waits_for_a_person() {
+    let repo = queue_repo("");
+    let _daemon = repo.start_daemon();
+    let (id, wt, submitted) = work(
+        &repo,
+        "Docs and a handler tweak",
+        &["docs"],
+        "c1",
+        &[
+            ("docs/guide.md", "# Guide\nNew.\n"),
+            ("api/handler.txt", "line 1\nline 2\nline 3\nmore\n"),
+        ],
+    );
+    assert_eq!(submitted["state"], "awaiting_approval");
+    assert_eq!(
+        submitted["checkpoints"],
+        serde_json::json!(["scope change: api/handler.txt (api)"])
+    );
+    let sub = last_event(&repo, &id, "submitted");
+    assert_eq!(
+        sub["evidence"]["out_of_scope"],
+        serde_json::json!([{"path": "api/handler.txt", "owner": "api"}])
+    );
+    let queue = repo.run(["--json", "queue"]).expect(0).json();
+    assert_eq!(queue[0]["waiting_for"], "a person's approval");
+    // Nothing moves until a person decides.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(state(&repo, &id), "awaiting_approval");
+
+    // Rejected first: back to the executor with the reason.
+    repo.run(["reject", &id, "--by", "lead"]).expect(2);
+    let rejected = repo
+        .run([
+            "--json",
+            "reject",
+            &id,
+            "--reason",
+            "split the api change out",
+            "--by",
+            "lead",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(rejected["state"], "returned");
+    assert_eq!(
+        last_event(&repo, &id, "rejected")["evidence"]["reason"],
+        "split the api change out"
+    );
+    // Submitted again unchanged, then approved: it lands.
+    let again = repo
+        .run(["--json", "submit", &id, "--agent", "c1"])
+        .expect(0)
+        .json();
+    assert_eq!(again["state"], "awaiting_approval");
+    repo.run(["approve", &id, "--by", "lead"]).expect(0);
+    wait_state(&repo, &id, "merged");
+    let approved = last_event(&repo, &id, "approved");
+    assert_eq!(
+        approved["by"],
+        serde_json::json!({"kind": "person", "name": "lead"})
+    );
+    assert!(!wt.exists());
+    repo.run(["approve", &id, "--by", "lead"])
+        .refused(1, "is merged, not awaiting approval");
+}
+
+#[test]
+fn approval_required_subsystems_and_unsafe_changes_stop_at_the_checkpoint() {
+    let repo = queue_repo("");
+    let _daemon = repo.start_daemon();
+    let (id, _, submitted) = work(
+        &repo,
+        "CI tweak",
+        &["ci"],
+        "d1",
+        &[(".github/ci.yml", "on: [push, pull_request]\n")],
+    );
+    assert_eq!(submitted["state"], "awaiting_approval");
+    assert_eq!(
+        submitted["checkpoints"],
+        serde_json::json!(["subsystem ci requires approval"])
+    );
+    repo.run(["task", "cancel", &id, "--by", "lead"]).expect(0);
+
+    // A symlink out of the repository, binary content, odd names, a rename across
+    // subsystems: each has a clear outcome.
+    let id = add(&repo, "Odd files", &["api", "docs"]);
+    let wt = PathBuf::from(claim(&repo, Some(&id), "d2")["worktree"].as_str().unwrap());
+    std::os::unix::fs::symlink("/etc/passwd", wt.join("api/passwd")).unwrap();
+    std::fs::write(wt.join("api/blob.bin"), [0u8, 159, 146, 150, 0, 1, 2]).unwrap();
+    std::fs::write(wt.join("docs/naïve notes.md"), "accents and spaces\n").unwrap();
+    git_in(&wt, &["mv", "api/handler.txt", "web/handler.txt"]);
+    commit_in(&wt, "Odd files", &[]);
+    let submitted = repo
+        .run(["--json", "submit", &id, "--agent", "d2"])
+        .expect(0)
+        .json();
+    assert_eq!(submitted["state"], "awaiting_approval");
+    let reasons: Vec<&str> = submitted["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            "scope change: web/handler.txt (web)",
+            "symlinks pointing outside the repository: api/passwd -> /etc/passwd"
+        ]
+    );
+    repo.run(["approve", &id, "--by", "lead"]).expect(0);
+    wait_state(&repo, &id, "merged");
+    assert_eq!(
+        repo.git(&["show", "main:docs/naïve notes.md"]),
+        "accents and spaces\n"
+    );
+    assert_eq!(
+        repo.git(&["cat-file", "-s", "main:api/blob.bin"]).trim(),
+        "7"
+    );
+}
+
+#[test]
+fn submit_refuses_what_cannot_be_integrated() {
+    let repo = queue_repo("");
+    let _daemon = repo.start_daemon();
+    let id = add(&repo, "Nothing yet", &["api"]);
+    let wt = PathBuf::from(claim(&repo, Some(&id), "e1")["worktree"].as_str().unwrap());
+    repo.run(["submit", &id, "--agent", "e1"]).refused(
+        1,
+        "t1 has no commits beyond main; commit your work on switchyard/t1-nothing-yet first",
+    );
+    commit_in(&wt, "Work", &[("api/handler.txt", "changed\n")]);
+    repo.run(["submit", &id, "--agent", "intruder"])
+        .refused(1, "t1 is claimed by e1, not by intruder");
+    repo.run(["submit", "t99", "--agent", "e1"])
+        .refused(1, "no task t99");
+    // A branch rewritten so that it drops a commit of the base.
+    let other = add(&repo, "Moves main", &["docs"]);
+    let w2 = PathBuf::from(
+        claim(&repo, Some(&other), "e2")["worktree"]
+            .as_str()
+            .unwrap(),
+    );
+    commit_in(&w2, "Docs", &[("docs/guide.md", "# Guide 2\n")]);
+    repo.run(["submit", &other, "--agent", "e2"]).expect(0);
+    wait_state(&repo, &other, "merged");
+    let id3 = add(&repo, "Rewrites history", &["api"]);
+    let w3 = PathBuf::from(claim(&repo, Some(&id3), "e3")["worktree"].as_str().unwrap());
+    commit_in(&w3, "Mine", &[("api/handler.txt", "mine\n")]);
+    // Drop the base's latest commit from under the work.
+    git_in(&w3, &["rebase", "-q", "--onto", "HEAD~2", "HEAD~1"]);
+    repo.run(["submit", &id3, "--agent", "e3"]).refused(
+        1,
+        "t3's branch no longer contains the base commit it started from",
+    );
+    assert_eq!(state(&repo, &id), "claimed");
+}
+
+#[test]
+fn verify_commands_that_hang_flood_or_do_not_exist() {
+    let repo = queue_repo("");
+    repo.config(
+        "[queue]\nverify = [\"./verify.sh\"]\nverify_timeout = \"1s\"\n\
+         [[subsystem]]\nname = \"api\"\npaths = [\"api/\"]\n\
+         [[subsystem]]\nname = \"web\"\npaths = [\"web/\"]\nverify = [\"no-such-command --please\"]\n\
+         [[subsystem]]\nname = \"docs\"\npaths = [\"docs/\"]\nverify = [\"yes flood | head -c 10000000\"]\n",
+    );
+    repo.file(
+        "verify.sh",
+        "#!/bin/sh\nif [ -f api/hang ]; then sleep 60; fi\n",
+    );
+    std::fs::set_permissions(
+        repo.root.join("verify.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    repo.commit("verify script");
+    let _daemon = repo.start_daemon();
+
+    let (hang, _, _) = work(&repo, "Hangs", &["api"], "f1", &[("api/hang", "x\n")]);
+    wait_state(&repo, &hang, "returned");
+    let ev = last_event(&repo, &hang, "verify_failed")["evidence"]["failed"].clone();
+    assert_eq!(ev["outcome"], "timed_out");
+    assert!(ev["duration_ms"].as_u64().unwrap() < 10_000);
+
+    let (missing, _, _) = work(
+        &repo,
+        "Missing command",
+        &["web"],
+        "f2",
+        &[("web/x", "x\n")],
+    );
+    wait_state(&repo, &missing, "returned");
+    let ev = last_event(&repo, &missing, "verify_failed")["evidence"]["failed"].clone();
+    assert_eq!(ev["command"], "no-such-command --please");
+    assert_eq!(ev["code"], 127);
+    assert!(
+        ev["tail"][0].as_str().unwrap().contains("not found"),
+        "{ev}"
+    );
+
+    let (flood, _, _) = work(&repo, "Floods", &["docs"], "f3", &[("docs/x", "x\n")]);
+    wait_state(&repo, &flood, "merged");
+    let passed = last_event(&repo, &flood, "verify_passed");
+    let log_path = passed["evidence"]["commands"][1]["log"].as_str().unwrap();
+    assert!(std::fs::metadata(log_path).unwrap().len() < 5 * 1024 * 1024);
+}
+
+#[test]
+fn the_base_moving_during_verify_means_verify_again() {
+    let repo = queue_repo("");
+    repo.config(
+        "[queue]\nverify = [\"./slow.sh\"]\n[[subsystem]]\nname = \"api\"\npaths = [\"api/\"]\n\
+         [[subsystem]]\nname = \"docs\"\npaths = [\"docs/\"]\n",
+    );
+    repo.file(
+        "slow.sh",
+        "#!/bin/sh\nwhile [ ! -f \"$HOME/go\" ]; do sleep 0.05; done\n",
+    );
+    std::fs::set_permissions(
+        repo.root.join("slow.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    repo.commit("slow verify");
+    // The main checkout is moved off main, as the README recommends.
+    repo.git(&["checkout", "-q", "--detach"]);
+    let daemon = repo
+        .try_start_daemon_with(&[("HOME", repo.home().to_str().unwrap())])
+        .unwrap();
+    let (id, _, _) = work(
+        &repo,
+        "Slow",
+        &["api"],
+        "g1",
+        &[("api/handler.txt", "g1\n")],
+    );
+    eventually(30, "verify to start", || {
+        events(&repo, &id).contains(&"rebased".to_owned())
+    });
+    // Someone moves main by hand meanwhile.
+    let pushed = {
+        let tmp = repo.tmp.path().join("hand");
+        repo.git(&["worktree", "add", "-q", tmp.to_str().unwrap(), "main"]);
+        commit_in(&tmp, "By hand", &[("docs/guide.md", "# by hand\n")]);
+        let sha = git_in(&tmp, &["rev-parse", "HEAD"]);
+        git_in(&tmp, &["checkout", "-q", "--detach"]);
+        sha.trim().to_owned()
+    };
+    std::fs::write(repo.home().join("go"), "").unwrap();
+    wait_state(&repo, &id, "merged");
+    let kinds = events(&repo, &id);
+    assert!(kinds.contains(&"base_raced".to_owned()), "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "verify_passed").count(),
+        2,
+        "{kinds:?}"
+    );
+    // The hand-made commit is kept, and the task landed on top of it, linear.
+    assert_eq!(repo.git(&["rev-parse", "main~1"]).trim(), pushed);
+    let passed = last_event(&repo, &id, "verify_passed");
+    assert_eq!(
+        passed["evidence"]["onto"],
+        pushed.as_str(),
+        "verified on exactly the base it replaced"
+    );
+    drop(daemon);
+}
+
+#[test]
+fn a_dirty_checkout_of_the_base_is_left_alone() {
+    let repo = queue_repo("");
+    let _daemon = repo.start_daemon();
+    std::fs::write(repo.root.join("docs/guide.md"), "# my local edit\n").unwrap();
+    let (id, _, _) = work(
+        &repo,
+        "Api change",
+        &["api"],
+        "h1",
+        &[("api/handler.txt", "h1\n")],
+    );
+    wait_state(&repo, &id, "merged");
+    let left = last_event(&repo, &id, "checkout_left_behind");
+    assert!(left["evidence"]["hint"].as_str().unwrap().contains("stash"));
+    assert_eq!(
+        std::fs::read_to_string(repo.root.join("docs/guide.md")).unwrap(),
+        "# my local edit\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.root.join("api/handler.txt")).unwrap(),
+        "line 1\nline 2\nline 3\n"
+    );
+    assert_eq!(repo.git(&["show", "main:api/handler.txt"]), "h1\n");
+}
+
+#[test]
+fn with_a_remote_the_base_is_pushed_and_a_moved_remote_means_again() {
+    let repo = queue_repo("");
+    let bare = repo.tmp.path().join("origin.git");
+    crate::support::hermetic(&mut std::process::Command::new("git"), &repo.home())
+        .args([
+            "clone",
+            "-q",
+            "--bare",
+            repo.root.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    repo.git(&["remote", "add", "origin", bare.to_str().unwrap()]);
+    let text = std::fs::read_to_string(repo.root.join("switchyard.toml")).unwrap();
+    repo.config(&format!("remote = \"origin\"\n{text}"));
+    repo.commit("remote");
+    repo.git(&["push", "-q", "origin", "main"]);
+    repo.git(&["checkout", "-q", "--detach"]);
+    let _daemon = repo.start_daemon();
+
+    // Someone else pushes to the remote first.
+    let other = repo.tmp.path().join("other");
+    crate::support::hermetic(&mut std::process::Command::new("git"), &repo.home())
+        .args([
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    commit_in(
+        &other,
+        "Elsewhere",
+        &[("docs/guide.md", "# from elsewhere\n")],
+    );
+    git_in(&other, &["push", "-q", "origin", "main"]);
+
+    let (id, _, _) = work(
+        &repo,
+        "Remote change",
+        &["api"],
+        "r1",
+        &[("api/handler.txt", "r1\n")],
+    );
+    wait_state(&repo, &id, "merged");
+    let remote_main = git_in(&bare, &["rev-parse", "main"]);
+    assert_eq!(
+        repo.git(&["rev-parse", "main"]),
+        remote_main,
+        "local main follows the remote"
+    );
+    assert_eq!(
+        git_in(&bare, &["log", "--format=%s", "-3", "main"])
+            .lines()
+            .collect::<Vec<_>>(),
+        vec!["Remote change", "Elsewhere", "remote"]
+    );
+    assert!(events(&repo, &id).contains(&"pushed".to_owned()));
+}
+
+/// Kills the daemon at many points of a multi-task run: with the test-only hook that
+/// aborts right after the Nth recorded integration step (every restart aborts again after
+/// N more), and with plain SIGKILL after varying delays. Then checks that every task ends
+/// merged or returned, history stays linear, and everything on main is the verified head
+/// of a merged task.
+#[test]
+fn crashes_at_every_step_never_land_anything_twice_or_unverified() {
+    let runs: Vec<Option<u32>> = [1u32, 2, 3, 4, 5, 6, 7, 9]
+        .into_iter()
+        .map(Some)
+        .chain([None])
+        .collect();
+    for abort_after in runs {
+        let what = match abort_after {
+            Some(n) => format!("abort after {n} steps"),
+            None => "random SIGKILLs".to_owned(),
+        };
+        let repo = queue_repo("");
+        repo.git(&["checkout", "-q", "--detach"]);
+        let start = repo.git(&["rev-parse", "main"]).trim().to_owned();
+        let mut ids = Vec::new();
+        {
+            let first = repo.start_daemon();
+            for (i, (scope, file, content)) in [
+                ("api", "api/a.txt", "a\n"),
+                ("docs", "docs/b.md", "b\n"),
+                ("web", "web/c.html", "BROKEN\n"),
+                ("api", "api/d.txt", "d\n"),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let (id, _, _) = work(
+                    &repo,
+                    &format!("task {i}"),
+                    &[scope],
+                    &format!("agent{i}"),
+                    &[(file, content)],
+                );
+                ids.push(id);
+            }
+            // Down in the middle of whatever it was doing.
+            first.kill9();
+        }
+        let n = abort_after.map(|n| n.to_string()).unwrap_or_default();
+        let env: Vec<(&str, &str)> = match abort_after {
+            Some(_) => vec![("SWITCHYARD_TEST_ABORT_AFTER_STEPS", n.as_str())],
+            None => vec![],
+        };
+        let mut delay_ms = 37u64;
+        let mut restarts = 0;
+        eventually(180, &format!("{what}: the queue to drain"), || {
+            let daemon = repo.try_start_daemon_with(&env).unwrap();
+            restarts += 1;
+            if abort_after.is_some() {
+                let mut daemon = daemon;
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                while daemon.child.try_wait().unwrap().is_none()
+                    && std::time::Instant::now() < deadline
+                {
+                    if ids.iter().all(|id| {
+                        ["merged", "returned"].contains(&state_offline(&repo, id).as_str())
+                    }) {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            } else {
+                std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+                delay_ms = (delay_ms * 7 + 13) % 400;
+                daemon.kill9();
+                let _check = repo.try_start_daemon().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            ids.iter()
+                .all(|id| ["merged", "returned"].contains(&state_offline(&repo, id).as_str()))
+        });
+        let _daemon = repo.start_daemon();
+        let merged: Vec<&String> = ids
+            .iter()
+            .filter(|id| state(&repo, id) == "merged")
+            .collect();
+        assert_eq!(
+            state(&repo, &ids[2]),
+            "returned",
+            "{what}: the broken one never lands"
+        );
+        assert_eq!(merged.len(), 3, "{what} ({restarts} restarts)");
+        let landed = linear_history(&repo, &start);
+        assert_eq!(landed.len(), 3, "{what}: {landed:?}");
+        for commit in &landed {
+            let owner = merged.iter().find(|id| {
+                let log = log(&repo, id);
+                event(&log, "merged")["evidence"]["commit"] == commit.as_str()
+                    && log.as_array().unwrap().iter().any(|e| {
+                        e["event"] == "verify_passed" && e["evidence"]["head"] == commit.as_str()
+                    })
+            });
+            assert!(
+                owner.is_some(),
+                "{what}: {commit} on main is no merged task's verified commit"
+            );
+        }
+    }
+}
+
+/// A task's state read straight from the ledger, for when no daemon may be running.
+fn state_offline(repo: &TestRepo, id: &str) -> String {
+    let n: i64 = id[1..].parse().unwrap();
+    let db = repo.root.join(".git/switchyard/ledger.db");
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    conn.query_row("SELECT state FROM tasks WHERE seq = ?1", [n], |r| r.get(0))
+        .unwrap()
+}

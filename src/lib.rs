@@ -9,6 +9,7 @@ pub mod client;
 pub mod command;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod diagnostic;
 pub mod git;
 pub mod gitcli;

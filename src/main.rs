@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         user: var("USER").or_else(|| var("LOGNAME")).or_else(login_name),
         log_filter: var("SWITCHYARD_LOG"),
         vars: std::env::vars().collect(),
+        temp_dir: std::env::temp_dir(),
         abort_after_steps: var("SWITCHYARD_TEST_ABORT_AFTER_STEPS").and_then(|v| v.parse().ok()),
     };
     // Unlocked handles: the daemon's threads log to stderr while the command runs.

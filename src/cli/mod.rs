@@ -8,6 +8,7 @@ mod check;
 mod claims;
 mod daemon;
 mod decide;
+mod demo;
 mod error;
 mod init;
 mod owners;
@@ -36,6 +37,8 @@ pub struct Env {
     pub log_filter: Option<String>,
     /// The whole process environment, for the commands the daemon runs.
     pub vars: Vec<(String, String)>,
+    /// Where temporary files go (`TMPDIR`).
+    pub temp_dir: PathBuf,
     /// `SWITCHYARD_TEST_ABORT_AFTER_STEPS`: a test-only crash hook for the daemon.
     pub abort_after_steps: Option<u32>,
 }
@@ -62,6 +65,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Demo(demo::Args),
     Init(init::Args),
     Check(check::Args),
     Owners(owners::Args),
@@ -128,6 +132,7 @@ pub fn run(
         err,
     };
     let result = match cli.command {
+        Command::Demo(args) => demo::run(&mut ctx, args),
         Command::Init(args) => init::run(&mut ctx, args),
         Command::Check(args) => check::run(&mut ctx, args),
         Command::Owners(args) => owners::run(&mut ctx, args),

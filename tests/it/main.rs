@@ -3,6 +3,7 @@
 
 mod check;
 mod daemon;
+mod demo;
 mod init;
 mod owners;
 mod queue;

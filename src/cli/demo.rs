@@ -1,0 +1,89 @@
+//! `switchyard demo`: the main job on a sample repository, with live progress.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{CliError, Ctx};
+use crate::demo::{self, DemoOptions};
+
+/// Run switchyard on a sample repository: create it (4 subsystems with caps), start the
+/// daemon, and let scripted executors claim, commit and submit in parallel, including a
+/// change that breaks verify and is fixed, a conflict, and a scope change a reviewer
+/// approves. Ends with the resulting history and where to look. No network needed.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where to create the sample repository (default: a new temporary directory).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
+    let parent = match args.dir {
+        Some(dir) => ctx.env.cwd.join(dir),
+        None => ctx
+            .env
+            .temp_dir
+            .join(format!("switchyard-demo-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&parent)
+        .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", parent.display())))?;
+    let log_path = parent.join("daemon.log");
+    if let Ok(file) = std::fs::File::create(&log_path) {
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(Arc::new(file))
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    }
+
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let opts = DemoOptions {
+        parent: parent.clone(),
+        env: ctx.env.vars.clone(),
+    };
+    let worker = std::thread::spawn(move || demo::run(opts, tx));
+    // Progress on stdout, or on stderr when stdout carries the JSON document.
+    for line in rx {
+        let w: &mut dyn std::io::Write = if ctx.json {
+            &mut *ctx.err
+        } else {
+            &mut *ctx.out
+        };
+        writeln!(w, "{line}").map_err(CliError::output)?;
+    }
+    let outcome = worker
+        .join()
+        .map_err(|_| CliError::Bug("the demo panicked".into()))?
+        .map_err(|e| CliError::Failed(format!("the demo failed: {e}")))?;
+    if ctx.json {
+        return ctx.print_json(&outcome);
+    }
+    let out = &mut *ctx.out;
+    let io = CliError::output;
+    writeln!(out, "\nmain, newest first: linear, and each task's last commit passed verify on top of the commit before it:").map_err(io)?;
+    for line in &outcome.history {
+        writeln!(out, "  {line}").map_err(io)?;
+    }
+    writeln!(out, "\ntasks:").map_err(io)?;
+    for t in &outcome.tasks {
+        writeln!(
+            out,
+            "  {:<4} {:<8} attempt {}  {}",
+            t.id.to_string(),
+            t.state.as_str(),
+            t.attempt,
+            t.title
+        )
+        .map_err(io)?;
+    }
+    let repo = outcome.repo.display();
+    writeln!(
+        out,
+        "\ndone in {:.1}s. Where to look:\n  the repository   {repo}\n  a task's story   switchyard --repo {repo} log t2\n  the ledger       {}\n  verify logs      {}\n  the daemon's log {}",
+        outcome.seconds,
+        outcome.ledger.display(),
+        outcome.logs.display(),
+        log_path.display()
+    )
+    .map_err(io)
+}

@@ -147,8 +147,6 @@ pub enum ErrorCode {
     Refused,
     /// The client is another version of switchyard (400).
     VersionMismatch,
-    /// The daemon is stopping (503).
-    ShuttingDown,
     /// A failure inside the daemon (500).
     Internal,
 }
@@ -159,7 +157,6 @@ impl ErrorCode {
             ErrorCode::BadRequest | ErrorCode::VersionMismatch => 400,
             ErrorCode::NotFound => 404,
             ErrorCode::Refused => 409,
-            ErrorCode::ShuttingDown => 503,
             ErrorCode::Internal => 500,
         }
     }

@@ -18,6 +18,17 @@ pub const TAIL_LINES: usize = 50;
 /// Output beyond this is dropped (and the log says so).
 pub const MAX_LOG_BYTES: u64 = 4 * 1024 * 1024;
 const POLL: Duration = Duration::from_millis(10);
+/// How long output is still read after the command ended.
+const READER_GRACE: Duration = Duration::from_secs(2);
+
+/// Tells the waiting side that a reader thread is done, however it ends.
+struct DropSignal(std::sync::mpsc::Sender<()>);
+
+impl Drop for DropSignal {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
 
 pub struct Spec<'a> {
     pub command: &'a str,
@@ -92,7 +103,9 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
         dropped: 0,
     }));
     let start = Instant::now();
-    let mut child = Command::new("sh")
+    let mut command = Command::new("sh");
+    crate::gitcli::die_with_parent(&mut command);
+    let mut child = command
         .arg("-c")
         .arg(spec.command)
         .current_dir(spec.dir)
@@ -104,6 +117,7 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
         .process_group(0)
         .spawn()?;
     let pgid = child.id() as i32;
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let readers: Vec<_> = [
         child
             .stdout
@@ -118,7 +132,9 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
     .flatten()
     .map(|mut stream| {
         let log = Arc::clone(&log);
+        let done = done_tx.clone();
         std::thread::spawn(move || {
+            let _done = DropSignal(done);
             let mut buf = [0u8; 8192];
             while let Ok(n) = stream.read(&mut buf) {
                 if n == 0 {
@@ -155,17 +171,25 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
         }
         std::thread::sleep(POLL);
     };
-    // Whatever the command left running in its group goes too, so the pipes close.
+    // Whatever the command left running in its group goes too, so the pipes close. A
+    // process that left the group (setsid) may keep them open: its output is not waited
+    // for beyond a short grace period.
     kill_group(pgid);
-    for reader in readers {
-        let _ = reader.join();
+    drop(done_tx);
+    let grace = Instant::now() + READER_GRACE;
+    let mut finished_readers = 0;
+    while finished_readers < readers.len() {
+        let left = grace.saturating_duration_since(Instant::now());
+        match done_rx.recv_timeout(left) {
+            Ok(()) => finished_readers += 1,
+            Err(_) => break,
+        }
     }
+    drop(readers);
     let duration = start.elapsed();
-    let mut log = Arc::try_unwrap(log)
-        .map_err(|_| std::io::Error::other("log still shared"))?
-        .into_inner()
-        .map_err(|_| std::io::Error::other("log lock poisoned"))?;
-    log.finish(outcome, spec.timeout)?;
+    log.lock()
+        .map_err(|_| std::io::Error::other("log lock poisoned"))?
+        .finish(outcome, spec.timeout)?;
     Ok(Finished {
         command: spec.command.to_owned(),
         outcome,
@@ -327,6 +351,18 @@ mod tests {
                 .last()
                 .unwrap()
                 .contains("killed after the time limit")
+        );
+    }
+
+    #[test]
+    fn a_process_escaping_the_group_does_not_hold_up_the_result() {
+        let started = std::time::Instant::now();
+        let (_d, f) = run_sh("setsid sleep 8 & exit 0", Duration::from_secs(5));
+        assert!(f.succeeded());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
         );
     }
 

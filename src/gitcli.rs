@@ -24,8 +24,23 @@ pub enum GitCliError {
 
 pub type Result<T, E = GitCliError> = std::result::Result<T, E>;
 
+/// Makes a child die with the daemon, so that after a `kill -9` no git process of the
+/// old daemon races with the new one's recovery. What a killed git leaves (a lock file)
+/// is cleared at start (`Service::reconcile`).
+pub fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
 fn command(dir: &Path) -> Command {
     let mut cmd = Command::new("git");
+    die_with_parent(&mut cmd);
     cmd.arg("-C")
         .arg(dir)
         .env("GIT_TERMINAL_PROMPT", "0")

@@ -128,6 +128,8 @@ pub struct NewTask {
 /// port that is taken by something outside switchyard.
 pub struct ClaimRequest<'a> {
     pub task: Option<TaskId>,
+    /// Tasks not to pick when choosing the next one (their worktree just failed).
+    pub exclude: &'a [TaskId],
     pub agent: &'a str,
     pub caps: &'a Caps,
     pub now: Timestamp,
@@ -342,7 +344,8 @@ impl Ledger {
                 task
             }
             None => {
-                let open = load_tasks(&tx, Some(&[TaskState::Open]))?;
+                let mut open = load_tasks(&tx, Some(&[TaskState::Open]))?;
+                open.retain(|t| !req.exclude.contains(&t.id));
                 if open.is_empty() {
                     return Err(LedgerError::NothingToClaim("no open tasks to claim".into()));
                 }
@@ -440,9 +443,15 @@ impl Ledger {
             }
             Actor::Daemon | Actor::Person(_) => {}
         }
+        // Checked again here, inside the write transaction: between the daemon's look at
+        // the clock and now, the holder may have renewed, or released and someone else
+        // claimed. Only a lease that is still out may expire.
+        if kind == EventKind::LeaseExpired && task.lease_expires_at.is_none_or(|t| t > now) {
+            return Err(LedgerError::Refused(format!("{id}'s lease was renewed")));
+        }
         tx.execute(
-            "UPDATE tasks SET state = 'open', agent = NULL, lease_expires_at = NULL, updated_at = ?1
-             WHERE seq = ?2",
+            "UPDATE tasks SET state = 'open', agent = NULL, lease_expires_at = NULL, port_base = NULL,
+                 updated_at = ?1 WHERE seq = ?2",
             params![now.0, id.0],
         )?;
         let mut evidence = evidence;
@@ -735,7 +744,8 @@ impl Ledger {
     pub fn expired(&self, now: Timestamp) -> Result<Vec<TaskId>> {
         let mut stmt = self.conn.prepare(
             "SELECT seq FROM tasks WHERE lease_expires_at IS NOT NULL AND lease_expires_at <= ?1
-             AND state IN ('claimed', 'returned') ORDER BY seq",
+             AND state IN ('claimed', 'returned') AND worktree IS NOT NULL AND worktree_ready = 1
+             ORDER BY seq",
         )?;
         let rows = stmt.query_map([now.0], |r| r.get::<_, i64>(0).map(TaskId))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -965,7 +975,7 @@ fn free_port_block(tx: &Transaction<'_>, port_is_free: &dyn Fn(u16) -> bool) -> 
         .collect::<rusqlite::Result<_>>()?;
     (0..PORT_BLOCKS)
         .map(|i| PORT_START + i * PORT_BLOCK)
-        .find(|p| !taken.contains(p) && port_is_free(*p))
+        .find(|p| !taken.contains(p) && (*p..*p + PORT_BLOCK).all(port_is_free))
         .ok_or_else(|| LedgerError::Refused("no free block of ports left".into()))
 }
 
@@ -1155,6 +1165,7 @@ mod tests {
     ) -> Result<Claimed> {
         l.claim(&ClaimRequest {
             task,
+            exclude: &[],
             agent,
             caps,
             now: Timestamp(now),
@@ -1266,6 +1277,10 @@ mod tests {
         let (_d, mut l) = ledger();
         l.add_task(&new_task("x", &[], 0), Timestamp(1)).unwrap();
         claim(&mut l, None, "a", &Caps::default(), 0).unwrap();
+        // Not while its worktree is being made.
+        assert!(l.expired(Timestamp(60_000)).unwrap().is_empty());
+        l.set_worktree(TaskId(1), Some("/wt/t1"), true, None, Timestamp(5))
+            .unwrap();
         assert!(l.expired(Timestamp(59_999)).unwrap().is_empty());
         assert_eq!(l.expired(Timestamp(60_000)).unwrap(), vec![TaskId(1)]);
         let t = l
@@ -1315,12 +1330,13 @@ mod tests {
         let c = l
             .claim(&ClaimRequest {
                 task: None,
+                exclude: &[],
                 agent: "a",
                 caps: &Caps::default(),
                 now: Timestamp(0),
                 lease: Duration::from_secs(1),
                 base_sha: "abc",
-                port_is_free: &|p| p != PORT_START,
+                port_is_free: &|p| p != PORT_START + 3,
             })
             .unwrap();
         assert_eq!(c.task.port_base, Some(PORT_START + PORT_BLOCK));

@@ -127,6 +127,35 @@ impl Worktrees {
         Ok(listed)
     }
 
+    /// Removes the entries of `worktree add`s that were cut short (by a `kill -9`): git
+    /// marks an entry "initializing" until it is complete, and an incomplete one (no
+    /// `gitdir` or `commondir` yet) makes every `git worktree` command fail. Returns what
+    /// it removed.
+    pub fn repair(&self, common_dir: &Path) -> Vec<PathBuf> {
+        let _registry = registry();
+        let mut removed = Vec::new();
+        for entry in std::fs::read_dir(common_dir.join("worktrees"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let admin = entry.path();
+            // git writes, in order: the directory, `locked`, `gitdir`, `commondir`, `HEAD`,
+            // and removes `locked` last; a kill can stop it between any two, or between
+            // creating a file and writing it.
+            let written = |f: &str| std::fs::metadata(admin.join(f)).is_ok_and(|m| m.len() > 0);
+            let complete = written("gitdir") && written("commondir") && written("HEAD");
+            let initializing = match std::fs::read_to_string(admin.join("locked")) {
+                Ok(reason) => reason.trim().is_empty() || reason.trim() == "initializing",
+                Err(_) => !admin.join("gitdir").exists(),
+            };
+            if !complete && initializing && std::fs::remove_dir_all(&admin).is_ok() {
+                removed.push(admin);
+            }
+        }
+        removed
+    }
+
     /// Forgets worktrees whose directories are gone.
     pub fn prune(&self) -> Result<()> {
         let _registry = registry();
@@ -183,6 +212,8 @@ impl Worktrees {
         let _registry = registry();
         let mut args = vec![OsStr::new("worktree"), "remove".as_ref()];
         if force {
+            // Twice: also a worktree left locked by a `worktree add` that was cut short.
+            args.push("--force".as_ref());
             args.push("--force".as_ref());
         }
         args.push(path.as_os_str());

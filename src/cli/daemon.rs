@@ -55,15 +55,22 @@ pub fn run(ctx: &mut Ctx<'_>, _args: Args) -> Result<(), CliError> {
         abort_after_steps: ctx.env.abort_after_steps,
     };
     let out = &mut *ctx.out;
-    let result = runtime.block_on(daemon::run(opts, stop_signal(), |ready| {
-        let _ = writeln!(
-            out,
-            "switchyard daemon: ready on {} (pid {})",
-            ready.socket.display(),
-            ready.pid
-        );
-        let _ = out.flush();
-    }));
+    let result = runtime.block_on(async {
+        // Handlers first: a SIGTERM during start-up then stops the daemon cleanly as soon
+        // as it is up, instead of killing it mid-recovery.
+        let stop =
+            stop_signal().map_err(|e| DaemonError::Setup(format!("cannot handle signals: {e}")))?;
+        daemon::run(opts, stop, |ready| {
+            let _ = writeln!(
+                out,
+                "switchyard daemon: ready on {} (pid {})",
+                ready.socket.display(),
+                ready.pid
+            );
+            let _ = out.flush();
+        })
+        .await
+    });
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => Ok(()),
@@ -72,15 +79,15 @@ pub fn run(ctx: &mut Ctx<'_>, _args: Args) -> Result<(), CliError> {
     }
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
-async fn stop_signal() {
+/// Installs the SIGINT and SIGTERM handlers now; the future resolves on the first.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }

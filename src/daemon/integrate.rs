@@ -472,6 +472,8 @@ impl Service {
 
     /// Step 5: merged; the worktree goes back to the pool.
     fn finish(&self, i: &Integration) -> Result<()> {
+        let lock = self.task_lock(i.task);
+        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
         let head = i.head.clone().unwrap_or_default();
         let task = self.ledger(|l| {
             l.merged(

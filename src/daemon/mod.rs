@@ -91,13 +91,16 @@ pub async fn run(
             repo: main_root.display().to_string(),
         });
     }
-    let worktrees = Worktrees::new(
-        main_root.clone(),
-        opts.config.worktrees.root_for(&main_root),
-    );
-    worktrees
+    let root = opts.config.worktrees.root_for(&main_root);
+    Worktrees::new(main_root.clone(), root.clone())
         .ensure_root()
         .map_err(|e| setup("the worktree root is not usable", &e))?;
+    // Git records real paths; so must we, or a root reached through a symlink would
+    // never match what `git worktree list` says.
+    let root = root
+        .canonicalize()
+        .map_err(|e| setup("the worktree root is not usable", &e))?;
+    let worktrees = Worktrees::new(main_root.clone(), root);
     worktree::exclude_env_file(&opts.repo.common_dir)
         .map_err(|e| setup("cannot set up info/exclude", &e))?;
     let ledger_path = dir.join("ledger.db");

@@ -9,9 +9,10 @@
 //! the ledger and finishes it.
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::json;
@@ -32,6 +33,8 @@ const MAX_TITLE_CHARS: usize = 200;
 const MAX_BODY_BYTES: usize = 64 * 1024;
 const MAX_ACCEPT: usize = 50;
 const MAX_NAME_CHARS: usize = 100;
+/// How many tasks a claim without an id tries when worktrees fail.
+const MAX_CLAIM_TRIES: usize = 3;
 
 /// An error for the API: its code decides the HTTP status and the CLI's exit code.
 #[derive(Debug)]
@@ -109,6 +112,8 @@ pub struct Service {
     pub stopping: AtomicBool,
     /// One pool refill at a time.
     refilling: Mutex<()>,
+    /// Per-task locks for worktree work (see `task_lock`).
+    task_locks: Mutex<HashMap<TaskId, Arc<Mutex<()>>>>,
     /// Integration steps recorded since start, and the test-only hook that aborts the
     /// process after the Nth (crash tests).
     pub(super) steps: std::sync::atomic::AtomicU32,
@@ -142,6 +147,7 @@ impl Service {
             started_at: Timestamp::now(),
             stopping: AtomicBool::new(false),
             refilling: Mutex::new(()),
+            task_locks: Mutex::new(HashMap::new()),
             steps: std::sync::atomic::AtomicU32::new(0),
             abort_after_steps,
         }
@@ -175,6 +181,16 @@ impl Service {
         if title.contains(['\n', '\r']) {
             return Err(ApiError::bad(
                 "the title must be one line (put details in --body)",
+            ));
+        }
+        // Text is printed to terminals: no escape sequences or other control characters.
+        let controls = |t: &str| {
+            t.chars()
+                .any(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+        };
+        if controls(title) || controls(&req.body) || req.accept.iter().any(|a| controls(a)) {
+            return Err(ApiError::bad(
+                "the title, body and acceptance criteria must not contain control characters",
             ));
         }
         let chars = title.chars().count();
@@ -295,6 +311,8 @@ impl Service {
 
     pub fn cancel(&self, id: TaskId, req: api::Cancel) -> Result<Task> {
         let by = Actor::Person(name(&req.by, "--by")?);
+        let lock = self.task_lock(id);
+        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
         let task = self.ledger(|l| l.cancel(id, &by, &req.reason, Timestamp::now()))?;
         let _span = info_span!("task", task = %id).entered();
         info!(by = %by, "cancelled");
@@ -306,53 +324,80 @@ impl Service {
     pub fn claim(&self, req: api::Claim) -> Result<api::Claimed> {
         let agent = name(&req.agent, "--agent")?;
         let base_sha = self.base_tip()?;
-        let claimed = self.ledger(|l| {
-            l.claim(&ClaimRequest {
-                task: req.id,
-                agent: &agent,
-                caps: &self.caps,
-                now: Timestamp::now(),
-                lease: self.config.claims.lease,
-                base_sha: &base_sha,
-                port_is_free: &port_is_free,
-            })
-        })?;
-        let _span = info_span!("task", task = %claimed.task.id).entered();
-        info!(agent = %agent, renewed = claimed.renewed, "claimed");
-        let (task, warnings) = match self.provide_worktree(&claimed.task) {
-            Ok(done) => done,
-            Err(e) => {
-                // No worktree, no claim: give the slot back, with the reason on record.
-                warn!(error = %e.message, "no worktree; the claim is given back");
-                let evidence = json!({"error": e.message});
-                let _ = self.ledger(|l| {
-                    l.release(
-                        claimed.task.id,
-                        &Actor::Daemon,
-                        EventKind::WorktreeFailed,
-                        evidence,
-                        Timestamp::now(),
-                    )
-                });
-                return Err(ApiError {
-                    code: e.code,
-                    message: format!(
-                        "cannot make a worktree for {}: {}",
-                        claimed.task.id, e.message
-                    ),
-                });
+        // Without an id, a task whose worktree cannot be made must not block the others:
+        // the next one that fits is tried.
+        let mut failed = Vec::new();
+        loop {
+            let claimed = self.ledger(|l| {
+                l.claim(&ClaimRequest {
+                    task: req.id,
+                    exclude: &failed,
+                    agent: &agent,
+                    caps: &self.caps,
+                    now: Timestamp::now(),
+                    lease: self.config.claims.lease,
+                    base_sha: &base_sha,
+                    port_is_free: &port_is_free,
+                })
+            });
+            let claimed = match claimed {
+                Ok(c) => c,
+                Err(e) if !failed.is_empty() => {
+                    return Err(ApiError::refused(format!(
+                        "{e}; and no worktree could be made for {}",
+                        failed
+                            .iter()
+                            .map(|t| t.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let id = claimed.task.id;
+            let _span = info_span!("task", task = %id).entered();
+            info!(agent = %agent, renewed = claimed.renewed, "claimed");
+            // Wait for whatever is letting go of this task's worktree (a release racing
+            // this claim), then work from the task as it is now.
+            let lock = self.task_lock(id);
+            let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let task = self.ledger(|l| l.task(id))?;
+            match self.provide_worktree(&task) {
+                Ok((task, warnings)) => {
+                    let env = self.task_env(&task);
+                    let worktree = task.worktree.clone().unwrap_or_default();
+                    return Ok(api::Claimed {
+                        env: env.into_iter().collect(),
+                        env_file: Path::new(&worktree).join(ENV_FILE).display().to_string(),
+                        base: self.config.base.clone(),
+                        renewed: claimed.renewed,
+                        warnings,
+                        task,
+                    });
+                }
+                Err(e) => {
+                    // No worktree, no claim: give the slot back, with the reason on record.
+                    warn!(error = %e.message, "no worktree; the claim is given back");
+                    let evidence = json!({"error": e.message});
+                    let _ = self.ledger(|l| {
+                        l.release(
+                            id,
+                            &Actor::Daemon,
+                            EventKind::WorktreeFailed,
+                            evidence,
+                            Timestamp::now(),
+                        )
+                    });
+                    if req.id.is_some() || failed.len() >= MAX_CLAIM_TRIES {
+                        return Err(ApiError {
+                            code: e.code,
+                            message: format!("cannot make a worktree for {id}: {}", e.message),
+                        });
+                    }
+                    failed.push(id);
+                }
             }
-        };
-        let env = self.task_env(&task);
-        let worktree = task.worktree.clone().unwrap_or_default();
-        Ok(api::Claimed {
-            env: env.into_iter().collect(),
-            env_file: Path::new(&worktree).join(ENV_FILE).display().to_string(),
-            base: self.config.base.clone(),
-            renewed: claimed.renewed,
-            warnings,
-            task,
-        })
+        }
     }
 
     pub fn heartbeat(&self, id: TaskId, req: api::ByAgent) -> Result<Task> {
@@ -362,6 +407,8 @@ impl Service {
 
     pub fn release(&self, id: TaskId, req: api::ByAgent) -> Result<Task> {
         let agent = name(&req.agent, "--agent")?;
+        let lock = self.task_lock(id);
+        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
         let task = self.ledger(|l| {
             l.release(
                 id,
@@ -376,23 +423,37 @@ impl Service {
         Ok(self.let_go_of_worktree(task))
     }
 
-    /// Returns tasks whose lease ran out to `open`.
+    /// Returns tasks whose lease ran out to `open`. A task whose worktree is being made
+    /// or let go of right now is looked at next time.
     pub fn expire_leases(&self) -> Result<Vec<TaskId>> {
-        let now = Timestamp::now();
-        let expired = self.ledger(|l| l.expired(now))?;
-        for &id in &expired {
+        let candidates = self.ledger(|l| l.expired(Timestamp::now()))?;
+        let mut expired = Vec::new();
+        for id in candidates {
+            let lock = self.task_lock(id);
+            let Ok(_held) = lock.try_lock() else { continue };
             let _span = info_span!("task", task = %id).entered();
+            let now = Timestamp::now();
             match self
                 .ledger(|l| l.release(id, &Actor::Daemon, EventKind::LeaseExpired, json!({}), now))
             {
                 Ok(task) => {
                     info!("lease expired; the task is open again");
                     self.let_go_of_worktree(task);
+                    expired.push(id);
                 }
+                // Renewed or released in the meantime: nothing to do.
+                Err(LedgerError::Refused(_)) => {}
                 Err(e) => warn!(error = %e, "could not expire the lease"),
             }
         }
         Ok(expired)
+    }
+
+    /// The lock that serializes worktree work for one task: making its worktree, and
+    /// letting go of it. Taken before the ledger lock, never after.
+    pub(super) fn task_lock(&self, id: TaskId) -> Arc<Mutex<()>> {
+        let mut locks = self.task_locks.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(locks.entry(id).or_default())
     }
 
     /// The environment of a task's commands and of its env file.
@@ -620,7 +681,11 @@ impl Service {
             .unwrap_or(usize::MAX);
         if pooled < self.config.worktrees.pool as usize {
             let to = self.next_pool_path();
-            let result = worktree::detach(dir).and_then(|_| self.worktrees.move_to(dir, &to));
+            // A pool worktree must carry nothing of its last task into the next one: its
+            // ignored files (build output, local data) go too.
+            let result = worktree::detach(dir)
+                .and_then(|_| worktree::git(dir, &["clean", "-ffdxq"]).map(|_| ()))
+                .and_then(|_| self.worktrees.move_to(dir, &to));
             match result {
                 Ok(()) => {
                     let to_str = to.display().to_string();
@@ -746,111 +811,225 @@ impl Service {
     /// missing task worktrees are made again from their branches, strays under the root
     /// are pooled or removed when clean and reported when not, and expired leases end.
     pub fn reconcile(&self) -> Result<()> {
+        for admin in self.worktrees.repair(&self.repo.common_dir) {
+            warn!(path = %admin.display(), "removed the entry of a worktree add that was cut short");
+        }
         self.worktrees.prune()?;
-        let listed = self.worktrees.list()?;
-        let registered = |p: &Path| listed.iter().any(|l| l.path == p);
+        self.clear_stale_locks();
 
         // Pool members: only ready ones that exist survive.
+        let listed = self.worktrees.list()?;
         for member in self.ledger(|l| l.pool())? {
             let path = PathBuf::from(&member.path);
-            if !member.ready || !registered(&path) {
-                if registered(&path) {
-                    let _ = self.worktrees.remove(&path, true);
-                }
+            let registered = listed.iter().any(|l| l.path == path);
+            if !member.ready || !registered {
+                self.discard(&path);
                 info!(path = %member.path, "dropping a pool worktree that was not finished");
                 self.ledger(|l| l.pool_remove(&member.path))?;
             }
         }
 
-        // Claims interrupted between "decided" and "worktree ready".
+        // Each task on its own: one that cannot be repaired is reported and left for the
+        // next start, and does not keep the daemon from starting.
         for task in self.ledger(|l| l.unready_worktrees())? {
             let _span = info_span!("task", task = %task.id).entered();
-            let target = PathBuf::from(task.worktree.as_deref().unwrap_or_default());
-            if task.state.holds_slot() {
-                info!("finishing the worktree of an interrupted claim");
-                let base = task.base_sha.clone().map_or_else(|| self.base_tip(), Ok)?;
-                let tip = git::ensure_branch(&self.repo.main_root, &task.branch, &base)?;
-                let outcome = self
-                    .prepare(&task, &target, None, &tip, true)
-                    .map(|source| source.as_str());
-                match outcome {
-                    Ok(source) => {
-                        worktree::write_env(&target, &self.task_env(&task))?;
-                        let evidence = json!({"path": target.display().to_string(), "branch": task.branch, "source": source, "after": "restart"});
-                        self.ledger(|l| {
-                            l.set_worktree(
-                                task.id,
-                                task.worktree.as_deref(),
-                                true,
-                                Some((EventKind::WorktreeReady, evidence)),
-                                Timestamp::now(),
-                            )
-                        })?;
-                    }
-                    Err(e) => warn!(error = %e.message, "could not finish the worktree"),
+            if let Err(e) = self.finish_interrupted_worktree(&task) {
+                warn!(error = %e.message, "could not finish the worktree of an interrupted claim");
+                self.give_up_claim(&task, &e.message);
+            }
+        }
+        for task in self.ledger(|l| l.tasks(None))? {
+            if task.state.is_final() && task.worktree.is_some() {
+                // Landed or cancelled just before a crash, still holding its worktree.
+                self.let_go_of_worktree(task);
+            } else if task.state.holds_lease() && task.worktree.is_none() {
+                // Claimed just before a crash, before any worktree was chosen.
+                let _span = info_span!("task", task = %task.id).entered();
+                info!("giving an interrupted claim its worktree");
+                if let Err(e) = self.provide_worktree(&task) {
+                    warn!(error = %e.message, "could not make the worktree");
+                    self.give_up_claim(&task, &e.message);
                 }
-            } else {
-                self.ledger(|l| l.set_worktree(task.id, None, false, None, Timestamp::now()))?;
             }
         }
-
-        // Tasks that landed or were cancelled just before a crash still holding one.
-        let tasks = self.ledger(|l| l.tasks(None))?;
-        for task in tasks
-            .into_iter()
-            .filter(|t| t.state.is_final() && t.worktree.is_some())
-        {
-            self.let_go_of_worktree(task);
-        }
-
-        // Claims recorded just before a crash, before any worktree was chosen.
-        let tasks = self.ledger(|l| l.tasks(None))?;
-        for task in tasks
-            .iter()
-            .filter(|t| t.state.holds_lease() && t.worktree.is_none())
-        {
-            let _span = info_span!("task", task = %task.id).entered();
-            info!("giving an interrupted claim its worktree");
-            if let Err(e) = self.provide_worktree(task) {
-                warn!(error = %e.message, "could not make the worktree");
-            }
-        }
-
-        // Task worktrees that vanished: made again from the task's branch.
-        let tasks = self.ledger(|l| l.tasks(None))?;
-        for task in &tasks {
-            let Some(path) = &task.worktree else { continue };
-            let dir = PathBuf::from(path);
-            if registered(&dir) && dir.is_dir() {
+        let listed = self.worktrees.list()?;
+        for task in self.ledger(|l| l.tasks(None))? {
+            let Some(path) = task.worktree.clone() else {
+                continue;
+            };
+            let dir = PathBuf::from(&path);
+            if listed.iter().any(|l| l.path == dir) && dir.is_dir() {
                 continue;
             }
             let _span = info_span!("task", task = %task.id).entered();
-            if task.state.is_final() || task.state == TaskState::Open {
-                self.ledger(|l| l.set_worktree(task.id, None, false, None, Timestamp::now()))?;
-                continue;
-            }
-            let base = task.base_sha.clone().map_or_else(|| self.base_tip(), Ok)?;
-            let head = git::ensure_branch(&self.repo.main_root, &task.branch, &base)?;
-            match self.worktrees.add_on_branch(&dir, &task.branch) {
-                Ok(()) => {
-                    worktree::write_env(&dir, &self.task_env(task))?;
-                    info!(path = %path, "worktree restored from the branch");
-                    let evidence = json!({"path": path, "branch": task.branch, "head": head});
-                    self.ledger(|l| {
-                        l.note(
-                            task.id,
-                            EventKind::WorktreeRestored,
-                            &Actor::Daemon,
-                            evidence,
-                            Timestamp::now(),
-                        )
-                    })?;
-                }
-                Err(e) => warn!(error = %e, "could not restore the worktree"),
+            if let Err(e) = self.restore_worktree(&task, &dir) {
+                warn!(error = %e.message, "could not restore the worktree");
             }
         }
+        if let Err(e) = self.adopt_or_remove_strays() {
+            warn!(error = %e.message, "could not look at the worktrees under the root");
+        }
+        self.expire_leases()?;
+        Ok(())
+    }
 
-        // Strays: worktrees under our root that the ledger does not know.
+    /// Git locks that only a process killed mid-write leaves behind: ref locks in
+    /// switchyard's own branch namespace and on the base, and index locks of the
+    /// worktrees that nobody works in (pool, integration, unready). We hold the daemon's
+    /// lock, and git processes we started died with the daemon, so none of these is ours
+    /// and live; a person's git holding the base's lock at this very millisecond is the
+    /// one case this could step on.
+    fn clear_stale_locks(&self) {
+        let base_lock = self
+            .repo
+            .common_dir
+            .join(format!("refs/heads/{}.lock", self.config.base));
+        if base_lock.exists() {
+            warn!(path = %base_lock.display(), "removing a stale lock on the base");
+            let _ = std::fs::remove_file(&base_lock);
+        }
+        let refs = self.repo.common_dir.join("refs/heads/switchyard");
+        let mut stack = vec![refs];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "lock") {
+                    warn!(path = %path.display(), "removing a stale ref lock");
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        let unready: Vec<String> = self
+            .ledger(|l| l.unready_worktrees())
+            .map(|ts| ts.into_iter().filter_map(|t| t.worktree).collect())
+            .unwrap_or_default();
+        for entry in self.worktrees.list().unwrap_or_default() {
+            let ours = self.worktrees.is_pool_path(&entry.path)
+                || entry.path == self.integration_dir()
+                || unready.iter().any(|u| Path::new(u) == entry.path);
+            if !ours {
+                continue;
+            }
+            let admin = std::fs::read_to_string(entry.path.join(".git"))
+                .ok()
+                .and_then(|t| t.strip_prefix("gitdir:").map(|d| PathBuf::from(d.trim())));
+            if let Some(admin) = admin
+                && admin.join("index.lock").exists()
+            {
+                warn!(path = %entry.path.display(), "removing a stale index lock");
+                let _ = std::fs::remove_file(admin.join("index.lock"));
+            }
+        }
+    }
+
+    /// A claim interrupted between "decided" and "worktree ready": finish it, or, for a
+    /// task no longer claimed, forget the half-made worktree.
+    fn finish_interrupted_worktree(&self, task: &Task) -> Result<()> {
+        let target = PathBuf::from(task.worktree.as_deref().unwrap_or_default());
+        if !task.state.holds_slot() {
+            self.ledger(|l| l.set_worktree(task.id, None, false, None, Timestamp::now()))?;
+            return Ok(());
+        }
+        info!("finishing the worktree of an interrupted claim");
+        let base = task.base_sha.clone().map_or_else(|| self.base_tip(), Ok)?;
+        let tip = git::ensure_branch(&self.repo.main_root, &task.branch, &base)?;
+        let source = match self.prepare(task, &target, None, &tip, true) {
+            Ok(source) => source,
+            Err(e) => {
+                // Half made when the daemon died (a worktree add or move cut short). Nobody
+                // has worked in it, so it is made again from scratch.
+                warn!(error = %e.message, "discarding the half-made worktree and making it again");
+                self.discard(&target);
+                self.prepare(task, &target, None, &tip, true)?
+            }
+        };
+        worktree::write_env(&target, &self.task_env(task))?;
+        let evidence = json!({"path": target.display().to_string(), "branch": task.branch, "source": source.as_str(), "after": "restart"});
+        self.ledger(|l| {
+            l.set_worktree(
+                task.id,
+                task.worktree.as_deref(),
+                true,
+                Some((EventKind::WorktreeReady, evidence)),
+                Timestamp::now(),
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Removes a worktree nobody has worked in, whatever state a crash left it in.
+    fn discard(&self, dir: &Path) {
+        let _ = self.worktrees.remove(dir, true);
+        if dir.exists() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        // A `worktree add` cut short leaves its entry locked ("initializing"), which prune
+        // skips: such entries pointing at `dir` are removed by hand.
+        let admin = self.repo.common_dir.join("worktrees");
+        for entry in std::fs::read_dir(&admin).into_iter().flatten().flatten() {
+            let points_here = std::fs::read_to_string(entry.path().join("gitdir"))
+                .is_ok_and(|g| Path::new(g.trim()).starts_with(dir));
+            if points_here {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let _ = self.worktrees.prune();
+    }
+
+    /// A claim that cannot get a worktree is given back, so it does not hold its slots.
+    fn give_up_claim(&self, task: &Task, error: &str) {
+        if !task.state.holds_lease() {
+            return;
+        }
+        let evidence = json!({"error": error, "after": "restart"});
+        let _ = self.ledger(|l| l.set_worktree(task.id, None, false, None, Timestamp::now()));
+        if let Err(e) = self.ledger(|l| {
+            l.release(
+                task.id,
+                &Actor::Daemon,
+                EventKind::WorktreeFailed,
+                evidence,
+                Timestamp::now(),
+            )
+        }) {
+            warn!(error = %e, "could not give the claim back");
+        }
+    }
+
+    /// A task's worktree that vanished is made again from its branch; an open or
+    /// finished task just forgets it.
+    fn restore_worktree(&self, task: &Task, dir: &Path) -> Result<()> {
+        if task.state.is_final() || task.state == TaskState::Open {
+            self.ledger(|l| l.set_worktree(task.id, None, false, None, Timestamp::now()))?;
+            return Ok(());
+        }
+        let base = task.base_sha.clone().map_or_else(|| self.base_tip(), Ok)?;
+        let head = git::ensure_branch(&self.repo.main_root, &task.branch, &base)?;
+        self.worktrees.add_on_branch(dir, &task.branch)?;
+        worktree::write_env(dir, &self.task_env(task))?;
+        let path = dir.display().to_string();
+        info!(path = %path, "worktree restored from the branch");
+        let evidence = json!({"path": path, "branch": task.branch, "head": head});
+        self.ledger(|l| {
+            l.note(
+                task.id,
+                EventKind::WorktreeRestored,
+                &Actor::Daemon,
+                evidence,
+                Timestamp::now(),
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Worktrees under our root that the ledger does not know: clean ones are pooled or
+    /// removed, ones with changes are reported and never touched.
+    fn adopt_or_remove_strays(&self) -> Result<()> {
         let tasks = self.ledger(|l| l.tasks(None))?;
         let pool: Vec<String> = self
             .ledger(|l| l.pool())?
@@ -887,8 +1066,6 @@ impl Service {
                 }
             }
         }
-
-        self.expire_leases()?;
         Ok(())
     }
 }

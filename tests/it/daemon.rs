@@ -379,6 +379,8 @@ fn bad_task_input_changes_nothing() {
         .refused(2, "the title is 10240 characters; the limit is 200");
     repo.run(["task", "add", "two\nlines"])
         .refused(2, "the title must be one line");
+    repo.run(["task", "add", "red \u{1b}[31m alert"])
+        .refused(2, "must not contain control characters");
     repo.run(["task", "add", "x", "--scope", "src/[oops"])
         .refused(2, "invalid scope: invalid glob \"src/[oops\"");
     repo.run(["task", "add", "x", "--scope", "billing"])
@@ -559,7 +561,54 @@ fn kill_9_during_a_burst_of_claims_loses_nothing() {
             settled_tip
         );
         assert_eq!(show(&repo, "t3")["agent"], "settled");
+        // Nothing left behind: no stale git locks, no worktree under the root that the
+        // ledger does not account for.
+        let refs_dir = repo.root.join(".git/refs/heads/switchyard");
+        let stale: Vec<_> = walk(&refs_dir)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "lock"))
+            .collect();
+        assert!(stale.is_empty(), "round {round}: stale locks {stale:?}");
+        let owned: Vec<String> = tasks
+            .iter()
+            .filter_map(|t| t["worktree"].as_str().map(str::to_owned))
+            .collect();
+        let root = repo
+            .tmp
+            .path()
+            .canonicalize()
+            .unwrap()
+            .join("repo.worktrees");
+        for line in repo.git(&["worktree", "list", "--porcelain"]).lines() {
+            let Some(path) = line.strip_prefix("worktree ") else {
+                continue;
+            };
+            let p = PathBuf::from(path);
+            if !p.starts_with(&root) {
+                continue;
+            }
+            let accounted =
+                owned.iter().any(|o| o == path) || p.parent() == Some(root.join(".pool").as_path());
+            assert!(
+                accounted,
+                "round {round}: {path} is under the root but no task's\nlog:\n{}\ntasks: {tasks:#?}",
+                daemon.log_text()
+            );
+        }
     }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 #[test]

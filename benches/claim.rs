@@ -9,67 +9,27 @@
 
 use std::path::Path;
 use std::process::Command;
+
 use std::time::{Duration, Instant};
+use support::{git, median};
 
 use switchyard::api::Status;
 use switchyard::client::Client;
 
+mod support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 const RUNS: usize = 5;
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "bench")
-        .env("GIT_AUTHOR_EMAIL", "bench@example.com")
-        .env("GIT_COMMITTER_NAME", "bench")
-        .env("GIT_COMMITTER_EMAIL", "bench@example.com")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort();
-    xs[xs.len() / 2]
-}
-
 fn main() {
-    let files: usize = std::env::var("SWITCHYARD_BENCH_FILES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000);
+    let files = support::file_count();
     let tmp = tempfile::TempDir::new().unwrap();
-    let repo = tmp.path().join("repo");
-    std::fs::create_dir(&repo).unwrap();
     let started = Instant::now();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    for i in 0..files {
-        let dir = repo.join(format!("src/mod{:03}", i % 200));
-        if i < 200 {
-            std::fs::create_dir_all(&dir).unwrap();
-        }
-        let line = format!("// file {i}: some source text to give the file a realistic size\n");
-        std::fs::write(dir.join(format!("f{i}.rs")), line.repeat(20)).unwrap();
-    }
-    std::fs::write(
-        repo.join("switchyard.toml"),
-        format!(
-            "[[subsystem]]\nname = \"src\"\npaths = [\"src/\"]\n[worktrees]\npool = {}\n",
-            RUNS + 1
-        ),
-    )
-    .unwrap();
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "generated"]);
+    let config = format!(
+        "[[subsystem]]\nname = \"src\"\npaths = [\"src/\"]\n[worktrees]\npool = {}\n",
+        RUNS + 1
+    );
+    let repo = support::generate(tmp.path(), files, &[("switchyard.toml", &config)]);
     println!(
         "claim: {files}-file repository generated in {:.1?}",
         started.elapsed()

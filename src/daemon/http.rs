@@ -103,11 +103,11 @@ async fn status(State(s): State<AppState>) -> Reply<api::Status> {
 async fn list(
     State(s): State<AppState>,
     Query(filter): Query<api::TaskFilter>,
-) -> Reply<Vec<crate::model::Task>> {
+) -> Reply<Vec<Task>> {
     blocking(move || s.service.tasks(filter.state)).await
 }
 
-async fn add(State(s): State<AppState>, bytes: Bytes) -> Reply<crate::model::Task> {
+async fn add(State(s): State<AppState>, bytes: Bytes) -> Reply<Task> {
     let req: api::AddTask = body(&bytes)?;
     blocking(move || s.service.add_task(req)).await
 }
@@ -125,37 +125,67 @@ async fn events(
     blocking(move || s.service.events(id)).await
 }
 
-async fn heartbeat(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    bytes: Bytes,
-) -> Reply<crate::model::Task> {
-    let id = task_id(&id)?;
-    let req: api::ByAgent = body(&bytes)?;
-    blocking(move || s.service.heartbeat(id, req)).await
+/// What a call may have changed, so the background loop that cares looks again.
+#[derive(Clone, Copy)]
+enum Wake {
+    Nothing,
+    Pool,
+    Queue,
 }
 
-async fn release(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
+/// A POST on one task: parse the id and the body, run the service call on a blocking
+/// thread, wake what it may have changed.
+async fn on_task<B, R>(
+    s: AppState,
+    id: String,
     bytes: Bytes,
-) -> Reply<crate::model::Task> {
+    wake: Wake,
+    call: fn(&Service, TaskId, B) -> Result<R, ApiError>,
+) -> Reply<R>
+where
+    B: DeserializeOwned + Send + 'static,
+    R: Serialize + Send + 'static,
+{
     let id = task_id(&id)?;
-    let req: api::ByAgent = body(&bytes)?;
-    let notify = Arc::clone(&s.pool_wanted);
-    let reply = blocking(move || s.service.release(id, req)).await;
-    notify.notify_one();
+    let req: B = body(&bytes)?;
+    let service = Arc::clone(&s.service);
+    let reply = blocking(move || call(&service, id, req)).await;
+    match wake {
+        Wake::Nothing => {}
+        Wake::Pool => s.pool_wanted.notify_one(),
+        Wake::Queue => s.queue_wanted.notify_one(),
+    }
     reply
 }
 
-async fn cancel(
+type Task = crate::model::Task;
+
+async fn heartbeat(State(s): State<AppState>, Path(id): Path<String>, b: Bytes) -> Reply<Task> {
+    on_task(s, id, b, Wake::Nothing, Service::heartbeat).await
+}
+
+async fn release(State(s): State<AppState>, Path(id): Path<String>, b: Bytes) -> Reply<Task> {
+    on_task(s, id, b, Wake::Pool, Service::release).await
+}
+
+async fn cancel(State(s): State<AppState>, Path(id): Path<String>, b: Bytes) -> Reply<Task> {
+    on_task(s, id, b, Wake::Pool, Service::cancel).await
+}
+
+async fn submit(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    bytes: Bytes,
-) -> Reply<crate::model::Task> {
-    let id = task_id(&id)?;
-    let req: api::Cancel = body(&bytes)?;
-    blocking(move || s.service.cancel(id, req)).await
+    b: Bytes,
+) -> Reply<api::Submitted> {
+    on_task(s, id, b, Wake::Queue, Service::submit).await
+}
+
+async fn approve(State(s): State<AppState>, Path(id): Path<String>, b: Bytes) -> Reply<Task> {
+    on_task(s, id, b, Wake::Queue, Service::approve).await
+}
+
+async fn reject(State(s): State<AppState>, Path(id): Path<String>, b: Bytes) -> Reply<Task> {
+    on_task(s, id, b, Wake::Nothing, Service::reject).await
 }
 
 async fn claim(State(s): State<AppState>, bytes: Bytes) -> Reply<api::Claimed> {
@@ -168,40 +198,4 @@ async fn claim(State(s): State<AppState>, bytes: Bytes) -> Reply<api::Claimed> {
 
 async fn queue(State(s): State<AppState>) -> Reply<Vec<api::QueueEntry>> {
     blocking(move || s.service.queue()).await
-}
-
-async fn submit(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    bytes: Bytes,
-) -> Reply<api::Submitted> {
-    let id = task_id(&id)?;
-    let req: api::ByAgent = body(&bytes)?;
-    let notify = Arc::clone(&s.queue_wanted);
-    let reply = blocking(move || s.service.submit(id, req)).await;
-    notify.notify_one();
-    reply
-}
-
-async fn approve(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    bytes: Bytes,
-) -> Reply<crate::model::Task> {
-    let id = task_id(&id)?;
-    let req: api::Decision = body(&bytes)?;
-    let notify = Arc::clone(&s.queue_wanted);
-    let reply = blocking(move || s.service.approve(id, req)).await;
-    notify.notify_one();
-    reply
-}
-
-async fn reject(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    bytes: Bytes,
-) -> Reply<crate::model::Task> {
-    let id = task_id(&id)?;
-    let req: api::Decision = body(&bytes)?;
-    blocking(move || s.service.reject(id, req)).await
 }

@@ -35,7 +35,7 @@ fn main() {
     // The feature: 5 commits of 10 files each, on files the base does not touch.
     git(&repo, &["checkout", "-q", "-b", "feature"]);
     for c in 0..5 {
-        let touched: Vec<String> = (0..10).map(|k| path(1000 + c * 10 + k)).collect();
+        let touched: Vec<String> = (0..10).map(|k| path(files / 4 + c * 10 + k)).collect();
         commit_files(
             &repo,
             &touched,
@@ -47,7 +47,7 @@ fn main() {
     // The base moves on by 3 commits of 20 files each meanwhile.
     git(&repo, &["checkout", "-q", "main"]);
     for c in 0..3 {
-        let touched: Vec<String> = (0..20).map(|k| path(5000 + c * 20 + k)).collect();
+        let touched: Vec<String> = (0..20).map(|k| path(files / 2 + c * 20 + k)).collect();
         commit_files(
             &repo,
             &touched,
@@ -94,7 +94,7 @@ fn main() {
             .unwrap();
         let head = match gitcli::replay(&repo, &onto, &upstream, &tip).unwrap() {
             Replayed::Done { head } => head,
-            Replayed::Conflict { paths } => panic!("conflict: {paths:?}"),
+            other => panic!("not replayed: {other:?}"),
         };
         // As its verify step's preparation, and its base move.
         worktree::git(&ours_wt, &["checkout", "-q", "--detach", "-f", &head]).unwrap();

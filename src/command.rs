@@ -37,6 +37,9 @@ pub struct Spec<'a> {
     pub env: &'a [(String, String)],
     pub timeout: Duration,
     pub log: &'a Path,
+    /// Where to note the command's process group while it runs, so that a restart after
+    /// a crash can stop what the command left running (see `kill_leftovers`).
+    pub groups: Option<&'a Path>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -117,6 +120,11 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
         .process_group(0)
         .spawn()?;
     let pgid = child.id() as i32;
+    let noted = spec.groups.map(|dir| dir.join(pgid.to_string()));
+    if let Some(note) = &noted {
+        let _ = std::fs::create_dir_all(spec.groups.expect("noted"));
+        let _ = std::fs::write(note, spec.command);
+    }
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let readers: Vec<_> = [
         child
@@ -186,6 +194,9 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
         }
     }
     drop(readers);
+    if let Some(note) = &noted {
+        let _ = std::fs::remove_file(note);
+    }
     let duration = start.elapsed();
     log.lock()
         .map_err(|_| std::io::Error::other("log lock poisoned"))?
@@ -197,6 +208,51 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
         log: spec.log.to_owned(),
         tail: tail(spec.log, TAIL_LINES)?,
     })
+}
+
+/// Stops what commands of a crashed daemon left running: the process groups noted in
+/// `dir`, but only processes in them that carry switchyard's environment (a recycled
+/// group id must not take an unrelated process with it). Returns the pids stopped.
+pub fn kill_leftovers(dir: &Path) -> Vec<i32> {
+    let mut killed = Vec::new();
+    for note in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Some(pgid) = note
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        for proc_entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = proc_entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(proc_entry.path().join("stat")).unwrap_or_default();
+            // Fields after the command name: state, ppid, pgrp, ...
+            let pgrp = stat
+                .rsplit(") ")
+                .next()
+                .and_then(|rest| rest.split(' ').nth(2))
+                .and_then(|g| g.parse::<i32>().ok());
+            let ours = std::fs::read(proc_entry.path().join("environ")).is_ok_and(|env| {
+                env.split(|b| *b == 0)
+                    .any(|kv| kv.starts_with(b"SWITCHYARD_WORKTREE="))
+            });
+            if pgrp == Some(pgid) && ours {
+                // SAFETY: kill(2) on a pid we just identified; no memory effects here.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                killed.push(pid);
+            }
+        }
+        let _ = std::fs::remove_file(note.path());
+    }
+    killed
 }
 
 fn kill_group(pgid: i32) {
@@ -283,6 +339,7 @@ mod tests {
                 env: &env,
                 timeout,
                 log: &log,
+                groups: None,
             },
             &AtomicBool::new(false),
         )

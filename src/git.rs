@@ -238,3 +238,12 @@ pub fn is_ancestor(root: &Path, ancestor: &str, descendant: &str) -> Result<bool
         git2::Oid::from_str(ancestor)?,
     )?)
 }
+
+/// The tree of a commit.
+pub fn tree_of(root: &Path, commit: &str) -> Result<String, GitError> {
+    let repo = Repository::open(root)?;
+    Ok(repo
+        .find_commit(git2::Oid::from_str(commit)?)?
+        .tree_id()
+        .to_string())
+}

@@ -113,8 +113,13 @@ pub fn git<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Result<String> {
 pub enum Replayed {
     /// The new tip; every commit keeps its author and message.
     Done { head: String },
-    /// The commits do not apply; these paths conflict.
-    Conflict { paths: Vec<String> },
+    /// A commit does not apply: the first one that fails and its conflicting paths.
+    Conflict {
+        commit: Option<String>,
+        paths: Vec<String>,
+    },
+    /// It applies, but not faithfully; the reason says why.
+    Refused { reason: String },
 }
 
 /// The branch switchyard replays onto: `git replay` reports the new tip of the branch
@@ -122,12 +127,12 @@ pub enum Replayed {
 pub const SCRATCH_BRANCH: &str = "switchyard/integration";
 
 /// Replays the commits of `upstream..tip` onto `onto` without touching any worktree or
-/// user ref. Merge commits are left out (the change is linearized); a range without
-/// them takes the fast path, one `git replay`.
+/// user ref. A range without merge commits takes the fast path, one `git replay`; one
+/// with merges is linearized (their own changes checked, see `replay_linearized`).
 pub fn replay(repo: &Path, onto: &str, upstream: &str, tip: &str) -> Result<Replayed> {
+    let range = format!("{upstream}..{tip}");
     let scratch = format!("refs/heads/{SCRATCH_BRANCH}");
     git(repo, &["update-ref", &scratch, onto])?;
-    let range = format!("{upstream}..{tip}");
     let args = ["replay", "--advance", SCRATCH_BRANCH, &range];
     let out = output(repo, &args, None, &[])?;
     match out.status.code() {
@@ -146,9 +151,7 @@ pub fn replay(repo: &Path, onto: &str, upstream: &str, tip: &str) -> Result<Repl
                 }),
             }
         }
-        Some(1) => Ok(Replayed::Conflict {
-            paths: conflicting_paths(repo, onto, tip)?,
-        }),
+        Some(1) => first_conflict(repo, onto, upstream, tip),
         _ if String::from_utf8_lossy(&out.stderr).contains("merge commits") => {
             replay_linearized(repo, onto, upstream, tip)
         }
@@ -156,36 +159,105 @@ pub fn replay(repo: &Path, onto: &str, upstream: &str, tip: &str) -> Result<Repl
     }
 }
 
-/// The general path: each non-merge commit of `upstream..branch`, oldest first, merged
-/// onto the new tip with `git merge-tree` and committed with `git commit-tree`.
-fn replay_linearized(repo: &Path, onto: &str, upstream: &str, branch: &str) -> Result<Replayed> {
-    let range = format!("{upstream}..{branch}");
-    let commits = git(repo, &["rev-list", "--reverse", "--no-merges", &range])?;
-    let mut tip = rev_parse(repo, onto)?;
-    for commit in commits.split_whitespace() {
-        let base = format!("--merge-base={commit}^");
-        let args = [
+/// The non-merge commits of `upstream..tip`, oldest first.
+fn commits_to_replay(repo: &Path, upstream: &str, tip: &str) -> Result<Vec<String>> {
+    let range = format!("{upstream}..{tip}");
+    Ok(
+        git(repo, &["rev-list", "--reverse", "--no-merges", &range])?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// One commit merged onto `tip`: the new tree, or the conflicting paths.
+fn pick(repo: &Path, commit: &str, tip: &str) -> Result<std::result::Result<String, Vec<String>>> {
+    let base = format!("--merge-base={commit}^");
+    let args = [
+        "merge-tree",
+        "--write-tree",
+        "--name-only",
+        "--no-messages",
+        "-z",
+        &base,
+        tip,
+        commit,
+    ];
+    let out = output(repo, &args, None, &[])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut fields = text.split('\0').filter(|f| !f.is_empty());
+    let tree = fields.next().unwrap_or_default().trim().to_owned();
+    match out.status.code() {
+        Some(0) => Ok(Ok(tree)),
+        Some(1) => {
+            let mut paths: Vec<String> = fields.map(str::to_owned).collect();
+            paths.dedup();
+            Ok(Err(paths))
+        }
+        _ => Err(failed(&args, &out)),
+    }
+}
+
+/// The general path: each non-merge commit of `upstream..tip`, oldest first, merged onto
+/// the new tip with `git merge-tree` and committed with `git commit-tree`. A merge commit
+/// can carry changes of its own (a conflict resolution, an "evil merge"); replaying
+/// around it would drop them silently, so the result is checked against a three-way
+/// merge of the whole branch and refused when they differ.
+fn replay_linearized(repo: &Path, onto: &str, upstream: &str, tip: &str) -> Result<Replayed> {
+    let mut head = rev_parse(repo, onto)?;
+    for commit in commits_to_replay(repo, upstream, tip)? {
+        match pick(repo, &commit, &head)? {
+            Ok(tree) => head = commit_like(repo, &commit, &tree, &head)?,
+            Err(paths) => {
+                return Ok(Replayed::Conflict {
+                    commit: Some(commit),
+                    paths,
+                });
+            }
+        }
+    }
+    let base = format!("--merge-base={upstream}");
+    let whole = git(
+        repo,
+        &[
             "merge-tree",
             "--write-tree",
             "--no-messages",
             &base,
-            &tip,
-            commit,
-        ];
-        let out = output(repo, &args, None, &[])?;
-        match out.status.code() {
-            Some(0) => {}
-            Some(1) => {
+            onto,
+            tip,
+        ],
+    );
+    let replayed_tree = git(repo, &["rev-parse", &format!("{head}^{{tree}}")])?;
+    match whole {
+        Ok(tree) if tree.trim() == replayed_tree.trim() => Ok(Replayed::Done { head }),
+        _ => Ok(Replayed::Refused {
+            reason: "the branch has merge commits with changes of their own, which a linear \
+                     replay would lose; rebase it onto the base without merges and submit again"
+                .to_owned(),
+        }),
+    }
+}
+
+/// After `git replay` reported a conflict (it says no more): the first commit that does
+/// not apply, and its paths.
+fn first_conflict(repo: &Path, onto: &str, upstream: &str, tip: &str) -> Result<Replayed> {
+    let mut head = rev_parse(repo, onto)?;
+    for commit in commits_to_replay(repo, upstream, tip)? {
+        match pick(repo, &commit, &head)? {
+            Ok(tree) => head = commit_like(repo, &commit, &tree, &head)?,
+            Err(paths) => {
                 return Ok(Replayed::Conflict {
-                    paths: conflicting_paths(repo, onto, branch)?,
+                    commit: Some(commit),
+                    paths,
                 });
             }
-            _ => return Err(failed(&args, &out)),
         }
-        let tree = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        tip = commit_like(repo, commit, &tree, &tip)?;
     }
-    Ok(Replayed::Done { head: tip })
+    Ok(Replayed::Conflict {
+        commit: None,
+        paths: Vec::new(),
+    })
 }
 
 /// A new commit with `tree` on `parent`, keeping `original`'s author and message.
@@ -212,29 +284,6 @@ fn commit_like(repo: &Path, original: &str, tree: &str, parent: &str) -> Result<
         return Err(failed(&args, &out));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
-/// The paths a three-way merge of `branch` into `onto` cannot reconcile.
-fn conflicting_paths(repo: &Path, onto: &str, branch: &str) -> Result<Vec<String>> {
-    let args = [
-        "merge-tree",
-        "--write-tree",
-        "--name-only",
-        "--no-messages",
-        onto,
-        branch,
-    ];
-    let out = output(repo, &args, None, &[])?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    // The first line is the tree; conflicted paths follow, one per line.
-    let mut paths: Vec<String> = text
-        .lines()
-        .skip(1)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
-    paths.dedup();
-    Ok(paths)
 }
 
 pub fn rev_parse(repo: &Path, rev: &str) -> Result<String> {

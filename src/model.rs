@@ -348,6 +348,9 @@ pub struct Task {
     pub queued_at: Option<Timestamp>,
     /// The attempt a person approved at a checkpoint, if any.
     pub approved_attempt: Option<i64>,
+    /// The commit of the last submission: exactly what the queue integrates (and what an
+    /// approval approved), whatever happens to the branch afterwards.
+    pub submitted_head: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -397,6 +400,9 @@ pub enum EventKind {
     /// The user's checkout of the base was fast-forwarded, or left alone.
     CheckoutUpdated,
     CheckoutLeftBehind,
+    /// The integration kept failing for reasons of the task's own (a commit that cannot
+    /// be replayed, say): back to the executor with the error.
+    IntegrationFailed,
 }
 
 impl EventKind {
@@ -429,6 +435,7 @@ impl EventKind {
             EventKind::Merged => "merged",
             EventKind::CheckoutUpdated => "checkout_updated",
             EventKind::CheckoutLeftBehind => "checkout_left_behind",
+            EventKind::IntegrationFailed => "integration_failed",
         }
     }
 }

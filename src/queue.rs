@@ -233,6 +233,7 @@ mod tests {
             base_sha: None,
             queued_at: Some(Timestamp(queued_at)),
             approved_attempt: None,
+            submitted_head: None,
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
         }

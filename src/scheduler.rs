@@ -160,6 +160,7 @@ mod tests {
             base_sha: None,
             queued_at: None,
             approved_attempt: None,
+            submitted_head: None,
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
         }

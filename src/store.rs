@@ -85,6 +85,9 @@ CREATE TABLE integrations (
     updated_at INTEGER NOT NULL
 );
 "#,
+    r#"
+ALTER TABLE tasks ADD COLUMN submitted_head TEXT;
+"#,
 ];
 
 /// Ports are handed out in blocks of this size, from `PORT_START` up.
@@ -471,6 +474,7 @@ impl Ledger {
         &mut self,
         id: TaskId,
         agent: &str,
+        head: &str,
         to: TaskState,
         evidence: Value,
         now: Timestamp,
@@ -480,9 +484,9 @@ impl Ledger {
         check_holder(&task, agent)?;
         let queued_at = (to == TaskState::Queued).then_some(now.0);
         tx.execute(
-            "UPDATE tasks SET state = ?1, attempt = attempt + 1, queued_at = ?2, updated_at = ?3
-             WHERE seq = ?4",
-            params![to.as_str(), queued_at, now.0, id.0],
+            "UPDATE tasks SET state = ?1, attempt = attempt + 1, queued_at = ?2, submitted_head = ?3,
+                 updated_at = ?4 WHERE seq = ?5",
+            params![to.as_str(), queued_at, head, now.0, id.0],
         )?;
         let mut evidence = evidence;
         if let Value::Object(map) = &mut evidence {
@@ -510,6 +514,13 @@ impl Ledger {
             return Err(LedgerError::Refused(format!(
                 "{id} is {}, not awaiting approval",
                 task.state
+            )));
+        }
+        if let (Actor::Person(who), Some(agent)) = (by, &task.agent)
+            && who == agent
+        {
+            return Err(LedgerError::Refused(format!(
+                "{who} is {id}'s executor and cannot approve its own change"
             )));
         }
         tx.execute(
@@ -586,10 +597,17 @@ impl Ledger {
     ) -> Result<Task> {
         let tx = self.write()?;
         let task = load_task(&tx, id)?;
-        let allowed = matches!(
-            task.state,
-            TaskState::Queued | TaskState::Verifying | TaskState::AwaitingApproval
-        );
+        // A person may not pull a task out while it is being integrated: the daemon may
+        // be moving the base to it right now. The daemon itself may (a failed verify).
+        let allowed = match (task.state, by) {
+            (TaskState::Verifying, Actor::Daemon) => true,
+            (TaskState::Verifying, Actor::Agent(_) | Actor::Person(_)) => {
+                return Err(LedgerError::Refused(format!(
+                    "{id} is being integrated right now; reject it once it lands or comes back"
+                )));
+            }
+            (state, _) => matches!(state, TaskState::Queued | TaskState::AwaitingApproval),
+        };
         if !allowed {
             return Err(LedgerError::Refused(format!(
                 "{id} is {}, not in the queue or at a checkpoint",
@@ -1005,7 +1023,7 @@ fn append(
 const TASK_COLUMNS: &str =
     "seq, title, body, accept, scope, priority, state, branch, worktree, agent,
      lease_expires_at, attempt, port_base, base_sha, created_at, updated_at, queued_at,
-     approved_attempt";
+     approved_attempt, submitted_head";
 
 fn load_integration(conn: &Connection, id: TaskId) -> Result<Option<Integration>> {
     Ok(conn
@@ -1108,6 +1126,7 @@ fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
         updated_at: Timestamp(row.get(15)?),
         queued_at: row.get::<_, Option<i64>>(16)?.map(Timestamp),
         approved_attempt: row.get(17)?,
+        submitted_head: row.get(18)?,
     })
 }
 

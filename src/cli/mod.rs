@@ -114,8 +114,17 @@ pub fn run(
             // stderr, pointing at the help.
             let text = e.render().to_string();
             return if e.use_stderr() {
-                let first = text.lines().next().unwrap_or("error: bad usage");
-                let _ = writeln!(err, "{first} (see --help)");
+                // Clap's message, up to its usage block, on one line: "error: the
+                // following required arguments were not provided: --reason <REASON>".
+                let message: Vec<&str> = text
+                    .lines()
+                    .map(str::trim)
+                    .take_while(|l| {
+                        !l.starts_with("Usage:") && !l.starts_with("For more information")
+                    })
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                let _ = writeln!(err, "{} (see --help)", message.join(" "));
                 Exit::Usage
             } else {
                 let _ = write!(out, "{text}");

@@ -99,7 +99,10 @@ impl Service {
             "checkpoints": review.reasons(),
             "out_of_scope": review.out_of_scope,
         });
-        let task = self.ledger(|l| l.submit(id, &agent, to, evidence, Timestamp::now()))?;
+        // What was submitted is what gets integrated (and what an approval approves),
+        // whatever happens to the branch afterwards; a ref keeps it reachable.
+        gitcli::git(root, &["update-ref", &submitted_ref(id), &tip])?;
+        let task = self.ledger(|l| l.submit(id, &agent, &tip, to, evidence, Timestamp::now()))?;
         let _span = info_span!("task", task = %id).entered();
         info!(attempt = task.attempt, state = %task.state, "submitted");
         Ok(api::Submitted {
@@ -155,10 +158,26 @@ impl Service {
                 return Ok(());
             };
             let _span = info_span!("task", task = %next).entered();
-            if let Err(e) = self.integrate(next) {
-                // The step stays recorded; the next round (or a restart) picks it up.
-                warn!(error = %e.message, "integration interrupted");
-                return Err(e);
+            match self.integrate(next) {
+                Ok(()) => {
+                    self.failures(|f| f.remove(&next));
+                }
+                Err(e) => {
+                    // The step stays recorded and the next round tries again; a task that
+                    // keeps failing goes back to its executor instead of blocking the queue.
+                    let n = self.failures(|f| {
+                        let n = f.entry(next).or_insert(0);
+                        *n += 1;
+                        *n
+                    });
+                    warn!(error = %e.message, attempt = n, "integration failed");
+                    if n < MAX_INTEGRATION_FAILURES {
+                        return Err(e);
+                    }
+                    self.failures(|f| f.remove(&next));
+                    let evidence = json!({"error": e.message, "tries": n});
+                    self.give_back(next, EventKind::IntegrationFailed, evidence)?;
+                }
             }
         }
     }
@@ -170,9 +189,12 @@ impl Service {
                 let task = self.ledger(|l| l.task(id))?;
                 let onto = self.current_base()?;
                 let tip =
-                    git::branch_tip(&self.repo.main_root, &task.branch)?.ok_or_else(|| {
-                        ApiError::internal(format!("the branch {} is gone", task.branch))
-                    })?;
+                    match &task.submitted_head {
+                        Some(head) => head.clone(),
+                        None => git::branch_tip(&self.repo.main_root, &task.branch)?.ok_or_else(
+                            || ApiError::internal(format!("the branch {} is gone", task.branch)),
+                        )?,
+                    };
                 info!(onto = %short(&onto), "integrating");
                 self.ledger(|l| l.start_integration(id, &onto, &tip, Timestamp::now()))?
             }
@@ -235,31 +257,45 @@ impl Service {
         let task = self.ledger(|l| l.task(i.task))?;
         let upstream =
             git::merge_base(root, &i.branch_tip, &i.onto)?.unwrap_or_else(|| i.onto.clone());
-        let replayed = gitcli::replay(root, &i.onto, &upstream, &i.branch_tip)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let nothing = |reason: String| json!({"onto": i.onto, "paths": [], "reason": reason});
+        if upstream == i.branch_tip {
+            info!("nothing to land: the submitted commit is already in the base");
+            let reason = format!(
+                "the submitted commit is already part of {}",
+                self.config.base
+            );
+            self.give_back(i.task, EventKind::Conflict, nothing(reason))?;
+            return Ok(None);
+        }
+        let replayed = gitcli::replay(root, &i.onto, &upstream, &i.branch_tip)?;
         let head = match replayed {
-            Replayed::Done { head } if head == i.onto => {
-                info!("its commits add nothing to the base any more; back to the executor");
-                let evidence = json!({
-                    "onto": i.onto,
-                    "paths": [],
-                    "reason": format!("replayed onto {}, its commits change nothing: their changes are already there", self.config.base),
-                });
-                self.give_back(i.task, EventKind::Conflict, evidence)?;
-                return Ok(None);
-            }
             Replayed::Done { head } => head,
-            Replayed::Conflict { paths } => {
+            Replayed::Conflict { commit, paths } => {
                 info!(?paths, "conflict; back to the executor");
                 let evidence = json!({
                     "onto": i.onto,
+                    "commit": commit,
                     "paths": paths,
                     "hint": format!("rebase {} onto {} in the task's worktree, resolve, and submit again", task.branch, self.config.base),
                 });
                 self.give_back(i.task, EventKind::Conflict, evidence)?;
                 return Ok(None);
             }
+            Replayed::Refused { reason } => {
+                info!(%reason, "cannot be replayed faithfully; back to the executor");
+                self.give_back(i.task, EventKind::Conflict, nothing(reason))?;
+                return Ok(None);
+            }
         };
+        if git::tree_of(root, &head)? == git::tree_of(root, &i.onto)? {
+            info!("its commits change nothing on top of the base any more; back to the executor");
+            let reason = format!(
+                "replayed onto {}, its commits change nothing: their changes are already there",
+                self.config.base
+            );
+            self.give_back(i.task, EventKind::Conflict, nothing(reason))?;
+            return Ok(None);
+        }
         // The cheap invariant: what lands is what was checked.
         let changes = git::changes(root, &i.onto, &head)?;
         let review = queue::review(&changes, &task, &self.config);
@@ -320,6 +356,7 @@ impl Service {
                     env: &env,
                     timeout: self.config.queue.verify_timeout,
                     log: &logs.join(format!("verify-{}-{}.log", k + 1, Timestamp::now().0)),
+                    groups: Some(&self.running_dir()),
                 },
                 &self.stopping,
             )
@@ -361,7 +398,9 @@ impl Service {
 
     /// Step 3: the base moves from exactly the tip verified against to the verified
     /// commit, by compare-and-swap (and, with a remote, a plain push the server accepts
-    /// only as a fast-forward). If the base moved meanwhile, start over from the rebase.
+    /// only as a fast-forward). If the base moved meanwhile, start over from the rebase;
+    /// if it already holds the verified commit (a move made before a crash, perhaps with
+    /// more on top since), the move is recorded as done and never made twice.
     fn move_base(&self, i: &Integration) -> Result<Option<Integration>> {
         let root = &self.repo.main_root;
         let head = i
@@ -369,46 +408,55 @@ impl Service {
             .clone()
             .ok_or_else(|| ApiError::internal("verified without a head"))?;
         let base_ref = format!("refs/heads/{}", self.config.base);
+        let landed =
+            |tip: &str| -> Result<bool> { Ok(tip == head || git::is_ancestor(root, &head, tip)?) };
         if let Some(remote) = &self.config.remote {
-            let pushed = gitcli::push(root, remote, &head, &self.config.base)
-                .map_err(|e| ApiError::internal(format!("pushing to {remote}: {e}")))?;
-            if !pushed {
-                let theirs = self.current_base()?;
-                info!(remote, "the remote moved; integrating again onto its tip");
-                let evidence = json!({"was": i.onto, "now": theirs, "remote": remote});
-                return Ok(Some(self.ledger(|l| {
-                    l.restart_integration(i.task, &theirs, evidence, Timestamp::now())
-                })?));
+            // Checked just before the push: a plain push accepts any fast-forward, also
+            // one from a tip other than the one verified against.
+            let mut theirs = self.fetch_remote(remote)?;
+            if !landed(&theirs)? {
+                if theirs != i.onto {
+                    return self.start_over(i, &theirs);
+                }
+                let pushed = gitcli::push(root, remote, &head, &self.config.base)
+                    .map_err(|e| ApiError::internal(format!("pushing to {remote}: {e}")))?;
+                if !pushed {
+                    theirs = self.fetch_remote(remote)?;
+                    if !landed(&theirs)? {
+                        info!(remote, "the remote moved; integrating again onto its tip");
+                        return self.start_over(i, &theirs);
+                    }
+                }
+                self.count_step();
+                let evidence = json!({"remote": remote, "commit": head});
+                self.ledger(|l| {
+                    l.note(
+                        i.task,
+                        EventKind::Pushed,
+                        &Actor::Daemon,
+                        evidence,
+                        Timestamp::now(),
+                    )
+                })?;
             }
-            let evidence = json!({"remote": remote, "commit": head});
-            self.ledger(|l| {
-                l.note(
-                    i.task,
-                    EventKind::Pushed,
-                    &Actor::Daemon,
-                    evidence,
-                    Timestamp::now(),
-                )
-            })?;
-            // The remote holds the truth now; the local base follows if it can.
+            // The remote holds the truth; the local base follows when it can.
             let local = self.base_tip()?;
-            if local != head && git::is_ancestor(root, &local, &head)? {
+            if !landed(&local)? && git::is_ancestor(root, &local, &head)? {
                 gitcli::compare_and_swap(root, &base_ref, &head, &local)?;
             }
-        } else if !gitcli::compare_and_swap(root, &base_ref, &head, &i.onto)? {
+        } else if gitcli::compare_and_swap(root, &base_ref, &head, &i.onto)? {
+            // Moved, not yet recorded: the window a crash test must reach.
+            self.count_step();
+        } else {
             let now = self.base_tip()?;
-            if now != head {
+            if !landed(&now)? {
                 info!(now = %short(&now), "the base moved while verifying; integrating again");
-                let evidence = json!({"was": i.onto, "now": now});
-                return Ok(Some(self.ledger(|l| {
-                    l.restart_integration(i.task, &now, evidence, Timestamp::now())
-                })?));
+                return self.start_over(i, &now);
             }
-            // Already there: the swap happened before a crash and was not recorded.
         }
         info!(from = %short(&i.onto), to = %short(&head), "base moved");
         let evidence = json!({"from": i.onto, "to": head, "base": self.config.base});
-        let next = self.ledger(|l| {
+        Ok(Some(self.ledger(|l| {
             l.advance(
                 i.task,
                 Step::BaseMoved,
@@ -417,11 +465,19 @@ impl Service {
                 evidence,
                 Timestamp::now(),
             )
-        })?;
-        if let Some((kind, evidence)) = self.follow_base(&i.onto, &head) {
-            self.ledger(|l| l.note(i.task, kind, &Actor::Daemon, evidence, Timestamp::now()))?;
-        }
-        Ok(Some(next))
+        })?))
+    }
+
+    fn start_over(&self, i: &Integration, now: &str) -> Result<Option<Integration>> {
+        let evidence = json!({"was": i.onto, "now": now});
+        Ok(Some(self.ledger(|l| {
+            l.restart_integration(i.task, now, evidence, Timestamp::now())
+        })?))
+    }
+
+    fn fetch_remote(&self, remote: &str) -> Result<String> {
+        gitcli::fetch(&self.repo.main_root, remote, &self.config.base)
+            .map_err(|e| ApiError::internal(format!("fetching {remote}: {e}")))
     }
 
     /// Step 4: the task's branch points at what landed, unless its executor added
@@ -434,6 +490,11 @@ impl Service {
             .ok_or_else(|| ApiError::internal("base moved without a head"))?;
         let task = self.ledger(|l| l.task(i.task))?;
         let branch_ref = format!("refs/heads/{}", task.branch);
+        // The user's checkout follows the base first; this runs again after a crash, and
+        // does nothing when it already did its part.
+        if let Some((kind, evidence)) = self.follow_base(&i.onto, &head) {
+            self.ledger(|l| l.note(i.task, kind, &Actor::Daemon, evidence, Timestamp::now()))?;
+        }
         // Free the branch from the task's worktree first, so moving it does not leave
         // that checkout behind its HEAD.
         if let Some(wt) = &task.worktree
@@ -449,8 +510,9 @@ impl Service {
         let current = git::branch_tip(root, &task.branch)?;
         let evidence = match current.as_deref() {
             Some(c) if c == head => json!({"branch": task.branch, "to": head}),
-            Some(c) if c == i.branch_tip => {
-                gitcli::compare_and_swap(root, &branch_ref, &head, c)?;
+            Some(c)
+                if c == i.branch_tip && gitcli::compare_and_swap(root, &branch_ref, &head, c)? =>
+            {
                 json!({"branch": task.branch, "from": c, "to": head})
             }
             other => {
@@ -566,7 +628,8 @@ impl Service {
         }
     }
 
-    /// Counts recorded steps for the test-only abort hook.
+    /// Counts recorded steps, and the git actions between them, for the test-only hook
+    /// that aborts the process after the Nth.
     fn count_step(&self) {
         let n = self.steps.fetch_add(1, Ordering::SeqCst) + 1;
         if self.abort_after_steps == Some(n) {
@@ -574,6 +637,15 @@ impl Service {
             std::process::abort();
         }
     }
+}
+
+/// How many times in a row the queue tries to integrate a task whose integration fails
+/// for a reason other than a conflict or a failed verify.
+const MAX_INTEGRATION_FAILURES: u32 = 3;
+
+/// Keeps a submitted commit reachable, whatever happens to the task's branch.
+fn submitted_ref(id: TaskId) -> String {
+    format!("refs/switchyard/submitted/{id}")
 }
 
 fn short(sha: &str) -> &str {

@@ -114,6 +114,8 @@ pub struct Service {
     refilling: Mutex<()>,
     /// Per-task locks for worktree work (see `task_lock`).
     task_locks: Mutex<HashMap<TaskId, Arc<Mutex<()>>>>,
+    /// Integrations that failed in a row, per task (see `run_queue`).
+    integration_failures: Mutex<HashMap<TaskId, u32>>,
     /// Integration steps recorded since start, and the test-only hook that aborts the
     /// process after the Nth (crash tests).
     pub(super) steps: std::sync::atomic::AtomicU32,
@@ -148,6 +150,7 @@ impl Service {
             stopping: AtomicBool::new(false),
             refilling: Mutex::new(()),
             task_locks: Mutex::new(HashMap::new()),
+            integration_failures: Mutex::new(HashMap::new()),
             steps: std::sync::atomic::AtomicU32::new(0),
             abort_after_steps,
         }
@@ -449,6 +452,13 @@ impl Service {
         Ok(expired)
     }
 
+    pub(super) fn failures<T>(&self, f: impl FnOnce(&mut HashMap<TaskId, u32>) -> T) -> T {
+        f(&mut self
+            .integration_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// The lock that serializes worktree work for one task: making its worktree, and
     /// letting go of it. Taken before the ledger lock, never after.
     pub(super) fn task_lock(&self, id: TaskId) -> Arc<Mutex<()>> {
@@ -708,6 +718,11 @@ impl Service {
         }
     }
 
+    /// Where running commands note their process groups.
+    pub(super) fn running_dir(&self) -> PathBuf {
+        self.logs.with_file_name("running")
+    }
+
     /// The daemon's own worktree, where verify runs.
     pub(super) fn integration_dir(&self) -> PathBuf {
         self.worktrees.root.join(".integration")
@@ -742,6 +757,7 @@ impl Service {
                 env: &env,
                 timeout: self.config.worktrees.setup_timeout,
                 log: &log,
+                groups: Some(&self.running_dir()),
             },
             &self.stopping,
         )
@@ -811,6 +827,12 @@ impl Service {
     /// missing task worktrees are made again from their branches, strays under the root
     /// are pooled or removed when clean and reported when not, and expired leases end.
     pub fn reconcile(&self) -> Result<()> {
+        for pid in command::kill_leftovers(&self.running_dir()) {
+            warn!(
+                pid,
+                "stopped a process a command of the last daemon left running"
+            );
+        }
         for admin in self.worktrees.repair(&self.repo.common_dir) {
             warn!(path = %admin.display(), "removed the entry of a worktree add that was cut short");
         }
@@ -873,9 +895,9 @@ impl Service {
         Ok(())
     }
 
-    /// Git locks that only a process killed mid-write leaves behind: ref locks in
-    /// switchyard's own branch namespace and on the base, and index locks of the
-    /// worktrees that nobody works in (pool, integration, unready). We hold the daemon's
+    /// Git locks that only a process killed mid-write leaves behind: ref locks on the
+    /// refs only the daemon writes and on the base, and index locks of the worktrees that
+    /// nobody works in (pool, integration, unready). We hold the daemon's
     /// lock, and git processes we started died with the daemon, so none of these is ours
     /// and live; a person's git holding the base's lock at this very millisecond is the
     /// one case this could step on.
@@ -888,20 +910,26 @@ impl Service {
             warn!(path = %base_lock.display(), "removing a stale lock on the base");
             let _ = std::fs::remove_file(&base_lock);
         }
-        let refs = self.repo.common_dir.join("refs/heads/switchyard");
-        let mut stack = vec![refs];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if path.extension().is_some_and(|e| e == "lock") {
-                    warn!(path = %path.display(), "removing a stale ref lock");
-                    let _ = std::fs::remove_file(&path);
-                }
+        // Only refs no executor writes: the queue's scratch branch, and the branches of
+        // claims whose worktree was not handed out yet (the daemon was creating them).
+        let tasks = self.ledger(|l| l.tasks(None)).unwrap_or_default();
+        let unready_ids: Vec<TaskId> = self
+            .ledger(|l| l.unready_worktrees())
+            .map(|ts| ts.into_iter().map(|t| t.id).collect())
+            .unwrap_or_default();
+        let daemon_only = tasks
+            .iter()
+            .filter(|t| t.worktree.is_none() || unready_ids.contains(&t.id))
+            .map(|t| t.branch.clone())
+            .chain([crate::gitcli::SCRATCH_BRANCH.to_owned()]);
+        for branch in daemon_only {
+            let lock = self
+                .repo
+                .common_dir
+                .join(format!("refs/heads/{branch}.lock"));
+            if lock.exists() {
+                warn!(path = %lock.display(), "removing a stale ref lock");
+                let _ = std::fs::remove_file(&lock);
             }
         }
         let unready: Vec<String> = self

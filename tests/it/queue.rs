@@ -131,6 +131,9 @@ fn a_clean_change_lands_by_fast_forward() {
     assert_eq!(submitted["state"], "queued");
     assert_eq!(submitted["attempt"], 1);
     wait_state(&repo, &id, "merged");
+    eventually(30, "the worktree to be recycled", || {
+        events(&repo, &id).last().map(String::as_str) == Some("worktree_recycled")
+    });
 
     let landed = linear_history(&repo, &start);
     assert_eq!(landed.len(), 1);
@@ -693,7 +696,7 @@ fn with_a_remote_the_base_is_pushed_and_a_moved_remote_means_again() {
 /// of a merged task.
 #[test]
 fn crashes_at_every_step_never_land_anything_twice_or_unverified() {
-    let runs: Vec<Option<u32>> = [1u32, 2, 3, 4, 5, 6, 7, 9]
+    let runs: Vec<Option<u32>> = [1u32, 2, 3, 4, 5, 6, 7, 8, 9, 11]
         .into_iter()
         .map(Some)
         .chain([None])
@@ -737,7 +740,15 @@ fn crashes_at_every_step_never_land_anything_twice_or_unverified() {
         };
         let mut delay_ms = 37u64;
         let mut restarts = 0;
-        eventually(180, &format!("{what}: the queue to drain"), || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+        let drained = || -> bool {
+            if std::time::Instant::now() > deadline {
+                panic!("{what}: the queue never drained:\n{}", dump_ledger(&repo));
+            }
+            true
+        };
+        eventually(200, &format!("{what}: the queue to drain"), || {
+            drained();
             let daemon = repo.try_start_daemon_with(&env).unwrap();
             restarts += 1;
             if abort_after.is_some() {
@@ -754,11 +765,10 @@ fn crashes_at_every_step_never_land_anything_twice_or_unverified() {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
             } else {
+                // Killed after a varying time that grows, so the run always finishes.
                 std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-                delay_ms = (delay_ms * 7 + 13) % 400;
+                delay_ms = 20 + (delay_ms * 7 + 13) % 300 + restarts * 25;
                 daemon.kill9();
-                let _check = repo.try_start_daemon().unwrap();
-                std::thread::sleep(std::time::Duration::from_millis(50));
             }
             ids.iter()
                 .all(|id| ["merged", "returned"].contains(&state_offline(&repo, id).as_str()))
@@ -788,8 +798,47 @@ fn crashes_at_every_step_never_land_anything_twice_or_unverified() {
                 owner.is_some(),
                 "{what}: {commit} on main is no merged task's verified commit"
             );
+            // ... verified on exactly the commit before it on main.
+            let parent = repo
+                .git(&["rev-parse", &format!("{commit}^")])
+                .trim()
+                .to_owned();
+            let verified_on = merged.iter().any(|id| {
+                log(&repo, id).as_array().unwrap().iter().any(|e| {
+                    e["event"] == "verify_passed"
+                        && e["evidence"]["head"] == commit.as_str()
+                        && e["evidence"]["onto"] == parent.as_str()
+                })
+            });
+            assert!(
+                verified_on,
+                "{what}: {commit} was not verified on its parent {parent}"
+            );
         }
     }
+}
+
+/// Every task's events, straight from the ledger, for a failure message.
+fn dump_ledger(repo: &TestRepo) -> String {
+    let db = repo.root.join(".git/switchyard/ledger.db");
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT task, kind, state, evidence FROM events ORDER BY id")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(format!(
+                "t{} {} {:?} {}",
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?.chars().take(160).collect::<String>()
+            ))
+        })
+        .unwrap();
+    rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("\n")
 }
 
 /// A task's state read straight from the ledger, for when no daemon may be running.
@@ -803,4 +852,176 @@ fn state_offline(repo: &TestRepo, id: &str) -> String {
         .unwrap();
     conn.query_row("SELECT state FROM tasks WHERE seq = ?1", [n], |r| r.get(0))
         .unwrap()
+}
+
+#[test]
+fn what_lands_is_exactly_what_was_submitted_and_approved() {
+    let repo = queue_repo("");
+    let _daemon = repo.start_daemon();
+    let (id, wt, submitted) = work(
+        &repo,
+        "CI and api",
+        &["api"],
+        "p1",
+        &[
+            ("api/handler.txt", "p1\n"),
+            (".github/ci.yml", "on: [push]\n"),
+        ],
+    );
+    assert_eq!(submitted["state"], "awaiting_approval");
+    // The executor keeps committing after submitting; none of that was shown to anyone.
+    commit_in(
+        &wt,
+        "Sneaky",
+        &[("web/index.html", "<html>unreviewed</html>\n")],
+    );
+    repo.run(["approve", &id, "--by", "p1"])
+        .refused(1, "p1 is t1's executor and cannot approve its own change");
+    repo.run(["approve", &id, "--by", "lead"]).expect(0);
+    wait_state(&repo, &id, "merged");
+    assert_eq!(
+        repo.git(&["show", "main:web/index.html"]),
+        "<html>home</html>\n"
+    );
+    assert_eq!(repo.git(&["show", "main:.github/ci.yml"]), "on: [push]\n");
+    // The later commit is still on the branch, not lost.
+    let branch = show(&repo, &id)["branch"].as_str().unwrap().to_owned();
+    assert_eq!(
+        repo.git(&["log", "-1", "--format=%s", &branch]).trim(),
+        "Sneaky"
+    );
+}
+
+#[test]
+fn a_task_being_integrated_cannot_be_rejected_or_cancelled() {
+    let repo = queue_repo("");
+    repo.config(
+        "[queue]\nverify = [\"./slow.sh\"]\n[[subsystem]]\nname = \"api\"\npaths = [\"api/\"]\n",
+    );
+    repo.file(
+        "slow.sh",
+        "#!/bin/sh\nwhile [ ! -f \"$HOME/go\" ]; do sleep 0.05; done\n",
+    );
+    std::fs::set_permissions(
+        repo.root.join("slow.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    repo.commit("slow verify");
+    repo.git(&["checkout", "-q", "--detach"]);
+    let _daemon = repo.start_daemon();
+    let (id, _, _) = work(
+        &repo,
+        "Slow",
+        &["api"],
+        "s1",
+        &[("api/handler.txt", "s1\n")],
+    );
+    eventually(30, "verify to start", || {
+        events(&repo, &id).contains(&"rebased".to_owned())
+    });
+    repo.run(["reject", &id, "--reason", "no", "--by", "lead"])
+        .refused(1, "t1 is being integrated right now");
+    repo.run(["task", "cancel", &id, "--by", "lead"])
+        .refused(1, "t1 is being integrated right now");
+    std::fs::write(repo.home().join("go"), "").unwrap();
+    wait_state(&repo, &id, "merged");
+}
+
+#[test]
+fn merge_commits_are_linearized_unless_they_carry_changes() {
+    let repo = queue_repo("");
+    let _daemon = repo.start_daemon();
+    // A branch that merged main in (nothing of its own in the merge): lands, linear.
+    let other = add(&repo, "Moves main", &["docs"]);
+    let wo = PathBuf::from(
+        claim(&repo, Some(&other), "m0")["worktree"]
+            .as_str()
+            .unwrap(),
+    );
+    let id = add(&repo, "Merges main in", &["api"]);
+    let wt = PathBuf::from(claim(&repo, Some(&id), "m1")["worktree"].as_str().unwrap());
+    commit_in(&wt, "Mine", &[("api/handler.txt", "mine\n")]);
+    commit_in(&wo, "Docs", &[("docs/guide.md", "# Guide 2\n")]);
+    repo.run(["submit", &other, "--agent", "m0"]).expect(0);
+    wait_state(&repo, &other, "merged");
+    git_in(&wt, &["merge", "-q", "--no-edit", "main"]);
+    commit_in(&wt, "More", &[("api/more.txt", "more\n")]);
+    repo.run(["submit", &id, "--agent", "m1"]).expect(0);
+    wait_state(&repo, &id, "merged");
+    let subjects: Vec<String> = repo
+        .git(&["log", "--format=%s", "main"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(subjects, vec!["More", "Mine", "Docs", "init"]);
+    let root = repo
+        .git(&["rev-list", "--max-parents=0", "main"])
+        .trim()
+        .to_owned();
+    linear_history(&repo, &root);
+
+    // A merge commit with a change of its own would be lost by a linear replay: refused.
+    let id2 = add(&repo, "Evil merge", &["api"]);
+    let w2 = PathBuf::from(claim(&repo, Some(&id2), "m2")["worktree"].as_str().unwrap());
+    let branch2 = show(&repo, &id2)["branch"].as_str().unwrap().to_owned();
+    git_in(&w2, &["checkout", "-q", "-b", "side"]);
+    commit_in(&w2, "Side", &[("api/side.txt", "side\n")]);
+    git_in(&w2, &["checkout", "-q", &branch2]);
+    commit_in(&w2, "Main line", &[("api/handler.txt", "main line\n")]);
+    git_in(&w2, &["merge", "-q", "--no-commit", "side"]);
+    std::fs::write(w2.join("api/merge-fix.txt"), "only in the merge\n").unwrap();
+    git_in(&w2, &["add", "api/merge-fix.txt"]);
+    git_in(&w2, &["commit", "-qm", "Merge side, with a fix"]);
+    repo.run(["submit", &id2, "--agent", "m2"]).expect(0);
+    wait_state(&repo, &id2, "returned");
+    let conflict = last_event(&repo, &id2, "conflict");
+    let reason = conflict["evidence"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("merge commits with changes of their own"),
+        "{reason}"
+    );
+}
+
+/// The base moved by the daemon, then the daemon killed before it recorded that, then
+/// someone committing on top: after a restart the move is recognized, not repeated.
+#[test]
+fn a_base_move_made_before_a_crash_is_never_made_twice() {
+    let repo = queue_repo("");
+    repo.git(&["checkout", "-q", "--detach"]);
+    let start = repo.git(&["rev-parse", "main"]).trim().to_owned();
+    // Steps: rebased (1), verified (2), the compare-and-swap (3): abort right after it.
+    let mut daemon = repo
+        .try_start_daemon_with(&[("SWITCHYARD_TEST_ABORT_AFTER_STEPS", "3")])
+        .unwrap();
+    let (id, _, _) = work(
+        &repo,
+        "Once",
+        &["api"],
+        "o1",
+        &[("api/handler.txt", "once\n")],
+    );
+    eventually(30, "the abort", || {
+        daemon.child.try_wait().unwrap().is_some()
+    });
+    let moved = repo.git(&["rev-parse", "main"]).trim().to_owned();
+    assert_ne!(moved, start, "the base moved before the abort");
+    assert_eq!(
+        state_offline(&repo, &id),
+        "verifying",
+        "but that was not recorded"
+    );
+    // A hotfix on main while the daemon is down.
+    let hand = repo.tmp.path().join("hand");
+    repo.git(&["worktree", "add", "-q", hand.to_str().unwrap(), "main"]);
+    commit_in(&hand, "Hotfix", &[("docs/guide.md", "# hotfix\n")]);
+    git_in(&hand, &["checkout", "-q", "--detach"]);
+    let _daemon = repo.start_daemon();
+    wait_state(&repo, &id, "merged");
+    let subjects: Vec<String> = repo
+        .git(&["log", "--format=%s", "main"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(subjects, vec!["Hotfix", "Once", "init"]);
 }

@@ -204,18 +204,10 @@ fn pick(repo: &Path, commit: &str, tip: &str) -> Result<std::result::Result<Stri
 /// around it would drop them silently, so the result is checked against a three-way
 /// merge of the whole branch and refused when they differ.
 fn replay_linearized(repo: &Path, onto: &str, upstream: &str, tip: &str) -> Result<Replayed> {
-    let mut head = rev_parse(repo, onto)?;
-    for commit in commits_to_replay(repo, upstream, tip)? {
-        match pick(repo, &commit, &head)? {
-            Ok(tree) => head = commit_like(repo, &commit, &tree, &head)?,
-            Err(paths) => {
-                return Ok(Replayed::Conflict {
-                    commit: Some(commit),
-                    paths,
-                });
-            }
-        }
-    }
+    let head = match pick_each(repo, onto, upstream, tip)? {
+        Ok(head) => head,
+        Err(conflict) => return Ok(conflict),
+    };
     let base = format!("--merge-base={upstream}");
     let whole = git(
         repo,
@@ -242,22 +234,36 @@ fn replay_linearized(repo: &Path, onto: &str, upstream: &str, tip: &str) -> Resu
 /// After `git replay` reported a conflict (it says no more): the first commit that does
 /// not apply, and its paths.
 fn first_conflict(repo: &Path, onto: &str, upstream: &str, tip: &str) -> Result<Replayed> {
+    Ok(match pick_each(repo, onto, upstream, tip)? {
+        Err(conflict) => conflict,
+        Ok(_) => Replayed::Conflict {
+            commit: None,
+            paths: Vec::new(),
+        },
+    })
+}
+
+/// Picks the non-merge commits of `upstream..tip` onto `onto`, oldest first: the new
+/// tip, or the conflict at the first commit that does not apply.
+fn pick_each(
+    repo: &Path,
+    onto: &str,
+    upstream: &str,
+    tip: &str,
+) -> Result<std::result::Result<String, Replayed>> {
     let mut head = rev_parse(repo, onto)?;
     for commit in commits_to_replay(repo, upstream, tip)? {
         match pick(repo, &commit, &head)? {
             Ok(tree) => head = commit_like(repo, &commit, &tree, &head)?,
             Err(paths) => {
-                return Ok(Replayed::Conflict {
+                return Ok(Err(Replayed::Conflict {
                     commit: Some(commit),
                     paths,
-                });
+                }));
             }
         }
     }
-    Ok(Replayed::Conflict {
-        commit: None,
-        paths: Vec::new(),
-    })
+    Ok(Ok(head))
 }
 
 /// A new commit with `tree` on `parent`, keeping `original`'s author and message.

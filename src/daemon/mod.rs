@@ -196,6 +196,21 @@ pub async fn run(
     Ok(())
 }
 
+/// Runs a blocking service call off the runtime and logs its failure: background work
+/// has nobody to answer to, and tries again on its next round.
+async fn in_background(
+    service: &Arc<service::Service>,
+    what: &'static str,
+    call: impl FnOnce(&service::Service) -> Result<(), ApiError> + Send + 'static,
+) {
+    let s = Arc::clone(service);
+    match tokio::task::spawn_blocking(move || call(&s)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e.message, "{what} failed"),
+        Err(e) => warn!(error = %e, "{what} failed"),
+    }
+}
+
 async fn lease_ticker(service: Arc<service::Service>, mut stop: watch::Receiver<bool>) {
     let tick = LEASE_TICK
         .min(service.config.claims.lease / 4)
@@ -206,12 +221,10 @@ async fn lease_ticker(service: Arc<service::Service>, mut stop: watch::Receiver<
             _ = interval.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        let s = Arc::clone(&service);
-        match tokio::task::spawn_blocking(move || s.expire_leases()).await {
-            Ok(Err(e)) => warn!(error = %e.message, "checking leases failed"),
-            Err(e) => warn!(error = %e, "checking leases failed"),
-            Ok(Ok(_)) => {}
-        }
+        in_background(&service, "checking leases", |s| {
+            s.expire_leases().map(|_| ())
+        })
+        .await;
     }
 }
 
@@ -234,12 +247,12 @@ async fn pool_filler(
                 _ = stop.wait_for(|s| *s) => return,
             }
         }
-        let s = Arc::clone(&service);
-        match tokio::task::spawn_blocking(move || s.refill_pool()).await {
-            Ok(Err(e)) => warn!(error = %e.message, "refilling the worktree pool failed"),
-            Err(e) => warn!(error = %e, "refilling the worktree pool failed"),
-            Ok(Ok(())) => {}
-        }
+        in_background(
+            &service,
+            "refilling the worktree pool",
+            service::Service::refill_pool,
+        )
+        .await;
     }
 }
 
@@ -255,14 +268,13 @@ async fn queue_runner(
             _ = tokio::time::sleep(QUEUE_EVERY) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        let s = Arc::clone(&service);
-        match tokio::task::spawn_blocking(move || s.run_queue()).await {
-            Ok(Err(e)) => {
-                warn!(error = %e.message, "the queue stopped on an error; retrying shortly")
-            }
-            Err(e) => warn!(error = %e, "the queue runner failed"),
-            Ok(Ok(())) => {}
-        }
+        // An error leaves its step recorded; the next round retries.
+        in_background(
+            &service,
+            "integrating the queue",
+            service::Service::run_queue,
+        )
+        .await;
     }
 }
 

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod diagnostic;
 pub mod git;
 pub mod gitcli;
+pub mod github;
 pub mod model;
 pub mod ownership;
 pub mod queue;

@@ -44,10 +44,22 @@ pub struct Config {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queue {
-    /// Commands run for every change, in order.
+    /// Commands run for every change, in order (with [`VerifyOn::Local`]).
     pub verify: Vec<String>,
+    /// Where changes are verified.
+    pub verify_on: VerifyOn,
     /// Time limit for each verify command.
     pub verify_timeout: Duration,
+}
+
+/// Where the queue verifies a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyOn {
+    /// The verify commands run here, in the integration worktree.
+    Local,
+    /// `verify = "github-checks"`: the rebased commit is pushed to
+    /// `switchyard/verify/<id>` and these check runs or statuses must succeed on it.
+    GithubChecks { required: Vec<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +114,40 @@ pub struct Github {
     pub api_url: String,
     /// The name of the environment variable holding the token (never the token).
     pub token_env: String,
+    /// Who may approve and give commands on GitHub.
+    pub approvers: Vec<Approver>,
+    /// Put on every PR switchyard opens.
+    pub labels: Vec<String>,
+    /// How often GitHub is read.
+    pub poll_interval: Duration,
+    /// Delete a task's branch on the remote once it merged.
+    pub delete_branch: bool,
+    pub webhook: Option<Webhook>,
+}
+
+/// Someone allowed to decide from GitHub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approver {
+    User(String),
+    /// `@org/team`: any member of the team.
+    Team { org: String, slug: String },
+}
+
+/// Webhook deliveries, as a faster alternative to waiting for the next poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub listen: std::net::SocketAddr,
+    /// The name of the environment variable holding the webhook secret.
+    pub secret_env: String,
+}
+
+impl std::fmt::Display for Approver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Approver::User(login) => f.write_str(login),
+            Approver::Team { org, slug } => write!(f, "@{org}/{slug}"),
+        }
+    }
 }
 
 impl Worktrees {

@@ -34,8 +34,16 @@ pub(crate) struct RawClaims {
 
 #[derive(Debug, Default)]
 pub(crate) struct RawQueue {
-    pub verify: Option<StrList>,
+    pub verify: Option<OneOrList>,
     pub verify_timeout: Option<Str>,
+    pub required_checks: Option<StrList>,
+}
+
+/// A key that takes either a word or a list of strings (`verify`).
+#[derive(Debug)]
+pub(crate) enum OneOrList {
+    One(Str),
+    List(StrList),
 }
 
 #[derive(Debug)]
@@ -68,6 +76,12 @@ pub(crate) struct RawGithub {
     pub repo: Option<Str>,
     pub api_url: Option<Str>,
     pub token_env: Option<Str>,
+    pub approvers: Option<StrList>,
+    pub labels: Option<StrList>,
+    pub poll_interval: Option<Str>,
+    pub delete_branch: Option<Spanned<bool>>,
+    pub webhook_listen: Option<Str>,
+    pub webhook_secret_env: Option<Str>,
 }
 
 /// Reads a whole document. Syntax errors do not stop the walk: toml recovers what it
@@ -99,8 +113,9 @@ pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
             queue: r.table("queue").map(|(t, _)| {
                 let mut q = r.nested(t, "[queue]");
                 let queue = RawQueue {
-                    verify: q.strings("verify"),
+                    verify: q.string_or_strings("verify"),
                     verify_timeout: q.string("verify_timeout"),
+                    required_checks: q.strings("required_checks"),
                 };
                 q.finish(QUEUE_KEYS);
                 queue
@@ -153,6 +168,12 @@ pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
                     repo: g.string("repo"),
                     api_url: g.string("api_url"),
                     token_env: g.string("token_env"),
+                    approvers: g.strings("approvers"),
+                    labels: g.strings("labels"),
+                    poll_interval: g.string("poll_interval"),
+                    delete_branch: g.boolean("delete_branch"),
+                    webhook_listen: g.string("webhook_listen"),
+                    webhook_secret_env: g.string("webhook_secret_env"),
                 };
                 g.finish(GITHUB_KEYS);
                 gh
@@ -173,7 +194,7 @@ const TOP_KEYS: &[&str] = &[
     "worktrees",
     "github",
 ];
-const QUEUE_KEYS: &[&str] = &["verify", "verify_timeout"];
+const QUEUE_KEYS: &[&str] = &["verify", "verify_timeout", "required_checks"];
 const CLAIMS_KEYS: &[&str] = &["lease", "max_parallel"];
 const SUBSYSTEM_KEYS: &[&str] = &[
     "name",
@@ -184,7 +205,17 @@ const SUBSYSTEM_KEYS: &[&str] = &[
     "depends_on",
 ];
 const WORKTREES_KEYS: &[&str] = &["root", "pool", "copy", "setup", "setup_timeout"];
-const GITHUB_KEYS: &[&str] = &["repo", "api_url", "token_env"];
+const GITHUB_KEYS: &[&str] = &[
+    "repo",
+    "api_url",
+    "token_env",
+    "approvers",
+    "labels",
+    "poll_interval",
+    "delete_branch",
+    "webhook_listen",
+    "webhook_secret_env",
+];
 
 /// Every section's keys, so that a key written in the wrong section can be pointed home.
 const KEY_HOMES: [(&str, &[&str]); 5] = [
@@ -253,6 +284,25 @@ impl<'t, 'i, 'e> Reader<'t, 'i, 'e> {
                 self.wrong_type(key, value, "a string");
                 None
             }
+        }
+    }
+
+    fn boolean(&mut self, key: &str) -> Option<Spanned<bool>> {
+        let value = self.get(key)?;
+        match value.get_ref().as_bool() {
+            Some(b) => Some(Spanned::new(value.span(), b)),
+            None => {
+                self.wrong_type(key, value, "true or false");
+                None
+            }
+        }
+    }
+
+    fn string_or_strings(&mut self, key: &str) -> Option<OneOrList> {
+        let value = self.get(key)?;
+        match value.get_ref().as_str() {
+            Some(s) => Some(OneOrList::One(Spanned::new(value.span(), s.to_owned()))),
+            None => self.strings(key).map(OneOrList::List),
         }
     }
 

@@ -11,8 +11,11 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{Raw, Str, StrList};
-use super::{Approval, Claims, Config, Context, Github, Queue, Subsystem, Worktrees, normalize};
+use super::raw::{OneOrList, Raw, Str, StrList};
+use super::{
+    Approval, Approver, Claims, Config, Context, Github, Queue, Subsystem, VerifyOn, Webhook,
+    Worktrees, normalize,
+};
 use crate::diagnostic::{Diagnostic, Location};
 use crate::model::{SubsystemName, is_valid_branch_name};
 use crate::ownership::{Ownership, Pattern, Rule};
@@ -25,6 +28,11 @@ pub(crate) const MAX_POOL: i64 = 256;
 pub(crate) const DEFAULT_SETUP_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub(crate) const DEFAULT_API_URL: &str = "https://api.github.com";
 pub(crate) const DEFAULT_TOKEN_ENV: &str = "GITHUB_TOKEN";
+pub(crate) const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
+/// The remote a `[github]` section implies when `remote` is not set.
+pub(crate) const DEFAULT_GITHUB_REMOTE: &str = "origin";
+/// The word that makes `[queue] verify` wait for GitHub's checks.
+pub(crate) const GITHUB_CHECKS: &str = "github-checks";
 
 /// Prefixes of GitHub's token formats: a value like this in `token_env` is a leaked
 /// token, not a variable name.
@@ -128,8 +136,10 @@ pub(crate) fn validate(
     });
 
     let raw_queue = raw.queue.unwrap_or_default();
+    let (verify, verify_on) = verify(&mut v, &raw_queue, raw.github.is_some());
     let queue = Queue {
-        verify: v.commands(raw_queue.verify.as_ref(), "verify"),
+        verify,
+        verify_on,
         verify_timeout: v.duration(
             raw_queue.verify_timeout.as_ref(),
             "verify_timeout",
@@ -145,6 +155,21 @@ pub(crate) fn validate(
     };
     let worktrees = worktrees(&mut v, raw.worktrees.unwrap_or_default(), ctx);
     let github = raw.github.map(|g| github(&mut v, g));
+    // GitHub's side of a task lives on the remote its PRs come from.
+    let remote = remote.or_else(|| {
+        (github.is_some() && raw.remote.is_none()).then(|| DEFAULT_GITHUB_REMOTE.to_owned())
+    });
+    if queue.verify_on != VerifyOn::Local {
+        for s in subsystems.iter().filter(|s| !s.verify.is_empty()) {
+            v.warning(
+                s.location.clone(),
+                format!(
+                    "subsystem {:?} has `verify` commands, which are not run when [queue] verify = \"{GITHUB_CHECKS}\" (CI runs what it runs)",
+                    s.name.as_str()
+                ),
+            );
+        }
+    }
 
     Config {
         base,
@@ -454,6 +479,57 @@ fn worktrees(v: &mut Validator<'_>, raw: super::raw::RawWorktrees, ctx: &Context
     }
 }
 
+/// `[queue] verify`: a list of commands, or `"github-checks"` with `required_checks`.
+fn verify(
+    v: &mut Validator<'_>,
+    raw: &super::raw::RawQueue,
+    has_github: bool,
+) -> (Vec<String>, VerifyOn) {
+    match &raw.verify {
+        Some(OneOrList::One(word)) if word.get_ref() == GITHUB_CHECKS => {
+            let required = v.commands(raw.required_checks.as_ref(), "required_checks");
+            if !has_github {
+                v.error(
+                    word.span(),
+                    format!("`verify = \"{GITHUB_CHECKS}\"` needs a [github] section"),
+                );
+            }
+            if required.is_empty() {
+                v.error(
+                    word.span(),
+                    format!(
+                        "`verify = \"{GITHUB_CHECKS}\"` needs `required_checks`: the names of the check runs or statuses that must pass"
+                    ),
+                );
+            }
+            (Vec::new(), VerifyOn::GithubChecks { required })
+        }
+        Some(OneOrList::One(word)) => {
+            v.error(
+                word.span(),
+                format!(
+                    "`verify` must be a list of commands or \"{GITHUB_CHECKS}\", found {:?}",
+                    word.get_ref()
+                ),
+            );
+            (Vec::new(), VerifyOn::Local)
+        }
+        other => {
+            if let Some(checks) = &raw.required_checks {
+                v.error(
+                    checks.span(),
+                    format!("`required_checks` applies only with verify = \"{GITHUB_CHECKS}\""),
+                );
+            }
+            let list = match other {
+                Some(OneOrList::List(list)) => Some(list),
+                _ => None,
+            };
+            (v.commands(list, "verify"), VerifyOn::Local)
+        }
+    }
+}
+
 fn github(v: &mut Validator<'_>, raw: super::raw::RawGithub) -> Github {
     let repo = match &raw.repo {
         None => {
@@ -525,10 +601,105 @@ fn github(v: &mut Validator<'_>, raw: super::raw::RawGithub) -> Github {
             n.clone()
         }
     };
+    let mut approvers = Vec::new();
+    for a in raw.approvers.iter().flat_map(|l| l.get_ref()) {
+        match approver(a.get_ref()) {
+            Some(parsed) => approvers.push(parsed),
+            None => v.error(
+                a.span(),
+                format!(
+                    "approver {:?} must be a GitHub login (\"alice\") or a team (\"@org/team\")",
+                    a.get_ref()
+                ),
+            ),
+        }
+    }
+    let mut labels = Vec::new();
+    for l in raw.labels.iter().flat_map(|l| l.get_ref()) {
+        if l.get_ref().trim().is_empty() || l.get_ref().len() > 50 {
+            v.error(l.span(), "a label must be 1 to 50 characters");
+        } else {
+            labels.push(l.get_ref().clone());
+        }
+    }
+    let poll_interval = v.duration(
+        raw.poll_interval.as_ref(),
+        "poll_interval",
+        DEFAULT_POLL_INTERVAL,
+    );
+    let webhook = match (&raw.webhook_listen, &raw.webhook_secret_env) {
+        (None, None) => None,
+        (None, Some(secret)) => {
+            v.error(
+                secret.span(),
+                "`webhook_secret_env` needs `webhook_listen`, the address to receive deliveries on",
+            );
+            None
+        }
+        (Some(listen), secret) => {
+            let addr = listen.get_ref().parse::<std::net::SocketAddr>();
+            if addr.is_err() {
+                v.error(
+                    listen.span(),
+                    format!(
+                        "`webhook_listen` must be an address with a port, like \"127.0.0.1:8787\", found {:?}",
+                        listen.get_ref()
+                    ),
+                );
+            }
+            let secret_env = match secret {
+                None => {
+                    v.error(
+                        listen.span(),
+                        "webhooks need `webhook_secret_env`: the environment variable holding the secret their signatures are checked with",
+                    );
+                    String::new()
+                }
+                Some(name) if !is_env_name(name.get_ref()) => {
+                    v.error(
+                        name.span(),
+                        "`webhook_secret_env` must be an environment variable name, like \"SWITCHYARD_WEBHOOK_SECRET\"",
+                    );
+                    String::new()
+                }
+                Some(name) => name.get_ref().clone(),
+            };
+            addr.ok().map(|listen| Webhook { listen, secret_env })
+        }
+    };
     Github {
         repo,
         api_url,
         token_env,
+        approvers,
+        labels,
+        poll_interval,
+        delete_branch: raw.delete_branch.is_some_and(|b| *b.get_ref()),
+        webhook,
+    }
+}
+
+/// `alice` or `@org/team` (GitHub's login and team-slug characters).
+fn approver(text: &str) -> Option<Approver> {
+    let login = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 39
+            && !s.starts_with('-')
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    match text.strip_prefix('@') {
+        Some(team) => {
+            let (org, slug) = team.split_once('/')?;
+            let slug_ok = !slug.is_empty()
+                && slug
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            (login(org) && slug_ok).then(|| Approver::Team {
+                org: org.to_owned(),
+                slug: slug.to_owned(),
+            })
+        }
+        None => login(text).then(|| Approver::User(text.to_owned())),
     }
 }
 

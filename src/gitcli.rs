@@ -337,6 +337,62 @@ pub fn fetch(repo: &Path, remote: &str, branch: &str) -> Result<String> {
 
 /// Pushes `commit` to `branch` on `remote` with a plain push: the server accepts it only
 /// as a fast-forward. `Ok(false)` when it was rejected because the remote moved.
+/// The tip of `branch` on `remote`, or `None` when the remote has no such branch.
+pub fn remote_tip(repo: &Path, remote: &str, branch: &str) -> Result<Option<String>> {
+    let refname = format!("refs/heads/{branch}");
+    let out = git(repo, &["ls-remote", "--", remote, &refname])?;
+    Ok(out
+        .lines()
+        .find_map(|l| l.split_once('\t').filter(|(_, r)| *r == refname))
+        .map(|(sha, _)| sha.to_owned()))
+}
+
+/// Points `branch` on `remote` at `commit`, whatever it held, but only if it still
+/// holds `expected` (`None`: only if it does not exist). `false`: it held something
+/// else, and nothing was changed.
+pub fn push_with_lease(
+    repo: &Path,
+    remote: &str,
+    commit: &str,
+    branch: &str,
+    expected: Option<&str>,
+) -> Result<bool> {
+    let refname = format!("refs/heads/{branch}");
+    let lease = format!("--force-with-lease={refname}:{}", expected.unwrap_or(""));
+    let refspec = format!("{commit}:{refname}");
+    let args = ["push", "--porcelain", &lease, remote, &refspec];
+    let out = output(repo, &args, None, &[])?;
+    if out.status.success() {
+        return Ok(true);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if stdout
+        .lines()
+        .any(|l| l.starts_with('!') && (l.contains("stale info") || l.contains("fetch first")))
+    {
+        return Ok(false);
+    }
+    Err(failed(&args, &out))
+}
+
+/// Deletes `branch` on `remote`; a branch already gone is fine.
+pub fn delete_remote_branch(repo: &Path, remote: &str, branch: &str) -> Result<()> {
+    if remote_tip(repo, remote, branch)?.is_none() {
+        return Ok(());
+    }
+    git(
+        repo,
+        &[
+            "push",
+            "--porcelain",
+            remote,
+            "--delete",
+            &format!("refs/heads/{branch}"),
+        ],
+    )?;
+    Ok(())
+}
+
 pub fn push(repo: &Path, remote: &str, commit: &str, branch: &str) -> Result<bool> {
     let refspec = format!("{commit}:refs/heads/{branch}");
     let args = ["push", "--porcelain", remote, &refspec];

@@ -403,6 +403,14 @@ pub enum EventKind {
     /// The integration kept failing for reasons of the task's own (a commit that cannot
     /// be replayed, say): back to the executor with the error.
     IntegrationFailed,
+    /// The task's pull request was opened (or found) on GitHub.
+    PrOpened,
+    /// A person closed the PR, pushed to its branch, changed its base or deleted its
+    /// branch on GitHub: the task left the queue.
+    ChangedOnGithub,
+    /// A person asked for another integration of the same submitted commit.
+    Retried,
+    PriorityChanged,
 }
 
 impl EventKind {
@@ -436,6 +444,10 @@ impl EventKind {
             EventKind::CheckoutUpdated => "checkout_updated",
             EventKind::CheckoutLeftBehind => "checkout_left_behind",
             EventKind::IntegrationFailed => "integration_failed",
+            EventKind::PrOpened => "pr_opened",
+            EventKind::ChangedOnGithub => "changed_on_github",
+            EventKind::Retried => "retried",
+            EventKind::PriorityChanged => "priority_changed",
         }
     }
 }

@@ -20,6 +20,34 @@ use crate::model::{
 };
 use crate::scheduler::{self, Blocked, Caps, Load};
 
+fn save_pr(tx: &rusqlite::Transaction<'_>, pr: &PrRecord) -> Result<()> {
+    tx.execute(
+        "INSERT INTO github_prs (task, number, url, pushed_head, body_digest, check_run, check_head,
+             check_digest, last_comment, last_review, seen_updated, merged_noted, closed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (task) DO UPDATE SET number = ?2, url = ?3, pushed_head = ?4,
+             body_digest = ?5, check_run = ?6, check_head = ?7, check_digest = ?8,
+             last_comment = ?9, last_review = ?10, seen_updated = ?11, merged_noted = ?12,
+             closed = ?13",
+        params![
+            pr.task.0,
+            pr.number as i64,
+            pr.url,
+            pr.pushed_head,
+            pr.body_digest,
+            pr.check_run.map(|n| n as i64),
+            pr.check_head,
+            pr.check_digest,
+            pr.last_comment as i64,
+            pr.last_review as i64,
+            pr.seen_updated,
+            pr.merged_noted,
+            pr.closed
+        ],
+    )?;
+    Ok(())
+}
+
 /// Schema migrations, in order; `PRAGMA user_version` counts how many have run.
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -87,6 +115,26 @@ CREATE TABLE integrations (
 "#,
     r#"
 ALTER TABLE tasks ADD COLUMN submitted_head TEXT;
+"#,
+    r#"
+-- A task's pull request and what switchyard last wrote to GitHub for it, so that work is
+-- not redone after a restart and a crash between "created" and "recorded" is detected by
+-- looking the PR up by its branch.
+CREATE TABLE github_prs (
+    task         INTEGER PRIMARY KEY REFERENCES tasks(seq),
+    number       INTEGER NOT NULL,
+    url          TEXT    NOT NULL,
+    pushed_head  TEXT,              -- the branch tip switchyard last pushed
+    body_digest  TEXT,              -- of the body last written
+    check_run    INTEGER,
+    check_head   TEXT,
+    check_digest TEXT,
+    last_comment INTEGER NOT NULL DEFAULT 0,  -- the newest comment handled
+    last_review  INTEGER NOT NULL DEFAULT 0,  -- the newest review handled
+    seen_updated TEXT,              -- GitHub's updated_at when last read
+    merged_noted INTEGER NOT NULL DEFAULT 0,
+    closed       INTEGER NOT NULL DEFAULT 0   -- closed by switchyard (task cancelled)
+);
 "#,
 ];
 
@@ -199,6 +247,24 @@ pub struct Integration {
     pub branch_tip: String,
     /// The rebased commit, once there is one.
     pub head: Option<String>,
+}
+
+/// A task's pull request, and what switchyard last wrote for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrRecord {
+    pub task: TaskId,
+    pub number: u64,
+    pub url: String,
+    pub pushed_head: Option<String>,
+    pub body_digest: Option<String>,
+    pub check_run: Option<u64>,
+    pub check_head: Option<String>,
+    pub check_digest: Option<String>,
+    pub last_comment: u64,
+    pub last_review: u64,
+    pub seen_updated: Option<String>,
+    pub merged_noted: bool,
+    pub closed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -767,6 +833,97 @@ impl Ledger {
         )?;
         let rows = stmt.query_map([now.0], |r| r.get::<_, i64>(0).map(TaskId))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// A person changes a task's priority (higher runs first).
+    pub fn set_priority(
+        &mut self,
+        id: TaskId,
+        by: &Actor,
+        priority: i64,
+        now: Timestamp,
+    ) -> Result<Task> {
+        let tx = self.write()?;
+        let task = load_task(&tx, id)?;
+        if task.state.is_final() {
+            return Err(LedgerError::Refused(format!(
+                "{id} is already {}",
+                task.state
+            )));
+        }
+        tx.execute(
+            "UPDATE tasks SET priority = ?1, updated_at = ?2 WHERE seq = ?3",
+            params![priority, now.0, id.0],
+        )?;
+        let evidence = json!({"from": task.priority, "to": priority});
+        append(&tx, id, now, EventKind::PriorityChanged, by, None, evidence)?;
+        let task = load_task(&tx, id)?;
+        tx.commit()?;
+        Ok(task)
+    }
+
+    // ---- GitHub ---------------------------------------------------------------------
+
+    pub fn pr(&self, id: TaskId) -> Result<Option<PrRecord>> {
+        Ok(self.prs_where("task = ?1", &[&id.0])?.pop())
+    }
+
+    pub fn prs(&self) -> Result<Vec<PrRecord>> {
+        self.prs_where("1", &[])
+    }
+
+    fn prs_where(&self, filter: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<PrRecord>> {
+        let sql = format!(
+            "SELECT task, number, url, pushed_head, body_digest, check_run, check_head, check_digest,
+                    last_comment, last_review, seen_updated, merged_noted, closed
+             FROM github_prs WHERE {filter} ORDER BY task"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(args, |r| {
+            Ok(PrRecord {
+                task: TaskId(r.get(0)?),
+                number: r.get::<_, i64>(1)? as u64,
+                url: r.get(2)?,
+                pushed_head: r.get(3)?,
+                body_digest: r.get(4)?,
+                check_run: r.get::<_, Option<i64>>(5)?.map(|n| n as u64),
+                check_head: r.get(6)?,
+                check_digest: r.get(7)?,
+                last_comment: r.get::<_, i64>(8)? as u64,
+                last_review: r.get::<_, i64>(9)? as u64,
+                seen_updated: r.get(10)?,
+                merged_noted: r.get(11)?,
+                closed: r.get(12)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Records a task's PR for the first time, with its `pr_opened` event.
+    pub fn record_pr(&mut self, pr: &PrRecord, found: bool, now: Timestamp) -> Result<()> {
+        let tx = self.write()?;
+        load_task(&tx, pr.task)?;
+        save_pr(&tx, pr)?;
+        let evidence = json!({"number": pr.number, "url": pr.url, "found_existing": found});
+        append(
+            &tx,
+            pr.task,
+            now,
+            EventKind::PrOpened,
+            &Actor::Daemon,
+            None,
+            evidence,
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Saves what switchyard last wrote or read for a PR already recorded.
+    pub fn save_pr(&mut self, pr: &PrRecord) -> Result<()> {
+        let tx = self.write()?;
+        save_pr(&tx, pr)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Cancels a task that has not landed. Its branch stays.

@@ -130,7 +130,10 @@ pub struct Github {
 pub enum Approver {
     User(String),
     /// `@org/team`: any member of the team.
-    Team { org: String, slug: String },
+    Team {
+        org: String,
+        slug: String,
+    },
 }
 
 /// Webhook deliveries, as a faster alternative to waiting for the next poll.

@@ -18,6 +18,7 @@ use tracing::{info, info_span, warn};
 use super::service::{ApiError, Result, Service, name};
 use crate::api;
 use crate::command;
+use crate::config::VerifyOn;
 use crate::git;
 use crate::gitcli::{self, Replayed};
 use crate::model::{Actor, EventKind, Task, TaskId, TaskState, Timestamp};
@@ -105,6 +106,7 @@ impl Service {
         let task = self.ledger(|l| l.submit(id, &agent, &tip, to, evidence, Timestamp::now()))?;
         let _span = info_span!("task", task = %id).entered();
         info!(attempt = task.attempt, state = %task.state, "submitted");
+        self.github_wanted();
         Ok(api::Submitted {
             task,
             checkpoints: review.reasons(),
@@ -117,6 +119,7 @@ impl Service {
         let task = self.ledger(|l| l.approve(id, &by, Timestamp::now()))?;
         let _span = info_span!("task", task = %id).entered();
         info!(by = %by, "approved");
+        self.github_wanted();
         Ok(task)
     }
 
@@ -141,6 +144,7 @@ impl Service {
         })?;
         let _span = info_span!("task", task = %id).entered();
         info!(by = %by, reason, "rejected; back to its executor");
+        self.github_wanted();
         Ok(task)
     }
 
@@ -158,7 +162,12 @@ impl Service {
                 return Ok(());
             };
             let _span = info_span!("task", task = %next).entered();
-            match self.integrate(next) {
+            if self.ledger(|l| l.integration(next))?.is_none() {
+                self.publish_before_integrating(next);
+            }
+            let outcome = self.integrate(next);
+            self.github_wanted();
+            match outcome {
                 Ok(()) => {
                     self.failures(|f| f.remove(&next));
                 }
@@ -196,7 +205,10 @@ impl Service {
                         )?,
                     };
                 info!(onto = %short(&onto), "integrating");
-                self.ledger(|l| l.start_integration(id, &onto, &tip, Timestamp::now()))?
+                let started =
+                    self.ledger(|l| l.start_integration(id, &onto, &tip, Timestamp::now()))?;
+                self.github_wanted();
+                started
             }
         };
         loop {
@@ -334,6 +346,37 @@ impl Service {
             .clone()
             .ok_or_else(|| ApiError::internal("rebased without a head"))?;
         let task = self.ledger(|l| l.task(i.task))?;
+        if let VerifyOn::GithubChecks { required } = &self.config.queue.verify_on {
+            let Some(verdict) = self.verify_on_github(i, &head, required)? else {
+                return Ok(None); // Stopping: verify again after restart.
+            };
+            return match verdict {
+                Ok(mut evidence) => {
+                    info!("the required checks passed");
+                    evidence["head"] = json!(head);
+                    evidence["onto"] = json!(i.onto);
+                    evidence["attempt"] = json!(i.attempt);
+                    Ok(Some(self.ledger(|l| {
+                        l.advance(
+                            i.task,
+                            Step::Verified,
+                            None,
+                            EventKind::VerifyPassed,
+                            evidence,
+                            Timestamp::now(),
+                        )
+                    })?))
+                }
+                Err(mut evidence) => {
+                    info!(evidence = %evidence, "a required check failed; back to the executor");
+                    evidence["head"] = json!(head);
+                    evidence["onto"] = json!(i.onto);
+                    evidence["attempt"] = json!(i.attempt);
+                    self.give_back(i.task, EventKind::VerifyFailed, evidence)?;
+                    Ok(None)
+                }
+            };
+        }
         let dir = self.integration_worktree(&head)?;
         let touched = git::changes(root, &i.onto, &head)
             .map(|c| queue::review(&c, &task, &self.config).touched)?;
@@ -373,6 +416,7 @@ impl Service {
                 let evidence = json!({
                     "head": head,
                     "onto": i.onto,
+                    "attempt": i.attempt,
                     "failed": failed,
                     "passed": &results[..results.len() - 1],
                 });
@@ -383,7 +427,8 @@ impl Service {
         }
         self.clean_integration_worktree(&dir);
         info!(commands = results.len(), "verify passed");
-        let evidence = json!({"head": head, "onto": i.onto, "commands": results});
+        let evidence =
+            json!({"head": head, "onto": i.onto, "attempt": i.attempt, "commands": results});
         Ok(Some(self.ledger(|l| {
             l.advance(
                 i.task,
@@ -417,6 +462,14 @@ impl Service {
             if !landed(&theirs)? {
                 if theirs != i.onto {
                     return self.start_over(i, &theirs);
+                }
+                // The PR's branch first, so GitHub shows the PR merged once the base
+                // reaches it; and nothing lands from a PR a person closed or changed.
+                if let Some(reason) = self.prepare_pr_for_merge(i, &head)? {
+                    info!(%reason, "the PR changed on GitHub; not merging");
+                    let evidence = json!({"what": "changed", "reason": reason, "head": head});
+                    self.give_back(i.task, EventKind::ChangedOnGithub, evidence)?;
+                    return Ok(None);
                 }
                 let pushed = gitcli::push(root, remote, &head, &self.config.base)
                     .map_err(|e| ApiError::internal(format!("pushing to {remote}: {e}")))?;
@@ -630,7 +683,7 @@ impl Service {
 
     /// Counts recorded steps, and the git actions between them, for the test-only hook
     /// that aborts the process after the Nth.
-    fn count_step(&self) {
+    pub(super) fn count_step(&self) {
         let n = self.steps.fetch_add(1, Ordering::SeqCst) + 1;
         if self.abort_after_steps == Some(n) {
             warn!(steps = n, "test hook: aborting the process now");

@@ -6,9 +6,11 @@
 //! The server function takes its shutdown future as an argument, so the binary wires it
 //! to signals and a test could stop it at will.
 
+mod github;
 mod http;
 mod integrate;
 mod service;
+mod webhook;
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::future::Future;
@@ -103,6 +105,19 @@ pub async fn run(
     let worktrees = Worktrees::new(main_root.clone(), root);
     worktree::exclude_env_file(&opts.repo.common_dir)
         .map_err(|e| setup("cannot set up info/exclude", &e))?;
+    let github = match &opts.config.github {
+        Some(settings) => Some(connect_github(settings, &opts.config, &opts.env).await?),
+        None => None,
+    };
+    let hook_secret = match opts.config.github.as_ref().and_then(|g| g.webhook.as_ref()) {
+        Some(w) => Some((w.listen, env_value(&opts.env, &w.secret_env).ok_or_else(|| {
+            DaemonError::Setup(format!(
+                "the webhook secret is missing: set the environment variable {} ([github] webhook_secret_env)",
+                w.secret_env
+            ))
+        })?)),
+        None => None,
+    };
     let ledger_path = dir.join("ledger.db");
     let ledger = Ledger::open(&ledger_path)
         .map_err(|e| setup(&format!("cannot open {}", ledger_path.display()), &e))?;
@@ -115,6 +130,7 @@ pub async fn run(
         opts.env,
         dir.join("logs"),
         opts.abort_after_steps,
+        github,
     ));
     info!(repo = %main_root.display(), root = %service.worktrees.root.display(), "reconciling worktrees with the ledger");
     {
@@ -161,6 +177,33 @@ pub async fn run(
         stop_rx.clone(),
     ));
     queue_wanted.notify_one();
+    let github_loop = service.github.as_ref().map(|hub| {
+        tokio::spawn(github_loop(
+            Arc::clone(&service),
+            Arc::clone(&hub.wanted),
+            stop_rx.clone(),
+        ))
+    });
+    let hook_server = match hook_secret {
+        Some((addr, secret)) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| setup(&format!("cannot listen for webhooks on {addr}"), &e))?;
+            info!(%addr, path = webhook::PATH, "listening for GitHub webhooks");
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(
+                axum::serve(
+                    listener,
+                    webhook::router(Arc::clone(&service), secret.into_bytes()),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .into_future(),
+            ))
+        }
+        None => None,
+    };
     let filler = tokio::spawn(pool_filler(
         Arc::clone(&service),
         Arc::clone(&pool_wanted),
@@ -184,6 +227,12 @@ pub async fn run(
         let _ = leases.await;
         let _ = filler.await;
         let _ = runner.await;
+        if let Some(g) = github_loop {
+            let _ = g.await;
+        }
+        if let Some(h) = hook_server {
+            let _ = h.await;
+        }
     })
     .await;
     if drained.is_err() {
@@ -275,6 +324,73 @@ async fn queue_runner(
             service::Service::run_queue,
         )
         .await;
+    }
+}
+
+/// Makes the GitHub client and checks, once, that the token works and the repository
+/// exists. GitHub being unreachable is not fatal: local work goes on and the GitHub
+/// loop catches up when it is back.
+async fn connect_github(
+    settings: &crate::config::Github,
+    config: &Config,
+    env: &[(String, String)],
+) -> Result<github::Hub, DaemonError> {
+    let token = env_value(env, &settings.token_env).ok_or_else(|| {
+        DaemonError::Setup(format!(
+            "the GitHub token is missing: set the environment variable {} ([github] token_env), or remove [github] to work locally",
+            settings.token_env
+        ))
+    })?;
+    let client = crate::github::Client::new(settings, &token, crate::github::Retry::DEFAULT)
+        .map_err(|e| DaemonError::Setup(e.to_string()))?;
+    match client.check_repository().await {
+        Ok(()) => info!(repo = %settings.repo, api = %settings.api_url, "connected to GitHub"),
+        Err(e) if e.is_transient() => {
+            warn!(error = %e, "GitHub is unreachable; working locally until it is back")
+        }
+        Err(e) => return Err(DaemonError::Setup(e.to_string())),
+    }
+    let remote = config.remote.clone().unwrap_or_else(|| "origin".to_owned());
+    Ok(github::Hub::new(
+        client,
+        settings.clone(),
+        remote,
+        tokio::runtime::Handle::current(),
+    ))
+}
+
+/// A variable's value from the daemon's environment; empty counts as unset.
+fn env_value(env: &[(String, String)], name: &str) -> Option<String> {
+    env.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Reads GitHub and brings it up to date every `poll_interval`, and whenever something
+/// changed (a submit, a queue step, a webhook delivery).
+async fn github_loop(
+    service: Arc<service::Service>,
+    wanted: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let every = service
+        .config
+        .github
+        .as_ref()
+        .map_or(Duration::from_secs(30), |g| g.poll_interval);
+    loop {
+        in_background(
+            &service,
+            "syncing with GitHub",
+            service::Service::sync_github,
+        )
+        .await;
+        tokio::select! {
+            _ = wanted.notified() => {}
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
     }
 }
 

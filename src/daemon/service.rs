@@ -120,6 +120,8 @@ pub struct Service {
     /// process after the Nth (crash tests).
     pub(super) steps: std::sync::atomic::AtomicU32,
     pub(super) abort_after_steps: Option<u32>,
+    /// The GitHub side, when `[github]` is configured.
+    pub(super) github: Option<super::github::Hub>,
 }
 
 impl Service {
@@ -131,10 +133,14 @@ impl Service {
         env: Vec<(String, String)>,
         logs: PathBuf,
         abort_after_steps: Option<u32>,
+        github: Option<super::github::Hub>,
     ) -> Service {
         let mut secrets = Vec::new();
         if let Some(gh) = &config.github {
             secrets.push(gh.token_env.as_str());
+            if let Some(w) = &gh.webhook {
+                secrets.push(w.secret_env.as_str());
+            }
         }
         let env = command::clean_env(&env, &secrets);
         let caps = Caps::from_config(&config);
@@ -153,6 +159,7 @@ impl Service {
             integration_failures: Mutex::new(HashMap::new()),
             steps: std::sync::atomic::AtomicU32::new(0),
             abort_after_steps,
+            github,
         }
     }
 
@@ -319,6 +326,7 @@ impl Service {
         let task = self.ledger(|l| l.cancel(id, &by, &req.reason, Timestamp::now()))?;
         let _span = info_span!("task", task = %id).entered();
         info!(by = %by, "cancelled");
+        self.github_wanted();
         Ok(self.let_go_of_worktree(task))
     }
 

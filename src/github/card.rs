@@ -45,7 +45,9 @@ pub fn body(task: &Task, events: &[Event], cx: &Context<'_>) -> String {
         "**State:** {} · **Attempt:** {} · **Executor:** {} · **Priority:** {} · **Branch:** `{}` → `{}`\n",
         state_line(task, cx),
         task.attempt,
-        task.agent.as_deref().map_or("nobody".to_owned(), |a| format!("`{a}`")),
+        task.agent
+            .as_deref()
+            .map_or("nobody".to_owned(), |a| format!("`{a}`")),
         task.priority,
         task.branch,
         cx.base,
@@ -116,7 +118,10 @@ pub fn body(task: &Task, events: &[Event], cx: &Context<'_>) -> String {
     let _ = writeln!(out, "### Last verify\n");
     let _ = writeln!(out, "{}\n", last_verify(events));
     let _ = writeln!(out, "### Timeline\n");
-    let _ = writeln!(out, "| when (UTC) | event | by | state |\n|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| when (UTC) | event | by | state |\n|---|---|---|---|"
+    );
     let mut rows: Vec<String> = events.iter().map(timeline_row).collect();
     let budget = MAX_BODY.saturating_sub(out.len() + 200);
     while rows.iter().map(|r| r.len() + 1).sum::<usize>() > budget && rows.len() > 1 {
@@ -257,7 +262,11 @@ fn last_verify(events: &[Event]) -> String {
             (_, Some(n)) => format!("{n} command(s) succeeded"),
             _ => "passed".to_owned(),
         };
-        return format!("✅ Passed{onto} (attempt {}, {}): {what}.", attempt(e), e.at);
+        return format!(
+            "✅ Passed{onto} (attempt {}, {}): {what}.",
+            attempt(e),
+            e.at
+        );
     }
     let mut out = format!("❌ Failed{onto} (attempt {}, {}): ", attempt(e), e.at);
     if let Some(failed) = e.evidence.get("failed") {
@@ -376,7 +385,10 @@ fn timeline_row(e: &Event) -> String {
 }
 
 fn attempt(e: &Event) -> i64 {
-    e.evidence.get("attempt").and_then(Value::as_i64).unwrap_or(0)
+    e.evidence
+        .get("attempt")
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
 }
 
 fn one_line(text: &str) -> String {

@@ -200,7 +200,10 @@ impl Client {
                 HeaderName::from_static("x-github-api-version"),
                 "2022-11-28".to_owned(),
             )
-            .add_header(http::header::ACCEPT, "application/vnd.github+json".to_owned())
+            .add_header(
+                http::header::ACCEPT,
+                "application/vnd.github+json".to_owned(),
+            )
             .set_connect_timeout(Some(Duration::from_secs(10)))
             .set_read_timeout(Some(Duration::from_secs(30)))
             .set_write_timeout(Some(Duration::from_secs(30)))
@@ -212,6 +215,14 @@ impl Client {
             token_env: settings.token_env.clone(),
             retry,
         })
+    }
+
+    /// The same client with another retry policy.
+    pub fn with_retry(&self, retry: Retry) -> Client {
+        Client {
+            retry,
+            ..self.clone()
+        }
     }
 
     pub fn owner(&self) -> &str {
@@ -468,9 +479,14 @@ impl Client {
 
     pub async fn add_labels(&self, number: u64, labels: &[String]) -> Result<()> {
         let path = self.path(&format!("/issues/{number}/labels"));
-        self.send(Method::POST, &path, Some(&json!({ "labels": labels })), None)
-            .await
-            .map(|_| ())
+        self.send(
+            Method::POST,
+            &path,
+            Some(&json!({ "labels": labels })),
+            None,
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn create_check(&self, sha: &str, view: &CheckView, url: &str) -> Result<u64> {
@@ -622,7 +638,10 @@ mod tests {
             .as_secs()
             + 5;
         let w = rate_limit_wait(None, Some(&soon.to_string()));
-        assert!(w >= Duration::from_secs(5) && w <= Duration::from_secs(6), "{w:?}");
+        assert!(
+            w >= Duration::from_secs(5) && w <= Duration::from_secs(6),
+            "{w:?}"
+        );
         assert_eq!(rate_limit_wait(None, None), Duration::from_secs(60));
     }
 

@@ -125,7 +125,10 @@ mod tests {
                 }),
             ]
         );
-        assert_eq!(parse("/switchyard retry\r\n/switchyard CANCEL"), vec![Ok(Command::Retry), Ok(Command::Cancel)]);
+        assert_eq!(
+            parse("/switchyard retry\r\n/switchyard CANCEL"),
+            vec![Ok(Command::Retry), Ok(Command::Cancel)]
+        );
     }
 
     #[test]

@@ -56,10 +56,21 @@ mod tests {
     fn signatures_are_checked() {
         // The example from GitHub's documentation on validating deliveries.
         let header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-        assert!(signature_ok(b"It's a Secret to Everybody", b"Hello, World!", Some(header)));
-        assert_eq!(sign(b"It's a Secret to Everybody", b"Hello, World!"), header);
+        assert!(signature_ok(
+            b"It's a Secret to Everybody",
+            b"Hello, World!",
+            Some(header)
+        ));
+        assert_eq!(
+            sign(b"It's a Secret to Everybody", b"Hello, World!"),
+            header
+        );
         assert!(!signature_ok(b"wrong", b"Hello, World!", Some(header)));
-        assert!(!signature_ok(b"It's a Secret to Everybody", b"Hello, World?", Some(header)));
+        assert!(!signature_ok(
+            b"It's a Secret to Everybody",
+            b"Hello, World?",
+            Some(header)
+        ));
         assert!(!signature_ok(b"s", b"x", None));
         assert!(!signature_ok(b"s", b"x", Some("sha1=00")));
         assert!(!signature_ok(b"s", b"x", Some("sha256=zz")));

@@ -1,0 +1,912 @@
+//! The daemon's GitHub side. One background loop, woken every `poll_interval` and by
+//! webhook deliveries, first reads GitHub (PRs changed since the last conditional
+//! listing, their reviews and comment commands) and then makes GitHub match the ledger
+//! (branch pushed, PR open with the card as body, the `switchyard` check run, merged or
+//! cancelled notes). The ledger is the truth: a round that fails because GitHub is down
+//! is simply done again later, so PRs, bodies and check runs converge.
+//!
+//! The queue calls in at three points: before integrating a task (its PR should exist
+//! first), before the base moves (the PR must still be open and unchanged, and its
+//! branch is force-updated to the verified commit), and to verify on CI.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::Notify;
+use tracing::{debug, info, info_span, warn};
+
+use super::service::{ApiError, Result, Service};
+use crate::api;
+use crate::config::{self, Approver};
+use crate::git;
+use crate::gitcli;
+use crate::github::checks::{self, Verdict};
+use crate::github::client::PullRequest;
+use crate::github::command::{self, Command};
+use crate::github::{Client, Error as GhError, card};
+use crate::model::{Actor, EventKind, Task, TaskId, TaskState, Timestamp};
+use crate::queue;
+use crate::store::{Integration, PrRecord};
+
+/// What the daemon holds for GitHub.
+pub struct Hub {
+    pub client: Client,
+    /// The same client trying once: for calls the queue makes on its way, which must
+    /// not hold the queue up while GitHub is down.
+    pub quick: Client,
+    pub settings: config::Github,
+    pub remote: String,
+    pub rt: tokio::runtime::Handle,
+    /// Wakes the loop: a webhook delivery, a submit, a step of the queue.
+    pub wanted: std::sync::Arc<Notify>,
+    /// The ETag of the last listing of recent PRs.
+    etag: Mutex<Option<String>>,
+    /// PRs a webhook delivery named, to read on the next round.
+    nudged: Mutex<BTreeSet<u64>>,
+    /// One writer to GitHub at a time: the loop and the queue must not both open a
+    /// task's PR.
+    writing: Mutex<()>,
+}
+
+impl Hub {
+    pub fn new(
+        client: Client,
+        settings: config::Github,
+        remote: String,
+        rt: tokio::runtime::Handle,
+    ) -> Hub {
+        let quick = client.with_retry(crate::github::Retry {
+            tries: 1,
+            ..crate::github::Retry::DEFAULT
+        });
+        Hub {
+            client,
+            quick,
+            settings,
+            remote,
+            rt,
+            wanted: std::sync::Arc::new(Notify::new()),
+            etag: Mutex::new(None),
+            nudged: Mutex::new(BTreeSet::new()),
+            writing: Mutex::new(()),
+        }
+    }
+
+    /// A webhook said PR `number` changed.
+    pub fn nudge(&self, number: Option<u64>) {
+        if let Some(n) = number {
+            self.nudged
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(n);
+        }
+        self.wanted.notify_one();
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+}
+
+fn gh_err(e: GhError) -> ApiError {
+    ApiError::internal(format!("GitHub: {e}"))
+}
+
+impl Service {
+    /// One round of the GitHub loop: read, then publish.
+    pub fn sync_github(&self) -> Result<()> {
+        let Some(hub) = &self.github else {
+            return Ok(());
+        };
+        self.read_github(hub)?;
+        let tasks = self.ledger(|l| l.tasks(None))?;
+        let prs = self.ledger(|l| l.prs())?;
+        for task in tasks.iter().filter(|t| t.submitted_head.is_some()) {
+            if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            let rec = prs.iter().find(|p| p.task == task.id);
+            let settled = rec.is_none_or(|r| r.merged_noted || r.closed) && task.state.is_final();
+            if settled {
+                continue;
+            }
+            let _span = info_span!("task", task = %task.id).entered();
+            if let Err(e) = self.publish(hub, &hub.client, task.id) {
+                warn!(error = %e.message, "could not bring GitHub up to date");
+                if e.message.contains("GitHub is unavailable") {
+                    return Err(e); // Down: the next round tries everything again.
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Before the queue integrates a task: its PR should exist, so that reviewers see
+    /// it and GitHub shows it merged. Best effort: GitHub being down holds nothing up.
+    pub(super) fn publish_before_integrating(&self, id: TaskId) {
+        if let Some(hub) = &self.github
+            && let Err(e) = self.publish(hub, &hub.quick, id)
+        {
+            warn!(error = %e.message, "could not update the PR before integrating; going on");
+        }
+    }
+
+    // ---- reading GitHub ---------------------------------------------------------------
+
+    fn read_github(&self, hub: &Hub) -> Result<()> {
+        let prs = self.ledger(|l| l.prs())?;
+        if prs.is_empty() {
+            return Ok(());
+        }
+        let etag = hub.etag.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let listed = hub
+            .block_on(hub.client.recent_pulls(etag.as_deref()))
+            .map_err(gh_err)?;
+        let mut changed: Vec<PullRequest> = Vec::new();
+        if let Some((pulls, tag)) = listed {
+            *hub.etag.lock().unwrap_or_else(|p| p.into_inner()) = tag;
+            for pr in pulls {
+                let known = prs.iter().find(|r| r.number == pr.number);
+                if known.is_some_and(|r| r.seen_updated.as_deref() != Some(pr.updated_at.as_str()))
+                {
+                    changed.push(pr);
+                }
+            }
+        }
+        let nudged: Vec<u64> =
+            std::mem::take(&mut *hub.nudged.lock().unwrap_or_else(|p| p.into_inner()))
+                .into_iter()
+                .collect();
+        for n in nudged {
+            if changed.iter().any(|p| p.number == n) || !prs.iter().any(|r| r.number == n) {
+                continue;
+            }
+            match hub.block_on(hub.client.pull(n)) {
+                Ok(pr) => changed.push(pr),
+                Err(e) => warn!(pr = n, error = %e, "cannot read a PR a webhook named"),
+            }
+        }
+        for pr in changed {
+            let Some(rec) = prs.iter().find(|r| r.number == pr.number) else {
+                continue;
+            };
+            let _span = info_span!("task", task = %rec.task).entered();
+            self.read_pull(hub, rec.task, &pr)?;
+        }
+        Ok(())
+    }
+
+    /// A PR changed on GitHub: decisions in its reviews and comments, and what a person
+    /// did to the PR itself.
+    fn read_pull(&self, hub: &Hub, id: TaskId, pr: &PullRequest) -> Result<()> {
+        let reviews = hub
+            .block_on(hub.client.reviews(pr.number))
+            .map_err(gh_err)?;
+        let comments = hub
+            .block_on(hub.client.comments(pr.number))
+            .map_err(gh_err)?;
+        let Some(mut rec) = self.ledger(|l| l.pr(id))? else {
+            return Ok(());
+        };
+        let shown = digest(&[&pr.title, pr.body.as_deref().unwrap_or("")]);
+        if pr.is_open() && rec.body_digest.as_deref().is_some_and(|d| d != shown) {
+            // The card is switchyard's; a person's edit is replaced on this round's publish.
+            info!("the PR's title or description was edited on GitHub; restoring the card");
+            rec.body_digest = None;
+            self.reply(
+                hub,
+                pr.number,
+                "The title and description of this PR are switchyard's card for the task and are rewritten as it moves, so the edit was replaced. Please comment instead; nothing else changed.",
+            );
+        }
+        let seen_review = rec.last_review;
+        for review in reviews.iter().filter(|r| r.id > seen_review) {
+            let login = review.user.as_ref().map_or("", |u| u.login.as_str());
+            if review.state == "APPROVED" {
+                let current = review.commit_id.as_deref() == rec.pushed_head.as_deref();
+                let task = self.ledger(|l| l.task(id))?;
+                if !current {
+                    debug!(login, "an approving review of an older commit; ignored");
+                } else if task.state != TaskState::AwaitingApproval {
+                    debug!(login, "an approving review while nothing waits for one");
+                } else if self.may_decide(hub, login)? {
+                    match self.approve(
+                        id,
+                        api::Decision {
+                            by: login.to_owned(),
+                            reason: format!("approving review {}", review.html_url),
+                        },
+                    ) {
+                        Ok(_) => info!(login, "approved by a review on GitHub"),
+                        Err(e) => {
+                            warn!(login, error = %e.message, "a review's approval was refused")
+                        }
+                    }
+                } else {
+                    self.reply(
+                        hub,
+                        pr.number,
+                        &format!(
+                            "@{login} thanks for the review. Only {} can approve switchyard's checkpoints, so {id} still waits for an approval.",
+                            approvers_text(&hub.settings.approvers)
+                        ),
+                    );
+                }
+            }
+            rec.last_review = rec.last_review.max(review.id);
+            self.ledger(|l| l.save_pr(&rec))?;
+        }
+        let seen_comment = rec.last_comment;
+        for comment in comments.iter().filter(|c| c.id > seen_comment) {
+            let login = comment.user.as_ref().map_or("", |u| u.login.as_str());
+            for parsed in command::parse(comment.body.as_deref().unwrap_or("")) {
+                let answer = match parsed {
+                    Err(command::BadCommand(why)) => format!("@{login} {why}. Nothing changed."),
+                    Ok(cmd) if !self.may_decide(hub, login)? => format!(
+                        "@{login} sorry, only {} may give switchyard commands here; `{}` was not carried out and nothing changed.",
+                        approvers_text(&hub.settings.approvers),
+                        cmd.verb()
+                    ),
+                    Ok(cmd) => self.carry_out(id, login, &cmd),
+                };
+                self.reply(hub, pr.number, &answer);
+            }
+            rec.last_comment = rec.last_comment.max(comment.id);
+            self.ledger(|l| l.save_pr(&rec))?;
+        }
+        self.notice_changes(hub, id, pr, &rec)?;
+        rec.seen_updated = Some(pr.updated_at.clone());
+        self.ledger(|l| l.save_pr(&rec))?;
+        Ok(())
+    }
+
+    /// A person closed the PR, pushed to its branch or changed its base on GitHub: a
+    /// task waiting in the queue leaves it, back to its executor. (During integration
+    /// the queue checks for itself just before the base moves.)
+    fn notice_changes(
+        &self,
+        hub: &Hub,
+        id: TaskId,
+        pr: &PullRequest,
+        rec: &PrRecord,
+    ) -> Result<()> {
+        let what = if !pr.is_open() && !pr.is_merged() && !rec.closed {
+            Some(self.why_closed(hub, pr))
+        } else if pr.is_open() && rec.pushed_head.as_deref().is_some_and(|h| h != pr.head.sha) {
+            Some((
+                "pushed",
+                format!(
+                    "new commits were pushed to {} on GitHub (now at {}); fetch them into the task's branch and submit again",
+                    pr.head.name,
+                    short(&pr.head.sha)
+                ),
+            ))
+        } else if pr.is_open() && pr.base.name != self.config.base {
+            Some((
+                "base_changed",
+                format!(
+                    "the PR's base was changed to {} on GitHub; switchyard integrates into {} only, and puts the base back on the next submit",
+                    pr.base.name, self.config.base
+                ),
+            ))
+        } else {
+            None
+        };
+        let Some((what, reason)) = what else {
+            return Ok(());
+        };
+        let evidence =
+            json!({"what": what, "reason": reason, "pr": pr.number, "head": pr.head.sha});
+        let lease = self.config.claims.lease;
+        let returned = self.ledger(|l| {
+            let task = l.task(id)?;
+            if !matches!(task.state, TaskState::Queued | TaskState::AwaitingApproval) {
+                return Ok(None);
+            }
+            l.give_back(
+                id,
+                &Actor::Daemon,
+                EventKind::ChangedOnGithub,
+                evidence,
+                lease,
+                Timestamp::now(),
+            )
+            .map(Some)
+        })?;
+        if returned.is_some() {
+            info!(what, "changed on GitHub; back to its executor");
+            self.reply(
+                hub,
+                pr.number,
+                &format!("{id} left the merge queue and went back to its executor: {reason}."),
+            );
+        }
+        Ok(())
+    }
+
+    fn why_closed(&self, hub: &Hub, pr: &PullRequest) -> (&'static str, String) {
+        let gone = gitcli::remote_tip(&self.repo.main_root, &hub.remote, &pr.head.name)
+            .map(|t| t.is_none())
+            .unwrap_or(false);
+        if gone {
+            (
+                "branch_deleted",
+                format!(
+                    "its branch {} was deleted on GitHub, which closed the PR; submitting again pushes it and reopens the PR",
+                    pr.head.name
+                ),
+            )
+        } else {
+            (
+                "closed",
+                "the PR was closed on GitHub; submitting again reopens it".to_owned(),
+            )
+        }
+    }
+
+    /// Whether `login` is one of the configured approvers.
+    fn may_decide(&self, hub: &Hub, login: &str) -> Result<bool> {
+        for a in &hub.settings.approvers {
+            match a {
+                Approver::User(u) if u.eq_ignore_ascii_case(login) => return Ok(true),
+                Approver::User(_) => {}
+                Approver::Team { org, slug } => {
+                    if hub
+                        .block_on(hub.client.is_team_member(org, slug, login))
+                        .map_err(gh_err)?
+                    {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Carries out a permitted command; the answer to post.
+    fn carry_out(&self, id: TaskId, login: &str, cmd: &Command) -> String {
+        let person = || login.to_owned();
+        let done = match cmd {
+            Command::Approve => self
+                .approve(
+                    id,
+                    api::Decision {
+                        by: person(),
+                        reason: String::new(),
+                    },
+                )
+                .map(|t| format!("approved; {id} is {} now", t.state)),
+            Command::Reject { reason } => self
+                .reject(
+                    id,
+                    api::Decision {
+                        by: person(),
+                        reason: reason.clone(),
+                    },
+                )
+                .map(|_| format!("rejected; {id} went back to its executor with your reason")),
+            Command::Cancel => self
+                .cancel(
+                    id,
+                    api::Cancel {
+                        by: person(),
+                        reason: "cancelled with /switchyard cancel on GitHub".to_owned(),
+                    },
+                )
+                .map(|_| format!("cancelled {id}; its branch stays")),
+            Command::Retry => self.retry(id, login),
+            Command::Priority(n) => self
+                .ledger(|l| l.set_priority(id, &Actor::Person(person()), *n, Timestamp::now()))
+                .map_err(ApiError::from)
+                .map(|t| format!("{id}'s priority is {} now", t.priority)),
+        };
+        info!(
+            login,
+            command = cmd.verb(),
+            ok = done.is_ok(),
+            "comment command"
+        );
+        match done {
+            Ok(text) => format!("@{login} {text}."),
+            Err(e) => format!(
+                "@{login} `{}` was refused: {}. Nothing changed.",
+                cmd.verb(),
+                e.message
+            ),
+        }
+    }
+
+    /// `/switchyard retry`: a task that came back (a flaky verify, say) is submitted
+    /// again, as its executor would.
+    fn retry(&self, id: TaskId, login: &str) -> Result<String> {
+        let task = self.ledger(|l| l.task(id))?;
+        if task.state != TaskState::Returned {
+            return Err(ApiError::refused(format!(
+                "{id} is {}; only a task that came back from the queue can be retried",
+                task.state
+            )));
+        }
+        let Some(agent) = task.agent.clone() else {
+            return Err(ApiError::refused(format!("{id} has no executor")));
+        };
+        self.ledger(|l| {
+            l.note(
+                id,
+                EventKind::Retried,
+                &Actor::Person(login.to_owned()),
+                json!({"attempt": task.attempt}),
+                Timestamp::now(),
+            )
+        })?;
+        let submitted = self.submit(id, api::ByAgent { agent })?;
+        Ok(format!(
+            "submitted {id} again as attempt {}; it is {} now",
+            submitted.task.attempt, submitted.task.state
+        ))
+    }
+
+    fn reply(&self, hub: &Hub, number: u64, text: &str) {
+        if let Err(e) = hub.block_on(hub.client.comment(number, text)) {
+            warn!(pr = number, error = %e, "could not answer on GitHub");
+        }
+    }
+
+    // ---- making GitHub match the ledger -----------------------------------------------
+
+    /// Brings one task's PR up to date: branch, PR, body, check run, closing notes.
+    fn publish(&self, hub: &Hub, client: &Client, id: TaskId) -> Result<()> {
+        let _writing = hub.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let task = self.ledger(|l| l.task(id))?;
+        let Some(head) = task.submitted_head.clone() else {
+            return Ok(());
+        };
+        let mut rec = self.ledger(|l| l.pr(id))?;
+        let waiting = matches!(task.state, TaskState::Queued | TaskState::AwaitingApproval);
+        if rec.is_none() && task.state.is_final() {
+            return Ok(()); // Landed or cancelled before GitHub heard of it.
+        }
+        if waiting && rec.as_ref().and_then(|r| r.pushed_head.as_deref()) != Some(head.as_str()) {
+            if !self.push_branch(hub, &task, &head, rec.as_ref())? {
+                return Ok(());
+            }
+            if let Some(r) = &mut rec {
+                r.pushed_head = Some(head.clone());
+                self.ledger(|l| l.save_pr(r))?;
+            }
+        }
+        let events = self.ledger(|l| l.events(id))?;
+        let cx = card::Context {
+            base: &self.config.base,
+            position: self.position(id)?,
+        };
+        let body = card::body(&task, &events, &cx);
+        let mut rec = match rec {
+            Some(r) => r,
+            None => {
+                let Some(r) = self.open_pull(hub, client, &task, &head, &body)? else {
+                    return Ok(());
+                };
+                r
+            }
+        };
+        let digest = digest(&[&card::title(&task), &body]);
+        let reopen = waiting && rec.closed;
+        if rec.body_digest.as_deref() != Some(digest.as_str()) || reopen {
+            let mut changes = json!({"title": card::title(&task), "body": body});
+            if waiting {
+                // A live task's PR is open and targets the base, whatever was done to it.
+                changes["state"] = json!("open");
+                changes["base"] = json!(self.config.base);
+            }
+            let pr = hub
+                .block_on(client.update_pull(rec.number, changes))
+                .map_err(gh_err)?;
+            rec.body_digest = Some(digest);
+            rec.closed = false;
+            rec.seen_updated = Some(pr.updated_at);
+            self.ledger(|l| l.save_pr(&rec))?;
+        }
+        self.publish_check(hub, client, &task, &events, &cx, &mut rec)?;
+        match task.state {
+            TaskState::Merged if !rec.merged_noted => {
+                let commit = events
+                    .iter()
+                    .rev()
+                    .find(|e| e.event == EventKind::BaseMoved)
+                    .and_then(|e| e.evidence.get("to").and_then(|v| v.as_str()))
+                    .unwrap_or("")
+                    .to_owned();
+                let text = format!(
+                    "Merged: `{}` is on `{}` after verify passed on exactly its parent. switchyard pushed the verified commit to this branch and fast-forwarded `{}` to it.",
+                    commit, self.config.base, self.config.base
+                );
+                hub.block_on(client.comment(rec.number, &text))
+                    .map_err(gh_err)?;
+                if hub.settings.delete_branch
+                    && let Err(e) = gitcli::delete_remote_branch(
+                        &self.repo.main_root,
+                        &hub.remote,
+                        &task.branch,
+                    )
+                {
+                    warn!(error = %e, "could not delete the merged branch on GitHub");
+                }
+                rec.merged_noted = true;
+                self.ledger(|l| l.save_pr(&rec))?;
+            }
+            TaskState::Cancelled if !rec.closed => {
+                let reason = events
+                    .iter()
+                    .rev()
+                    .find(|e| e.event == EventKind::Cancelled)
+                    .map(|e| {
+                        format!(
+                            "{} cancelled it{}",
+                            e.by,
+                            e.evidence
+                                .get("reason")
+                                .and_then(|r| r.as_str())
+                                .filter(|r| !r.is_empty())
+                                .map_or(String::new(), |r| format!(": {r}"))
+                        )
+                    })
+                    .unwrap_or_default();
+                hub.block_on(client.comment(
+                    rec.number,
+                    &format!("{id} was cancelled ({reason}); closing. Its branch stays."),
+                ))
+                .map_err(gh_err)?;
+                let pr = hub
+                    .block_on(client.update_pull(rec.number, json!({"state": "closed"})))
+                    .map_err(gh_err)?;
+                rec.closed = true;
+                rec.seen_updated = Some(pr.updated_at);
+                self.ledger(|l| l.save_pr(&rec))?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Pushes the submitted commit to the task's branch on the remote. A branch that
+    /// holds commits the submission lacks (a person pushed them) is not overwritten:
+    /// the task goes back to its executor. `false` when nothing was pushed.
+    fn push_branch(
+        &self,
+        hub: &Hub,
+        task: &Task,
+        head: &str,
+        rec: Option<&PrRecord>,
+    ) -> Result<bool> {
+        let root = &self.repo.main_root;
+        let theirs = gitcli::remote_tip(root, &hub.remote, &task.branch)?;
+        if theirs.as_deref() == Some(head) {
+            return Ok(true);
+        }
+        let ours = rec.and_then(|r| r.pushed_head.as_deref());
+        let safe = match theirs.as_deref() {
+            None => true,
+            Some(t) if Some(t) == ours => true,
+            Some(t) => git::is_ancestor(root, t, head).unwrap_or(false),
+        };
+        if safe
+            && gitcli::push_with_lease(root, &hub.remote, head, &task.branch, theirs.as_deref())?
+        {
+            info!(branch = %task.branch, head = %short(head), "pushed the task's branch");
+            return Ok(true);
+        }
+        let reason = format!(
+            "{} on {} has commits this submission does not contain; fetch them into the task's branch (or delete the remote branch) and submit again",
+            task.branch, hub.remote
+        );
+        let evidence = json!({"what": "pushed", "reason": reason, "remote_tip": theirs});
+        let lease = self.config.claims.lease;
+        self.ledger(|l| {
+            let t = l.task(task.id)?;
+            if matches!(t.state, TaskState::Queued | TaskState::AwaitingApproval) {
+                l.give_back(
+                    task.id,
+                    &Actor::Daemon,
+                    EventKind::ChangedOnGithub,
+                    evidence,
+                    lease,
+                    Timestamp::now(),
+                )?;
+            }
+            Ok::<_, crate::store::LedgerError>(())
+        })?;
+        warn!(branch = %task.branch, "the remote branch has commits of someone else's; back to the executor");
+        Ok(false)
+    }
+
+    /// Finds the task's PR by its branch (a crash may have come between creating it and
+    /// recording it) or opens one, and records it.
+    fn open_pull(
+        &self,
+        hub: &Hub,
+        client: &Client,
+        task: &Task,
+        head: &str,
+        body: &str,
+    ) -> Result<Option<PrRecord>> {
+        let found = hub
+            .block_on(client.find_pull(&task.branch))
+            .map_err(gh_err)?;
+        let existed = found.is_some();
+        let pr = match found {
+            Some(pr) => pr,
+            None => {
+                let created = hub.block_on(client.create_pull(
+                    &task.branch,
+                    &self.config.base,
+                    &card::title(task),
+                    body,
+                ));
+                match created {
+                    Ok(pr) => pr,
+                    Err(GhError::Refused {
+                        status: 422,
+                        message,
+                        ..
+                    }) if task.state.is_final() => {
+                        debug!(%message, "no PR for a task that already landed");
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(gh_err(e)),
+                }
+            }
+        };
+        self.count_step();
+        let rec = PrRecord {
+            task: task.id,
+            number: pr.number,
+            url: pr.html_url.clone(),
+            pushed_head: Some(head.to_owned()),
+            body_digest: None, // Written below, with the title and state.
+            check_run: None,
+            check_head: None,
+            check_digest: None,
+            last_comment: 0,
+            last_review: 0,
+            seen_updated: None,
+            merged_noted: false,
+            // A PR found closed is reopened below.
+            closed: !pr.is_open(),
+        };
+        self.ledger(|l| l.record_pr(&rec, existed, Timestamp::now()))?;
+        info!(pr = pr.number, url = %pr.html_url, existed, "PR recorded");
+        if !existed && !hub.settings.labels.is_empty() {
+            hub.block_on(client.add_labels(pr.number, &hub.settings.labels))
+                .map_err(gh_err)?;
+        }
+        Ok(Some(rec))
+    }
+
+    fn publish_check(
+        &self,
+        hub: &Hub,
+        client: &Client,
+        task: &Task,
+        events: &[crate::model::Event],
+        cx: &card::Context<'_>,
+        rec: &mut PrRecord,
+    ) -> Result<()> {
+        let Some(head) = rec.pushed_head.clone() else {
+            return Ok(());
+        };
+        let view = card::check(task, events, cx);
+        let digest = digest(&[
+            view.status,
+            view.conclusion.unwrap_or(""),
+            &view.title,
+            &view.summary,
+        ]);
+        if rec.check_head.as_deref() == Some(head.as_str())
+            && rec.check_digest.as_deref() == Some(digest.as_str())
+        {
+            return Ok(());
+        }
+        match rec
+            .check_run
+            .filter(|_| rec.check_head.as_deref() == Some(head.as_str()))
+        {
+            Some(run) => hub
+                .block_on(client.update_check(run, &view, &rec.url))
+                .map_err(gh_err)?,
+            None => {
+                let run = hub
+                    .block_on(client.create_check(&head, &view, &rec.url))
+                    .map_err(gh_err)?;
+                rec.check_run = Some(run);
+                rec.check_head = Some(head);
+            }
+        }
+        debug!(status = view.status, title = %view.title, "check run updated");
+        rec.check_digest = Some(digest);
+        self.ledger(|l| l.save_pr(rec))?;
+        Ok(())
+    }
+
+    /// 1-based position in the queue and its length, for a queued task.
+    fn position(&self, id: TaskId) -> Result<Option<(usize, usize)>> {
+        let tasks = self.ledger(|l| l.tasks(None))?;
+        let order = queue::plan(&tasks);
+        Ok(order
+            .iter()
+            .position(|t| *t == id)
+            .map(|i| (i + 1, order.len())))
+    }
+
+    // ---- the queue's calls ----------------------------------------------------------
+
+    /// Just before the base moves: the PR must still be open, on the base, at the
+    /// commit submitted, and its branch is then force-updated to the verified commit.
+    /// `Some(reason)` when a person changed the PR: the task must not land.
+    pub(super) fn prepare_pr_for_merge(
+        &self,
+        i: &Integration,
+        head: &str,
+    ) -> Result<Option<String>> {
+        let Some(hub) = &self.github else {
+            return Ok(None);
+        };
+        let _writing = hub.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mut rec) = self.ledger(|l| l.pr(i.task))? else {
+            return Ok(None); // GitHub never heard of it; nothing to keep in step.
+        };
+        match hub.block_on(hub.quick.pull(rec.number)) {
+            Ok(pr) if !pr.is_open() && !pr.is_merged() => {
+                return Ok(Some(self.why_closed(hub, &pr).1));
+            }
+            Ok(pr) if pr.base.name != self.config.base => {
+                return Ok(Some(format!(
+                    "the PR's base was changed to {} on GitHub",
+                    pr.base.name
+                )));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, "cannot read the PR before merging; relying on the branch lease")
+            }
+        }
+        let task = self.ledger(|l| l.task(i.task))?;
+        let root = &self.repo.main_root;
+        let theirs = gitcli::remote_tip(root, &hub.remote, &task.branch)?;
+        if theirs.as_deref() != Some(head) {
+            let expected = rec.pushed_head.clone();
+            if theirs.is_none() && expected.is_some() {
+                return Ok(Some(format!(
+                    "its branch {} was deleted on GitHub",
+                    task.branch
+                )));
+            }
+            if theirs != expected
+                || !gitcli::push_with_lease(
+                    root,
+                    &hub.remote,
+                    head,
+                    &task.branch,
+                    expected.as_deref(),
+                )?
+            {
+                return Ok(Some(format!(
+                    "new commits were pushed to {} on GitHub",
+                    task.branch
+                )));
+            }
+            self.count_step();
+            info!(branch = %task.branch, head = %short(head), "force-updated the PR's branch to the verified commit");
+        }
+        rec.pushed_head = Some(head.to_owned());
+        self.ledger(|l| l.save_pr(&rec))?;
+        Ok(None)
+    }
+
+    /// `verify = "github-checks"`: pushes the rebased commit to `switchyard/verify/<id>`
+    /// and waits for the required checks on it. `Ok(None)` when stopping.
+    pub(super) fn verify_on_github(
+        &self,
+        i: &Integration,
+        head: &str,
+        required: &[String],
+    ) -> Result<Option<std::result::Result<serde_json::Value, serde_json::Value>>> {
+        let Some(hub) = &self.github else {
+            return Err(ApiError::internal(
+                "verify = \"github-checks\" without [github]",
+            ));
+        };
+        let root = &self.repo.main_root;
+        let branch = crate::github::verify_branch(i.task);
+        let theirs = gitcli::remote_tip(root, &hub.remote, &branch)?;
+        if theirs.as_deref() != Some(head)
+            && !gitcli::push_with_lease(root, &hub.remote, head, &branch, theirs.as_deref())?
+        {
+            return Err(ApiError::internal(format!("cannot push {branch}")));
+        }
+        info!(branch, head = %short(head), checks = ?required, "waiting for GitHub's checks");
+        let started = Instant::now();
+        let every = hub
+            .settings
+            .poll_interval
+            .clamp(Duration::from_millis(100), Duration::from_secs(15));
+        let timeout = self.config.queue.verify_timeout;
+        let mut last_pending: Vec<String> = Vec::new();
+        let verdict = loop {
+            if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(None);
+            }
+            let read = hub.block_on(async {
+                let runs = hub.client.check_runs(head).await?;
+                let statuses = hub.client.statuses(head).await?;
+                Ok::<_, GhError>((runs, statuses))
+            });
+            match read {
+                Ok((runs, statuses)) => match checks::judge(required, &runs, &statuses) {
+                    Verdict::Pending(waiting) => {
+                        if waiting != last_pending {
+                            info!(waiting = ?waiting, "checks pending");
+                            last_pending = waiting;
+                        }
+                    }
+                    Verdict::Passed(checks) => break Ok(json!({"checks": checks})),
+                    Verdict::Failed(check) => break Err(json!({"check": check})),
+                },
+                Err(e) if e.is_transient() => warn!(error = %e, "cannot read the checks yet"),
+                Err(e) => return Err(gh_err(e)),
+            }
+            if started.elapsed() >= timeout {
+                break Err(json!({
+                    "reason": format!(
+                        "timed out after {}s waiting for {}",
+                        timeout.as_secs(),
+                        last_pending.join(", ")
+                    ),
+                    "pending": last_pending,
+                }));
+            }
+            std::thread::sleep(every);
+        };
+        if let Err(e) = gitcli::delete_remote_branch(root, &hub.remote, &branch) {
+            warn!(error = %e, "could not delete {branch}");
+        }
+        Ok(Some(verdict))
+    }
+
+    /// Wakes the GitHub loop (after a submit or a step of the queue).
+    pub(super) fn github_wanted(&self) {
+        if let Some(hub) = &self.github {
+            hub.wanted.notify_one();
+        }
+    }
+}
+
+fn approvers_text(approvers: &[Approver]) -> String {
+    if approvers.is_empty() {
+        return "the approvers listed in [github].approvers (none are listed yet)".to_owned();
+    }
+    approvers
+        .iter()
+        .map(|a| format!("`{a}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn digest(parts: &[&str]) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for p in parts {
+        ctx.update(&(p.len() as u64).to_le_bytes());
+        ctx.update(p.as_bytes());
+    }
+    ctx.finish()
+        .as_ref()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(10)]
+}

@@ -1,0 +1,56 @@
+//! The optional webhook endpoint (`[github] webhook_listen`): checks each delivery's
+//! HMAC-SHA256 signature and nudges the GitHub loop to read the PR it names now. It
+//! never acts on a payload itself, so a delivery can do nothing a poll would not.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use tracing::{debug, warn};
+
+use super::service::Service;
+use crate::github::webhook;
+
+#[derive(Clone)]
+struct Hook {
+    service: Arc<Service>,
+    secret: Arc<Vec<u8>>,
+}
+
+pub const PATH: &str = "/github/webhook";
+
+pub fn router(service: Arc<Service>, secret: Vec<u8>) -> Router {
+    Router::new().route(PATH, post(deliver)).with_state(Hook {
+        service,
+        secret: Arc::new(secret),
+    })
+}
+
+async fn deliver(
+    State(hook): State<Hook>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if !webhook::signature_ok(&hook.secret, &body, header("x-hub-signature-256")) {
+        warn!(
+            delivery = header("x-github-delivery").unwrap_or("?"),
+            "a webhook delivery with a missing or wrong signature was refused"
+        );
+        return (
+            StatusCode::UNAUTHORIZED,
+            "the X-Hub-Signature-256 signature does not match the configured secret\n".into(),
+        );
+    }
+    let event = header("x-github-event").unwrap_or("");
+    let payload: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let number = webhook::pull_number(event, &payload);
+    debug!(event, pr = ?number, "webhook delivery");
+    if let Some(hub) = hook.service.github.as_ref() {
+        hub.nudge(number);
+    }
+    (StatusCode::ACCEPTED, "ok\n".into())
+}

@@ -48,7 +48,14 @@ pub struct Hub {
     /// One writer to GitHub at a time: the loop and the queue must not both open a
     /// task's PR.
     writing: Mutex<()>,
+    /// Rounds of the loop so far (see `SWEEP_EVERY`).
+    rounds: std::sync::atomic::AtomicU64,
 }
+
+/// Every this many rounds, the PRs of all live tasks are read whether or not the listing
+/// says they changed: `updated_at` has one-second resolution, so a review in the same
+/// second as switchyard's own update leaves the listing unchanged.
+const SWEEP_EVERY: u64 = 10;
 
 impl Hub {
     pub fn new(
@@ -71,6 +78,7 @@ impl Hub {
             etag: Mutex::new(None),
             nudged: Mutex::new(BTreeSet::new()),
             writing: Mutex::new(()),
+            rounds: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -149,16 +157,26 @@ impl Service {
             *hub.etag.lock().unwrap_or_else(|p| p.into_inner()) = tag;
             for pr in pulls {
                 let known = prs.iter().find(|r| r.number == pr.number);
-                if known.is_some_and(|r| r.seen_updated.as_deref() != Some(pr.updated_at.as_str()))
-                {
+                // `>=`: a change in the same second as the last one seen looks the same.
+                if known.is_some_and(|r| {
+                    r.seen_updated
+                        .as_deref()
+                        .is_none_or(|seen| pr.updated_at.as_str() >= seen)
+                }) {
                     changed.push(pr);
                 }
             }
         }
-        let nudged: Vec<u64> =
+        let mut nudged: Vec<u64> =
             std::mem::take(&mut *hub.nudged.lock().unwrap_or_else(|p| p.into_inner()))
                 .into_iter()
                 .collect();
+        let round = hub.rounds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if round % SWEEP_EVERY == 0 {
+            let tasks = self.ledger(|l| l.tasks(None))?;
+            let live = |id: TaskId| tasks.iter().any(|t| t.id == id && !t.state.is_final());
+            nudged.extend(prs.iter().filter(|r| live(r.task)).map(|r| r.number));
+        }
         for n in nudged {
             if changed.iter().any(|p| p.number == n) || !prs.iter().any(|r| r.number == n) {
                 continue;

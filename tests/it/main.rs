@@ -4,6 +4,8 @@
 mod check;
 mod daemon;
 mod demo;
+mod fakegh;
+mod github;
 mod init;
 mod owners;
 mod queue;

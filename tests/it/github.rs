@@ -1,0 +1,662 @@
+//! GitHub, end to end: the real daemon and CLI, a local bare repository as the remote,
+//! and the fake GitHub behind Prism's validating proxy (see `fakegh.rs`). Every test
+//! ends by asking Prism whether GitHub's description accepted all traffic.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::fakegh::{FakeGitHub, Fault, TOKEN_ENV, bare_remote};
+use crate::support::{Daemon, TestRepo, add, claim, eventually, git_in, show};
+
+struct Setup {
+    repo: TestRepo,
+    gh: FakeGitHub,
+    bare: PathBuf,
+}
+
+impl Setup {
+    /// A repository with subsystems `app` (verify: `queue_verify`) and `ci` (approval
+    /// required), pushed to a bare remote that the fake GitHub serves as `acme-N/shop`.
+    fn new(queue: &str, github_extra: &str) -> Setup {
+        let repo = TestRepo::new();
+        repo.file("app/main.txt", "one\n");
+        repo.file(".github/ci.yml", "on: push\n");
+        repo.commit("init");
+        let bare = bare_remote(&repo.home(), &repo.root);
+        let gh = FakeGitHub::start(&bare);
+        let queue = queue.replace("{tmp}", repo.tmp.path().to_str().unwrap());
+        repo.config(&format!(
+            "[queue]\n{queue}\nverify_timeout = \"60s\"\n\
+             [[subsystem]]\nname = \"app\"\npaths = [\"app/\"]\n\
+             [[subsystem]]\nname = \"ci\"\npaths = [\".github/\"]\napproval = \"required\"\n\
+             [worktrees]\npool = 1\n{}",
+            gh.config(github_extra)
+        ));
+        repo.commit("config");
+        repo.git(&["push", "-q", "origin", "main"]);
+        repo.git(&["checkout", "-q", "--detach"]);
+        Setup { repo, gh, bare }
+    }
+
+    fn daemon(&self) -> Daemon {
+        self.repo
+            .try_start_daemon_with(&[(TOKEN_ENV, &self.gh.token)])
+            .unwrap_or_else(|e| panic!("daemon did not start: {e}"))
+    }
+
+    /// Claims a new task, commits `files` in its worktree and submits it.
+    fn work(&self, title: &str, scope: &[&str], files: &[(&str, &str)]) -> (String, PathBuf) {
+        let id = add(&self.repo, title, scope);
+        let claimed = claim(&self.repo, Some(&id), "agent-a");
+        let wt = PathBuf::from(claimed["worktree"].as_str().unwrap());
+        commit_in(&wt, title, files);
+        self.repo
+            .run(["--json", "submit", &id, "--agent", "agent-a"])
+            .expect(0);
+        (id, wt)
+    }
+
+    fn branch(&self, id: &str) -> String {
+        show(&self.repo, id)["branch"].as_str().unwrap().to_owned()
+    }
+
+    fn state(&self, id: &str) -> String {
+        show(&self.repo, id)["state"].as_str().unwrap().to_owned()
+    }
+
+    fn wait_state(&self, id: &str, want: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.state(id) != want {
+            if std::time::Instant::now() > deadline {
+                let log = self.repo.run(["--json", "log", id]).expect(0).json();
+                panic!("{id} did not become {want}: {log:#}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    fn wait_pull(&self, id: &str) -> crate::fakegh::Pull {
+        let branch = self.branch(id);
+        let mut found = None;
+        eventually(30, &format!("a PR for {branch}"), || {
+            found = self.gh.pull_for(&branch);
+            found.is_some()
+        });
+        found.unwrap()
+    }
+
+    fn wait_reply(&self, number: u64, text: &str) {
+        eventually(30, &format!("a reply containing {text:?}"), || {
+            self.gh
+                .comments(number)
+                .iter()
+                .any(|c| c.login == "switchyard-bot" && c.body.contains(text))
+        });
+    }
+
+    fn remote_tip(&self, branch: &str) -> Option<String> {
+        let out = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&self.bare)
+            .args(["rev-parse", "--verify", "-q", &format!("refs/heads/{branch}")])
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// The checks every test ends with: Prism accepted all traffic, and the token never
+    /// reached a log or the ledger.
+    fn finish(self, daemon: Daemon) {
+        let log = daemon.log_text();
+        drop(daemon);
+        assert!(!log.contains(&self.gh.token), "the token reached the log");
+        let ledger = self
+            .repo
+            .root
+            .join(".git/switchyard/ledger.db");
+        let bytes = std::fs::read(ledger).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&self.gh.token),
+            "the token reached the ledger"
+        );
+        self.gh.assert_contract_clean();
+    }
+}
+
+fn commit_in(wt: &Path, message: &str, files: &[(&str, &str)]) {
+    for (path, content) in files {
+        let p = wt.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    git_in(wt, &["add", "-A"]);
+    git_in(wt, &["commit", "-qm", message]);
+}
+
+fn event_kinds(repo: &TestRepo, id: &str) -> Vec<String> {
+    crate::support::events(repo, id)
+}
+
+fn last_event(repo: &TestRepo, id: &str, kind: &str) -> Value {
+    let log = repo.run(["--json", "log", id]).expect(0).json();
+    log.as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["event"] == kind)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {kind} event for {id}"))
+}
+
+#[test]
+fn a_pr_opens_with_the_card_the_check_run_follows_the_queue_and_merging_by_push_shows_it_merged()
+{
+    let s = Setup::new(
+        // Verify records its environment, then waits until the test lets it finish.
+        "verify = [\"env > {tmp}/verify-env.txt; while [ ! -f {tmp}/release ]; do sleep 0.05; done\"]",
+        "labels = [\"switchyard\", \"queue\"]\ndelete_branch = true",
+    );
+    let daemon = s.daemon();
+    let id = s
+        .repo
+        .run([
+            "--json",
+            "task",
+            "add",
+            "Say hello properly",
+            "--body",
+            "Customers find the greeting curt; make it warmer.",
+            "--accept",
+            "The greeting says hello",
+            "--scope",
+            "app",
+            "--by",
+            "planner",
+        ])
+        .expect(0)
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let claimed = claim(&s.repo, Some(&id), "agent-a");
+    let wt = PathBuf::from(claimed["worktree"].as_str().unwrap());
+    commit_in(&wt, "Warmer greeting", &[("app/main.txt", "hello, friend\n")]);
+    s.repo
+        .run(["--json", "submit", &id, "--agent", "agent-a"])
+        .expect(0);
+    let submitted = show(&s.repo, &id)["submitted_head"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let pr = s.wait_pull(&id);
+    assert_eq!(pr.base, "main");
+    assert_eq!(pr.head_sha, submitted, "the PR shows the submitted commit");
+    assert_eq!(pr.title, format!("{id}: Say hello properly"));
+    for part in [
+        "Customers find the greeting curt",
+        "- [ ] The greeting says hello",
+        "`app`",
+        "owning subsystems: app",
+        "`agent-a`",
+        "**Attempt:** 1",
+        "### Checkpoints",
+        "### Last verify",
+        "| submitted (attempt 1) | agent agent-a |",
+    ] {
+        assert!(pr.body.contains(part), "the card lacks {part:?}:\n{}", pr.body);
+    }
+    eventually(30, "the labels", || {
+        s.gh.pull_for(&s.branch(&id))
+            .is_some_and(|p| p.labels == ["switchyard", "queue"])
+    });
+
+    // The check run on the submitted head goes queued -> in_progress while verify runs.
+    eventually(30, "the check run to show verifying", || {
+        s.gh.checks_on(&submitted)
+            .iter()
+            .any(|c| c.status == "in_progress")
+    });
+    std::fs::write(s.repo.tmp.path().join("release"), "").unwrap();
+    s.wait_state(&id, "merged");
+
+    let main = s.remote_tip("main").unwrap();
+    eventually(30, "the PR to show merged", || {
+        s.gh.pull_for(&s.branch(&id))
+            .is_some_and(|p| p.merged_at.is_some())
+    });
+    let pr = s.gh.pull_for(&s.branch(&id)).unwrap();
+    assert_eq!(pr.head_sha, main, "the PR's branch was force-updated to what landed");
+    assert_eq!(pr.merge_commit.as_deref(), Some(main.as_str()));
+    let runs = s.gh.checks_on(&submitted);
+    let history: Vec<&str> = runs[0].history.iter().map(|h| h.0.as_str()).collect();
+    assert!(
+        history.starts_with(&["queued"]) && history.contains(&"in_progress"),
+        "{history:?}"
+    );
+    assert!(
+        runs[0].history.iter().any(|h| h.2.starts_with("Queued: position 1 of 1")),
+        "{:?}",
+        runs[0].history
+    );
+    eventually(30, "a passed check run on the merged commit", || {
+        s.gh.checks_on(&main)
+            .iter()
+            .any(|c| c.conclusion.as_deref() == Some("success"))
+    });
+    s.wait_reply(pr.number, &format!("Merged: `{main}`"));
+    eventually(30, "the merged branch to be deleted", || {
+        s.remote_tip(&s.branch(&id)).is_none()
+    });
+    eventually(30, "the card to show the merge", || {
+        s.gh.pull_for(&s.branch(&id))
+            .is_some_and(|p| p.body.contains("**State:** merged") && p.body.contains("- [x]"))
+    });
+    let env = std::fs::read_to_string(s.repo.tmp.path().join("verify-env.txt")).unwrap();
+    assert!(!env.contains(&s.gh.token), "the token reached verify's environment");
+    assert!(!env.contains(TOKEN_ENV));
+    s.finish(daemon);
+}
+
+#[test]
+fn an_approving_review_from_an_approver_unblocks_a_checkpoint() {
+    let s = Setup::new("verify = [\"true\"]", "approvers = [\"alice\"]");
+    let daemon = s.daemon();
+    let (id, _) = s.work(
+        "Tune CI",
+        &["ci"],
+        &[(".github/ci.yml", "on: [push, pull_request]\n")],
+    );
+    assert_eq!(s.state(&id), "awaiting_approval");
+    let pr = s.wait_pull(&id);
+    assert!(pr.body.contains("needs approval") || pr.body.contains("approval"), "{}", pr.body);
+    eventually(30, "the check run to wait for approval", || {
+        s.gh.checks_on(&pr.head_sha)
+            .iter()
+            .any(|c| c.title == "Waiting for approval")
+    });
+
+    s.gh.review(pr.number, "mallory", "APPROVED");
+    s.wait_reply(pr.number, "@mallory thanks for the review");
+    assert_eq!(s.state(&id), "awaiting_approval", "mallory is no approver");
+
+    s.gh.review(pr.number, "alice", "COMMENTED");
+    s.gh.review(pr.number, "alice", "APPROVED");
+    s.wait_state(&id, "merged");
+    let approved = last_event(&s.repo, &id, "approved");
+    assert_eq!(approved["by"]["name"], "alice");
+    s.finish(daemon);
+}
+
+#[test]
+fn comment_commands_work_for_approvers_and_are_refused_for_others() {
+    let s = Setup::new("verify = [\"true\"]", "approvers = [\"alice\", \"@acme-team/leads\"]");
+    // Team approvers are checked with GitHub's team API, under the test's own owner.
+    let s = {
+        let owner = s.gh.owner.clone();
+        let text = std::fs::read_to_string(s.repo.root.join("switchyard.toml")).unwrap();
+        s.repo.config(&text.replace("@acme-team/leads", &format!("@{owner}/leads")));
+        s.repo.commit("team approvers");
+        s.gh.add_team("leads", &["bob"]);
+        s
+    };
+    let daemon = s.daemon();
+    let (id, _) = s.work("Tune CI", &["ci"], &[(".github/ci.yml", "on: [push]\n")]);
+    let pr = s.wait_pull(&id);
+
+    // Someone without permission: a polite refusal, nothing changes.
+    s.gh.comment(pr.number, "eve", "/switchyard approve");
+    s.wait_reply(pr.number, "@eve sorry, only `alice`, `@");
+    assert_eq!(s.state(&id), "awaiting_approval");
+    // Commands in code blocks and quotes are not commands.
+    s.gh.comment(
+        pr.number,
+        "bob",
+        "To approve, write:\n```\n/switchyard approve\n```\n> /switchyard cancel",
+    );
+    // Bad arguments are explained.
+    s.gh.comment(pr.number, "bob", "/switchyard priority high");
+    s.wait_reply(pr.number, "@bob `priority` needs a whole number");
+    s.gh.comment(pr.number, "bob", "/switchyard priority 7");
+    s.wait_reply(pr.number, "priority is 7 now");
+    assert_eq!(show(&s.repo, &id)["priority"], 7);
+    assert_eq!(s.state(&id), "awaiting_approval", "the code block approved nothing");
+
+    s.gh.comment(pr.number, "bob", "/switchyard reject please add a comment to ci.yml");
+    s.wait_reply(pr.number, "@bob rejected");
+    assert_eq!(s.state(&id), "returned");
+    assert_eq!(
+        last_event(&s.repo, &id, "rejected")["evidence"]["reason"],
+        "please add a comment to ci.yml"
+    );
+    s.gh.comment(pr.number, "alice", "/switchyard retry");
+    s.wait_reply(pr.number, "submitted");
+    assert_eq!(s.state(&id), "awaiting_approval");
+    assert_eq!(show(&s.repo, &id)["attempt"], 2);
+    s.gh.comment(pr.number, "bob", "LGTM\n/switchyard approve");
+    s.wait_state(&id, "merged");
+    assert_eq!(last_event(&s.repo, &id, "approved")["by"]["name"], "bob");
+
+    let (other, _) = s.work("Another", &["app"], &[("app/main.txt", "two\n")]);
+    let _ = other;
+    let (third, _) = s.work("Doomed", &["ci"], &[(".github/ci.yml", "nope\n")]);
+    let pr3 = s.wait_pull(&third);
+    s.gh.comment(pr3.number, "alice", "/switchyard cancel");
+    s.wait_state(&third, "cancelled");
+    eventually(30, "the cancelled task's PR to close", || {
+        s.gh.pull_for(&s.branch(&third)).is_some_and(|p| !p.open)
+    });
+    s.wait_reply(pr3.number, "was cancelled");
+    let refusals = s
+        .gh
+        .comments(pr.number)
+        .iter()
+        .filter(|c| c.login == "switchyard-bot" && c.body.contains("approve"))
+        .count();
+    assert!(refusals >= 1);
+    // The code-block comment got no answer of its own: every answer names someone.
+    assert!(s
+        .gh
+        .comments(pr.number)
+        .iter()
+        .filter(|c| c.login == "switchyard-bot")
+        .all(|c| c.body.starts_with('@') || c.body.contains(&id)));
+    s.finish(daemon);
+}
+
+#[test]
+fn a_crash_between_creating_the_pr_and_recording_it_makes_no_duplicate() {
+    let s = Setup::new("verify = [\"true\"]", "approvers = [\"alice\"]");
+    // The test hook aborts the daemon right after its first recorded step: here, the
+    // PR was created on GitHub but not yet recorded in the ledger.
+    let crashed = s.repo.try_start_daemon_with(&[
+        (TOKEN_ENV, &s.gh.token),
+        ("SWITCHYARD_TEST_ABORT_AFTER_STEPS", "1"),
+    ]);
+    let mut crashed = crashed.unwrap();
+    let id = add(&s.repo, "Tune CI", &["ci"]);
+    let claimed = claim(&s.repo, Some(&id), "agent-a");
+    commit_in(
+        Path::new(claimed["worktree"].as_str().unwrap()),
+        "Tune CI",
+        &[(".github/ci.yml", "x\n")],
+    );
+    // The daemon may die before it answers: the submit is recorded before the PR is
+    // made, so the answer does not matter here.
+    let _ = s.repo.run(["submit", &id, "--agent", "agent-a"]);
+    eventually(30, "the daemon to abort", || !crashed.is_running());
+    assert_eq!(s.gh.pulls().len(), 1, "the PR was created before the crash");
+    drop(crashed);
+
+    let daemon = s.daemon();
+    eventually(30, "the PR to be recorded", || {
+        event_kinds(&s.repo, &id).contains(&"pr_opened".to_owned())
+    });
+    assert_eq!(last_event(&s.repo, &id, "pr_opened")["evidence"]["found_existing"], true);
+    let pr = s.wait_pull(&id);
+    s.gh.review(pr.number, "alice", "APPROVED");
+    s.wait_state(&id, "merged");
+    assert_eq!(s.gh.pulls().len(), 1, "still exactly one PR");
+    let creates = s
+        .gh
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("POST /repos/") && r.ends_with("/pulls 201"))
+        .count();
+    assert_eq!(creates, 1);
+    s.finish(daemon);
+}
+
+#[test]
+fn server_errors_and_rate_limits_are_waited_out_and_github_converges() {
+    let s = Setup::new("verify = [\"true\"]", "approvers = [\"alice\"]");
+    let daemon = s.daemon();
+    // GitHub goes down for a while: more failures in a row than one call retries.
+    s.gh.inject(&[
+        Fault::Status(502),
+        Fault::Status(503),
+        Fault::Status(500),
+        Fault::Status(502),
+        Fault::Status(503),
+        Fault::Status(500),
+        Fault::TooMany,
+        Fault::RateLimited,
+        Fault::Status(504),
+    ]);
+    let (waiting, _) = s.work("Tune CI", &["ci"], &[(".github/ci.yml", "y\n")]);
+    // Local work goes on meanwhile: another task lands.
+    let (landed, _) = s.work("Local work", &["app"], &[("app/main.txt", "local\n")]);
+    s.wait_state(&landed, "merged");
+    assert_eq!(s.state(&waiting), "awaiting_approval");
+
+    eventually(60, "the faults to be used up", || s.gh.faults_left() == 0);
+    let pr = s.wait_pull(&waiting);
+    eventually(30, "the card and check run to converge", || {
+        let pr = s.gh.pull_for(&s.branch(&waiting)).unwrap();
+        pr.body.contains("**State:** awaiting approval")
+            && s.gh
+                .checks_on(&pr.head_sha)
+                .iter()
+                .any(|c| c.title == "Waiting for approval")
+    });
+    s.gh.review(pr.number, "alice", "APPROVED");
+    s.wait_state(&waiting, "merged");
+    let statuses: Vec<String> = s.gh.requests();
+    for code in [" 502", " 429", " 403"] {
+        assert!(statuses.iter().any(|r| r.ends_with(code)), "no{code} answer was given: {statuses:?}");
+    }
+    assert_eq!(s.gh.pulls().iter().filter(|p| p.head == s.branch(&waiting)).count(), 1);
+    s.finish(daemon);
+}
+
+#[test]
+fn github_checks_verify_passes_on_success_and_returns_the_task_on_failure() {
+    let s = Setup::new(
+        "verify = \"github-checks\"\nrequired_checks = [\"build\", \"lint\"]",
+        "",
+    );
+    let daemon = s.daemon();
+    let verify_branch = |id: &str| format!("switchyard/verify/{id}");
+
+    let (good, _) = s.work("Good change", &["app"], &[("app/main.txt", "good\n")]);
+    let mut sha = String::new();
+    eventually(30, "the rebased commit on the verify branch", || {
+        sha = s.remote_tip(&verify_branch(&good)).unwrap_or_default();
+        !sha.is_empty()
+    });
+    s.gh.ci_check(&sha, "build", "success", "all green");
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert_eq!(s.state(&good), "verifying", "lint has not reported yet");
+    s.gh.ci_status(&sha, "lint", "success");
+    s.wait_state(&good, "merged");
+    assert_eq!(s.remote_tip("main").unwrap(), sha, "what CI checked is what landed");
+    eventually(30, "the verify branch to be deleted", || {
+        s.remote_tip(&verify_branch(&good)).is_none()
+    });
+
+    let (bad, _) = s.work("Bad change", &["app"], &[("app/main.txt", "bad\n")]);
+    eventually(30, "the rebased commit on the verify branch", || {
+        sha = s.remote_tip(&verify_branch(&bad)).unwrap_or_default();
+        !sha.is_empty()
+    });
+    s.gh.ci_status(&sha, "lint", "success");
+    s.gh.ci_check(&sha, "build", "failure", "3 tests failed");
+    s.wait_state(&bad, "returned");
+    let failed = last_event(&s.repo, &bad, "verify_failed");
+    assert_eq!(failed["evidence"]["check"]["name"], "build");
+    assert_eq!(failed["evidence"]["check"]["summary"], "3 tests failed");
+    assert!(
+        failed["evidence"]["check"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://ci.example.com/runs/")
+    );
+    eventually(30, "the card and check run to show the failure", || {
+        let pr = s.gh.pull_for(&s.branch(&bad)).unwrap();
+        pr.body.contains("check `build` did not succeed. 3 tests failed")
+            && s.gh.checks_on(&pr.head_sha).iter().any(|c| {
+                c.conclusion.as_deref() == Some("failure") && c.summary.contains("3 tests failed")
+            })
+    });
+    s.finish(daemon);
+}
+
+#[test]
+fn changes_made_on_github_by_a_person_take_the_task_out_of_the_queue() {
+    let s = Setup::new("verify = [\"true\"]", "approvers = [\"alice\"]");
+    let daemon = s.daemon();
+    let (id, wt) = s.work("Tune CI", &["ci"], &[(".github/ci.yml", "a\n")]);
+    let pr = s.wait_pull(&id);
+
+    // Closed on GitHub: back to the executor; submitting again reopens the PR.
+    s.gh.edit(pr.number, |p| p.open = false);
+    s.wait_state(&id, "returned");
+    assert_eq!(last_event(&s.repo, &id, "changed_on_github")["evidence"]["what"], "closed");
+    s.repo.run(["submit", &id, "--agent", "agent-a"]).expect(0);
+    eventually(30, "the PR to be reopened", || {
+        s.gh.pull_for(&s.branch(&id)).is_some_and(|p| p.open)
+    });
+
+    // A person edits the card: it is restored, with a note.
+    s.gh.edit(pr.number, |p| p.body = "my own description".into());
+    s.wait_reply(pr.number, "switchyard's card");
+    eventually(30, "the card to be restored", || {
+        s.gh.pull_for(&s.branch(&id)).unwrap().body.contains("### Timeline")
+    });
+
+    // Base changed on GitHub.
+    s.gh.edit(pr.number, |p| p.base = "main-old".into());
+    s.wait_state(&id, "returned");
+    assert_eq!(
+        last_event(&s.repo, &id, "changed_on_github")["evidence"]["what"],
+        "base_changed"
+    );
+    s.repo.run(["submit", &id, "--agent", "agent-a"]).expect(0);
+    eventually(30, "the base to be put back", || {
+        s.gh.pull_for(&s.branch(&id)).unwrap().base == "main"
+    });
+
+    // New commits pushed to the PR's branch by someone else.
+    let other = s.repo.tmp.path().join("other");
+    git_in(s.repo.tmp.path(), &["clone", "-q", s.bare.to_str().unwrap(), other.to_str().unwrap()]);
+    git_in(&other, &["checkout", "-q", &s.branch(&id)]);
+    commit_in(&other, "Drive-by", &[(".github/ci.yml", "a\nb\n")]);
+    git_in(&other, &["push", "-q", "origin", &s.branch(&id)]);
+    s.wait_state(&id, "returned");
+    assert_eq!(last_event(&s.repo, &id, "changed_on_github")["evidence"]["what"], "pushed");
+    // Submitting without their commits is refused on the next publish: nothing is lost.
+    s.repo.run(["submit", &id, "--agent", "agent-a"]).expect(0);
+    s.wait_state(&id, "returned");
+    let pushed = s.remote_tip(&s.branch(&id)).unwrap();
+    assert_eq!(
+        git_in(&other, &["rev-parse", "HEAD"]).trim(),
+        pushed,
+        "the person's commit is still there"
+    );
+    // The executor takes them in and submits again; then the branch is deleted by hand.
+    git_in(&wt, &["pull", "-q", "--ff-only", s.bare.to_str().unwrap(), &s.branch(&id)]);
+    s.repo.run(["submit", &id, "--agent", "agent-a"]).expect(0);
+    eventually(30, "the PR to follow the new submission", || {
+        s.gh.pull_for(&s.branch(&id)).is_some_and(|p| p.open && p.head_sha == pushed)
+            && s.state(&id) == "awaiting_approval"
+    });
+    git_in(&other, &["push", "-q", "origin", "--delete", &s.branch(&id)]);
+    s.wait_state(&id, "returned");
+    assert_eq!(
+        last_event(&s.repo, &id, "changed_on_github")["evidence"]["what"],
+        "branch_deleted"
+    );
+    s.repo.run(["submit", &id, "--agent", "agent-a"]).expect(0);
+    eventually(30, "the branch to be pushed and the PR reopened", || {
+        s.gh.pull_for(&s.branch(&id)).is_some_and(|p| p.open)
+    });
+    s.gh.review(pr.number, "alice", "APPROVED");
+    s.wait_state(&id, "merged");
+    s.finish(daemon);
+}
+
+#[test]
+fn bad_tokens_and_missing_repositories_stop_the_daemon_with_one_clear_line() {
+    let s = Setup::new("verify = [\"true\"]", "");
+    let err = s.repo.try_start_daemon().err().expect("no token: must not start");
+    assert!(err.contains("the GitHub token is missing: set the environment variable GITHUB_TOKEN"), "{err}");
+
+    let err = s
+        .repo
+        .try_start_daemon_with(&[(TOKEN_ENV, "ghp_wrongwrongwrong")])
+        .err()
+        .expect("a wrong token: must not start");
+    assert!(err.contains("GitHub refused the token in $GITHUB_TOKEN (401)"), "{err}");
+    assert!(!err.contains("ghp_wrongwrongwrong"), "{err}");
+
+    let text = std::fs::read_to_string(s.repo.root.join("switchyard.toml")).unwrap();
+    s.repo.config(&text.replace(&s.gh.repo, &format!("{}/nope", s.gh.owner)));
+    let err = s
+        .repo
+        .try_start_daemon_with(&[(TOKEN_ENV, &s.gh.token)])
+        .err()
+        .expect("a missing repository: must not start");
+    assert!(
+        err.contains(&format!("the repository {}/nope was not found on GitHub", s.gh.owner)),
+        "{err}"
+    );
+    assert!(!err.contains(&s.gh.token), "{err}");
+    s.gh.assert_contract_clean();
+}
+
+#[test]
+fn webhooks_with_a_good_signature_are_read_at_once_and_bad_ones_are_refused() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Polling so slow that only a webhook delivery can explain a quick reaction.
+    let s = Setup::new(
+        "verify = [\"true\"]",
+        &format!(
+            "approvers = [\"alice\"]\nwebhook_listen = \"127.0.0.1:{port}\"\nwebhook_secret_env = \"HOOK_SECRET\""
+        ),
+    );
+    let text = std::fs::read_to_string(s.repo.root.join("switchyard.toml")).unwrap();
+    s.repo.config(&text.replace("poll_interval = \"150ms\"", "poll_interval = \"1h\""));
+    let daemon = s
+        .repo
+        .try_start_daemon_with(&[(TOKEN_ENV, &s.gh.token), ("HOOK_SECRET", "s3cret")])
+        .unwrap();
+    let (id, _) = s.work("Tune CI", &["ci"], &[(".github/ci.yml", "w\n")]);
+    let pr = s.wait_pull(&id);
+    s.gh.review(pr.number, "alice", "APPROVED");
+    let body = format!("{{\"action\":\"submitted\",\"pull_request\":{{\"number\":{}}}}}", pr.number);
+
+    let bad = post(port, "pull_request_review", &body, "sha256=00");
+    assert!(bad.starts_with("HTTP/1.1 401"), "{bad}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(s.state(&id), "awaiting_approval", "a bad signature changes nothing");
+
+    let signature = switchyard::github::webhook::sign(b"s3cret", body.as_bytes());
+    let good = post(port, "pull_request_review", &body, &signature);
+    assert!(good.starts_with("HTTP/1.1 202"), "{good}");
+    s.wait_state(&id, "merged");
+    let log = daemon.log_text();
+    assert!(log.contains("missing or wrong signature"), "{log}");
+    assert!(!log.contains("s3cret"));
+    s.finish(daemon);
+}
+
+fn post(port: u16, event: &str, body: &str, signature: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "POST /github/webhook HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nX-GitHub-Event: {event}\r\nX-Hub-Signature-256: {signature}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).unwrap();
+    out
+}

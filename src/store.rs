@@ -23,12 +23,12 @@ use crate::scheduler::{self, Blocked, Caps, Load};
 fn save_pr(tx: &rusqlite::Transaction<'_>, pr: &PrRecord) -> Result<()> {
     tx.execute(
         "INSERT INTO github_prs (task, number, url, pushed_head, body_digest, check_run, check_head,
-             check_digest, last_comment, last_review, seen_updated, merged_noted, closed)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             check_digest, last_comment, last_review, seen_updated, merged_noted, closed, reopen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT (task) DO UPDATE SET number = ?2, url = ?3, pushed_head = ?4,
              body_digest = ?5, check_run = ?6, check_head = ?7, check_digest = ?8,
              last_comment = ?9, last_review = ?10, seen_updated = ?11, merged_noted = ?12,
-             closed = ?13",
+             closed = ?13, reopen = ?14",
         params![
             pr.task.0,
             pr.number as i64,
@@ -42,7 +42,8 @@ fn save_pr(tx: &rusqlite::Transaction<'_>, pr: &PrRecord) -> Result<()> {
             pr.last_review as i64,
             pr.seen_updated,
             pr.merged_noted,
-            pr.closed
+            pr.closed,
+            pr.reopen
         ],
     )?;
     Ok(())
@@ -133,7 +134,8 @@ CREATE TABLE github_prs (
     last_review  INTEGER NOT NULL DEFAULT 0,  -- the newest review handled
     seen_updated TEXT,              -- GitHub's updated_at when last read
     merged_noted INTEGER NOT NULL DEFAULT 0,
-    closed       INTEGER NOT NULL DEFAULT 0   -- closed by switchyard (task cancelled)
+    closed       INTEGER NOT NULL DEFAULT 0,  -- closed by switchyard (task cancelled)
+    reopen       INTEGER NOT NULL DEFAULT 0   -- a person closed or retargeted it
 );
 "#,
 ];
@@ -264,7 +266,10 @@ pub struct PrRecord {
     pub last_review: u64,
     pub seen_updated: Option<String>,
     pub merged_noted: bool,
+    /// Closed by switchyard (the task was cancelled).
     pub closed: bool,
+    /// A person closed it or changed its base: the next submission reopens it on the base.
+    pub reopen: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -875,7 +880,7 @@ impl Ledger {
     fn prs_where(&self, filter: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<PrRecord>> {
         let sql = format!(
             "SELECT task, number, url, pushed_head, body_digest, check_run, check_head, check_digest,
-                    last_comment, last_review, seen_updated, merged_noted, closed
+                    last_comment, last_review, seen_updated, merged_noted, closed, reopen
              FROM github_prs WHERE {filter} ORDER BY task"
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -894,6 +899,7 @@ impl Ledger {
                 seen_updated: r.get(10)?,
                 merged_noted: r.get(11)?,
                 closed: r.get(12)?,
+                reopen: r.get(13)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -171,7 +171,9 @@ impl Service {
             std::mem::take(&mut *hub.nudged.lock().unwrap_or_else(|p| p.into_inner()))
                 .into_iter()
                 .collect();
-        let round = hub.rounds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let round = hub
+            .rounds
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if round % SWEEP_EVERY == 0 {
             let tasks = self.ledger(|l| l.tasks(None))?;
             let live = |id: TaskId| tasks.iter().any(|t| t.id == id && !t.state.is_final());
@@ -274,7 +276,9 @@ impl Service {
             rec.last_comment = rec.last_comment.max(comment.id);
             self.ledger(|l| l.save_pr(&rec))?;
         }
-        self.notice_changes(hub, id, pr, &rec)?;
+        if self.notice_changes(hub, id, pr, &rec)? {
+            rec.reopen = true;
+        }
         rec.seen_updated = Some(pr.updated_at.clone());
         self.ledger(|l| l.save_pr(&rec))?;
         Ok(())
@@ -289,10 +293,21 @@ impl Service {
         id: TaskId,
         pr: &PullRequest,
         rec: &PrRecord,
-    ) -> Result<()> {
-        let what = if !pr.is_open() && !pr.is_merged() && !rec.closed {
+    ) -> Result<bool> {
+        debug!(
+            pr = pr.number,
+            open = pr.is_open(),
+            merged = pr.is_merged(),
+            head = %short(&pr.head.sha),
+            base = %pr.base.name,
+            closed_by_us = rec.closed,
+            reopen = rec.reopen,
+            "reading the PR's state"
+        );
+        // `reopen`: already noticed; the next submission reopens and retargets it.
+        let what = if !pr.is_open() && !pr.is_merged() && !rec.closed && !rec.reopen {
             Some(self.why_closed(hub, pr))
-        } else if pr.is_open() && rec.pushed_head.as_deref().is_some_and(|h| h != pr.head.sha) {
+        } else if pr.is_open() && self.pushed_by_someone_else(id, pr, rec)? {
             Some((
                 "pushed",
                 format!(
@@ -301,7 +316,7 @@ impl Service {
                     short(&pr.head.sha)
                 ),
             ))
-        } else if pr.is_open() && pr.base.name != self.config.base {
+        } else if pr.is_open() && pr.base.name != self.config.base && !rec.reopen {
             Some((
                 "base_changed",
                 format!(
@@ -313,7 +328,7 @@ impl Service {
             None
         };
         let Some((what, reason)) = what else {
-            return Ok(());
+            return Ok(false);
         };
         let evidence =
             json!({"what": what, "reason": reason, "pr": pr.number, "head": pr.head.sha});
@@ -341,13 +356,26 @@ impl Service {
                 &format!("{id} left the merge queue and went back to its executor: {reason}."),
             );
         }
-        Ok(())
+        Ok(what != "pushed")
+    }
+
+    /// The PR's head is neither what switchyard pushed nor part of the task's latest
+    /// submission (which may have taken the person's commits in already).
+    fn pushed_by_someone_else(&self, id: TaskId, pr: &PullRequest, rec: &PrRecord) -> Result<bool> {
+        if rec.pushed_head.as_deref().is_none_or(|h| h == pr.head.sha) {
+            return Ok(false);
+        }
+        let submitted = self.ledger(|l| l.task(id))?.submitted_head;
+        let root = &self.repo.main_root;
+        Ok(!submitted.is_some_and(|s| {
+            s == pr.head.sha || git::is_ancestor(root, &pr.head.sha, &s).unwrap_or(false)
+        }))
     }
 
     fn why_closed(&self, hub: &Hub, pr: &PullRequest) -> (&'static str, String) {
-        let gone = gitcli::remote_tip(&self.repo.main_root, &hub.remote, &pr.head.name)
-            .map(|t| t.is_none())
-            .unwrap_or(false);
+        let tip = gitcli::remote_tip(&self.repo.main_root, &hub.remote, &pr.head.name);
+        debug!(branch = %pr.head.name, ?tip, "the PR is closed; is its branch there?");
+        let gone = tip.map(|t| t.is_none()).unwrap_or(false);
         if gone {
             (
                 "branch_deleted",
@@ -485,7 +513,10 @@ impl Service {
         if rec.is_none() && task.state.is_final() {
             return Ok(()); // Landed or cancelled before GitHub heard of it.
         }
-        if waiting && rec.as_ref().and_then(|r| r.pushed_head.as_deref()) != Some(head.as_str()) {
+        // A new submission is pushed; so is one whose branch a person deleted.
+        let stale = rec.as_ref().and_then(|r| r.pushed_head.as_deref()) != Some(head.as_str())
+            || rec.as_ref().is_some_and(|r| r.reopen);
+        if waiting && stale {
             if !self.push_branch(hub, &task, &head, rec.as_ref())? {
                 return Ok(());
             }
@@ -510,19 +541,47 @@ impl Service {
             }
         };
         let digest = digest(&[&card::title(&task), &body]);
-        let reopen = waiting && rec.closed;
+        // Submitted again after a person closed or retargeted the PR: open it on the base.
+        // (Only then: reopening on every write would undo a close not yet noticed.)
+        let reopen = waiting && (rec.reopen || rec.closed);
         if rec.body_digest.as_deref() != Some(digest.as_str()) || reopen {
             let mut changes = json!({"title": card::title(&task), "body": body});
-            if waiting {
-                // A live task's PR is open and targets the base, whatever was done to it.
+            if reopen {
                 changes["state"] = json!("open");
                 changes["base"] = json!(self.config.base);
             }
-            let pr = hub
-                .block_on(client.update_pull(rec.number, changes))
-                .map_err(gh_err)?;
+            let pr = match hub.block_on(client.update_pull(rec.number, changes)) {
+                Ok(pr) => pr,
+                Err(GhError::Refused { status: 422, .. }) if reopen => {
+                    // GitHub will not reopen a PR whose branch was recreated: open anew.
+                    info!(
+                        old = rec.number,
+                        "the closed PR cannot be reopened; opening a new one"
+                    );
+                    match self.create_pull(hub, client, &task, &head, &body, true)? {
+                        Some(new) => new,
+                        None => return Ok(()),
+                    }
+                }
+                Err(e) => return Err(gh_err(e)),
+            };
+            if pr.number != rec.number {
+                rec = PrRecord {
+                    number: pr.number,
+                    url: pr.html_url.clone(),
+                    check_run: None,
+                    check_head: None,
+                    check_digest: None,
+                    last_comment: 0,
+                    last_review: 0,
+                    ..rec
+                };
+            }
             rec.body_digest = Some(digest);
-            rec.closed = false;
+            if reopen {
+                rec.closed = false;
+                rec.reopen = false;
+            }
             rec.seen_updated = Some(pr.updated_at);
             self.ledger(|l| l.save_pr(&rec))?;
         }
@@ -655,28 +714,11 @@ impl Service {
         let existed = found.is_some();
         let pr = match found {
             Some(pr) => pr,
-            None => {
-                let created = hub.block_on(client.create_pull(
-                    &task.branch,
-                    &self.config.base,
-                    &card::title(task),
-                    body,
-                ));
-                match created {
-                    Ok(pr) => pr,
-                    Err(GhError::Refused {
-                        status: 422,
-                        message,
-                        ..
-                    }) if task.state.is_final() => {
-                        debug!(%message, "no PR for a task that already landed");
-                        return Ok(None);
-                    }
-                    Err(e) => return Err(gh_err(e)),
-                }
-            }
+            None => match self.create_pull(hub, client, task, head, body, false)? {
+                Some(pr) => pr,
+                None => return Ok(None),
+            },
         };
-        self.count_step();
         let rec = PrRecord {
             task: task.id,
             number: pr.number,
@@ -690,8 +732,9 @@ impl Service {
             last_review: 0,
             seen_updated: None,
             merged_noted: false,
+            closed: false,
             // A PR found closed is reopened below.
-            closed: !pr.is_open(),
+            reopen: !pr.is_open(),
         };
         self.ledger(|l| l.record_pr(&rec, existed, Timestamp::now()))?;
         info!(pr = pr.number, url = %pr.html_url, existed, "PR recorded");
@@ -700,6 +743,52 @@ impl Service {
                 .map_err(gh_err)?;
         }
         Ok(Some(rec))
+    }
+
+    /// Opens a PR for the task; `None` when GitHub says there is nothing to merge (the
+    /// task already landed). `again`: a replacement for a PR that cannot be reopened.
+    fn create_pull(
+        &self,
+        hub: &Hub,
+        client: &Client,
+        task: &Task,
+        head: &str,
+        body: &str,
+        again: bool,
+    ) -> Result<Option<PullRequest>> {
+        let created = hub.block_on(client.create_pull(
+            &task.branch,
+            &self.config.base,
+            &card::title(task),
+            body,
+        ));
+        let pr = match created {
+            Ok(pr) => pr,
+            Err(GhError::Refused {
+                status: 422,
+                message,
+                ..
+            }) if task.state.is_final() => {
+                debug!(%message, "no PR for a task that already landed");
+                return Ok(None);
+            }
+            Err(e) => return Err(gh_err(e)),
+        };
+        // Created, not yet recorded: the window a crash test must reach.
+        self.count_step();
+        if again {
+            let evidence = json!({"number": pr.number, "url": pr.html_url, "head": head, "replaces_closed_pr": true});
+            self.ledger(|l| {
+                l.note(
+                    task.id,
+                    EventKind::PrOpened,
+                    &Actor::Daemon,
+                    evidence,
+                    Timestamp::now(),
+                )
+            })?;
+        }
+        Ok(Some(pr))
     }
 
     fn publish_check(
@@ -776,9 +865,13 @@ impl Service {
         };
         match hub.block_on(hub.quick.pull(rec.number)) {
             Ok(pr) if !pr.is_open() && !pr.is_merged() => {
+                rec.reopen = true;
+                self.ledger(|l| l.save_pr(&rec))?;
                 return Ok(Some(self.why_closed(hub, &pr).1));
             }
             Ok(pr) if pr.base.name != self.config.base => {
+                rec.reopen = true;
+                self.ledger(|l| l.save_pr(&rec))?;
                 return Ok(Some(format!(
                     "the PR's base was changed to {} on GitHub",
                     pr.base.name

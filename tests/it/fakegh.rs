@@ -337,7 +337,10 @@ impl FakeGitHub {
             "GitHub's OpenAPI description rejects these requests or answers:\n{}",
             bad.join("\n")
         );
-        let seen = log.lines().filter(|l| mine.iter().any(|m| l.contains(m.as_str()))).count();
+        let seen = log
+            .lines()
+            .filter(|l| mine.iter().any(|m| l.contains(m.as_str())))
+            .count();
         assert!(seen > 0, "no request of {} went through Prism", self.owner);
     }
 }
@@ -395,7 +398,14 @@ fn start_servers() -> Shared {
         let port = free_port();
         let mut cmd = Command::new("node");
         cmd.arg(prism_dir.join("node_modules/@stoplight/prism-cli/dist/index.js"))
-            .args(["proxy", "--errors", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "proxy",
+                "--errors",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .arg(&spec)
             .arg(format!("http://{fake}"))
             .stdout(Stdio::piped())
@@ -502,10 +512,22 @@ fn templates(spec: &Value) -> Templates {
         repo,
         pull,
         pull_simple,
-        review: first(example("/repos/{owner}/{repo}/pulls/{pull_number}/reviews", "get", "200")),
-        comment: example("/repos/{owner}/{repo}/issues/{issue_number}/comments", "post", "201"),
+        review: first(example(
+            "/repos/{owner}/{repo}/pulls/{pull_number}/reviews",
+            "get",
+            "200",
+        )),
+        comment: example(
+            "/repos/{owner}/{repo}/issues/{issue_number}/comments",
+            "post",
+            "201",
+        ),
         check_run: example("/repos/{owner}/{repo}/check-runs", "post", "201"),
-        check_runs: example("/repos/{owner}/{repo}/commits/{ref}/check-runs", "get", "200"),
+        check_runs: example(
+            "/repos/{owner}/{repo}/commits/{ref}/check-runs",
+            "get",
+            "200",
+        ),
         combined: example("/repos/{owner}/{repo}/commits/{ref}/status", "get", "200"),
         membership: example(
             "/orgs/{org}/teams/{team_slug}/memberships/{username}",
@@ -518,7 +540,10 @@ fn templates(spec: &Value) -> Templates {
 // ---- the model ------------------------------------------------------------------------
 
 fn now() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -561,7 +586,12 @@ fn tip(bare: &Path, branch: &str) -> Option<String> {
     let out = Command::new("git")
         .arg("--git-dir")
         .arg(bare)
-        .args(["rev-parse", "--verify", "-q", &format!("refs/heads/{branch}")])
+        .args([
+            "rev-parse",
+            "--verify",
+            "-q",
+            &format!("refs/heads/{branch}"),
+        ])
         .output()
         .ok()?;
     out.status
@@ -631,16 +661,18 @@ fn error(status: u16, message: &str) -> Answer {
     )
 }
 
-fn serve(world: &Mutex<World>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Answer {
+fn serve(
+    world: &Mutex<World>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
     let mut world = world.lock().unwrap();
     let World { templates, repos } = &mut *world;
     let path = uri.path().to_owned();
-    let query: HashMap<String, String> = uri
-        .query()
-        .map(|q| {
-            url_decode_pairs(q)
-        })
-        .unwrap_or_default();
+    let query: HashMap<String, String> =
+        uri.query().map(|q| url_decode_pairs(q)).unwrap_or_default();
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let owner = match segs.as_slice() {
         ["repos", owner, ..] | ["orgs", owner, ..] => owner.to_string(),
@@ -676,7 +708,8 @@ fn serve(world: &Mutex<World>, method: Method, uri: Uri, headers: HeaderMap, bod
         }
         a
     };
-    repo.requests.push(format!("{method} {path} {}", status.as_u16()));
+    repo.requests
+        .push(format!("{method} {path} {}", status.as_u16()));
     (status, headers, text)
 }
 
@@ -697,7 +730,11 @@ fn fault_answer(fault: Fault) -> Answer {
         }
         Fault::RateLimited => {
             let mut a = error(403, "API rate limit exceeded");
-            let reset = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 1;
+            let reset = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + 1;
             a.1.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
             a.1.insert(
                 "x-ratelimit-reset",
@@ -744,11 +781,18 @@ fn route(
                 })
                 .collect();
             if query.get("sort").map(String::as_str) == Some("updated") {
-                list.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.number.cmp(&a.number)));
+                list.sort_by(|a, b| {
+                    b.updated_at
+                        .cmp(&a.updated_at)
+                        .then(b.number.cmp(&a.number))
+                });
             } else {
                 list.sort_by(|a, b| b.number.cmp(&a.number));
             }
-            let per_page: usize = query.get("per_page").and_then(|p| p.parse().ok()).unwrap_or(30);
+            let per_page: usize = query
+                .get("per_page")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(30);
             let items: Vec<Value> = list
                 .into_iter()
                 .take(per_page)
@@ -758,7 +802,9 @@ fn route(
         }
         ("POST", ["repos", o, _, "pulls"]) => {
             let head = body["head"].as_str().unwrap_or("").to_owned();
-            let head = head.split_once(':').map_or(head.clone(), |(_, b)| b.to_owned());
+            let head = head
+                .split_once(':')
+                .map_or(head.clone(), |(_, b)| b.to_owned());
             let base = body["base"].as_str().unwrap_or("").to_owned();
             let Some(head_sha) = tip(&r.bare, &head) else {
                 return validation("PullRequest", "head", "invalid");
@@ -766,8 +812,14 @@ fn route(
             let Some(base_sha) = tip(&r.bare, &base) else {
                 return validation("PullRequest", "base", "invalid");
             };
-            if r.pulls.iter().any(|p| p.open && p.head == head && p.base == base) {
-                return error(422, &format!("A pull request already exists for {o}:{head}."));
+            if r.pulls
+                .iter()
+                .any(|p| p.open && p.head == head && p.base == base)
+            {
+                return error(
+                    422,
+                    &format!("A pull request already exists for {o}:{head}."),
+                );
             }
             if is_ancestor(&r.bare, &head_sha, &base_sha) {
                 return error(422, &format!("No commits between {base} and {head}"));
@@ -820,7 +872,10 @@ fn route(
                 }
                 Some("open") if !p.open => {
                     if p.merged_at.is_some() || tip(&bare, &p.head).is_none() {
-                        return error(422, "state cannot be changed. The head branch is gone or the PR merged.");
+                        return error(
+                            422,
+                            "state cannot be changed. The head branch is gone or the PR merged.",
+                        );
                     }
                     p.open = true;
                     p.closed_at = None;
@@ -847,8 +902,14 @@ fn route(
                     j["state"] = json!(v.state);
                     j["commit_id"] = json!(v.commit);
                     j["body"] = json!("");
-                    j["html_url"] = json!(format!("https://github.com/{o}/{}/pull/{number}#pullrequestreview-{}", r.name, v.id));
-                    j["pull_request_url"] = json!(format!("https://api.github.com/repos/{o}/{}/pulls/{number}", r.name));
+                    j["html_url"] = json!(format!(
+                        "https://github.com/{o}/{}/pull/{number}#pullrequestreview-{}",
+                        r.name, v.id
+                    ));
+                    j["pull_request_url"] = json!(format!(
+                        "https://api.github.com/repos/{o}/{}/pulls/{number}",
+                        r.name
+                    ));
                     j
                 })
                 .collect();
@@ -915,7 +976,8 @@ fn route(
                 details_url: body["details_url"].as_str().map(str::to_owned),
                 history: Vec::new(),
             };
-            c.history.push((c.status.clone(), c.conclusion.clone(), c.title.clone()));
+            c.history
+                .push((c.status.clone(), c.conclusion.clone(), c.title.clone()));
             r.checks.push(c.clone());
             answer(201, check_json(&t.check_run, o, &r.name, &c))
         }
@@ -942,7 +1004,8 @@ fn route(
             if let Some(s) = body["output"]["summary"].as_str() {
                 c.summary = s.into();
             }
-            c.history.push((c.status.clone(), c.conclusion.clone(), c.title.clone()));
+            c.history
+                .push((c.status.clone(), c.conclusion.clone(), c.title.clone()));
             let c = c.clone();
             answer(200, check_json(&t.check_run, o, &name, &c))
         }
@@ -978,7 +1041,10 @@ fn route(
                     j
                 })
                 .collect();
-            let state = if latest.iter().any(|s| s.state == "failure" || s.state == "error") {
+            let state = if latest
+                .iter()
+                .any(|s| s.state == "failure" || s.state == "error")
+            {
                 "failure"
             } else if !latest.is_empty() && latest.iter().all(|s| s.state == "success") {
                 "success"
@@ -1036,7 +1102,10 @@ fn pull_json(template: &Value, owner: &str, name: &str, p: &Pull) -> Value {
     v["state"] = json!(if p.open { "open" } else { "closed" });
     v["locked"] = json!(false);
     v["draft"] = json!(false);
-    v["html_url"] = json!(format!("https://github.com/{owner}/{name}/pull/{}", p.number));
+    v["html_url"] = json!(format!(
+        "https://github.com/{owner}/{name}/pull/{}",
+        p.number
+    ));
     v["url"] = json!(format!("{api}/pulls/{}", p.number));
     v["user"]["login"] = json!(p.author);
     v["created_at"] = json!(p.created_at);
@@ -1083,7 +1152,10 @@ fn check_json(template: &Value, owner: &str, name: &str, c: &CheckRec) -> Value 
     v["conclusion"] = json!(c.conclusion);
     v["details_url"] = json!(c.details_url);
     v["html_url"] = json!(format!("https://github.com/{owner}/{name}/runs/{}", c.id));
-    v["url"] = json!(format!("https://api.github.com/repos/{owner}/{name}/check-runs/{}", c.id));
+    v["url"] = json!(format!(
+        "https://api.github.com/repos/{owner}/{name}/check-runs/{}",
+        c.id
+    ));
     v["output"]["title"] = json!(c.title);
     v["output"]["summary"] = json!(c.summary);
     v["pull_requests"] = json!([]);
@@ -1139,7 +1211,10 @@ fn decode(s: &str) -> String {
 /// Makes a bare repository to play the remote, seeded from `repo`'s `main`.
 pub fn bare_remote(home: &Path, repo: &Path) -> PathBuf {
     let bare = home.join("remote.git");
-    git_in(home, &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()]);
+    git_in(
+        home,
+        &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+    );
     git_in(repo, &["remote", "add", "origin", bare.to_str().unwrap()]);
     git_in(repo, &["push", "-q", "origin", "main"]);
     bare

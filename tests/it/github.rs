@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::fakegh::{FakeGitHub, Fault, TOKEN_ENV, bare_remote};
-use crate::support::{Daemon, TestRepo, add, claim, eventually, git_in, show};
+use crate::support::{Daemon, TestRepo, add, claim, git_in, show};
 
 struct Setup {
     repo: TestRepo,
     gh: FakeGitHub,
     bare: PathBuf,
+    /// The running daemon's log, shown when a wait times out.
+    log: std::cell::RefCell<Option<PathBuf>>,
 }
 
 impl Setup {
@@ -36,13 +38,52 @@ impl Setup {
         repo.commit("config");
         repo.git(&["push", "-q", "origin", "main"]);
         repo.git(&["checkout", "-q", "--detach"]);
-        Setup { repo, gh, bare }
+        Setup {
+            repo,
+            gh,
+            bare,
+            log: Default::default(),
+        }
     }
 
     fn daemon(&self) -> Daemon {
-        self.repo
-            .try_start_daemon_with(&[(TOKEN_ENV, &self.gh.token)])
-            .unwrap_or_else(|e| panic!("daemon did not start: {e}"))
+        self.daemon_with(&[])
+    }
+
+    fn daemon_with(&self, env: &[(&str, &str)]) -> Daemon {
+        let mut all = vec![(TOKEN_ENV, self.gh.token.as_str())];
+        all.extend_from_slice(env);
+        let d = self
+            .repo
+            .try_start_daemon_with(&all)
+            .unwrap_or_else(|e| panic!("daemon did not start: {e}"));
+        *self.log.borrow_mut() = Some(d.log.clone());
+        d
+    }
+
+    /// `eventually`, showing the daemon's log when it times out.
+    fn wait(&self, secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while !check() {
+            if std::time::Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}; daemon log:\n{}",
+                    self.log_tail()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = self
+            .log
+            .borrow()
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
     /// Claims a new task, commits `files` in its worktree and submits it.
@@ -70,7 +111,17 @@ impl Setup {
         while self.state(id) != want {
             if std::time::Instant::now() > deadline {
                 let log = self.repo.run(["--json", "log", id]).expect(0).json();
-                panic!("{id} did not become {want}: {log:#}");
+                let kinds: Vec<&Value> = log
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| &e["event"])
+                    .collect();
+                panic!(
+                    "{id} did not become {want}: {kinds:?}\nlast: {:#}\ndaemon log:\n{}",
+                    log.as_array().unwrap().last().unwrap(),
+                    self.log_tail()
+                );
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
@@ -79,7 +130,7 @@ impl Setup {
     fn wait_pull(&self, id: &str) -> crate::fakegh::Pull {
         let branch = self.branch(id);
         let mut found = None;
-        eventually(30, &format!("a PR for {branch}"), || {
+        self.wait(30, &format!("a PR for {branch}"), || {
             found = self.gh.pull_for(&branch);
             found.is_some()
         });
@@ -87,7 +138,7 @@ impl Setup {
     }
 
     fn wait_reply(&self, number: u64, text: &str) {
-        eventually(30, &format!("a reply containing {text:?}"), || {
+        self.wait(30, &format!("a reply containing {text:?}"), || {
             self.gh
                 .comments(number)
                 .iter()
@@ -99,7 +150,12 @@ impl Setup {
         let out = std::process::Command::new("git")
             .arg("--git-dir")
             .arg(&self.bare)
-            .args(["rev-parse", "--verify", "-q", &format!("refs/heads/{branch}")])
+            .args([
+                "rev-parse",
+                "--verify",
+                "-q",
+                &format!("refs/heads/{branch}"),
+            ])
             .output()
             .unwrap();
         out.status
@@ -113,10 +169,7 @@ impl Setup {
         let log = daemon.log_text();
         drop(daemon);
         assert!(!log.contains(&self.gh.token), "the token reached the log");
-        let ledger = self
-            .repo
-            .root
-            .join(".git/switchyard/ledger.db");
+        let ledger = self.repo.root.join(".git/switchyard/ledger.db");
         let bytes = std::fs::read(ledger).unwrap_or_default();
         assert!(
             !String::from_utf8_lossy(&bytes).contains(&self.gh.token),
@@ -152,8 +205,7 @@ fn last_event(repo: &TestRepo, id: &str, kind: &str) -> Value {
 }
 
 #[test]
-fn a_pr_opens_with_the_card_the_check_run_follows_the_queue_and_merging_by_push_shows_it_merged()
-{
+fn a_pr_opens_with_the_card_the_check_run_follows_the_queue_and_merging_by_push_shows_it_merged() {
     let s = Setup::new(
         // Verify records its environment, then waits until the test lets it finish.
         "verify = [\"env > {tmp}/verify-env.txt; while [ ! -f {tmp}/release ]; do sleep 0.05; done\"]",
@@ -183,7 +235,11 @@ fn a_pr_opens_with_the_card_the_check_run_follows_the_queue_and_merging_by_push_
         .to_owned();
     let claimed = claim(&s.repo, Some(&id), "agent-a");
     let wt = PathBuf::from(claimed["worktree"].as_str().unwrap());
-    commit_in(&wt, "Warmer greeting", &[("app/main.txt", "hello, friend\n")]);
+    commit_in(
+        &wt,
+        "Warmer greeting",
+        &[("app/main.txt", "hello, friend\n")],
+    );
     s.repo
         .run(["--json", "submit", &id, "--agent", "agent-a"])
         .expect(0);
@@ -207,15 +263,19 @@ fn a_pr_opens_with_the_card_the_check_run_follows_the_queue_and_merging_by_push_
         "### Last verify",
         "| submitted (attempt 1) | agent agent-a |",
     ] {
-        assert!(pr.body.contains(part), "the card lacks {part:?}:\n{}", pr.body);
+        assert!(
+            pr.body.contains(part),
+            "the card lacks {part:?}:\n{}",
+            pr.body
+        );
     }
-    eventually(30, "the labels", || {
+    s.wait(30, "the labels", || {
         s.gh.pull_for(&s.branch(&id))
             .is_some_and(|p| p.labels == ["switchyard", "queue"])
     });
 
     // The check run on the submitted head goes queued -> in_progress while verify runs.
-    eventually(30, "the check run to show verifying", || {
+    s.wait(30, "the check run to show verifying", || {
         s.gh.checks_on(&submitted)
             .iter()
             .any(|c| c.status == "in_progress")
@@ -224,12 +284,15 @@ fn a_pr_opens_with_the_card_the_check_run_follows_the_queue_and_merging_by_push_
     s.wait_state(&id, "merged");
 
     let main = s.remote_tip("main").unwrap();
-    eventually(30, "the PR to show merged", || {
+    s.wait(30, "the PR to show merged", || {
         s.gh.pull_for(&s.branch(&id))
             .is_some_and(|p| p.merged_at.is_some())
     });
     let pr = s.gh.pull_for(&s.branch(&id)).unwrap();
-    assert_eq!(pr.head_sha, main, "the PR's branch was force-updated to what landed");
+    assert_eq!(
+        pr.head_sha, main,
+        "the PR's branch was force-updated to what landed"
+    );
     assert_eq!(pr.merge_commit.as_deref(), Some(main.as_str()));
     let runs = s.gh.checks_on(&submitted);
     let history: Vec<&str> = runs[0].history.iter().map(|h| h.0.as_str()).collect();
@@ -238,25 +301,31 @@ fn a_pr_opens_with_the_card_the_check_run_follows_the_queue_and_merging_by_push_
         "{history:?}"
     );
     assert!(
-        runs[0].history.iter().any(|h| h.2.starts_with("Queued: position 1 of 1")),
+        runs[0]
+            .history
+            .iter()
+            .any(|h| h.2.starts_with("Queued: position 1 of 1")),
         "{:?}",
         runs[0].history
     );
-    eventually(30, "a passed check run on the merged commit", || {
+    s.wait(30, "a passed check run on the merged commit", || {
         s.gh.checks_on(&main)
             .iter()
             .any(|c| c.conclusion.as_deref() == Some("success"))
     });
     s.wait_reply(pr.number, &format!("Merged: `{main}`"));
-    eventually(30, "the merged branch to be deleted", || {
+    s.wait(30, "the merged branch to be deleted", || {
         s.remote_tip(&s.branch(&id)).is_none()
     });
-    eventually(30, "the card to show the merge", || {
+    s.wait(30, "the card to show the merge", || {
         s.gh.pull_for(&s.branch(&id))
             .is_some_and(|p| p.body.contains("**State:** merged") && p.body.contains("- [x]"))
     });
     let env = std::fs::read_to_string(s.repo.tmp.path().join("verify-env.txt")).unwrap();
-    assert!(!env.contains(&s.gh.token), "the token reached verify's environment");
+    assert!(
+        !env.contains(&s.gh.token),
+        "the token reached verify's environment"
+    );
     assert!(!env.contains(TOKEN_ENV));
     s.finish(daemon);
 }
@@ -272,8 +341,12 @@ fn an_approving_review_from_an_approver_unblocks_a_checkpoint() {
     );
     assert_eq!(s.state(&id), "awaiting_approval");
     let pr = s.wait_pull(&id);
-    assert!(pr.body.contains("needs approval") || pr.body.contains("approval"), "{}", pr.body);
-    eventually(30, "the check run to wait for approval", || {
+    assert!(
+        pr.body.contains("needs approval") || pr.body.contains("approval"),
+        "{}",
+        pr.body
+    );
+    s.wait(30, "the check run to wait for approval", || {
         s.gh.checks_on(&pr.head_sha)
             .iter()
             .any(|c| c.title == "Waiting for approval")
@@ -293,12 +366,16 @@ fn an_approving_review_from_an_approver_unblocks_a_checkpoint() {
 
 #[test]
 fn comment_commands_work_for_approvers_and_are_refused_for_others() {
-    let s = Setup::new("verify = [\"true\"]", "approvers = [\"alice\", \"@acme-team/leads\"]");
+    let s = Setup::new(
+        "verify = [\"true\"]",
+        "approvers = [\"alice\", \"@acme-team/leads\"]",
+    );
     // Team approvers are checked with GitHub's team API, under the test's own owner.
     let s = {
         let owner = s.gh.owner.clone();
         let text = std::fs::read_to_string(s.repo.root.join("switchyard.toml")).unwrap();
-        s.repo.config(&text.replace("@acme-team/leads", &format!("@{owner}/leads")));
+        s.repo
+            .config(&text.replace("@acme-team/leads", &format!("@{owner}/leads")));
         s.repo.commit("team approvers");
         s.gh.add_team("leads", &["bob"]);
         s
@@ -323,9 +400,17 @@ fn comment_commands_work_for_approvers_and_are_refused_for_others() {
     s.gh.comment(pr.number, "bob", "/switchyard priority 7");
     s.wait_reply(pr.number, "priority is 7 now");
     assert_eq!(show(&s.repo, &id)["priority"], 7);
-    assert_eq!(s.state(&id), "awaiting_approval", "the code block approved nothing");
+    assert_eq!(
+        s.state(&id),
+        "awaiting_approval",
+        "the code block approved nothing"
+    );
 
-    s.gh.comment(pr.number, "bob", "/switchyard reject please add a comment to ci.yml");
+    s.gh.comment(
+        pr.number,
+        "bob",
+        "/switchyard reject please add a comment to ci.yml",
+    );
     s.wait_reply(pr.number, "@bob rejected");
     assert_eq!(s.state(&id), "returned");
     assert_eq!(
@@ -346,24 +431,24 @@ fn comment_commands_work_for_approvers_and_are_refused_for_others() {
     let pr3 = s.wait_pull(&third);
     s.gh.comment(pr3.number, "alice", "/switchyard cancel");
     s.wait_state(&third, "cancelled");
-    eventually(30, "the cancelled task's PR to close", || {
+    s.wait(30, "the cancelled task's PR to close", || {
         s.gh.pull_for(&s.branch(&third)).is_some_and(|p| !p.open)
     });
     s.wait_reply(pr3.number, "was cancelled");
-    let refusals = s
-        .gh
-        .comments(pr.number)
-        .iter()
-        .filter(|c| c.login == "switchyard-bot" && c.body.contains("approve"))
-        .count();
+    let refusals =
+        s.gh.comments(pr.number)
+            .iter()
+            .filter(|c| c.login == "switchyard-bot" && c.body.contains("approve"))
+            .count();
     assert!(refusals >= 1);
-    // The code-block comment got no answer of its own: every answer names someone.
-    assert!(s
-        .gh
-        .comments(pr.number)
-        .iter()
-        .filter(|c| c.login == "switchyard-bot")
-        .all(|c| c.body.starts_with('@') || c.body.contains(&id)));
+    // Bob gave four commands outside code blocks and quotes; each got one answer, and
+    // the fenced and quoted ones none.
+    let to_bob =
+        s.gh.comments(pr.number)
+            .iter()
+            .filter(|c| c.login == "switchyard-bot" && c.body.starts_with("@bob"))
+            .count();
+    assert_eq!(to_bob, 4);
     s.finish(daemon);
 }
 
@@ -387,25 +472,27 @@ fn a_crash_between_creating_the_pr_and_recording_it_makes_no_duplicate() {
     // The daemon may die before it answers: the submit is recorded before the PR is
     // made, so the answer does not matter here.
     let _ = s.repo.run(["submit", &id, "--agent", "agent-a"]);
-    eventually(30, "the daemon to abort", || !crashed.is_running());
+    s.wait(30, "the daemon to abort", || !crashed.is_running());
     assert_eq!(s.gh.pulls().len(), 1, "the PR was created before the crash");
     drop(crashed);
 
     let daemon = s.daemon();
-    eventually(30, "the PR to be recorded", || {
+    s.wait(30, "the PR to be recorded", || {
         event_kinds(&s.repo, &id).contains(&"pr_opened".to_owned())
     });
-    assert_eq!(last_event(&s.repo, &id, "pr_opened")["evidence"]["found_existing"], true);
+    assert_eq!(
+        last_event(&s.repo, &id, "pr_opened")["evidence"]["found_existing"],
+        true
+    );
     let pr = s.wait_pull(&id);
     s.gh.review(pr.number, "alice", "APPROVED");
     s.wait_state(&id, "merged");
     assert_eq!(s.gh.pulls().len(), 1, "still exactly one PR");
-    let creates = s
-        .gh
-        .requests()
-        .iter()
-        .filter(|r| r.starts_with("POST /repos/") && r.ends_with("/pulls 201"))
-        .count();
+    let creates =
+        s.gh.requests()
+            .iter()
+            .filter(|r| r.starts_with("POST /repos/") && r.ends_with("/pulls 201"))
+            .count();
     assert_eq!(creates, 1);
     s.finish(daemon);
 }
@@ -432,9 +519,9 @@ fn server_errors_and_rate_limits_are_waited_out_and_github_converges() {
     s.wait_state(&landed, "merged");
     assert_eq!(s.state(&waiting), "awaiting_approval");
 
-    eventually(60, "the faults to be used up", || s.gh.faults_left() == 0);
+    s.wait(60, "the faults to be used up", || s.gh.faults_left() == 0);
     let pr = s.wait_pull(&waiting);
-    eventually(30, "the card and check run to converge", || {
+    s.wait(30, "the card and check run to converge", || {
         let pr = s.gh.pull_for(&s.branch(&waiting)).unwrap();
         pr.body.contains("**State:** awaiting approval")
             && s.gh
@@ -446,9 +533,18 @@ fn server_errors_and_rate_limits_are_waited_out_and_github_converges() {
     s.wait_state(&waiting, "merged");
     let statuses: Vec<String> = s.gh.requests();
     for code in [" 502", " 429", " 403"] {
-        assert!(statuses.iter().any(|r| r.ends_with(code)), "no{code} answer was given: {statuses:?}");
+        assert!(
+            statuses.iter().any(|r| r.ends_with(code)),
+            "no{code} answer was given: {statuses:?}"
+        );
     }
-    assert_eq!(s.gh.pulls().iter().filter(|p| p.head == s.branch(&waiting)).count(), 1);
+    assert_eq!(
+        s.gh.pulls()
+            .iter()
+            .filter(|p| p.head == s.branch(&waiting))
+            .count(),
+        1
+    );
     s.finish(daemon);
 }
 
@@ -463,7 +559,7 @@ fn github_checks_verify_passes_on_success_and_returns_the_task_on_failure() {
 
     let (good, _) = s.work("Good change", &["app"], &[("app/main.txt", "good\n")]);
     let mut sha = String::new();
-    eventually(30, "the rebased commit on the verify branch", || {
+    s.wait(30, "the rebased commit on the verify branch", || {
         sha = s.remote_tip(&verify_branch(&good)).unwrap_or_default();
         !sha.is_empty()
     });
@@ -472,13 +568,17 @@ fn github_checks_verify_passes_on_success_and_returns_the_task_on_failure() {
     assert_eq!(s.state(&good), "verifying", "lint has not reported yet");
     s.gh.ci_status(&sha, "lint", "success");
     s.wait_state(&good, "merged");
-    assert_eq!(s.remote_tip("main").unwrap(), sha, "what CI checked is what landed");
-    eventually(30, "the verify branch to be deleted", || {
+    assert_eq!(
+        s.remote_tip("main").unwrap(),
+        sha,
+        "what CI checked is what landed"
+    );
+    s.wait(30, "the verify branch to be deleted", || {
         s.remote_tip(&verify_branch(&good)).is_none()
     });
 
     let (bad, _) = s.work("Bad change", &["app"], &[("app/main.txt", "bad\n")]);
-    eventually(30, "the rebased commit on the verify branch", || {
+    s.wait(30, "the rebased commit on the verify branch", || {
         sha = s.remote_tip(&verify_branch(&bad)).unwrap_or_default();
         !sha.is_empty()
     });
@@ -494,9 +594,10 @@ fn github_checks_verify_passes_on_success_and_returns_the_task_on_failure() {
             .unwrap()
             .starts_with("https://ci.example.com/runs/")
     );
-    eventually(30, "the card and check run to show the failure", || {
+    s.wait(30, "the card and check run to show the failure", || {
         let pr = s.gh.pull_for(&s.branch(&bad)).unwrap();
-        pr.body.contains("check `build` did not succeed. 3 tests failed")
+        pr.body
+            .contains("check `build` did not succeed. 3 tests failed")
             && s.gh.checks_on(&pr.head_sha).iter().any(|c| {
                 c.conclusion.as_deref() == Some("failure") && c.summary.contains("3 tests failed")
             })
@@ -514,17 +615,23 @@ fn changes_made_on_github_by_a_person_take_the_task_out_of_the_queue() {
     // Closed on GitHub: back to the executor; submitting again reopens the PR.
     s.gh.edit(pr.number, |p| p.open = false);
     s.wait_state(&id, "returned");
-    assert_eq!(last_event(&s.repo, &id, "changed_on_github")["evidence"]["what"], "closed");
+    assert_eq!(
+        last_event(&s.repo, &id, "changed_on_github")["evidence"]["what"],
+        "closed"
+    );
     s.repo.run(["submit", &id, "--agent", "agent-a"]).expect(0);
-    eventually(30, "the PR to be reopened", || {
+    s.wait(30, "the PR to be reopened", || {
         s.gh.pull_for(&s.branch(&id)).is_some_and(|p| p.open)
     });
 
     // A person edits the card: it is restored, with a note.
     s.gh.edit(pr.number, |p| p.body = "my own description".into());
     s.wait_reply(pr.number, "switchyard's card");
-    eventually(30, "the card to be restored", || {
-        s.gh.pull_for(&s.branch(&id)).unwrap().body.contains("### Timeline")
+    s.wait(30, "the card to be restored", || {
+        s.gh.pull_for(&s.branch(&id))
+            .unwrap()
+            .body
+            .contains("### Timeline")
     });
 
     // Base changed on GitHub.
@@ -535,18 +642,29 @@ fn changes_made_on_github_by_a_person_take_the_task_out_of_the_queue() {
         "base_changed"
     );
     s.repo.run(["submit", &id, "--agent", "agent-a"]).expect(0);
-    eventually(30, "the base to be put back", || {
+    s.wait(30, "the base to be put back", || {
         s.gh.pull_for(&s.branch(&id)).unwrap().base == "main"
     });
 
     // New commits pushed to the PR's branch by someone else.
     let other = s.repo.tmp.path().join("other");
-    git_in(s.repo.tmp.path(), &["clone", "-q", s.bare.to_str().unwrap(), other.to_str().unwrap()]);
+    git_in(
+        s.repo.tmp.path(),
+        &[
+            "clone",
+            "-q",
+            s.bare.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+    );
     git_in(&other, &["checkout", "-q", &s.branch(&id)]);
     commit_in(&other, "Drive-by", &[(".github/ci.yml", "a\nb\n")]);
     git_in(&other, &["push", "-q", "origin", &s.branch(&id)]);
     s.wait_state(&id, "returned");
-    assert_eq!(last_event(&s.repo, &id, "changed_on_github")["evidence"]["what"], "pushed");
+    assert_eq!(
+        last_event(&s.repo, &id, "changed_on_github")["evidence"]["what"],
+        "pushed"
+    );
     // Submitting without their commits is refused on the next publish: nothing is lost.
     s.repo.run(["submit", &id, "--agent", "agent-a"]).expect(0);
     s.wait_state(&id, "returned");
@@ -557,20 +675,37 @@ fn changes_made_on_github_by_a_person_take_the_task_out_of_the_queue() {
         "the person's commit is still there"
     );
     // The executor takes them in and submits again; then the branch is deleted by hand.
-    git_in(&wt, &["pull", "-q", "--ff-only", s.bare.to_str().unwrap(), &s.branch(&id)]);
+    git_in(
+        &wt,
+        &[
+            "pull",
+            "-q",
+            "--ff-only",
+            s.bare.to_str().unwrap(),
+            &s.branch(&id),
+        ],
+    );
     s.repo.run(["submit", &id, "--agent", "agent-a"]).expect(0);
-    eventually(30, "the PR to follow the new submission", || {
+    s.wait(30, "the PR to follow the new submission", || {
         s.gh.pull_for(&s.branch(&id)).is_some_and(|p| p.open && p.head_sha == pushed)
             && s.state(&id) == "awaiting_approval"
+            // Published: the check run on the new head waits for approval.
+            && s.gh.checks_on(&pushed).iter().any(|c| c.title == "Waiting for approval")
     });
-    git_in(&other, &["push", "-q", "origin", "--delete", &s.branch(&id)]);
+    git_in(
+        &other,
+        &["push", "-q", "origin", "--delete", &s.branch(&id)],
+    );
     s.wait_state(&id, "returned");
     assert_eq!(
         last_event(&s.repo, &id, "changed_on_github")["evidence"]["what"],
-        "branch_deleted"
+        "branch_deleted",
+        "{:#}\n{}",
+        s.repo.run(["--json", "log", &id]).expect(0).json(),
+        s.log_tail()
     );
     s.repo.run(["submit", &id, "--agent", "agent-a"]).expect(0);
-    eventually(30, "the branch to be pushed and the PR reopened", || {
+    s.wait(30, "the branch to be pushed and the PR reopened", || {
         s.gh.pull_for(&s.branch(&id)).is_some_and(|p| p.open)
     });
     s.gh.review(pr.number, "alice", "APPROVED");
@@ -581,26 +716,40 @@ fn changes_made_on_github_by_a_person_take_the_task_out_of_the_queue() {
 #[test]
 fn bad_tokens_and_missing_repositories_stop_the_daemon_with_one_clear_line() {
     let s = Setup::new("verify = [\"true\"]", "");
-    let err = s.repo.try_start_daemon().err().expect("no token: must not start");
-    assert!(err.contains("the GitHub token is missing: set the environment variable GITHUB_TOKEN"), "{err}");
+    let err = s
+        .repo
+        .try_start_daemon()
+        .err()
+        .expect("no token: must not start");
+    assert!(
+        err.contains("the GitHub token is missing: set the environment variable GITHUB_TOKEN"),
+        "{err}"
+    );
 
     let err = s
         .repo
         .try_start_daemon_with(&[(TOKEN_ENV, "ghp_wrongwrongwrong")])
         .err()
         .expect("a wrong token: must not start");
-    assert!(err.contains("GitHub refused the token in $GITHUB_TOKEN (401)"), "{err}");
+    assert!(
+        err.contains("GitHub refused the token in $GITHUB_TOKEN (401)"),
+        "{err}"
+    );
     assert!(!err.contains("ghp_wrongwrongwrong"), "{err}");
 
     let text = std::fs::read_to_string(s.repo.root.join("switchyard.toml")).unwrap();
-    s.repo.config(&text.replace(&s.gh.repo, &format!("{}/nope", s.gh.owner)));
+    s.repo
+        .config(&text.replace(&s.gh.repo, &format!("{}/nope", s.gh.owner)));
     let err = s
         .repo
         .try_start_daemon_with(&[(TOKEN_ENV, &s.gh.token)])
         .err()
         .expect("a missing repository: must not start");
     assert!(
-        err.contains(&format!("the repository {}/nope was not found on GitHub", s.gh.owner)),
+        err.contains(&format!(
+            "the repository {}/nope was not found on GitHub",
+            s.gh.owner
+        )),
         "{err}"
     );
     assert!(!err.contains(&s.gh.token), "{err}");
@@ -622,7 +771,8 @@ fn webhooks_with_a_good_signature_are_read_at_once_and_bad_ones_are_refused() {
         ),
     );
     let text = std::fs::read_to_string(s.repo.root.join("switchyard.toml")).unwrap();
-    s.repo.config(&text.replace("poll_interval = \"150ms\"", "poll_interval = \"1h\""));
+    s.repo
+        .config(&text.replace("poll_interval = \"150ms\"", "poll_interval = \"1h\""));
     let daemon = s
         .repo
         .try_start_daemon_with(&[(TOKEN_ENV, &s.gh.token), ("HOOK_SECRET", "s3cret")])
@@ -630,12 +780,19 @@ fn webhooks_with_a_good_signature_are_read_at_once_and_bad_ones_are_refused() {
     let (id, _) = s.work("Tune CI", &["ci"], &[(".github/ci.yml", "w\n")]);
     let pr = s.wait_pull(&id);
     s.gh.review(pr.number, "alice", "APPROVED");
-    let body = format!("{{\"action\":\"submitted\",\"pull_request\":{{\"number\":{}}}}}", pr.number);
+    let body = format!(
+        "{{\"action\":\"submitted\",\"pull_request\":{{\"number\":{}}}}}",
+        pr.number
+    );
 
     let bad = post(port, "pull_request_review", &body, "sha256=00");
     assert!(bad.starts_with("HTTP/1.1 401"), "{bad}");
     std::thread::sleep(std::time::Duration::from_millis(500));
-    assert_eq!(s.state(&id), "awaiting_approval", "a bad signature changes nothing");
+    assert_eq!(
+        s.state(&id),
+        "awaiting_approval",
+        "a bad signature changes nothing"
+    );
 
     let signature = switchyard::github::webhook::sign(b"s3cret", body.as_bytes());
     let good = post(port, "pull_request_review", &body, &signature);

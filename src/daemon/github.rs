@@ -174,7 +174,7 @@ impl Service {
         let round = hub
             .rounds
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if round % SWEEP_EVERY == 0 {
+        if round.is_multiple_of(SWEEP_EVERY) {
             let tasks = self.ledger(|l| l.tasks(None))?;
             let live = |id: TaskId| tasks.iter().any(|t| t.id == id && !t.state.is_final());
             nudged.extend(prs.iter().filter(|r| live(r.task)).map(|r| r.number));

@@ -122,16 +122,18 @@ pub async fn run(
     let ledger = Ledger::open(&ledger_path)
         .map_err(|e| setup(&format!("cannot open {}", ledger_path.display()), &e))?;
 
-    let service = Arc::new(service::Service::new(
-        ledger,
-        opts.config,
-        opts.repo.clone(),
-        worktrees,
-        opts.env,
-        dir.join("logs"),
-        opts.abort_after_steps,
-        github,
-    ));
+    let service = Arc::new(
+        service::Service::new(
+            ledger,
+            opts.config,
+            opts.repo.clone(),
+            worktrees,
+            opts.env,
+            dir.join("logs"),
+            opts.abort_after_steps,
+        )
+        .with_github(github),
+    );
     info!(repo = %main_root.display(), root = %service.worktrees.root.display(), "reconciling worktrees with the ledger");
     {
         let service = Arc::clone(&service);

@@ -133,7 +133,6 @@ impl Service {
         env: Vec<(String, String)>,
         logs: PathBuf,
         abort_after_steps: Option<u32>,
-        github: Option<super::github::Hub>,
     ) -> Service {
         let mut secrets = Vec::new();
         if let Some(gh) = &config.github {
@@ -159,8 +158,14 @@ impl Service {
             integration_failures: Mutex::new(HashMap::new()),
             steps: std::sync::atomic::AtomicU32::new(0),
             abort_after_steps,
-            github,
+            github: None,
         }
+    }
+
+    /// The GitHub side, when `[github]` is configured.
+    pub(super) fn with_github(mut self, github: Option<super::github::Hub>) -> Service {
+        self.github = github;
+        self
     }
 
     /// Runs `f` with the ledger locked. The lock is held only inside `f`: a guard kept in

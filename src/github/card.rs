@@ -185,7 +185,7 @@ pub fn check(task: &Task, events: &[Event], cx: &Context<'_>) -> CheckView {
                 .iter()
                 .rev()
                 .find(|e| e.state == Some(TaskState::Returned))
-                .map(|e| returned_summary(e))
+                .map(returned_summary)
                 .unwrap_or_else(|| "Back with its executor.".to_owned());
             view("completed", Some("failure"), "Failed".into(), why)
         }

@@ -671,8 +671,7 @@ fn serve(
     let mut world = world.lock().unwrap();
     let World { templates, repos } = &mut *world;
     let path = uri.path().to_owned();
-    let query: HashMap<String, String> =
-        uri.query().map(|q| url_decode_pairs(q)).unwrap_or_default();
+    let query: HashMap<String, String> = uri.query().map(url_decode_pairs).unwrap_or_default();
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let owner = match segs.as_slice() {
         ["repos", owner, ..] | ["orgs", owner, ..] => owner.to_string(),
@@ -755,7 +754,7 @@ fn route(
     _headers: &HeaderMap,
 ) -> Answer {
     let m = method.as_str();
-    match (m, &segs[..]) {
+    match (m, segs) {
         ("GET", ["repos", o, name]) if *name == r.name => {
             let mut v = t.repo.clone();
             v["name"] = json!(name);
@@ -787,7 +786,7 @@ fn route(
                         .then(b.number.cmp(&a.number))
                 });
             } else {
-                list.sort_by(|a, b| b.number.cmp(&a.number));
+                list.sort_by_key(|p| std::cmp::Reverse(p.number));
             }
             let per_page: usize = query
                 .get("per_page")

@@ -207,6 +207,79 @@ fn github_section() {
 }
 
 #[test]
+fn github_keys_for_deciding_polling_and_webhooks() {
+    let c = parse(
+        "[github]\nrepo = \"o/r\"\napprovers = [\"alice\", \"@org/team-a\"]\nlabels = [\"q\"]\npoll_interval = \"5s\"\ndelete_branch = true\nwebhook_listen = \"127.0.0.1:9000\"\nwebhook_secret_env = \"HOOK\"\n",
+        "sy.toml",
+        &Context::default(),
+    )
+    .unwrap()
+    .config;
+    let gh = c.github.unwrap();
+    assert_eq!(
+        gh.approvers,
+        vec![
+            Approver::User("alice".into()),
+            Approver::Team {
+                org: "org".into(),
+                slug: "team-a".into()
+            }
+        ]
+    );
+    assert_eq!(gh.labels, vec!["q"]);
+    assert_eq!(gh.poll_interval, Duration::from_secs(5));
+    assert!(gh.delete_branch);
+    let hook = gh.webhook.unwrap();
+    assert_eq!(hook.listen.port(), 9000);
+    assert_eq!(hook.secret_env, "HOOK");
+    assert_eq!(c.remote.as_deref(), Some("origin"), "[github] implies a remote");
+
+    check(
+        "[github]\nrepo = \"o/r\"\napprovers = [\"a b\", \"@org\"]\npoll_interval = \"0s\"\ndelete_branch = \"yes\"\nwebhook_listen = \"nowhere\"\n",
+        &[
+            "sy.toml:3:14: approver \"a b\" must be a GitHub login (\"alice\") or a team (\"@org/team\")",
+            "sy.toml:3:21: approver \"@org\" must be a GitHub login (\"alice\") or a team (\"@org/team\")",
+            "sy.toml:4:17: `poll_interval` must be longer than zero",
+            "sy.toml:5:17: `delete_branch` must be true or false, found a string",
+            "sy.toml:6:18: `webhook_listen` must be an address with a port, like \"127.0.0.1:8787\", found \"nowhere\"",
+            "sy.toml:6:18: webhooks need `webhook_secret_env`: the environment variable holding the secret their signatures are checked with",
+        ],
+    );
+}
+
+#[test]
+fn verify_on_github_checks() {
+    let c = parse(
+        "[queue]\nverify = \"github-checks\"\nrequired_checks = [\"build\"]\n[github]\nrepo = \"o/r\"\n",
+        "sy.toml",
+        &Context::default(),
+    )
+    .unwrap()
+    .config;
+    assert_eq!(
+        c.queue.verify_on,
+        VerifyOn::GithubChecks {
+            required: vec!["build".into()]
+        }
+    );
+    check(
+        "[queue]\nverify = \"github-checks\"\n",
+        &[
+            "sy.toml:2:10: `verify = \"github-checks\"` needs a [github] section",
+            "sy.toml:2:10: `verify = \"github-checks\"` needs `required_checks`: the names of the check runs or statuses that must pass",
+        ],
+    );
+    check(
+        "[queue]\nverify = \"make test\"\n",
+        &["sy.toml:2:10: `verify` must be a list of commands or \"github-checks\", found \"make test\""],
+    );
+    check(
+        "[queue]\nverify = [\"true\"]\nrequired_checks = [\"build\"]\n",
+        &["sy.toml:3:19: `required_checks` applies only with verify = \"github-checks\""],
+    );
+}
+
+#[test]
 fn secrets_are_never_echoed() {
     let all = errors("[github]\nrepo = \"o/r\"\ntoken_env = \"not a name SECRET\"\n").join("\n");
     assert!(all.contains("`token_env` must be an environment variable name"));
@@ -293,6 +366,11 @@ fn example_config_parses_and_sets_every_key() {
     assert!(w.setup.is_some() && w.setup_timeout.is_some());
     let g = raw.github.unwrap();
     assert!(g.repo.is_some() && g.api_url.is_some() && g.token_env.is_some());
+    assert!(g.approvers.is_some() && g.labels.is_some() && g.poll_interval.is_some());
+    assert!(g.delete_branch.is_some() && g.webhook_listen.is_some());
+    assert!(g.webhook_secret_env.is_some());
+    // The CI-verify keys exclude the local ones, so they are shown commented out.
+    assert!(text.contains("\n# verify = \"github-checks\"\n# required_checks = ["));
     for field in [
         "name",
         "paths",

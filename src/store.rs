@@ -23,12 +23,13 @@ use crate::scheduler::{self, Blocked, Caps, Load};
 fn save_pr(tx: &rusqlite::Transaction<'_>, pr: &PrRecord) -> Result<()> {
     tx.execute(
         "INSERT INTO github_prs (task, number, url, pushed_head, body_digest, check_run, check_head,
-             check_digest, last_comment, last_review, seen_updated, merged_noted, closed, reopen)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             check_digest, last_comment, last_review, seen_updated, merged_noted, closed, reopen,
+             check_done)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
          ON CONFLICT (task) DO UPDATE SET number = ?2, url = ?3, pushed_head = ?4,
              body_digest = ?5, check_run = ?6, check_head = ?7, check_digest = ?8,
              last_comment = ?9, last_review = ?10, seen_updated = ?11, merged_noted = ?12,
-             closed = ?13, reopen = ?14",
+             closed = ?13, reopen = ?14, check_done = ?15",
         params![
             pr.task.0,
             pr.number as i64,
@@ -43,7 +44,8 @@ fn save_pr(tx: &rusqlite::Transaction<'_>, pr: &PrRecord) -> Result<()> {
             pr.seen_updated,
             pr.merged_noted,
             pr.closed,
-            pr.reopen
+            pr.reopen,
+            pr.check_done
         ],
     )?;
     Ok(())
@@ -130,6 +132,7 @@ CREATE TABLE github_prs (
     check_run    INTEGER,
     check_head   TEXT,
     check_digest TEXT,
+    check_done   INTEGER NOT NULL DEFAULT 0,  -- the run was last written as completed
     last_comment INTEGER NOT NULL DEFAULT 0,  -- the newest comment handled
     last_review  INTEGER NOT NULL DEFAULT 0,  -- the newest review handled
     seen_updated TEXT,              -- GitHub's updated_at when last read
@@ -262,6 +265,8 @@ pub struct PrRecord {
     pub check_run: Option<u64>,
     pub check_head: Option<String>,
     pub check_digest: Option<String>,
+    /// The check run was last written as completed.
+    pub check_done: bool,
     pub last_comment: u64,
     pub last_review: u64,
     pub seen_updated: Option<String>,
@@ -880,7 +885,7 @@ impl Ledger {
     fn prs_where(&self, filter: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<PrRecord>> {
         let sql = format!(
             "SELECT task, number, url, pushed_head, body_digest, check_run, check_head, check_digest,
-                    last_comment, last_review, seen_updated, merged_noted, closed, reopen
+                    last_comment, last_review, seen_updated, merged_noted, closed, reopen, check_done
              FROM github_prs WHERE {filter} ORDER BY task"
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -900,6 +905,7 @@ impl Ledger {
                 merged_noted: r.get(11)?,
                 closed: r.get(12)?,
                 reopen: r.get(13)?,
+                check_done: r.get(14)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -232,7 +232,11 @@ fn github_keys_for_deciding_polling_and_webhooks() {
     let hook = gh.webhook.unwrap();
     assert_eq!(hook.listen.port(), 9000);
     assert_eq!(hook.secret_env, "HOOK");
-    assert_eq!(c.remote.as_deref(), Some("origin"), "[github] implies a remote");
+    assert_eq!(
+        c.remote.as_deref(),
+        Some("origin"),
+        "[github] implies a remote"
+    );
 
     check(
         "[github]\nrepo = \"o/r\"\napprovers = [\"a b\", \"@org\"]\npoll_interval = \"0s\"\ndelete_branch = \"yes\"\nwebhook_listen = \"nowhere\"\n",
@@ -271,7 +275,9 @@ fn verify_on_github_checks() {
     );
     check(
         "[queue]\nverify = \"make test\"\n",
-        &["sy.toml:2:10: `verify` must be a list of commands or \"github-checks\", found \"make test\""],
+        &[
+            "sy.toml:2:10: `verify` must be a list of commands or \"github-checks\", found \"make test\"",
+        ],
     );
     check(
         "[queue]\nverify = [\"true\"]\nrequired_checks = [\"build\"]\n",

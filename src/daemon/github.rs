@@ -144,6 +144,8 @@ impl Service {
     // ---- reading GitHub ---------------------------------------------------------------
 
     fn read_github(&self, hub: &Hub) -> Result<()> {
+        // Reading also writes the PR records; the queue's calls must not interleave.
+        let _writing = hub.writing.lock().unwrap_or_else(|p| p.into_inner());
         let prs = self.ledger(|l| l.prs())?;
         if prs.is_empty() {
             return Ok(());
@@ -728,6 +730,7 @@ impl Service {
             check_run: None,
             check_head: None,
             check_digest: None,
+            check_done: false,
             last_comment: 0,
             last_review: 0,
             seen_updated: None,
@@ -826,12 +829,25 @@ impl Service {
                 let run = hub
                     .block_on(client.create_check(&head, &view, &rec.url))
                     .map_err(gh_err)?;
+                // The run on the previous head stops claiming to be queued or verifying.
+                if let Some(old) = rec.check_run.filter(|_| !rec.check_done) {
+                    let superseded = crate::github::client::CheckView {
+                        status: "completed",
+                        conclusion: Some("neutral"),
+                        title: "Superseded".into(),
+                        summary: format!("The PR's head moved to `{}`.", short(&head)),
+                    };
+                    if let Err(e) = hub.block_on(client.update_check(old, &superseded, &rec.url)) {
+                        warn!(error = %e, "could not close the previous check run");
+                    }
+                }
                 rec.check_run = Some(run);
                 rec.check_head = Some(head);
             }
         }
         debug!(status = view.status, title = %view.title, "check run updated");
         rec.check_digest = Some(digest);
+        rec.check_done = view.status == "completed";
         self.ledger(|l| l.save_pr(rec))?;
         Ok(())
     }

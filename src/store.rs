@@ -1364,6 +1364,55 @@ mod tests {
     }
 
     #[test]
+    fn pull_request_records_round_trip_and_priorities_change_with_an_event() {
+        let (_d, mut l) = ledger();
+        let t = l
+            .add_task(&new_task("Fix login", &["auth"], 0), Timestamp(1))
+            .unwrap();
+        assert_eq!(l.pr(t.id).unwrap(), None);
+        let mut rec = PrRecord {
+            task: t.id,
+            number: 7,
+            url: "https://github.com/o/r/pull/7".into(),
+            pushed_head: Some("abc".into()),
+            body_digest: None,
+            check_run: Some(99),
+            check_head: Some("abc".into()),
+            check_digest: Some("d".into()),
+            check_done: true,
+            last_comment: 5,
+            last_review: 6,
+            seen_updated: Some("2026-11-24T00:00:00Z".into()),
+            merged_noted: false,
+            closed: false,
+            reopen: true,
+        };
+        l.record_pr(&rec, true, Timestamp(2)).unwrap();
+        assert_eq!(l.pr(t.id).unwrap().as_ref(), Some(&rec));
+        rec.last_comment = 8;
+        rec.reopen = false;
+        l.save_pr(&rec).unwrap();
+        assert_eq!(l.prs().unwrap(), vec![rec]);
+        let opened = l.events(t.id).unwrap().pop().unwrap();
+        assert_eq!(opened.event, EventKind::PrOpened);
+        assert_eq!(opened.evidence["found_existing"], true);
+
+        let by = Actor::Person("alice".into());
+        let t = l.set_priority(t.id, &by, 5, Timestamp(3)).unwrap();
+        assert_eq!(t.priority, 5);
+        let e = l.events(t.id).unwrap().pop().unwrap();
+        assert_eq!(
+            (e.event, e.evidence["from"].clone()),
+            (EventKind::PriorityChanged, serde_json::json!(0))
+        );
+        l.cancel(t.id, &by, "no", Timestamp(4)).unwrap();
+        assert!(matches!(
+            l.set_priority(t.id, &by, 1, Timestamp(5)),
+            Err(LedgerError::Refused(_))
+        ));
+    }
+
+    #[test]
     fn tasks_get_short_stable_ids_and_branches() {
         let (_d, mut l) = ledger();
         let a = l

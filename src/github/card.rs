@@ -130,7 +130,7 @@ pub fn body(task: &Task, events: &[Event], cx: &Context<'_>) -> String {
     if rows.len() < events.len() {
         let _ = writeln!(
             out,
-            "| … | {} earlier events: `switchyard task events {}` | | |",
+            "| … | {} earlier events: `switchyard log {}` | | |",
             events.len() - rows.len(),
             task.id
         );
@@ -412,4 +412,131 @@ fn fence_safe(text: &str) -> String {
 
 fn short(sha: &str) -> &str {
     &sha[..sha.len().min(10)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Actor, SubsystemName, TaskId, Timestamp};
+    use serde_json::json;
+
+    fn task(state: TaskState) -> Task {
+        Task {
+            id: TaskId(4),
+            title: "Fix | the cart".into(),
+            body: "The total is wrong.\nSee #12.".into(),
+            accept: vec!["totals add up".into()],
+            scope: vec!["cart".into()],
+            subsystems: vec![SubsystemName::new("cart").unwrap()],
+            priority: 2,
+            state,
+            branch: "switchyard/t4-fix-the-cart".into(),
+            worktree: None,
+            agent: Some("bot-1".into()),
+            lease_expires_at: None,
+            attempt: 2,
+            port_base: None,
+            base_sha: None,
+            queued_at: None,
+            approved_attempt: None,
+            submitted_head: Some("abc".into()),
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+        }
+    }
+
+    fn event(kind: EventKind, state: Option<TaskState>, evidence: serde_json::Value) -> Event {
+        Event {
+            at: Timestamp(1_700_000_000_000),
+            event: kind,
+            task: TaskId(4),
+            by: Actor::Daemon,
+            state,
+            evidence,
+        }
+    }
+
+    #[test]
+    fn the_card_tells_the_story() {
+        let events = vec![
+            event(
+                EventKind::Submitted,
+                Some(TaskState::AwaitingApproval),
+                json!({"attempt": 2, "checkpoints": ["out of scope: docs/x.md (docs)"]}),
+            ),
+            event(
+                EventKind::VerifyFailed,
+                Some(TaskState::Returned),
+                json!({"attempt": 1, "onto": "0123456789abcdef", "failed": {"command": "make test", "outcome": "exited", "code": 2, "tail": ["ok 1", "not ok 2 | cart"]}}),
+            ),
+        ];
+        let cx = Context {
+            base: "main",
+            position: None,
+        };
+        let body = body(&task(TaskState::AwaitingApproval), &events, &cx);
+        for part in [
+            "<!-- switchyard:card t4",
+            "## t4: Fix | the cart",
+            "**State:** awaiting approval · **Attempt:** 2 · **Executor:** `bot-1`",
+            "The total is wrong.\nSee #12.",
+            "- [ ] totals add up",
+            "`cart` · owning subsystems: cart",
+            "- out of scope: docs/x.md (docs)",
+            "`/switchyard approve`",
+            "❌ Failed on `0123456789` (attempt 1",
+            "`make test` exited with 2",
+            "not ok 2 | cart",
+            "| submitted (attempt 2) | the daemon | awaiting_approval |",
+        ] {
+            assert!(body.contains(part), "missing {part:?} in:\n{body}");
+        }
+        // A pipe in a table cell would break the timeline's table.
+        assert!(
+            !body
+                .lines()
+                .any(|l| l.starts_with("| ") && l.contains("Fix | the"))
+        );
+    }
+
+    #[test]
+    fn the_check_run_follows_the_state() {
+        let queued = Context {
+            base: "main",
+            position: Some((2, 3)),
+        };
+        let c = check(&task(TaskState::Queued), &[], &queued);
+        assert_eq!((c.status, c.conclusion), ("queued", None));
+        assert_eq!(c.title, "Queued: position 2 of 3");
+        let c = check(&task(TaskState::Verifying), &[], &queued);
+        assert_eq!(c.status, "in_progress");
+        let c = check(&task(TaskState::Merged), &[], &queued);
+        assert_eq!((c.status, c.conclusion), ("completed", Some("success")));
+        let rejected = event(
+            EventKind::Rejected,
+            Some(TaskState::Returned),
+            json!({"reason": "needs a test"}),
+        );
+        let c = check(&task(TaskState::Returned), &[rejected], &queued);
+        assert_eq!((c.status, c.conclusion), ("completed", Some("failure")));
+        assert_eq!(c.summary, "Rejected by the daemon: needs a test");
+    }
+
+    #[test]
+    fn long_timelines_are_cut_to_fit_github() {
+        let many: Vec<Event> = (0..5000)
+            .map(|i| {
+                event(
+                    EventKind::Retried,
+                    None,
+                    json!({"reason": format!("try {i}")}),
+                )
+            })
+            .collect();
+        let cx = Context::default();
+        let body = body(&task(TaskState::Open), &many, &cx);
+        assert!(body.len() < 65_536, "{}", body.len());
+        assert!(body.contains("earlier events: `switchyard log t4`"));
+        assert!(body.contains("try 4999"));
+    }
 }

@@ -314,11 +314,15 @@ fn a_pr_opens_with_the_card_the_check_run_follows_the_queue_and_merging_by_push_
             .any(|c| c.conclusion.as_deref() == Some("success"))
     });
     s.wait_reply(pr.number, &format!("Merged: `{main}`"));
-    s.wait(30, "the run on the old head to be marked superseded", || {
-        s.gh.checks_on(&submitted)
-            .iter()
-            .all(|c| c.conclusion.as_deref() == Some("neutral") && c.title == "Superseded")
-    });
+    s.wait(
+        30,
+        "the run on the old head to be marked superseded",
+        || {
+            s.gh.checks_on(&submitted)
+                .iter()
+                .all(|c| c.conclusion.as_deref() == Some("neutral") && c.title == "Superseded")
+        },
+    );
     s.wait(30, "the merged branch to be deleted", || {
         s.remote_tip(&s.branch(&id)).is_none()
     });

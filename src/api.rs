@@ -98,7 +98,16 @@ pub struct Claimed {
 pub struct TaskDetail {
     #[serde(flatten)]
     pub task: Task,
+    /// The task's pull request on GitHub, once it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequestLink>,
     pub timeline: Vec<Event>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PullRequestLink {
+    pub number: u64,
+    pub url: String,
 }
 
 /// One entry of `GET /v1/queue`.

@@ -64,6 +64,9 @@ pub fn task_detail(d: &TaskDetail) -> String {
     ));
     out.push_str(&format!("  priority:    {}\n", t.priority));
     out.push_str(&format!("  branch:      {}\n", t.branch));
+    if let Some(pr) = &d.pull_request {
+        out.push_str(&format!("  pull req.:   #{} {}\n", pr.number, pr.url));
+    }
     if let Some(w) = &t.worktree {
         out.push_str(&format!("  worktree:    {w}\n"));
     }

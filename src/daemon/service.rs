@@ -262,6 +262,10 @@ impl Service {
         self.ledger(|l| {
             Ok(api::TaskDetail {
                 task: l.task(id)?,
+                pull_request: l.pr(id)?.map(|p| api::PullRequestLink {
+                    number: p.number,
+                    url: p.url,
+                }),
                 timeline: l.events(id)?,
             })
         })

@@ -250,6 +250,17 @@ fn a_pr_opens_with_the_card_the_check_run_follows_the_queue_and_merging_by_push_
 
     let pr = s.wait_pull(&id);
     assert_eq!(pr.base, "main");
+    s.wait(30, "the PR on the task", || {
+        show(&s.repo, &id)["pull_request"]["number"] == pr.number
+    });
+    let text = s.repo.run(["task", "show", &id]).expect(0).stdout();
+    assert!(
+        text.contains(&format!(
+            "#{} https://github.com/{}/pull/{}",
+            pr.number, s.gh.repo, pr.number
+        )),
+        "{text}"
+    );
     assert_eq!(pr.head_sha, submitted, "the PR shows the submitted commit");
     assert_eq!(pr.title, format!("{id}: Say hello properly"));
     for part in [

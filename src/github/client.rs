@@ -599,10 +599,16 @@ fn refusal_message(message: &str, json: &Value) -> String {
         .and_then(Value::as_array)
         .and_then(|e| e.first())
         .and_then(|e| e.get("message").and_then(Value::as_str));
-    match detail {
-        Some(d) => format!("{message}: {d}"),
-        None if message.is_empty() => "no message".to_owned(),
-        None => message.to_owned(),
+    // Proxies and gateways in front of GitHub answer with RFC 7807 problem documents.
+    let problem = json
+        .get("detail")
+        .or_else(|| json.get("title"))
+        .and_then(Value::as_str);
+    match (detail, problem) {
+        (Some(d), _) => format!("{message}: {d}"),
+        (None, Some(p)) if message.is_empty() => p.to_owned(),
+        (None, _) if message.is_empty() => "no message".to_owned(),
+        (None, _) => message.to_owned(),
     }
 }
 
@@ -643,6 +649,19 @@ mod tests {
             "{w:?}"
         );
         assert_eq!(rate_limit_wait(None, None), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn refusals_say_what_github_said() {
+        let v = serde_json::json!({"message": "Validation Failed", "errors": [{"message": "No commits between main and x"}]});
+        assert_eq!(
+            refusal_message("Validation Failed", &v),
+            "Validation Failed: No commits between main and x"
+        );
+        let problem =
+            serde_json::json!({"title": "Invalid request", "detail": "body must have head"});
+        assert_eq!(refusal_message("", &problem), "body must have head");
+        assert_eq!(refusal_message("", &Value::Null), "no message");
     }
 
     #[test]

@@ -356,16 +356,7 @@ impl Service {
                     evidence["head"] = json!(head);
                     evidence["onto"] = json!(i.onto);
                     evidence["attempt"] = json!(i.attempt);
-                    Ok(Some(self.ledger(|l| {
-                        l.advance(
-                            i.task,
-                            Step::Verified,
-                            None,
-                            EventKind::VerifyPassed,
-                            evidence,
-                            Timestamp::now(),
-                        )
-                    })?))
+                    self.verified(i, evidence)
                 }
                 Err(mut evidence) => {
                     info!(evidence = %evidence, "a required check failed; back to the executor");
@@ -429,6 +420,14 @@ impl Service {
         info!(commands = results.len(), "verify passed");
         let evidence =
             json!({"head": head, "onto": i.onto, "attempt": i.attempt, "commands": results});
+        self.verified(i, evidence)
+    }
+
+    fn verified(
+        &self,
+        i: &Integration,
+        evidence: serde_json::Value,
+    ) -> Result<Option<Integration>> {
         Ok(Some(self.ledger(|l| {
             l.advance(
                 i.task,

@@ -582,7 +582,8 @@ fn add_comment(r: &mut Repo, number: u64, login: &str, body: &str) -> CommentRec
     c
 }
 
-fn tip(bare: &Path, branch: &str) -> Option<String> {
+/// The tip of `branch` in the bare repository, if it exists.
+pub fn tip(bare: &Path, branch: &str) -> Option<String> {
     let out = Command::new("git")
         .arg("--git-dir")
         .arg(bare)

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::fakegh::{FakeGitHub, Fault, TOKEN_ENV, bare_remote};
-use crate::support::{Daemon, TestRepo, add, claim, git_in, show};
+use crate::support::{Daemon, TestRepo, add, claim, commit_in, git_in, show};
 
 struct Setup {
     repo: TestRepo,
@@ -147,20 +147,7 @@ impl Setup {
     }
 
     fn remote_tip(&self, branch: &str) -> Option<String> {
-        let out = std::process::Command::new("git")
-            .arg("--git-dir")
-            .arg(&self.bare)
-            .args([
-                "rev-parse",
-                "--verify",
-                "-q",
-                &format!("refs/heads/{branch}"),
-            ])
-            .output()
-            .unwrap();
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        crate::fakegh::tip(&self.bare, branch)
     }
 
     /// The checks every test ends with: Prism accepted all traffic, and the token never
@@ -177,16 +164,6 @@ impl Setup {
         );
         self.gh.assert_contract_clean();
     }
-}
-
-fn commit_in(wt: &Path, message: &str, files: &[(&str, &str)]) {
-    for (path, content) in files {
-        let p = wt.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
-    git_in(wt, &["add", "-A"]);
-    git_in(wt, &["commit", "-qm", message]);
 }
 
 fn event_kinds(repo: &TestRepo, id: &str) -> Vec<String> {

@@ -1,11 +1,11 @@
 //! The merge queue, end to end: submit, checkpoints, rebase, verify, fast-forward,
 //! against a real daemon and real repositories.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::support::{TestRepo, add, claim, events, eventually, git_in, show};
+use crate::support::{TestRepo, add, claim, commit_in, events, eventually, git_in, show};
 
 /// A repository whose verify checks every file for the word BROKEN, with subsystems
 /// `api`, `web` (verify: web has an index), `docs`, and `ci` (approval required).
@@ -54,16 +54,6 @@ fn work(
         .expect(0)
         .json();
     (id, wt, submitted)
-}
-
-fn commit_in(wt: &Path, message: &str, files: &[(&str, &str)]) {
-    for (path, content) in files {
-        let p = wt.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
-    }
-    git_in(wt, &["add", "-A"]);
-    git_in(wt, &["commit", "-qm", message]);
 }
 
 fn state(repo: &TestRepo, id: &str) -> String {

@@ -329,6 +329,17 @@ pub fn events(repo: &TestRepo, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// Writes `files` in the worktree `wt` and commits them all.
+pub fn commit_in(wt: &Path, message: &str, files: &[(&str, &str)]) {
+    for (path, content) in files {
+        let p = wt.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    git_in(wt, &["add", "-A"]);
+    git_in(wt, &["commit", "-qm", message]);
+}
+
 pub fn git_in(dir: &Path, args: &[&str]) -> String {
     let out = hermetic(&mut std::process::Command::new("git"), dir)
         .args(args)

@@ -158,6 +158,8 @@ pub enum ErrorCode {
     VersionMismatch,
     /// A failure inside the daemon (500).
     Internal,
+    /// Something the daemon depends on (GitHub) cannot be reached now; try again (503).
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -167,6 +169,7 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::Refused => 409,
             ErrorCode::Internal => 500,
+            ErrorCode::Unavailable => 503,
         }
     }
 }

@@ -38,6 +38,19 @@ pub fn die_with_parent(cmd: &mut Command) {
     }
 }
 
+/// Environment variables holding secrets (the GitHub token, the webhook secret), set
+/// once when the daemon starts.
+static SECRETS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Keeps these variables from git processes and the hooks they run, except those that
+/// talk to a remote (`fetch`, `push`, `ls-remote`), where a credential helper may need
+/// them (`gh auth git-credential` reads `GITHUB_TOKEN`).
+pub fn keep_secrets_from_git(names: Vec<String>) {
+    let _ = SECRETS.set(names);
+}
+
+const TALKS_TO_REMOTE: [&str; 3] = ["fetch", "push", "ls-remote"];
+
 fn command(dir: &Path) -> Command {
     let mut cmd = Command::new("git");
     die_with_parent(&mut cmd);
@@ -59,6 +72,14 @@ fn output<S: AsRef<OsStr>>(
 ) -> Result<Output> {
     use std::io::Write;
     let mut cmd = command(dir);
+    let remote = args
+        .first()
+        .is_some_and(|a| TALKS_TO_REMOTE.iter().any(|r| a.as_ref() == OsStr::new(r)));
+    if !remote {
+        for name in SECRETS.get().into_iter().flatten() {
+            cmd.env_remove(name);
+        }
+    }
     cmd.args(args).envs(env.iter().copied());
     let spawn = |e: std::io::Error| GitCliError::Spawn(e.to_string());
     let Some(input) = stdin else {
@@ -335,8 +356,6 @@ pub fn fetch(repo: &Path, remote: &str, branch: &str) -> Result<String> {
     rev_parse(repo, &tracking)
 }
 
-/// Pushes `commit` to `branch` on `remote` with a plain push: the server accepts it only
-/// as a fast-forward. `Ok(false)` when it was rejected because the remote moved.
 /// The tip of `branch` on `remote`, or `None` when the remote has no such branch.
 pub fn remote_tip(repo: &Path, remote: &str, branch: &str) -> Result<Option<String>> {
     let refname = format!("refs/heads/{branch}");
@@ -375,24 +394,30 @@ pub fn push_with_lease(
     Err(failed(&args, &out))
 }
 
-/// Deletes `branch` on `remote`; a branch already gone is fine.
-pub fn delete_remote_branch(repo: &Path, remote: &str, branch: &str) -> Result<()> {
-    if remote_tip(repo, remote, branch)?.is_none() {
+/// Deletes `branch` on `remote` if it still holds `expected`; a branch already gone, or
+/// moved on since (someone pushed to it), is left as it is.
+pub fn delete_remote_branch(repo: &Path, remote: &str, branch: &str, expected: &str) -> Result<()> {
+    let refname = format!("refs/heads/{branch}");
+    if remote_tip(repo, remote, branch)?.as_deref() != Some(expected) {
         return Ok(());
     }
-    git(
-        repo,
-        &[
-            "push",
-            "--porcelain",
-            remote,
-            "--delete",
-            &format!("refs/heads/{branch}"),
-        ],
-    )?;
-    Ok(())
+    let lease = format!("--force-with-lease={refname}:{expected}");
+    let refspec = format!(":{refname}");
+    let args = ["push", "--porcelain", &lease, remote, &refspec];
+    let out = output(repo, &args, None, &[])?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.success()
+        || stdout
+            .lines()
+            .any(|l| l.starts_with('!') && l.contains("stale info"))
+    {
+        return Ok(());
+    }
+    Err(failed(&args, &out))
 }
 
+/// Pushes `commit` to `branch` on `remote` with a plain push: the server accepts it only
+/// as a fast-forward. `Ok(false)` when it was rejected because the remote moved.
 pub fn push(repo: &Path, remote: &str, commit: &str, branch: &str) -> Result<bool> {
     let refspec = format!("{commit}:refs/heads/{branch}");
     let args = ["push", "--porcelain", remote, &refspec];

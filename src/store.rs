@@ -26,10 +26,12 @@ fn save_pr(tx: &rusqlite::Transaction<'_>, pr: &PrRecord) -> Result<()> {
              check_digest, last_comment, last_review, seen_updated, merged_noted, closed, reopen,
              check_done)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-         ON CONFLICT (task) DO UPDATE SET number = ?2, url = ?3, pushed_head = ?4,
+         ON CONFLICT (task) DO UPDATE SET number = ?2, url = ?3,
              body_digest = ?5, check_run = ?6, check_head = ?7, check_digest = ?8,
              last_comment = ?9, last_review = ?10, seen_updated = ?11, merged_noted = ?12,
-             closed = ?13, reopen = ?14, check_done = ?15",
+             closed = ?13, check_done = ?15",
+        // `pushed_head` and `reopen` are written by both the GitHub loop and the queue:
+        // only through their own setters, so a stale copy never overwrites them.
         params![
             pr.task.0,
             pr.number as i64,
@@ -930,11 +932,30 @@ impl Ledger {
         Ok(())
     }
 
-    /// Saves what switchyard last wrote or read for a PR already recorded.
+    /// Saves what switchyard last wrote or read for a PR already recorded (all but
+    /// `pushed_head` and `reopen`: see their setters).
     pub fn save_pr(&mut self, pr: &PrRecord) -> Result<()> {
         let tx = self.write()?;
         save_pr(&tx, pr)?;
         tx.commit()?;
+        Ok(())
+    }
+
+    /// The commit switchyard last pushed to the task's branch on the remote.
+    pub fn set_pushed_head(&mut self, id: TaskId, head: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE github_prs SET pushed_head = ?1 WHERE task = ?2",
+            params![head, id.0],
+        )?;
+        Ok(())
+    }
+
+    /// Whether the next submission must reopen or retarget the PR.
+    pub fn set_reopen(&mut self, id: TaskId, reopen: bool) -> Result<()> {
+        self.conn.execute(
+            "UPDATE github_prs SET reopen = ?1 WHERE task = ?2",
+            params![reopen, id.0],
+        )?;
         Ok(())
     }
 
@@ -1391,7 +1412,19 @@ mod tests {
         assert_eq!(l.pr(t.id).unwrap().as_ref(), Some(&rec));
         rec.last_comment = 8;
         rec.reopen = false;
+        rec.pushed_head = Some("stale".into());
         l.save_pr(&rec).unwrap();
+        let saved = l.pr(t.id).unwrap().unwrap();
+        assert_eq!(saved.last_comment, 8);
+        assert!(saved.reopen, "only set_reopen changes it");
+        assert_eq!(
+            saved.pushed_head.as_deref(),
+            Some("abc"),
+            "only set_pushed_head changes it"
+        );
+        l.set_reopen(t.id, false).unwrap();
+        l.set_pushed_head(t.id, "def").unwrap();
+        rec.pushed_head = Some("def".into());
         assert_eq!(l.prs().unwrap(), vec![rec]);
         let opened = l.events(t.id).unwrap().pop().unwrap();
         assert_eq!(opened.event, EventKind::PrOpened);

@@ -99,7 +99,11 @@ impl Hub {
 }
 
 fn gh_err(e: GhError) -> ApiError {
-    ApiError::internal(format!("GitHub: {e}"))
+    if e.is_transient() {
+        ApiError::unavailable(format!("GitHub: {e}"))
+    } else {
+        ApiError::internal(format!("GitHub: {e}"))
+    }
 }
 
 impl Service {
@@ -123,7 +127,7 @@ impl Service {
             let _span = info_span!("task", task = %task.id).entered();
             if let Err(e) = self.publish(hub, &hub.client, task.id) {
                 warn!(error = %e.message, "could not bring GitHub up to date");
-                if e.message.contains("GitHub is unavailable") {
+                if e.code == crate::api::ErrorCode::Unavailable {
                     return Err(e); // Down: the next round tries everything again.
                 }
             }
@@ -132,13 +136,25 @@ impl Service {
     }
 
     /// Before the queue integrates a task: its PR should exist, so that reviewers see
-    /// it and GitHub shows it merged. Best effort: GitHub being down holds nothing up.
-    pub(super) fn publish_before_integrating(&self, id: TaskId) {
-        if let Some(hub) = &self.github
-            && let Err(e) = self.publish(hub, &hub.quick, id)
-        {
+    /// it and GitHub shows it merged. Best effort: GitHub being down, or the GitHub loop
+    /// being busy (it publishes the task itself then), holds nothing up. But a PR a
+    /// person closed or retargeted is reopened first, or the task could never land (the
+    /// check before the base moves would send it back every time).
+    pub(super) fn publish_before_integrating(&self, id: TaskId) -> Result<()> {
+        let Some(hub) = &self.github else {
+            return Ok(());
+        };
+        if self.ledger(|l| l.pr(id))?.is_some_and(|r| r.reopen) {
+            let _writing = hub.writing.lock().unwrap_or_else(|p| p.into_inner());
+            return self.publish_locked(hub, &hub.client, id);
+        }
+        let Ok(_writing) = hub.writing.try_lock() else {
+            return Ok(());
+        };
+        if let Err(e) = self.publish_locked(hub, &hub.quick, id) {
             warn!(error = %e.message, "could not update the PR before integrating; going on");
         }
+        Ok(())
     }
 
     // ---- reading GitHub ---------------------------------------------------------------
@@ -155,15 +171,17 @@ impl Service {
             .block_on(hub.client.recent_pulls(etag.as_deref()))
             .map_err(gh_err)?;
         let mut changed: Vec<PullRequest> = Vec::new();
+        let mut new_etag = None;
         if let Some((pulls, tag)) = listed {
-            *hub.etag.lock().unwrap_or_else(|p| p.into_inner()) = tag;
+            new_etag = Some(tag);
             for pr in pulls {
                 let known = prs.iter().find(|r| r.number == pr.number);
-                // `>=`: a change in the same second as the last one seen looks the same.
+                // A change in the same second as the last one seen looks unchanged; the
+                // sweep below catches it.
                 if known.is_some_and(|r| {
                     r.seen_updated
                         .as_deref()
-                        .is_none_or(|seen| pr.updated_at.as_str() >= seen)
+                        .is_none_or(|seen| pr.updated_at.as_str() > seen)
                 }) {
                     changed.push(pr);
                 }
@@ -197,6 +215,10 @@ impl Service {
             let _span = info_span!("task", task = %rec.task).entered();
             self.read_pull(hub, rec.task, &pr)?;
         }
+        // Only now: a round that failed halfway lists the same changes again.
+        if let Some(tag) = new_etag {
+            *hub.etag.lock().unwrap_or_else(|p| p.into_inner()) = tag;
+        }
         Ok(())
     }
 
@@ -227,10 +249,14 @@ impl Service {
         for review in reviews.iter().filter(|r| r.id > seen_review) {
             let login = review.user.as_ref().map_or("", |u| u.login.as_str());
             if review.state == "APPROVED" {
-                let current = review.commit_id.as_deref() == rec.pushed_head.as_deref();
                 let task = self.ledger(|l| l.task(id))?;
+                // Only a review of exactly the submitted commit, while the PR shows it,
+                // approves it: never one of an earlier push.
+                let current = self.pr_shows_submission(id)?
+                    && review.commit_id.is_some()
+                    && review.commit_id == task.submitted_head;
                 if !current {
-                    debug!(login, "an approving review of an older commit; ignored");
+                    debug!(login, "an approving review of another commit; ignored");
                 } else if task.state != TaskState::AwaitingApproval {
                     debug!(login, "an approving review while nothing waits for one");
                 } else if self.may_decide(hub, login)? {
@@ -263,8 +289,9 @@ impl Service {
         let seen_comment = rec.last_comment;
         for comment in comments.iter().filter(|c| c.id > seen_comment) {
             let login = comment.user.as_ref().map_or("", |u| u.login.as_str());
+            let mut answers = Vec::new();
             for parsed in command::parse(comment.body.as_deref().unwrap_or("")) {
-                let answer = match parsed {
+                answers.push(match parsed {
                     Err(command::BadCommand(why)) => format!("@{login} {why}. Nothing changed."),
                     Ok(cmd) if !self.may_decide(hub, login)? => format!(
                         "@{login} sorry, only {} may give switchyard commands here; `{}` was not carried out and nothing changed.",
@@ -272,14 +299,19 @@ impl Service {
                         cmd.verb()
                     ),
                     Ok(cmd) => self.carry_out(id, login, &cmd),
-                };
-                self.reply(hub, pr.number, &answer);
+                });
             }
+            // Recorded before answering: a command is carried out once, even if its
+            // answer cannot be posted.
             rec.last_comment = rec.last_comment.max(comment.id);
             self.ledger(|l| l.save_pr(&rec))?;
+            for answer in answers {
+                self.reply(hub, pr.number, &answer);
+            }
         }
         if self.notice_changes(hub, id, pr, &rec)? {
             rec.reopen = true;
+            self.ledger(|l| l.set_reopen(id, true))?;
         }
         rec.seen_updated = Some(pr.updated_at.clone());
         self.ledger(|l| l.save_pr(&rec))?;
@@ -394,6 +426,15 @@ impl Service {
         }
     }
 
+    /// Whether the PR shows exactly the task's current submission, so that a person on
+    /// GitHub deciding about the PR decides about what would land.
+    fn pr_shows_submission(&self, id: TaskId) -> Result<bool> {
+        let task = self.ledger(|l| l.task(id))?;
+        let rec = self.ledger(|l| l.pr(id))?;
+        Ok(task.submitted_head.is_some()
+            && rec.is_some_and(|r| r.pushed_head == task.submitted_head))
+    }
+
     /// Whether `login` is one of the configured approvers.
     fn may_decide(&self, hub: &Hub, login: &str) -> Result<bool> {
         for a in &hub.settings.approvers {
@@ -417,6 +458,11 @@ impl Service {
     fn carry_out(&self, id: TaskId, login: &str, cmd: &Command) -> String {
         let person = || login.to_owned();
         let done = match cmd {
+            Command::Approve if !self.pr_shows_submission(id).unwrap_or(false) => {
+                Err(ApiError::refused(format!(
+                    "this PR does not show {id}'s latest submission yet; look at it again in a moment and approve then"
+                )))
+            }
             Command::Approve => self
                 .approve(
                     id,
@@ -467,7 +513,7 @@ impl Service {
     }
 
     /// `/switchyard retry`: a task that came back (a flaky verify, say) is submitted
-    /// again, as its executor would.
+    /// again: the very commit submitted before, not whatever its branch holds now.
     fn retry(&self, id: TaskId, login: &str) -> Result<String> {
         let task = self.ledger(|l| l.task(id))?;
         if task.state != TaskState::Returned {
@@ -476,8 +522,10 @@ impl Service {
                 task.state
             )));
         }
-        let Some(agent) = task.agent.clone() else {
-            return Err(ApiError::refused(format!("{id} has no executor")));
+        let (Some(agent), Some(commit)) = (task.agent.clone(), task.submitted_head.clone()) else {
+            return Err(ApiError::refused(format!(
+                "{id} has no executor or no earlier submission"
+            )));
         };
         self.ledger(|l| {
             l.note(
@@ -488,10 +536,12 @@ impl Service {
                 Timestamp::now(),
             )
         })?;
-        let submitted = self.submit(id, api::ByAgent { agent })?;
+        let submitted = self.submit_commit(id, &agent, Some(&commit))?;
         Ok(format!(
-            "submitted {id} again as attempt {}; it is {} now",
-            submitted.task.attempt, submitted.task.state
+            "submitted {id} again ({}) as attempt {}; it is {} now",
+            short(&commit),
+            submitted.task.attempt,
+            submitted.task.state
         ))
     }
 
@@ -506,6 +556,11 @@ impl Service {
     /// Brings one task's PR up to date: branch, PR, body, check run, closing notes.
     fn publish(&self, hub: &Hub, client: &Client, id: TaskId) -> Result<()> {
         let _writing = hub.writing.lock().unwrap_or_else(|p| p.into_inner());
+        self.publish_locked(hub, client, id)
+    }
+
+    /// `publish`, with `hub.writing` held by the caller.
+    fn publish_locked(&self, hub: &Hub, client: &Client, id: TaskId) -> Result<()> {
         let task = self.ledger(|l| l.task(id))?;
         let Some(head) = task.submitted_head.clone() else {
             return Ok(());
@@ -524,7 +579,7 @@ impl Service {
             }
             if let Some(r) = &mut rec {
                 r.pushed_head = Some(head.clone());
-                self.ledger(|l| l.save_pr(r))?;
+                self.ledger(|l| l.set_pushed_head(id, &head))?;
             }
         }
         let events = self.ledger(|l| l.events(id))?;
@@ -555,15 +610,34 @@ impl Service {
             let pr = match hub.block_on(client.update_pull(rec.number, changes)) {
                 Ok(pr) => pr,
                 Err(GhError::Refused { status: 422, .. }) if reopen => {
-                    // GitHub will not reopen a PR whose branch was recreated: open anew.
+                    // GitHub will not reopen a PR whose branch was recreated: open anew,
+                    // or take the one a crash left unrecorded.
                     info!(
                         old = rec.number,
                         "the closed PR cannot be reopened; opening a new one"
                     );
-                    match self.create_pull(hub, client, &task, &head, &body, true)? {
-                        Some(new) => new,
-                        None => return Ok(()),
-                    }
+                    let found = hub
+                        .block_on(client.find_pull(&task.branch))
+                        .map_err(gh_err)?
+                        .filter(|p| p.is_open() && p.number != rec.number);
+                    let new = match found {
+                        Some(pr) => pr,
+                        None => match self.create_pull(hub, client, &task, &head, &body)? {
+                            Some(pr) => pr,
+                            None => return Ok(()),
+                        },
+                    };
+                    let evidence = json!({"number": new.number, "url": new.html_url, "head": head, "replaces": rec.number});
+                    self.ledger(|l| {
+                        l.note(
+                            id,
+                            EventKind::PrOpened,
+                            &Actor::Daemon,
+                            evidence,
+                            Timestamp::now(),
+                        )
+                    })?;
+                    new
                 }
                 Err(e) => return Err(gh_err(e)),
             };
@@ -583,6 +657,7 @@ impl Service {
             if reopen {
                 rec.closed = false;
                 rec.reopen = false;
+                self.ledger(|l| l.set_reopen(id, false))?;
             }
             rec.seen_updated = Some(pr.updated_at);
             self.ledger(|l| l.save_pr(&rec))?;
@@ -603,11 +678,15 @@ impl Service {
                 );
                 hub.block_on(client.comment(rec.number, &text))
                     .map_err(gh_err)?;
+                // Only the commit that landed is deleted: a branch someone pushed to since
+                // stays.
                 if hub.settings.delete_branch
+                    && let Some(landed) = rec.pushed_head.as_deref()
                     && let Err(e) = gitcli::delete_remote_branch(
                         &self.repo.main_root,
                         &hub.remote,
                         &task.branch,
+                        landed,
                     )
                 {
                     warn!(error = %e, "could not delete the merged branch on GitHub");
@@ -632,17 +711,17 @@ impl Service {
                         )
                     })
                     .unwrap_or_default();
-                hub.block_on(client.comment(
-                    rec.number,
-                    &format!("{id} was cancelled ({reason}); closing. Its branch stays."),
-                ))
-                .map_err(gh_err)?;
                 let pr = hub
                     .block_on(client.update_pull(rec.number, json!({"state": "closed"})))
                     .map_err(gh_err)?;
                 rec.closed = true;
                 rec.seen_updated = Some(pr.updated_at);
                 self.ledger(|l| l.save_pr(&rec))?;
+                self.reply(
+                    hub,
+                    rec.number,
+                    &format!("{id} was cancelled ({reason}); closed. Its branch stays."),
+                );
             }
             _ => {}
         }
@@ -716,7 +795,7 @@ impl Service {
         let existed = found.is_some();
         let pr = match found {
             Some(pr) => pr,
-            None => match self.create_pull(hub, client, task, head, body, false)? {
+            None => match self.create_pull(hub, client, task, head, body)? {
                 Some(pr) => pr,
                 None => return Ok(None),
             },
@@ -749,7 +828,7 @@ impl Service {
     }
 
     /// Opens a PR for the task; `None` when GitHub says there is nothing to merge (the
-    /// task already landed). `again`: a replacement for a PR that cannot be reopened.
+    /// task already landed).
     fn create_pull(
         &self,
         hub: &Hub,
@@ -757,7 +836,6 @@ impl Service {
         task: &Task,
         head: &str,
         body: &str,
-        again: bool,
     ) -> Result<Option<PullRequest>> {
         let created = hub.block_on(client.create_pull(
             &task.branch,
@@ -779,18 +857,7 @@ impl Service {
         };
         // Created, not yet recorded: the window a crash test must reach.
         self.count_step();
-        if again {
-            let evidence = json!({"number": pr.number, "url": pr.html_url, "head": head, "replaces_closed_pr": true});
-            self.ledger(|l| {
-                l.note(
-                    task.id,
-                    EventKind::PrOpened,
-                    &Actor::Daemon,
-                    evidence,
-                    Timestamp::now(),
-                )
-            })?;
-        }
+        let _ = head;
         Ok(Some(pr))
     }
 
@@ -875,28 +942,32 @@ impl Service {
         let Some(hub) = &self.github else {
             return Ok(None);
         };
-        let _writing = hub.writing.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(mut rec) = self.ledger(|l| l.pr(i.task))? else {
+        // No `hub.writing` here: the GitHub loop only pushes a waiting task's branch, and
+        // this task is being integrated; the fields written have their own setters.
+        let Some(rec) = self.ledger(|l| l.pr(i.task))? else {
             return Ok(None); // GitHub never heard of it; nothing to keep in step.
         };
-        match hub.block_on(hub.quick.pull(rec.number)) {
-            Ok(pr) if !pr.is_open() && !pr.is_merged() => {
-                rec.reopen = true;
-                self.ledger(|l| l.save_pr(&rec))?;
-                return Ok(Some(self.why_closed(hub, &pr).1));
-            }
-            Ok(pr) if pr.base.name != self.config.base => {
-                rec.reopen = true;
-                self.ledger(|l| l.save_pr(&rec))?;
-                return Ok(Some(format!(
-                    "the PR's base was changed to {} on GitHub",
-                    pr.base.name
-                )));
-            }
-            Ok(_) => {}
-            Err(e) => {
-                warn!(error = %e, "cannot read the PR before merging; relying on the branch lease")
-            }
+        // Nothing lands from a PR that cannot be seen to be open and on the base: if
+        // GitHub cannot say, the integration waits (not the task's fault).
+        let pr = hub
+            .block_on(hub.client.pull(rec.number))
+            .map_err(|e| match e {
+                e if e.is_transient() => ApiError::unavailable(format!(
+                    "cannot confirm on GitHub that PR #{} is still open: {e}",
+                    rec.number
+                )),
+                e => gh_err(e),
+            })?;
+        if !pr.is_open() && !pr.is_merged() {
+            self.ledger(|l| l.set_reopen(i.task, true))?;
+            return Ok(Some(self.why_closed(hub, &pr).1));
+        }
+        if pr.base.name != self.config.base {
+            self.ledger(|l| l.set_reopen(i.task, true))?;
+            return Ok(Some(format!(
+                "the PR's base was changed to {} on GitHub",
+                pr.base.name
+            )));
         }
         let task = self.ledger(|l| l.task(i.task))?;
         let root = &self.repo.main_root;
@@ -909,6 +980,7 @@ impl Service {
                     task.branch
                 )));
             }
+            // The lease: only from the commit switchyard pushed there itself.
             if theirs != expected
                 || !gitcli::push_with_lease(
                     root,
@@ -926,8 +998,7 @@ impl Service {
             self.count_step();
             info!(branch = %task.branch, head = %short(head), "force-updated the PR's branch to the verified commit");
         }
-        rec.pushed_head = Some(head.to_owned());
-        self.ledger(|l| l.save_pr(&rec))?;
+        self.ledger(|l| l.set_pushed_head(i.task, head))?;
         Ok(None)
     }
 
@@ -995,7 +1066,7 @@ impl Service {
             }
             std::thread::sleep(every);
         };
-        if let Err(e) = gitcli::delete_remote_branch(root, &hub.remote, &branch) {
+        if let Err(e) = gitcli::delete_remote_branch(root, &hub.remote, &branch, head) {
             warn!(error = %e, "could not delete {branch}");
         }
         Ok(Some(verdict))

@@ -34,7 +34,18 @@ impl Service {
     /// config's checkpoints: `queued` when nothing needs a person, else
     /// `awaiting_approval` with the reasons in the event.
     pub fn submit(&self, id: TaskId, req: api::ByAgent) -> Result<api::Submitted> {
-        let agent = name(&req.agent, "--agent")?;
+        self.submit_commit(id, &req.agent, None)
+    }
+
+    /// `submit`, of `commit` instead of the branch's tip when given (a retry of the
+    /// commit submitted before).
+    pub(super) fn submit_commit(
+        &self,
+        id: TaskId,
+        agent: &str,
+        commit: Option<&str>,
+    ) -> Result<api::Submitted> {
+        let agent = name(agent, "--agent")?;
         let task = self.ledger(|l| l.task(id))?;
         if !task.state.holds_lease() {
             return Err(ApiError::refused(format!(
@@ -50,9 +61,12 @@ impl Service {
         }
         let root = &self.repo.main_root;
         let base = self.base_tip()?;
-        let tip = git::branch_tip(root, &task.branch)?.ok_or_else(|| {
-            ApiError::refused(format!("{id}'s branch {} does not exist", task.branch))
-        })?;
+        let tip = match commit {
+            Some(c) => c.to_owned(),
+            None => git::branch_tip(root, &task.branch)?.ok_or_else(|| {
+                ApiError::refused(format!("{id}'s branch {} does not exist", task.branch))
+            })?,
+        };
         if let Some(start) = &task.base_sha
             && !git::is_ancestor(root, start, &tip)?
         {
@@ -162,14 +176,22 @@ impl Service {
                 return Ok(());
             };
             let _span = info_span!("task", task = %next).entered();
-            if self.ledger(|l| l.integration(next))?.is_none() {
-                self.publish_before_integrating(next);
-            }
-            let outcome = self.integrate(next);
+            let outcome = match self.ledger(|l| l.integration(next))? {
+                None => self
+                    .publish_before_integrating(next)
+                    .and_then(|()| self.integrate(next)),
+                Some(_) => self.integrate(next),
+            };
             self.github_wanted();
             match outcome {
                 Ok(()) => {
                     self.failures(|f| f.remove(&next));
+                }
+                Err(e) if e.code == api::ErrorCode::Unavailable => {
+                    // GitHub is down: not the task's fault. The step stays recorded and the
+                    // next round tries again.
+                    warn!(error = %e.message, "integration waits for GitHub");
+                    return Err(e);
                 }
                 Err(e) => {
                     // The step stays recorded and the next round tries again; a task that

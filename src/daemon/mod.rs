@@ -27,6 +27,7 @@ use tracing::{info, warn};
 use crate::client::{socket_path, state_dir};
 use crate::config::Config;
 use crate::git::{self, RepoLocation};
+use crate::gitcli;
 use crate::store::Ledger;
 use crate::worktree::{self, Worktrees};
 
@@ -109,6 +110,11 @@ pub async fn run(
         Some(settings) => Some(connect_github(settings, &opts.config, &opts.env).await?),
         None => None,
     };
+    if let Some(gh) = &opts.config.github {
+        let mut secrets = vec![gh.token_env.clone()];
+        secrets.extend(gh.webhook.as_ref().map(|w| w.secret_env.clone()));
+        gitcli::keep_secrets_from_git(secrets);
+    }
     let hook_secret = match opts.config.github.as_ref().and_then(|g| g.webhook.as_ref()) {
         Some(w) => Some((w.listen, env_value(&opts.env, &w.secret_env).ok_or_else(|| {
             DaemonError::Setup(format!(

@@ -62,6 +62,12 @@ impl ApiError {
             message: message.into(),
         }
     }
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError {
+            code: ErrorCode::Unavailable,
+            message: message.into(),
+        }
+    }
 }
 
 impl From<LedgerError> for ApiError {

@@ -17,11 +17,12 @@ const TAIL_LINES: usize = 30;
 /// GitHub refuses bodies over 65536 characters; the timeline is cut to fit.
 const MAX_BODY: usize = 60_000;
 
-/// What the card shows besides the task and its events.
+/// What the card and check run show besides the task and its events.
 #[derive(Debug, Clone, Default)]
 pub struct Context<'a> {
     pub base: &'a str,
-    /// Position in the queue and its length, when queued.
+    /// Position in the queue and its length, when queued. Only the check run shows it:
+    /// in the body, every step of the queue would rewrite every queued PR.
     pub position: Option<(usize, usize)>,
 }
 
@@ -43,7 +44,7 @@ pub fn body(task: &Task, events: &[Event], cx: &Context<'_>) -> String {
     let _ = writeln!(
         out,
         "**State:** {} · **Attempt:** {} · **Executor:** {} · **Priority:** {} · **Branch:** `{}` → `{}`\n",
-        state_line(task, cx),
+        task.state.as_str().replace('_', " "),
         task.attempt,
         task.agent
             .as_deref()
@@ -201,13 +202,6 @@ pub fn check(task: &Task, events: &[Event], cx: &Context<'_>) -> CheckView {
             "Not in the queue".into(),
             "Its executor is working on it; it enters the queue when submitted again.".into(),
         ),
-    }
-}
-
-fn state_line(task: &Task, cx: &Context<'_>) -> String {
-    match (task.state, cx.position) {
-        (TaskState::Queued, Some((n, of))) => format!("queued ({n} of {of})"),
-        (state, _) => state.as_str().replace('_', " "),
     }
 }
 

@@ -63,7 +63,7 @@ pub struct Retry {
 impl Retry {
     pub const DEFAULT: Retry = Retry {
         tries: 5,
-        backoff: Duration::from_millis(500),
+        backoff: Duration::from_millis(250),
         max_wait: Duration::from_secs(120),
     };
 }
@@ -458,14 +458,32 @@ impl Client {
         Ok(Some((decode(&path, reply.body)?, reply.etag)))
     }
 
+    /// Every review, oldest first.
     pub async fn reviews(&self, number: u64) -> Result<Vec<Review>> {
-        self.get_as(&self.path(&format!("/pulls/{number}/reviews?per_page=100")))
+        self.all_pages(&self.path(&format!("/pulls/{number}/reviews")))
             .await
     }
 
+    /// Every comment, oldest first.
     pub async fn comments(&self, number: u64) -> Result<Vec<Comment>> {
-        self.get_as(&self.path(&format!("/issues/{number}/comments?per_page=100")))
+        self.all_pages(&self.path(&format!("/issues/{number}/comments")))
             .await
+    }
+
+    /// Follows pages of 100 until a short one (at most `MAX_PAGES`).
+    async fn all_pages<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<Vec<T>> {
+        let mut all = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let items: Vec<T> = self
+                .get_as(&format!("{path}?per_page={PER_PAGE}&page={page}"))
+                .await?;
+            let last = items.len() < PER_PAGE;
+            all.extend(items);
+            if last {
+                break;
+            }
+        }
+        Ok(all)
     }
 
     pub async fn comment(&self, number: u64, body: &str) -> Result<Comment> {
@@ -545,6 +563,10 @@ impl Client {
         }
     }
 }
+
+const PER_PAGE: usize = 100;
+/// 5000 comments or reviews on one PR is far beyond what a task's PR sees.
+const MAX_PAGES: usize = 50;
 
 enum Judged {
     Done(Reply),

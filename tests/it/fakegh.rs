@@ -234,10 +234,15 @@ impl FakeGitHub {
 
     /// A person reviews the PR's current head.
     pub fn review(&self, number: u64, login: &str, state: &str) {
+        self.review_at(number, login, state, None)
+    }
+
+    /// A person reviews the PR at `commit` (a review left on an earlier push).
+    pub fn review_at(&self, number: u64, login: &str, state: &str, commit: Option<&str>) {
         self.with(|r, _| {
             let pull = r.pulls.iter_mut().find(|p| p.number == number).unwrap();
             pull.updated_at = now();
-            let commit = pull.head_sha.clone();
+            let commit = commit.map_or_else(|| pull.head_sha.clone(), str::to_owned);
             let id = next(r);
             r.reviews.push(ReviewRec {
                 id,
@@ -895,6 +900,8 @@ fn route(
                 .reviews
                 .iter()
                 .filter(|v| v.pull == number)
+                .skip(skip(query))
+                .take(per_page(query))
                 .map(|v| {
                     let mut j = t.review.clone();
                     j["id"] = json!(v.id);
@@ -924,6 +931,8 @@ fn route(
                 .comments
                 .iter()
                 .filter(|c| c.pull == number)
+                .skip(skip(query))
+                .take(per_page(query))
                 .map(|c| comment_json(&t.comment, o, &r.name, c))
                 .collect();
             answer(200, json!(items))
@@ -1075,6 +1084,19 @@ fn route(
         }
         _ => error(404, "Not Found"),
     }
+}
+
+fn per_page(query: &HashMap<String, String>) -> usize {
+    query
+        .get("per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(30)
+}
+
+/// How many items the requested page starts after.
+fn skip(query: &HashMap<String, String>) -> usize {
+    let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    (page.max(1) - 1) * per_page(query)
 }
 
 fn validation(resource: &str, field: &str, code: &str) -> Answer {

@@ -570,10 +570,11 @@ impl Service {
         if rec.is_none() && task.state.is_final() {
             return Ok(()); // Landed or cancelled before GitHub heard of it.
         }
-        // A new submission is pushed; so is one whose branch a person deleted.
+        // A new submission is pushed; so is one whose branch a person deleted, and the
+        // first of a task that came back (or is being integrated) before its PR existed.
         let stale = rec.as_ref().and_then(|r| r.pushed_head.as_deref()) != Some(head.as_str())
             || rec.as_ref().is_some_and(|r| r.reopen);
-        if waiting && stale {
+        if (waiting || (rec.is_none() && !task.state.is_final())) && stale {
             if !self.push_branch(hub, &task, &head, rec.as_ref())? {
                 return Ok(());
             }
@@ -662,16 +663,13 @@ impl Service {
             rec.seen_updated = Some(pr.updated_at);
             self.ledger(|l| l.save_pr(&rec))?;
         }
+        if task.state == TaskState::Merged && !rec.merged_noted {
+            self.point_pr_at_landed(hub, &task, &events, &mut rec)?;
+        }
         self.publish_check(hub, client, &task, &events, &cx, &mut rec)?;
         match task.state {
             TaskState::Merged if !rec.merged_noted => {
-                let commit = events
-                    .iter()
-                    .rev()
-                    .find(|e| e.event == EventKind::BaseMoved)
-                    .and_then(|e| e.evidence.get("to").and_then(|v| v.as_str()))
-                    .unwrap_or("")
-                    .to_owned();
+                let commit = landed_commit(&events).unwrap_or("").to_owned();
                 let text = format!(
                     "Merged: `{}` is on `{}` after verify passed on exactly its parent. switchyard pushed the verified commit to this branch and fast-forwarded `{}` to it.",
                     commit, self.config.base, self.config.base
@@ -724,6 +722,33 @@ impl Service {
                 );
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// A PR opened while its task was being integrated still shows the submitted
+    /// commit: its branch is pointed at what landed (only from what switchyard pushed
+    /// there), and GitHub shows it merged.
+    fn point_pr_at_landed(
+        &self,
+        hub: &Hub,
+        task: &Task,
+        events: &[crate::model::Event],
+        rec: &mut PrRecord,
+    ) -> Result<()> {
+        let Some(landed) = landed_commit(events) else {
+            return Ok(());
+        };
+        if rec.pushed_head.as_deref() == Some(landed) {
+            return Ok(());
+        }
+        let root = &self.repo.main_root;
+        let theirs = gitcli::remote_tip(root, &hub.remote, &task.branch)?;
+        if theirs == rec.pushed_head
+            && gitcli::push_with_lease(root, &hub.remote, landed, &task.branch, theirs.as_deref())?
+        {
+            self.ledger(|l| l.set_pushed_head(task.id, landed))?;
+            rec.pushed_head = Some(landed.to_owned());
         }
         Ok(())
     }
@@ -1078,6 +1103,15 @@ impl Service {
             hub.wanted.notify_one();
         }
     }
+}
+
+/// The commit a merged task landed as.
+fn landed_commit(events: &[crate::model::Event]) -> Option<&str> {
+    events
+        .iter()
+        .rev()
+        .find(|e| e.event == EventKind::BaseMoved)
+        .and_then(|e| e.evidence.get("to").and_then(|v| v.as_str()))
 }
 
 fn approvers_text(approvers: &[Approver]) -> String {

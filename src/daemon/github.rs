@@ -145,7 +145,12 @@ impl Service {
             return Ok(());
         };
         if self.ledger(|l| l.pr(id))?.is_some_and(|r| r.reopen) {
-            let _writing = hub.writing.lock().unwrap_or_else(|p| p.into_inner());
+            // Never wait for the loop here: if it is busy, try again next round.
+            let Ok(_writing) = hub.writing.try_lock() else {
+                return Err(ApiError::unavailable(
+                    "the PR must be reopened first and the GitHub loop is busy",
+                ));
+            };
             return self.publish_locked(hub, &hub.client, id);
         }
         let Ok(_writing) = hub.writing.try_lock() else {
@@ -289,11 +294,15 @@ impl Service {
         let seen_comment = rec.last_comment;
         for comment in comments.iter().filter(|c| c.id > seen_comment) {
             let login = comment.user.as_ref().map_or("", |u| u.login.as_str());
+            let parsed = command::parse(comment.body.as_deref().unwrap_or(""));
+            // Asked once, before anything is carried out: a failure here leaves the whole
+            // comment for the next round instead of half of it done.
+            let allowed = parsed.iter().any(|p| p.is_ok()) && self.may_decide(hub, login)?;
             let mut answers = Vec::new();
-            for parsed in command::parse(comment.body.as_deref().unwrap_or("")) {
+            for parsed in parsed {
                 answers.push(match parsed {
                     Err(command::BadCommand(why)) => format!("@{login} {why}. Nothing changed."),
-                    Ok(cmd) if !self.may_decide(hub, login)? => format!(
+                    Ok(cmd) if !allowed => format!(
                         "@{login} sorry, only {} may give switchyard commands here; `{}` was not carried out and nothing changed.",
                         approvers_text(&hub.settings.approvers),
                         cmd.verb()
@@ -655,13 +664,15 @@ impl Service {
                 };
             }
             rec.body_digest = Some(digest);
+            rec.closed = rec.closed && !reopen;
+            rec.seen_updated = Some(pr.updated_at);
+            // The PR (perhaps a new one) first, then `reopen` cleared: a crash between
+            // the two only reopens an open PR once more.
+            self.ledger(|l| l.save_pr(&rec))?;
             if reopen {
-                rec.closed = false;
                 rec.reopen = false;
                 self.ledger(|l| l.set_reopen(id, false))?;
             }
-            rec.seen_updated = Some(pr.updated_at);
-            self.ledger(|l| l.save_pr(&rec))?;
         }
         if task.state == TaskState::Merged && !rec.merged_noted {
             self.point_pr_at_landed(hub, &task, &events, &mut rec)?;
@@ -1005,7 +1016,15 @@ impl Service {
                     task.branch
                 )));
             }
-            // The lease: only from the commit switchyard pushed there itself.
+            // The lease: only from the commit switchyard pushed there itself, or from
+            // commits the submission contains (someone else's, taken in by the executor
+            // before the GitHub loop pushed the submission).
+            let contained = theirs.as_deref().is_some_and(|t| {
+                task.submitted_head
+                    .as_deref()
+                    .is_some_and(|s| git::is_ancestor(root, t, s).unwrap_or(false))
+            });
+            let expected = if contained { theirs.clone() } else { expected };
             if theirs != expected
                 || !gitcli::push_with_lease(
                     root,

@@ -153,7 +153,7 @@ fn a_clean_change_lands_by_fast_forward() {
         Value::Null,
         "the worktree went back to the pool"
     );
-    assert!(!wt.exists());
+    eventually(10, "the worktree to be recycled", || !wt.exists());
     let kinds = events(&repo, &id);
     let tail: Vec<&str> = kinds.iter().skip(3).map(String::as_str).collect();
     assert_eq!(
@@ -380,7 +380,7 @@ fn a_scope_change_waits_for_a_person() {
         approved["by"],
         serde_json::json!({"kind": "person", "name": "lead"})
     );
-    assert!(!wt.exists());
+    eventually(10, "the worktree to be recycled", || !wt.exists());
     repo.run(["approve", &id, "--by", "lead"])
         .refused(1, "is merged, not awaiting approval");
 }

@@ -632,7 +632,7 @@ impl Service {
                         .filter(|p| p.is_open() && p.number != rec.number);
                     let new = match found {
                         Some(pr) => pr,
-                        None => match self.create_pull(hub, client, &task, &head, &body)? {
+                        None => match self.create_pull(hub, client, &task, &body)? {
                             Some(pr) => pr,
                             None => return Ok(()),
                         },
@@ -831,7 +831,7 @@ impl Service {
         let existed = found.is_some();
         let pr = match found {
             Some(pr) => pr,
-            None => match self.create_pull(hub, client, task, head, body)? {
+            None => match self.create_pull(hub, client, task, body)? {
                 Some(pr) => pr,
                 None => return Ok(None),
             },
@@ -870,7 +870,6 @@ impl Service {
         hub: &Hub,
         client: &Client,
         task: &Task,
-        head: &str,
         body: &str,
     ) -> Result<Option<PullRequest>> {
         let created = hub.block_on(client.create_pull(
@@ -893,7 +892,6 @@ impl Service {
         };
         // Created, not yet recorded: the window a crash test must reach.
         self.count_step();
-        let _ = head;
         Ok(Some(pr))
     }
 

@@ -98,6 +98,24 @@ impl Hub {
     }
 }
 
+/// What a person did to a task's PR on GitHub (`changed_on_github`'s `what`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum PrChange {
+    Closed,
+    BranchDeleted,
+    BaseChanged,
+    /// Commits the submission does not contain were pushed to its branch.
+    Pushed,
+}
+
+impl PrChange {
+    /// Whether the next submission must reopen or retarget the PR.
+    fn needs_reopen(self) -> bool {
+        self != PrChange::Pushed
+    }
+}
+
 fn gh_err(e: GhError) -> ApiError {
     if e.is_transient() {
         ApiError::unavailable(format!("GitHub: {e}"))
@@ -352,7 +370,7 @@ impl Service {
             Some(self.why_closed(hub, pr))
         } else if pr.is_open() && self.pushed_by_someone_else(id, pr, rec)? {
             Some((
-                "pushed",
+                PrChange::Pushed,
                 format!(
                     "new commits were pushed to {} on GitHub (now at {}); fetch them into the task's branch and submit again",
                     pr.head.name,
@@ -361,7 +379,7 @@ impl Service {
             ))
         } else if pr.is_open() && pr.base.name != self.config.base && !rec.reopen {
             Some((
-                "base_changed",
+                PrChange::BaseChanged,
                 format!(
                     "the PR's base was changed to {} on GitHub; switchyard integrates into {} only, and puts the base back on the next submit",
                     pr.base.name, self.config.base
@@ -392,14 +410,14 @@ impl Service {
             .map(Some)
         })?;
         if returned.is_some() {
-            info!(what, "changed on GitHub; back to its executor");
+            info!(?what, "changed on GitHub; back to its executor");
             self.reply(
                 hub,
                 pr.number,
                 &format!("{id} left the merge queue and went back to its executor: {reason}."),
             );
         }
-        Ok(what != "pushed")
+        Ok(what.needs_reopen())
     }
 
     /// The PR's head is neither what switchyard pushed nor part of the task's latest
@@ -415,13 +433,13 @@ impl Service {
         }))
     }
 
-    fn why_closed(&self, hub: &Hub, pr: &PullRequest) -> (&'static str, String) {
+    fn why_closed(&self, hub: &Hub, pr: &PullRequest) -> (PrChange, String) {
         let tip = gitcli::remote_tip(&self.repo.main_root, &hub.remote, &pr.head.name);
         debug!(branch = %pr.head.name, ?tip, "the PR is closed; is its branch there?");
         let gone = tip.map(|t| t.is_none()).unwrap_or(false);
         if gone {
             (
-                "branch_deleted",
+                PrChange::BranchDeleted,
                 format!(
                     "its branch {} was deleted on GitHub, which closed the PR; submitting again pushes it and reopens the PR",
                     pr.head.name
@@ -429,7 +447,7 @@ impl Service {
             )
         } else {
             (
-                "closed",
+                PrChange::Closed,
                 "the PR was closed on GitHub; submitting again reopens it".to_owned(),
             )
         }
@@ -795,7 +813,7 @@ impl Service {
             "{} on {} has commits this submission does not contain; fetch them into the task's branch (or delete the remote branch) and submit again",
             task.branch, hub.remote
         );
-        let evidence = json!({"what": "pushed", "reason": reason, "remote_tip": theirs});
+        let evidence = json!({"what": PrChange::Pushed, "reason": reason, "remote_tip": theirs});
         let lease = self.config.claims.lease;
         self.ledger(|l| {
             let t = l.task(task.id)?;
@@ -972,7 +990,7 @@ impl Service {
         &self,
         i: &Integration,
         head: &str,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<(PrChange, String)>> {
         let Some(hub) = &self.github else {
             return Ok(None);
         };
@@ -994,13 +1012,13 @@ impl Service {
             })?;
         if !pr.is_open() && !pr.is_merged() {
             self.ledger(|l| l.set_reopen(i.task, true))?;
-            return Ok(Some(self.why_closed(hub, &pr).1));
+            return Ok(Some(self.why_closed(hub, &pr)));
         }
         if pr.base.name != self.config.base {
             self.ledger(|l| l.set_reopen(i.task, true))?;
-            return Ok(Some(format!(
-                "the PR's base was changed to {} on GitHub",
-                pr.base.name
+            return Ok(Some((
+                PrChange::BaseChanged,
+                format!("the PR's base was changed to {} on GitHub", pr.base.name),
             )));
         }
         let task = self.ledger(|l| l.task(i.task))?;
@@ -1009,9 +1027,9 @@ impl Service {
         if theirs.as_deref() != Some(head) {
             let expected = rec.pushed_head.clone();
             if theirs.is_none() && expected.is_some() {
-                return Ok(Some(format!(
-                    "its branch {} was deleted on GitHub",
-                    task.branch
+                return Ok(Some((
+                    PrChange::BranchDeleted,
+                    format!("its branch {} was deleted on GitHub", task.branch),
                 )));
             }
             // The lease: only from the commit switchyard pushed there itself, or from
@@ -1032,9 +1050,9 @@ impl Service {
                     expected.as_deref(),
                 )?
             {
-                return Ok(Some(format!(
-                    "new commits were pushed to {} on GitHub",
-                    task.branch
+                return Ok(Some((
+                    PrChange::Pushed,
+                    format!("new commits were pushed to {} on GitHub", task.branch),
                 )));
             }
             self.count_step();

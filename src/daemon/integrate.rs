@@ -486,9 +486,9 @@ impl Service {
                 }
                 // The PR's branch first, so GitHub shows the PR merged once the base
                 // reaches it; and nothing lands from a PR a person closed or changed.
-                if let Some(reason) = self.prepare_pr_for_merge(i, &head)? {
-                    info!(%reason, "the PR changed on GitHub; not merging");
-                    let evidence = json!({"what": "changed", "reason": reason, "head": head});
+                if let Some((what, reason)) = self.prepare_pr_for_merge(i, &head)? {
+                    info!(?what, %reason, "the PR changed on GitHub; not merging");
+                    let evidence = json!({"what": what, "reason": reason, "head": head});
                     self.give_back(i.task, EventKind::ChangedOnGithub, evidence)?;
                     return Ok(None);
                 }

@@ -179,17 +179,24 @@ pub async fn run(
         )
     };
     let leases = tokio::spawn(lease_ticker(Arc::clone(&service), stop_rx.clone()));
-    let runner = tokio::spawn(queue_runner(
+    let runner = tokio::spawn(on_demand(
         Arc::clone(&service),
         Arc::clone(&queue_wanted),
+        QUEUE_EVERY,
         stop_rx.clone(),
+        "integrating the queue",
+        service::Service::run_queue,
     ));
     queue_wanted.notify_one();
     let github_loop = service.github.as_ref().map(|hub| {
-        tokio::spawn(github_loop(
+        hub.wanted.notify_one();
+        tokio::spawn(on_demand(
             Arc::clone(&service),
             Arc::clone(&hub.wanted),
+            hub.settings.poll_interval,
             stop_rx.clone(),
+            "syncing with GitHub",
+            service::Service::sync_github,
         ))
     });
     let hook_server = match hook_secret {
@@ -285,6 +292,27 @@ async fn lease_ticker(service: Arc<service::Service>, mut stop: watch::Receiver<
     }
 }
 
+/// Runs `call` whenever `wanted` is notified, and at least every `every`: the queue
+/// runner (woken by submits and approvals) and the GitHub loop (by submits, queue steps
+/// and webhook deliveries). An error leaves its work for the next round.
+async fn on_demand(
+    service: Arc<service::Service>,
+    wanted: Arc<Notify>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+    what: &'static str,
+    call: fn(&service::Service) -> Result<(), ApiError>,
+) {
+    loop {
+        tokio::select! {
+            _ = wanted.notified() => {}
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        in_background(&service, what, call).await;
+    }
+}
+
 async fn pool_filler(
     service: Arc<service::Service>,
     wanted: Arc<Notify>,
@@ -308,28 +336,6 @@ async fn pool_filler(
             &service,
             "refilling the worktree pool",
             service::Service::refill_pool,
-        )
-        .await;
-    }
-}
-
-/// Integrates the queue whenever something may have entered it, and every few seconds.
-async fn queue_runner(
-    service: Arc<service::Service>,
-    wanted: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            _ = wanted.notified() => {}
-            _ = tokio::time::sleep(QUEUE_EVERY) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        // An error leaves its step recorded; the next round retries.
-        in_background(
-            &service,
-            "integrating the queue",
-            service::Service::run_queue,
         )
         .await;
     }
@@ -373,33 +379,6 @@ fn env_value(env: &[(String, String)], name: &str) -> Option<String> {
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.trim().to_owned())
         .filter(|v| !v.is_empty())
-}
-
-/// Reads GitHub and brings it up to date every `poll_interval`, and whenever something
-/// changed (a submit, a queue step, a webhook delivery).
-async fn github_loop(
-    service: Arc<service::Service>,
-    wanted: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let every = service
-        .config
-        .github
-        .as_ref()
-        .map_or(Duration::from_secs(30), |g| g.poll_interval);
-    loop {
-        in_background(
-            &service,
-            "syncing with GitHub",
-            service::Service::sync_github,
-        )
-        .await;
-        tokio::select! {
-            _ = wanted.notified() => {}
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-    }
 }
 
 /// An exclusive lock on a file holding the daemon's pid. The kernel drops the lock when

@@ -774,7 +774,12 @@ fn crashes_at_every_step_never_land_anything_twice_or_unverified() {
             "returned",
             "{what}: the broken one never lands"
         );
-        assert_eq!(merged.len(), 3, "{what} ({restarts} restarts)");
+        assert_eq!(
+            merged.len(),
+            3,
+            "{what} ({restarts} restarts):\n{}",
+            dump_ledger(&repo)
+        );
         let landed = linear_history(&repo, &start);
         assert_eq!(landed.len(), 3, "{what}: {landed:?}");
         for commit in &landed {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Event, Task, TaskId, TaskState, Timestamp};
@@ -10,6 +11,12 @@ use crate::model::{Event, Task, TaskId, TaskState, Timestamp};
 /// Every request carries the client's version; the daemon refuses another version's.
 pub const VERSION_HEADER: &str = "x-switchyard-version";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Decodes a request body the way the daemon does: JSON into one of the request types
+/// below. The error is one line, for the `bad_request` reply.
+pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))
+}
 
 /// `POST /v1/tasks`
 #[derive(Debug, Clone, Serialize, Deserialize)]

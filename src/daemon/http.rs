@@ -72,7 +72,7 @@ async fn blocking<T: Serialize + Send + 'static>(
 }
 
 fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad(format!("invalid request body: {e}")))
+    api::decode(bytes).map_err(ApiError::bad)
 }
 
 fn task_id(raw: &str) -> Result<TaskId, ApiError> {

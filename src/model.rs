@@ -79,6 +79,10 @@ impl fmt::Display for SubsystemName {
     }
 }
 
+/// Task priorities: higher runs first, within these bounds everywhere (the CLI, the
+/// API, GitHub's `/switchyard priority`).
+pub const PRIORITY: std::ops::RangeInclusive<i64> = -1000..=1000;
+
 /// A task's id: `t` and a number, short and stable (`t1`, `t2`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskId(pub i64);
@@ -260,26 +264,12 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.rem_euclid(1000);
-        let secs = self.0.div_euclid(1000);
-        let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
-        )
+        match jiff::Timestamp::from_millisecond(self.0) {
+            Ok(t) => write!(f, "{}", t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")),
+            // Out of jiff's range (years -9999 to 9999): no timestamp switchyard makes,
+            // since durations are bounded; printed as what it is rather than a lie.
+            Err(_) => write!(f, "@{}ms", self.0),
+        }
     }
 }
 
@@ -298,24 +288,12 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
-/// Parses exactly the form [`Timestamp`] prints.
+/// Parses an RFC 3339 timestamp (as [`Timestamp`] prints it, or any other offset and
+/// precision) into milliseconds since the epoch.
 fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[23] != b'Z' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
-    // Days from civil (the inverse of the algorithm above).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86400 + hh * 3600 + mm * 60 + ss) * 1000) + ms)
+    s.parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond())
 }
 
 /// One task as the ledger holds it and the API shows it.
@@ -560,6 +538,13 @@ mod tests {
             "2000-02-29T23:59:59.999Z"
         );
         assert_eq!(parse_rfc3339("yesterday"), None);
+        assert_eq!(
+            parse_rfc3339("2026-11-24T06:52:26.123+01:00"),
+            Some(1_795_499_546_123)
+        );
+        // The far end of what a bounded lease can reach still prints and parses.
+        let far = Timestamp::now().plus(crate::config::MAX_DURATION);
+        assert_eq!(parse_rfc3339(&far.to_string()), Some(far.0));
     }
 
     #[test]

@@ -31,8 +31,9 @@ pub struct AddArgs {
     /// A subsystem name or a path glob the task may touch (repeat for several).
     #[arg(long = "scope", value_name = "S")]
     scope: Vec<String>,
-    /// Higher runs first.
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    /// Higher runs first (-1000 to 1000).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i64).range(-1000..=1000))]
     priority: i64,
     /// Who asks (default: SWITCHYARD_AGENT, else your user name).
     #[arg(long)]

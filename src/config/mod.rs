@@ -308,7 +308,12 @@ pub fn parse(text: &str, display: &str, ctx: &Context) -> Result<Loaded, LoadErr
     }
 }
 
-/// Parses durations like `90s`, `20m`, `1h30m`, `500ms`.
+/// The longest duration any key takes: beyond it a timestamp (now + a lease) stops
+/// being a date anyone can read, and a typo like `4294967295d` is caught.
+pub const MAX_DURATION: Duration = Duration::from_secs(36_500 * 86_400);
+
+/// Parses durations like `90s`, `20m`, `1h30m`, `500ms` (humantime's grammar: also
+/// `2h 5m`, `1day`), from 1 ms up to [`MAX_DURATION`] (100 years).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || {
         format!(
@@ -316,37 +321,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
              \"1h30m\" (units: ms, s, m, h, d)"
         )
     };
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
+    let too_long = || format!("duration {text:?} is too long: at most 100 years (36500d)");
+    if text.trim().is_empty() || text.trim() != text {
         return Err(bad());
     }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(1),
-            "s" => Duration::from_secs(1),
-            "m" => Duration::from_secs(60),
-            "h" => Duration::from_secs(3600),
-            "d" => Duration::from_secs(86400),
-            _ => return Err(bad()),
-        };
-        let n = u32::try_from(n).map_err(|_| bad())?;
-        total = unit
-            .checked_mul(n)
-            .and_then(|d| total.checked_add(d))
-            .ok_or_else(bad)?;
-        rest = &rest[unit_len..];
+    match humantime::parse_duration(text) {
+        Ok(d) if d > MAX_DURATION => Err(too_long()),
+        Ok(d) => Ok(d),
+        Err(humantime::DurationError::NumberOverflow) => Err(too_long()),
+        Err(_) => Err(bad()),
     }
-    Ok(total)
 }
 
 #[cfg(test)]

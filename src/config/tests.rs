@@ -140,10 +140,10 @@ fn depends_on_unknown_and_cycles() {
 #[test]
 fn durations_and_worktrees() {
     check(
-        "[queue]\nverify = [\"  \"]\nverify_timeout = \"20 min\"\n[worktrees]\npool = 1000\ncopy = [\"/etc/passwd\", \"../x\"]\nsetup_timeout = \"0s\"\n",
+        "[queue]\nverify = [\"  \"]\nverify_timeout = \"20 mins later\"\n[worktrees]\npool = 1000\ncopy = [\"/etc/passwd\", \"../x\"]\nsetup_timeout = \"0s\"\n",
         &[
             "sy.toml:2:11: empty command in `verify`",
-            "sy.toml:3:18: invalid duration \"20 min\": write a number with a unit, like \"90s\", \"20m\" or \"1h30m\" (units: ms, s, m, h, d)",
+            "sy.toml:3:18: invalid duration \"20 mins later\": write a number with a unit, like \"90s\", \"20m\" or \"1h30m\" (units: ms, s, m, h, d)",
             "sy.toml:5:8: `pool` must be between 0 and 256, found 1000",
             "sy.toml:6:9: `copy` entry \"/etc/passwd\" must be a relative path inside the repository",
             "sy.toml:6:24: `copy` entry \"../x\" must be a relative path inside the repository",
@@ -156,6 +156,21 @@ fn durations_and_worktrees() {
     assert!(parse_duration("").is_err());
     assert!(parse_duration("5").is_err());
     assert!(parse_duration("m5").is_err());
+    assert!(parse_duration(" 5s").is_err());
+    assert_eq!(parse_duration("36500d"), Ok(crate::config::MAX_DURATION));
+}
+
+#[test]
+fn values_have_bounds() {
+    check(
+        "[claims]\nlease = \"4294967295d\"\nmax_parallel = 5000\n[queue]\nverify_timeout = \"99999999999999999999s\"\n[github]\nrepo = \"o/r\"\npoll_interval = \"10ms\"\n",
+        &[
+            "sy.toml:2:9: duration \"4294967295d\" is too long: at most 100 years (36500d)",
+            "sy.toml:3:16: `max_parallel` must be at most 1000, found 5000 (leave it out for no cap)",
+            "sy.toml:5:18: duration \"99999999999999999999s\" is too long: at most 100 years (36500d)",
+            "sy.toml:8:17: `poll_interval` must be at least 1s",
+        ],
+    );
 }
 
 #[test]

@@ -25,6 +25,10 @@ pub(crate) const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(20 * 60)
 pub(crate) const DEFAULT_LEASE: Duration = Duration::from_secs(30 * 60);
 pub(crate) const DEFAULT_POOL: u32 = 2;
 pub(crate) const MAX_POOL: i64 = 256;
+/// The largest `max_parallel`: more parallel claims than this is no cap at all.
+pub(crate) const MAX_CAP: i64 = 1000;
+/// GitHub is read at most this often: faster polling only burns the rate limit.
+pub(crate) const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub(crate) const DEFAULT_SETUP_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub(crate) const DEFAULT_API_URL: &str = "https://api.github.com";
 pub(crate) const DEFAULT_TOKEN_ENV: &str = "GITHUB_TOKEN";
@@ -81,12 +85,19 @@ impl Validator<'_> {
         out
     }
 
-    /// A cap: absent is no cap; present must be at least 1.
+    /// A cap: absent is no cap; present must be from 1 to [`MAX_CAP`].
     fn cap(&mut self, value: Option<&Spanned<i64>>) -> Option<NonZeroU32> {
         let value = value?;
         let n = *value.get_ref();
         match u32::try_from(n).ok().and_then(NonZeroU32::new) {
-            Some(n) => Some(n),
+            Some(c) if i64::from(c.get()) <= MAX_CAP => Some(c),
+            Some(_) => {
+                self.error(
+                    value.span(),
+                    format!("`max_parallel` must be at most {MAX_CAP}, found {n} (leave it out for no cap)"),
+                );
+                None
+            }
             None => {
                 self.error(
                     value.span(),
@@ -622,11 +633,17 @@ fn github(v: &mut Validator<'_>, raw: super::raw::RawGithub) -> Github {
             labels.push(l.get_ref().clone());
         }
     }
-    let poll_interval = v.duration(
+    let mut poll_interval = v.duration(
         raw.poll_interval.as_ref(),
         "poll_interval",
         DEFAULT_POLL_INTERVAL,
     );
+    if let Some(raw_interval) = &raw.poll_interval
+        && poll_interval < MIN_POLL_INTERVAL
+    {
+        v.error(raw_interval.span(), "`poll_interval` must be at least 1s");
+        poll_interval = DEFAULT_POLL_INTERVAL;
+    }
     let webhook = match (&raw.webhook_listen, &raw.webhook_secret_env) {
         (None, None) => None,
         (None, Some(secret)) => {

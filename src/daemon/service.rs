@@ -236,6 +236,14 @@ impl Service {
                 "acceptance criteria must be 1 to {MAX_ACCEPT} non-empty lines of at most 1024 bytes"
             )));
         }
+        if !crate::model::PRIORITY.contains(&req.priority) {
+            return Err(ApiError::bad(format!(
+                "the priority is {}; it must be from {} to {}",
+                req.priority,
+                crate::model::PRIORITY.start(),
+                crate::model::PRIORITY.end()
+            )));
+        }
         let by = name(&req.by, "--by")?;
         let tracked =
             git::files_at_branch(&self.repo.main_root, &self.config.base).map_err(|e| {

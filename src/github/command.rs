@@ -82,7 +82,7 @@ fn command(text: &str) -> Result<Command, BadCommand> {
             reason: args.to_owned(),
         }),
         "priority" => match args.parse::<i64>() {
-            Ok(n) if (-1000..=1000).contains(&n) => Ok(Command::Priority(n)),
+            Ok(n) if crate::model::PRIORITY.contains(&n) => Ok(Command::Priority(n)),
             _ => Err(BadCommand(format!(
                 "`priority` needs a whole number from -1000 to 1000, like `/switchyard priority 5`; got {:?}",
                 args

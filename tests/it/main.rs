@@ -6,6 +6,7 @@ mod daemon;
 mod demo;
 mod fakegh;
 mod github;
+mod hostile;
 mod init;
 mod owners;
 mod queue;

@@ -353,3 +353,31 @@ pub fn git_in(dir: &Path, args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Sends raw bytes to the daemon's socket and returns the whole reply as text: for
+/// requests the CLI would never make.
+pub fn raw_http(repo: &TestRepo, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(repo.root.join(".git/switchyard/daemon.sock"))
+            .unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// A POST with a JSON body, as raw HTTP.
+pub fn raw_post(repo: &TestRepo, path: &str, body: &str) -> String {
+    raw_http(
+        repo,
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+}

@@ -242,6 +242,37 @@ impl fmt::Display for Actor {
     }
 }
 
+/// The longest agent or person name, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// An agent's or a person's name as switchyard records and compares it: Unicode
+/// compatibility form (NFKC, so a fullwidth `Ｃａｒｏｌ` is `carol`), lowercase, without
+/// surrounding space, inner runs of space as one. `Carol`, ` carol ` and `CAROL` are one
+/// person, so nobody approves their own change by spelling their name differently.
+/// Control characters and invisible ones (zero-width, bidi overrides) are refused: they
+/// would make two names that print alike compare unlike.
+pub fn normalize_name(raw: &str) -> Result<String, String> {
+    use unicode_normalization::UnicodeNormalization;
+    let folded: String = raw.nfkc().collect::<String>().to_lowercase();
+    let name = folded.split_whitespace().collect::<Vec<_>>().join(" ");
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c,
+                '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+                | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}'
+                | '\u{E0000}'..='\u{E0FFF}')
+    };
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || raw.trim().chars().any(invisible)
+    {
+        return Err(format!(
+            "must be 1 to {MAX_NAME_CHARS} printable characters (no control or invisible ones)"
+        ));
+    }
+    Ok(name)
+}
+
 /// Milliseconds since the Unix epoch, UTC. Serialized as RFC 3339 (`2026-11-24T05:52:26.123Z`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
@@ -512,6 +543,31 @@ mod tests {
         for _ in 0..1200 {
             let name = SubsystemName::unique(&long, "x", &mut taken);
             assert!(name.as_str().len() <= 64);
+        }
+    }
+
+    #[test]
+    fn names_compare_as_people_mean_them() {
+        for (raw, want) in [
+            ("Carol", "carol"),
+            ("  carol\t", "carol"),
+            ("CAROL", "carol"),
+            ("\u{FF23}\u{FF41}\u{FF52}\u{FF4F}\u{FF4C}", "carol"),
+            ("Ca\u{0301}rol", "c\u{00E1}rol"),
+            ("Mary   Ann", "mary ann"),
+            ("ﬁona", "fiona"),
+        ] {
+            assert_eq!(normalize_name(raw).as_deref(), Ok(want), "{raw:?}");
+        }
+        for bad in [
+            "",
+            "   ",
+            "car\u{200B}ol",
+            "carol\u{202E}",
+            "a\u{1b}[31m",
+            &"x".repeat(101),
+        ] {
+            assert!(normalize_name(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -299,6 +299,7 @@ impl Ledger {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let mut ledger = Ledger { conn };
         ledger.migrate()?;
+        ledger.normalize_agents()?;
         Ok(ledger)
     }
 
@@ -319,6 +320,29 @@ impl Ledger {
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
             tx.commit()?;
         }
+        Ok(())
+    }
+
+    /// Ledgers written before names were normalized may hold `Alice` where the daemon
+    /// now compares `alice`: rewritten once, so a claim survives the upgrade.
+    fn normalize_agents(&mut self) -> Result<()> {
+        let tx = self.write()?;
+        let held: Vec<(i64, String)> = {
+            let mut stmt = tx.prepare("SELECT seq, agent FROM tasks WHERE agent IS NOT NULL")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        for (seq, agent) in held {
+            if let Ok(normal) = crate::model::normalize_name(&agent)
+                && normal != agent
+            {
+                tx.execute(
+                    "UPDATE tasks SET agent = ?1 WHERE seq = ?2",
+                    params![normal, seq],
+                )?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 

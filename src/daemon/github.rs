@@ -483,7 +483,8 @@ impl Service {
 
     /// Carries out a permitted command; the answer to post.
     fn carry_out(&self, id: TaskId, login: &str, cmd: &Command) -> String {
-        let person = || login.to_owned();
+        // GitHub logins are case-insensitive ASCII: recorded like every other name.
+        let person = || crate::model::normalize_name(login).unwrap_or_else(|_| login.to_owned());
         let done = match cmd {
             Command::Approve if !self.pr_shows_submission(id).unwrap_or(false) => {
                 Err(ApiError::refused(format!(
@@ -558,7 +559,9 @@ impl Service {
             l.note(
                 id,
                 EventKind::Retried,
-                &Actor::Person(login.to_owned()),
+                &Actor::Person(
+                    crate::model::normalize_name(login).unwrap_or_else(|_| login.to_owned()),
+                ),
                 json!({"attempt": task.attempt}),
                 Timestamp::now(),
             )

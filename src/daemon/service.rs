@@ -32,7 +32,6 @@ use crate::worktree::{self, ENV_FILE, Worktrees};
 const MAX_TITLE_CHARS: usize = 200;
 const MAX_BODY_BYTES: usize = 64 * 1024;
 const MAX_ACCEPT: usize = 50;
-const MAX_NAME_CHARS: usize = 100;
 /// How many tasks a claim without an id tries when worktrees fail.
 const MAX_CLAIM_TRIES: usize = 3;
 
@@ -1146,15 +1145,10 @@ impl Source {
     }
 }
 
-/// Agent and person names: short, printable, one line.
+/// Agent and person names, normalized (see [`crate::model::normalize_name`]) so that
+/// every comparison and record sees one spelling.
 pub(super) fn name(raw: &str, flag: &str) -> Result<String> {
-    let n = raw.trim();
-    if n.is_empty() || n.chars().count() > MAX_NAME_CHARS || n.chars().any(char::is_control) {
-        return Err(ApiError::bad(format!(
-            "{flag} must be 1 to {MAX_NAME_CHARS} printable characters"
-        )));
-    }
-    Ok(n.to_owned())
+    crate::model::normalize_name(raw).map_err(|e| ApiError::bad(format!("{flag} {e}")))
 }
 
 /// Whether nothing listens on a port block's first port right now.

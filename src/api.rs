@@ -32,6 +32,10 @@ pub struct AddTask {
     pub priority: i64,
     /// Who asks: a person or a planning agent.
     pub by: String,
+    /// The client's id for this request (up to 100 printable characters): a retry with
+    /// the same id returns the task the first request made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// `POST /v1/claim`

@@ -170,6 +170,7 @@ pub fn run(opts: DemoOptions, say: Sender<String>) -> Result<Outcome> {
                     scope: vec![scope.to_owned()],
                     priority: 0,
                     by: "planner".to_owned(),
+                    request_id: None,
                 },
             )?;
             progress.line(

@@ -131,6 +131,20 @@ pub fn branch_tip(root: &Path, branch: &str) -> Result<Option<String>, GitError>
     }
 }
 
+/// The full names of the refs matching a glob (`refs/heads/switchyard/*`), in no
+/// particular order.
+pub fn ref_names(root: &Path, glob: &str) -> Result<Vec<String>, GitError> {
+    let repo = Repository::open(root)?;
+    let mut names = Vec::new();
+    for r in repo.references_glob(glob)? {
+        // A ref whose name is not UTF-8 is not one of switchyard's.
+        if let Ok(name) = r?.name() {
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
+}
+
 /// Creates `branch` at `commit` unless it exists; an existing branch (with the task's
 /// commits) is never moved. Returns the branch's tip.
 pub fn ensure_branch(root: &Path, branch: &str, commit: &str) -> Result<String, GitError> {

@@ -104,6 +104,20 @@ impl FromStr for TaskId {
     }
 }
 
+impl TaskId {
+    /// The task a ref or a directory name belongs to, if it is one of switchyard's:
+    /// `refs/heads/switchyard/t12-fix-login`, `refs/switchyard/submitted/t12`, `t12`.
+    pub fn owning(name: &str) -> Option<TaskId> {
+        let rest = name
+            .strip_prefix("refs/heads/switchyard/verify/")
+            .or_else(|| name.strip_prefix("refs/heads/switchyard/"))
+            .or_else(|| name.strip_prefix("refs/switchyard/submitted/"))
+            .unwrap_or(name);
+        let id = rest.split_once('-').map_or(rest, |(id, _)| id);
+        id.parse().ok()
+    }
+}
+
 impl Serialize for TaskId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -573,6 +587,18 @@ mod tests {
 
     #[test]
     fn task_ids_round_trip() {
+        for (name, id) in [
+            ("refs/heads/switchyard/t12-fix-login", Some(12)),
+            ("refs/heads/switchyard/t3", Some(3)),
+            ("refs/switchyard/submitted/t7", Some(7)),
+            ("refs/heads/switchyard/verify/t8", Some(8)),
+            ("t9", Some(9)),
+            ("refs/heads/switchyard/integration", None),
+            ("refs/heads/main", None),
+            (".pool", None),
+        ] {
+            assert_eq!(TaskId::owning(name), id.map(TaskId), "{name}");
+        }
         assert_eq!("t12".parse::<TaskId>(), Ok(TaskId(12)));
         assert_eq!(TaskId(7).to_string(), "t7");
         for bad in ["12", "t", "t0", "t01", "tx", "t-1", "T1", ""] {

@@ -143,6 +143,12 @@ CREATE TABLE github_prs (
     reopen       INTEGER NOT NULL DEFAULT 0   -- a person closed or retargeted it
 );
 "#,
+    r#"
+-- The client's id for the request that created a task: a retry of `task add` with the
+-- same id returns that task instead of making a second one.
+ALTER TABLE tasks ADD COLUMN request_id TEXT;
+CREATE UNIQUE INDEX tasks_by_request ON tasks(request_id) WHERE request_id IS NOT NULL;
+"#,
 ];
 
 /// Ports are handed out in blocks of this size, from `PORT_START` up.
@@ -180,6 +186,8 @@ pub struct NewTask {
     pub subsystems: Vec<SubsystemName>,
     pub priority: i64,
     pub by: Actor,
+    /// The client's id for this request, if it gave one: a retry returns the same task.
+    pub request_id: Option<String>,
 }
 
 /// What a claim needs besides the task: who, the caps, the clock, and how to tell a
@@ -352,25 +360,60 @@ impl Ledger {
             .transaction_with_behavior(TransactionBehavior::Immediate)?)
     }
 
-    pub fn add_task(&mut self, new: &NewTask, now: Timestamp) -> Result<Task> {
+    /// Creates a task. Its id is the next one that `id_taken` does not refuse: ids are
+    /// never reused for a branch that exists already (a ledger restored from a backup, or
+    /// started anew, must not hand an old task's branch and commits to a new task).
+    pub fn add_task(
+        &mut self,
+        new: &NewTask,
+        now: Timestamp,
+        id_taken: &dyn Fn(TaskId) -> bool,
+    ) -> Result<Task> {
         let tx = self.write()?;
-        // The branch name needs the id, which SQLite assigns: insert, then name it.
+        if let Some(request) = &new.request_id {
+            let earlier: Option<i64> = tx
+                .query_row(
+                    "SELECT seq FROM tasks WHERE request_id = ?1",
+                    [request],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(seq) = earlier {
+                let task = load_task(&tx, TaskId(seq))?;
+                if task.title != new.title {
+                    return Err(LedgerError::Refused(format!(
+                        "request id {request:?} already made {} ({:?}); use a new id for a new task",
+                        task.id, task.title
+                    )));
+                }
+                return Ok(task);
+            }
+        }
+        let last: i64 = tx.query_row(
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'tasks'), 0),
+                        COALESCE((SELECT MAX(seq) FROM tasks), 0))",
+            [],
+            |r| r.get(0),
+        )?;
+        let mut id = TaskId(last + 1);
+        while id_taken(id) {
+            id = TaskId(id.0 + 1);
+        }
         tx.execute(
-            "INSERT INTO tasks (title, body, accept, scope, priority, state, branch, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'open', '', ?6, ?6)",
+            "INSERT INTO tasks (seq, title, body, accept, scope, priority, state, branch, created_at,
+                 updated_at, request_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?8, ?8, ?9)",
             params![
+                id.0,
                 new.title,
                 new.body,
                 json!(new.accept).to_string(),
                 json!(new.scope).to_string(),
                 new.priority,
-                now.0
+                task_branch(id, &new.title),
+                now.0,
+                new.request_id
             ],
-        )?;
-        let id = TaskId(tx.last_insert_rowid());
-        tx.execute(
-            "UPDATE tasks SET branch = ?1 WHERE seq = ?2",
-            params![task_branch(id, &new.title), id.0],
         )?;
         for s in &new.subsystems {
             tx.execute(
@@ -383,6 +426,7 @@ impl Ledger {
             "scope": new.scope,
             "subsystems": new.subsystems,
             "priority": new.priority,
+            "request_id": new.request_id,
         });
         append(
             &tx,
@@ -417,30 +461,45 @@ impl Ledger {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The newest event of `kind` for a task.
+    pub fn last_event(&self, id: TaskId, kind: EventKind) -> Result<Option<Event>> {
+        last_event(&self.conn, id, Some(kind))
+    }
+
     /// Claims the given task, or the next one that fits the caps. Checking the caps and
     /// taking the slot happen in one write transaction.
     pub fn claim(&mut self, req: &ClaimRequest<'_>) -> Result<Claimed> {
         let tx = self.write()?;
         let holding = load_tasks(&tx, Some(&slot_states()))?;
         let load = Load::of(&holding);
+        // The agent's own claim, asked for again: a retry (its reply may have been lost
+        // to a crash), so the lease is renewed and the same claim handed back. Without an
+        // id, any task the agent holds counts: a retry of an id-less claim must not take
+        // a second task and strand the first for its lease.
+        let own = match req.task {
+            Some(id) => Some(load_task(&tx, id)?),
+            None => holding
+                .iter()
+                .find(|t| t.state.holds_lease() && t.agent.as_deref() == Some(req.agent))
+                .cloned(),
+        }
+        .filter(|t| t.state.holds_lease() && t.agent.as_deref() == Some(req.agent));
+        if let Some(own) = own {
+            let expires = req.now.plus(req.lease);
+            tx.execute(
+                "UPDATE tasks SET lease_expires_at = ?1, updated_at = ?2 WHERE seq = ?3",
+                params![expires.0, req.now.0, own.id.0],
+            )?;
+            let task = load_task(&tx, own.id)?;
+            tx.commit()?;
+            return Ok(Claimed {
+                task,
+                renewed: true,
+            });
+        }
         let task = match req.task {
             Some(id) => {
                 let task = load_task(&tx, id)?;
-                if task.state.holds_lease() && task.agent.as_deref() == Some(req.agent) {
-                    // The agent's own claim: a retry (its reply may have been lost), so
-                    // renew the lease and hand the same claim back.
-                    let expires = req.now.plus(req.lease);
-                    tx.execute(
-                        "UPDATE tasks SET lease_expires_at = ?1, updated_at = ?2 WHERE seq = ?3",
-                        params![expires.0, req.now.0, id.0],
-                    )?;
-                    let task = load_task(&tx, id)?;
-                    tx.commit()?;
-                    return Ok(Claimed {
-                        task,
-                        renewed: true,
-                    });
-                }
                 if task.state != TaskState::Open {
                     return Err(LedgerError::Refused(not_claimable(&task)));
                 }
@@ -538,6 +597,10 @@ impl Ledger {
     ) -> Result<Task> {
         let tx = self.write()?;
         let task = load_task(&tx, id)?;
+        if kind == EventKind::Released && !task.state.holds_lease() && is_replay(&tx, id, kind, by)?
+        {
+            return Ok(task);
+        }
         match by {
             Actor::Agent(agent) => check_holder(&task, agent)?,
             Actor::Daemon | Actor::Person(_) if !task.state.holds_lease() => {
@@ -613,6 +676,14 @@ impl Ledger {
         let tx = self.write()?;
         let task = load_task(&tx, id)?;
         if task.state != TaskState::AwaitingApproval {
+            let approved_this_attempt = last_event(&tx, id, Some(EventKind::Approved))?
+                .is_some_and(|e| e.by == *by && e.evidence["attempt"] == json!(task.attempt));
+            // Still on its way in: the answer it got the first time. Once it landed or
+            // came back, the refusal says so.
+            let in_flight = matches!(task.state, TaskState::Queued | TaskState::Verifying);
+            if in_flight && approved_this_attempt && task.approved_attempt == Some(task.attempt) {
+                return Ok(task);
+            }
             return Err(LedgerError::Refused(format!(
                 "{id} is {}, not awaiting approval",
                 task.state
@@ -699,6 +770,13 @@ impl Ledger {
     ) -> Result<Task> {
         let tx = self.write()?;
         let task = load_task(&tx, id)?;
+        if kind == EventKind::Rejected
+            && task.state == to
+            && last_change(&tx, id)?
+                .is_some_and(|e| e.event == kind && e.by == *by && e.evidence == evidence)
+        {
+            return Ok(task);
+        }
         // A person may not pull a task out while it is being integrated: the daemon may
         // be moving the base to it right now. The daemon itself may (a failed verify).
         let allowed = match (task.state, by) {
@@ -987,6 +1065,12 @@ impl Ledger {
     pub fn cancel(&mut self, id: TaskId, by: &Actor, reason: &str, now: Timestamp) -> Result<Task> {
         let tx = self.write()?;
         let task = load_task(&tx, id)?;
+        let same_cancel = last_change(&tx, id)?.is_some_and(|e| {
+            e.event == EventKind::Cancelled && e.by == *by && e.evidence["reason"] == reason
+        });
+        if task.state == TaskState::Cancelled && same_cancel {
+            return Ok(task);
+        }
         if task.state.is_final() {
             return Err(LedgerError::Refused(format!(
                 "{id} is already {}",
@@ -1159,6 +1243,33 @@ fn slot_states() -> Vec<TaskState> {
         .into_iter()
         .filter(|s| s.holds_slot())
         .collect()
+}
+
+/// The newest event of a task, optionally of one kind.
+fn last_event(conn: &Connection, id: TaskId, kind: Option<EventKind>) -> Result<Option<Event>> {
+    let mut stmt = conn.prepare(
+        "SELECT task, at, kind, actor, state, evidence FROM events
+         WHERE task = ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY id DESC LIMIT 1",
+    )?;
+    Ok(stmt
+        .query_row(params![id.0, kind.map(EventKind::as_str)], event_from_row)
+        .optional()?)
+}
+
+/// The newest event of a task that changed its state (worktree and GitHub notes do not).
+fn last_change(conn: &Connection, id: TaskId) -> Result<Option<Event>> {
+    let mut stmt = conn.prepare(
+        "SELECT task, at, kind, actor, state, evidence FROM events
+         WHERE task = ?1 AND state IS NOT NULL ORDER BY id DESC LIMIT 1",
+    )?;
+    Ok(stmt.query_row([id.0], event_from_row).optional()?)
+}
+
+/// Whether the task's newest change of state is `kind` by `by`: the request being
+/// refused now is a retry of one that succeeded (its reply lost), and gets the same
+/// answer.
+fn is_replay(conn: &Connection, id: TaskId, kind: EventKind, by: &Actor) -> Result<bool> {
+    Ok(last_change(conn, id)?.is_some_and(|e| e.event == kind && e.by == *by))
 }
 
 fn check_holder(task: &Task, agent: &str) -> Result<()> {
@@ -1386,6 +1497,7 @@ mod tests {
                 .collect(),
             priority,
             by: Actor::Person("planner".into()),
+            request_id: None,
         }
     }
 
@@ -1412,7 +1524,9 @@ mod tests {
     fn pull_request_records_round_trip_and_priorities_change_with_an_event() {
         let (_d, mut l) = ledger();
         let t = l
-            .add_task(&new_task("Fix login", &["auth"], 0), Timestamp(1))
+            .add_task(&new_task("Fix login", &["auth"], 0), Timestamp(1), &|_| {
+                false
+            })
             .unwrap();
         assert_eq!(l.pr(t.id).unwrap(), None);
         let mut rec = PrRecord {
@@ -1473,10 +1587,12 @@ mod tests {
     fn tasks_get_short_stable_ids_and_branches() {
         let (_d, mut l) = ledger();
         let a = l
-            .add_task(&new_task("Fix login", &["auth"], 0), Timestamp(1))
+            .add_task(&new_task("Fix login", &["auth"], 0), Timestamp(1), &|_| {
+                false
+            })
             .unwrap();
         let b = l
-            .add_task(&new_task("Add docs", &[], 0), Timestamp(2))
+            .add_task(&new_task("Add docs", &[], 0), Timestamp(2), &|_| false)
             .unwrap();
         assert_eq!(
             (a.id.to_string(), b.id.to_string()),
@@ -1495,8 +1611,12 @@ mod tests {
     fn claims_respect_caps_and_explain_refusals() {
         let (_d, mut l) = ledger();
         for i in 0..3 {
-            l.add_task(&new_task(&format!("t{i}"), &["auth"], 0), Timestamp(1))
-                .unwrap();
+            l.add_task(
+                &new_task(&format!("t{i}"), &["auth"], 0),
+                Timestamp(1),
+                &|_| false,
+            )
+            .unwrap();
         }
         let caps = Caps {
             per_subsystem: [(SubsystemName::new("auth").unwrap(), 2)].into(),
@@ -1543,7 +1663,8 @@ mod tests {
     #[test]
     fn only_the_holder_heartbeats_or_releases() {
         let (_d, mut l) = ledger();
-        l.add_task(&new_task("x", &[], 0), Timestamp(1)).unwrap();
+        l.add_task(&new_task("x", &[], 0), Timestamp(1), &|_| false)
+            .unwrap();
         claim(&mut l, None, "a", &Caps::default(), 10).unwrap();
         let err = l
             .heartbeat(TaskId(1), "b", Timestamp(20), Duration::from_secs(60))
@@ -1569,7 +1690,8 @@ mod tests {
     #[test]
     fn leases_expire_into_open_keeping_the_branch() {
         let (_d, mut l) = ledger();
-        l.add_task(&new_task("x", &[], 0), Timestamp(1)).unwrap();
+        l.add_task(&new_task("x", &[], 0), Timestamp(1), &|_| false)
+            .unwrap();
         claim(&mut l, None, "a", &Caps::default(), 0).unwrap();
         // Not while its worktree is being made.
         assert!(l.expired(Timestamp(60_000)).unwrap().is_empty());
@@ -1607,7 +1729,8 @@ mod tests {
     #[test]
     fn events_are_append_only() {
         let (_d, mut l) = ledger();
-        l.add_task(&new_task("x", &[], 0), Timestamp(1)).unwrap();
+        l.add_task(&new_task("x", &[], 0), Timestamp(1), &|_| false)
+            .unwrap();
         let err = l
             .conn
             .execute("UPDATE events SET kind = 'x'", [])
@@ -1620,7 +1743,8 @@ mod tests {
     #[test]
     fn ports_skip_blocks_in_use_elsewhere() {
         let (_d, mut l) = ledger();
-        l.add_task(&new_task("x", &[], 0), Timestamp(1)).unwrap();
+        l.add_task(&new_task("x", &[], 0), Timestamp(1), &|_| false)
+            .unwrap();
         let c = l
             .claim(&ClaimRequest {
                 task: None,
@@ -1642,7 +1766,7 @@ mod tests {
         let path = dir.path().join("l.db");
         Ledger::open(&path)
             .unwrap()
-            .add_task(&new_task("x", &[], 0), Timestamp(1))
+            .add_task(&new_task("x", &[], 0), Timestamp(1), &|_| false)
             .unwrap();
         let l = Ledger::open(&path).unwrap();
         assert_eq!(l.tasks(None).unwrap().len(), 1);

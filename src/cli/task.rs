@@ -38,6 +38,10 @@ pub struct AddArgs {
     /// Who asks (default: SWITCHYARD_AGENT, else your user name).
     #[arg(long)]
     by: Option<String>,
+    /// Your id for this request: running the command again with the same id (after a
+    /// timeout, say) returns the task the first run made instead of adding another.
+    #[arg(long, value_name = "ID")]
+    request_id: Option<String>,
 }
 
 /// List tasks.
@@ -100,6 +104,7 @@ fn add(ctx: &mut Ctx<'_>, args: AddArgs) -> Result<(), CliError> {
         scope: args.scope,
         priority: args.priority,
         by,
+        request_id: args.request_id,
     };
     let task: Task = client.post("/v1/tasks", &req)?;
     if ctx.json {

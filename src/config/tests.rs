@@ -168,7 +168,7 @@ fn values_have_bounds() {
             "sy.toml:2:9: duration \"4294967295d\" is too long: at most 100 years (36500d)",
             "sy.toml:3:16: `max_parallel` must be at most 1000, found 5000 (leave it out for no cap)",
             "sy.toml:5:18: duration \"99999999999999999999s\" is too long: at most 100 years (36500d)",
-            "sy.toml:8:17: `poll_interval` must be at least 1s",
+            "sy.toml:8:17: `poll_interval` must be at least 100ms",
         ],
     );
 }

@@ -27,8 +27,9 @@ pub(crate) const DEFAULT_POOL: u32 = 2;
 pub(crate) const MAX_POOL: i64 = 256;
 /// The largest `max_parallel`: more parallel claims than this is no cap at all.
 pub(crate) const MAX_CAP: i64 = 1000;
-/// GitHub is read at most this often: faster polling only burns the rate limit.
-pub(crate) const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// GitHub is read at most this often: faster polling only burns the rate limit (a fake
+/// GitHub in tests is read every 150 ms).
+pub(crate) const MIN_POLL_INTERVAL: Duration = Duration::from_millis(100);
 pub(crate) const DEFAULT_SETUP_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub(crate) const DEFAULT_API_URL: &str = "https://api.github.com";
 pub(crate) const DEFAULT_TOKEN_ENV: &str = "GITHUB_TOKEN";
@@ -641,7 +642,10 @@ fn github(v: &mut Validator<'_>, raw: super::raw::RawGithub) -> Github {
     if let Some(raw_interval) = &raw.poll_interval
         && poll_interval < MIN_POLL_INTERVAL
     {
-        v.error(raw_interval.span(), "`poll_interval` must be at least 1s");
+        v.error(
+            raw_interval.span(),
+            "`poll_interval` must be at least 100ms",
+        );
         poll_interval = DEFAULT_POLL_INTERVAL;
     }
     let webhook = match (&raw.webhook_listen, &raw.webhook_secret_env) {

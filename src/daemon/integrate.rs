@@ -47,6 +47,9 @@ impl Service {
     ) -> Result<api::Submitted> {
         let agent = name(agent, "--agent")?;
         let task = self.ledger(|l| l.task(id))?;
+        if let Some(replayed) = self.submit_replay(&task, &agent, commit)? {
+            return Ok(replayed);
+        }
         if !task.state.holds_lease() {
             return Err(ApiError::refused(format!(
                 "{id} is {}, not claimed",
@@ -126,6 +129,54 @@ impl Service {
             checkpoints: review.reasons(),
             warnings,
         })
+    }
+
+    /// A submit that already happened, asked for again (its reply lost to a crash or a
+    /// timeout): the same answer, nothing recorded twice. Only while the task still waits
+    /// on that very submission, of the same commit, by the same executor.
+    fn submit_replay(
+        &self,
+        task: &Task,
+        agent: &str,
+        commit: Option<&str>,
+    ) -> Result<Option<api::Submitted>> {
+        let waiting = matches!(
+            task.state,
+            TaskState::Queued | TaskState::Verifying | TaskState::AwaitingApproval
+        );
+        if !waiting || task.agent.as_deref() != Some(agent) {
+            return Ok(None);
+        }
+        let tip = match commit {
+            Some(c) => Some(c.to_owned()),
+            None => git::branch_tip(&self.repo.main_root, &task.branch)?,
+        };
+        let Some(event) = self.ledger(|l| l.last_event(task.id, EventKind::Submitted))? else {
+            return Ok(None);
+        };
+        let same = tip.is_some()
+            && tip == task.submitted_head
+            && event.by == Actor::Agent(agent.to_owned())
+            && event.evidence["head"].as_str() == tip.as_deref();
+        if !same {
+            return Ok(None);
+        }
+        let checkpoints = event.evidence["checkpoints"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some(api::Submitted {
+            task: task.clone(),
+            checkpoints,
+            warnings: vec![format!(
+                "{} was already submitted (attempt {}); nothing changed",
+                task.id, task.attempt
+            )],
+        }))
     }
 
     pub fn approve(&self, id: TaskId, req: api::Decision) -> Result<Task> {

@@ -244,6 +244,15 @@ impl Service {
             )));
         }
         let by = name(&req.by, "--by")?;
+        if let Some(request) = &req.request_id
+            && (request.is_empty()
+                || request.chars().count() > crate::model::MAX_NAME_CHARS
+                || request.chars().any(char::is_control))
+        {
+            return Err(ApiError::bad(
+                "--request-id must be 1 to 100 printable characters",
+            ));
+        }
         let tracked =
             git::files_at_branch(&self.repo.main_root, &self.config.base).map_err(|e| {
                 ApiError::refused(format!(
@@ -261,10 +270,20 @@ impl Service {
             subsystems,
             priority: req.priority,
             by: Actor::Person(by),
+            request_id: req.request_id,
         };
-        let task = self.ledger(|l| l.add_task(&new, Timestamp::now()))?;
+        let taken = self.task_numbers_in_git();
+        let task =
+            self.ledger(|l| l.add_task(&new, Timestamp::now(), &|id| taken.contains(&id)))?;
         info!(task = %task.id, title = %task.title, "task created");
         Ok(task)
+    }
+
+    /// Tasks that git remembers: switchyard's branches and refs, and task worktrees
+    /// under the root. A new task's id skips these, so it never inherits an old task's
+    /// branch and commits (a ledger restored from a backup, or started anew).
+    pub(super) fn task_numbers_in_git(&self) -> std::collections::BTreeSet<TaskId> {
+        traces_of_tasks(&self.repo.main_root, &self.worktrees.root)
     }
 
     pub fn tasks(&self, state: Option<TaskState>) -> Result<Vec<Task>> {
@@ -1149,6 +1168,30 @@ impl Source {
 /// every comparison and record sees one spelling.
 pub(super) fn name(raw: &str, flag: &str) -> Result<String> {
     crate::model::normalize_name(raw).map_err(|e| ApiError::bad(format!("{flag} {e}")))
+}
+
+/// The tasks that left traces in git: their branches, submitted refs and worktrees.
+pub(super) fn traces_of_tasks(
+    main_root: &Path,
+    worktree_root: &Path,
+) -> std::collections::BTreeSet<TaskId> {
+    let mut ids = std::collections::BTreeSet::new();
+    for glob in ["refs/heads/switchyard/*", "refs/switchyard/*"] {
+        match git::ref_names(main_root, glob) {
+            Ok(names) => ids.extend(names.iter().filter_map(|n| TaskId::owning(n))),
+            Err(e) => warn!(error = %e, glob, "cannot list refs"),
+        }
+    }
+    for entry in std::fs::read_dir(worktree_root)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Some(id) = entry.file_name().to_str().and_then(TaskId::owning) {
+            ids.insert(id);
+        }
+    }
+    ids
 }
 
 /// Whether nothing listens on a port block's first port right now.

@@ -561,6 +561,17 @@ fn kill_9_during_a_burst_of_claims_loses_nothing() {
             settled_tip
         );
         assert_eq!(show(&repo, "t3")["agent"], "settled");
+        // Their replies were lost to the kill: a retry (no id) by each burst agent that
+        // holds a task returns that task, renewed, and takes no second one.
+        for t in tasks.iter().filter(|t| t["state"] == "claimed") {
+            let agent = t["agent"].as_str().unwrap();
+            if !agent.starts_with(&format!("burst-{round}-")) {
+                continue;
+            }
+            let again = claim(&repo, None, agent);
+            assert_eq!(again["id"], t["id"], "round {round}: {agent}");
+            assert_eq!(again["renewed"], true, "round {round}: {agent}");
+        }
         // Nothing left behind: no stale git locks, no worktree under the root that the
         // ledger does not account for.
         let refs_dir = repo.root.join(".git/refs/heads/switchyard");

@@ -99,3 +99,143 @@ fn names_are_compared_as_people_mean_them() {
         .unwrap();
     assert_eq!(approval["by"]["name"], "lead");
 }
+
+/// Every mutating request, sent again after it succeeded (its reply lost), gets the same
+/// answer and records nothing twice.
+#[test]
+fn retries_of_every_mutating_request_are_safe() {
+    let repo = approval_repo();
+    let _daemon = repo.start_daemon();
+    let count_events = |id: &str| events(&repo, id).len();
+
+    // task add: the same request id returns the same task; another title is refused.
+    let first = repo
+        .run([
+            "--json",
+            "task",
+            "add",
+            "Docs",
+            "--scope",
+            "docs",
+            "--request-id",
+            "req-1",
+        ])
+        .expect(0)
+        .json();
+    let again = repo
+        .run([
+            "--json",
+            "task",
+            "add",
+            "Docs",
+            "--scope",
+            "docs",
+            "--request-id",
+            "req-1",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(first["id"], again["id"]);
+    repo.run(["task", "add", "Other", "--request-id", "req-1"])
+        .refused(1, "request id \"req-1\" already made t1");
+    let id = first["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        repo.run(["--json", "task", "list"])
+            .expect(0)
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // claim without an id: the agent's own task again, renewed.
+    let claimed = claim(&repo, None, "dora");
+    let retried = claim(&repo, None, "dora");
+    assert_eq!(
+        (retried["id"].clone(), retried["renewed"].clone()),
+        (claimed["id"].clone(), true.into())
+    );
+
+    // submit twice: one submission, attempt 1, the retry says so.
+    let wt = std::path::PathBuf::from(claimed["worktree"].as_str().unwrap());
+    commit_in(&wt, "docs", &[("docs/README.md", "better\n")]);
+    repo.run(["submit", &id, "--agent", "dora"]).expect(0);
+    let n = count_events(&id);
+    let again = repo
+        .run(["--json", "submit", &id, "--agent", "dora"])
+        .expect(0)
+        .json();
+    assert_eq!(again["attempt"], 1);
+    assert_eq!(again["state"], "awaiting_approval");
+    assert!(
+        again["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("already submitted"),
+        "{again}"
+    );
+    assert_eq!(count_events(&id), n, "the retry recorded nothing");
+
+    // reject twice with the same reason: one rejection.
+    repo.run(["reject", &id, "--by", "lead", "--reason", "needs a test"])
+        .expect(0);
+    let n = count_events(&id);
+    let again = repo
+        .run([
+            "--json",
+            "reject",
+            &id,
+            "--by",
+            "lead",
+            "--reason",
+            "needs a test",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(again["state"], "returned");
+    assert_eq!(count_events(&id), n);
+    repo.run(["reject", &id, "--by", "lead", "--reason", "another reason"])
+        .refused(1, "t1 is returned, not in the queue or at a checkpoint");
+
+    // approve twice: one approval.
+    commit_in(&wt, "test", &[("docs/test.md", "test\n")]);
+    repo.run(["submit", &id, "--agent", "dora"]).expect(0);
+    repo.run(["approve", &id, "--by", "lead"]).expect(0);
+    // The queue takes it from here, adding its own events; only approvals count.
+    let approvals = || {
+        events(&repo, &id)
+            .iter()
+            .filter(|e| *e == "approved")
+            .count()
+    };
+    let again = repo
+        .run(["--json", "approve", &id, "--by", "lead"])
+        .expect(0)
+        .json();
+    assert_eq!(again["approved_attempt"], 2);
+    assert_eq!(approvals(), 1);
+
+    // release and cancel, each twice.
+    let other = add(&repo, "Api", &["api"]);
+    claim(&repo, Some(&other), "erin");
+    repo.run(["release", &other, "--agent", "erin"]).expect(0);
+    let n = count_events(&other);
+    let again = repo
+        .run(["--json", "release", &other, "--agent", "erin"])
+        .expect(0)
+        .json();
+    assert_eq!(again["state"], "open");
+    assert_eq!(count_events(&other), n);
+    repo.run(["release", &other, "--agent", "frank"])
+        .refused(1, "t2 is open, not claimed");
+    repo.run(["task", "cancel", &other, "--by", "lead"])
+        .expect(0);
+    let n = count_events(&other);
+    let again = repo
+        .run(["--json", "task", "cancel", &other, "--by", "lead"])
+        .expect(0)
+        .json();
+    assert_eq!(again["state"], "cancelled");
+    assert_eq!(count_events(&other), n);
+}

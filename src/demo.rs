@@ -122,6 +122,7 @@ pub fn run(opts: DemoOptions, say: Sender<String>) -> Result<Outcome> {
             config,
             env: opts.env,
             abort_after_steps: None,
+            new_ledger: false,
         },
         async move {
             let _ = stop_rx.await;

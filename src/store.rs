@@ -149,6 +149,14 @@ CREATE TABLE github_prs (
 ALTER TABLE tasks ADD COLUMN request_id TEXT;
 CREATE UNIQUE INDEX tasks_by_request ON tasks(request_id) WHERE request_id IS NOT NULL;
 "#,
+    r#"
+-- Facts about the ledger itself: `new_ledger` says it was begun on purpose (with
+-- `--new-ledger`) in a repository where switchyard had run before.
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL  -- JSON
+);
+"#,
 ];
 
 /// Ports are handed out in blocks of this size, from `PORT_START` up.
@@ -309,6 +317,60 @@ impl Ledger {
         ledger.migrate()?;
         ledger.normalize_agents()?;
         Ok(ledger)
+    }
+
+    /// Whether the ledger at `path` holds nothing: no file, an empty file, or a database
+    /// with no task that was not begun on purpose with `--new-ledger`. Read-only: a blank
+    /// ledger must not be made into a real one before the daemon decides it may start.
+    pub fn is_blank(path: &Path) -> Result<bool> {
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+            Err(e) => {
+                return Err(LedgerError::Sqlite(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                    Some(format!("cannot read {}: {e}", path.display())),
+                )));
+            }
+            Ok(meta) if meta.len() == 0 => return Ok(true),
+            Ok(_) => {}
+        }
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let has = |table: &str| -> Result<bool> {
+            Ok(conn.query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get::<_, i64>(0),
+            )? > 0)
+        };
+        let tasks = if has("tasks")? {
+            conn.query_row("SELECT COUNT(*) FROM tasks", [], |r| r.get::<_, i64>(0))?
+        } else {
+            0
+        };
+        let begun_on_purpose = has("meta")?
+            && conn.query_row(
+                "SELECT COUNT(*) FROM meta WHERE key = 'new_ledger'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )? > 0;
+        Ok(tasks == 0 && !begun_on_purpose)
+    }
+
+    /// Records a fact about the ledger itself (see the `meta` table).
+    pub fn set_meta(&mut self, key: &str, value: &Value) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![key, value.to_string()],
+        )?;
+        Ok(())
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<Value>> {
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
     fn migrate(&mut self) -> Result<()> {
@@ -1581,6 +1643,52 @@ mod tests {
             l.set_priority(t.id, &by, 1, Timestamp(5)),
             Err(LedgerError::Refused(_))
         ));
+    }
+
+    #[test]
+    fn new_ids_skip_tasks_git_remembers_and_request_ids_make_adds_safe_to_retry() {
+        let (_d, mut l) = ledger();
+        let taken = |id: TaskId| id.0 == 1 || id.0 == 2;
+        let a = l
+            .add_task(&new_task("a", &[], 0), Timestamp(1), &taken)
+            .unwrap();
+        assert_eq!(a.id, TaskId(3));
+        let b = l
+            .add_task(&new_task("b", &[], 0), Timestamp(1), &|_| false)
+            .unwrap();
+        assert_eq!(b.id, TaskId(4));
+        let mut req = new_task("c", &[], 0);
+        req.request_id = Some("r1".into());
+        let c = l.add_task(&req, Timestamp(2), &|_| false).unwrap();
+        let again = l.add_task(&req, Timestamp(3), &|_| false).unwrap();
+        assert_eq!((c.id, again.id), (TaskId(5), TaskId(5)));
+        req.title = "d".into();
+        assert!(matches!(
+            l.add_task(&req, Timestamp(4), &|_| false),
+            Err(LedgerError::Refused(_))
+        ));
+        assert_eq!(l.tasks(None).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn blank_ledgers_are_told_apart_from_real_ones() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("l.db");
+        assert!(Ledger::is_blank(&path).unwrap(), "missing");
+        std::fs::write(&path, b"").unwrap();
+        assert!(Ledger::is_blank(&path).unwrap(), "empty file");
+        std::fs::remove_file(&path).unwrap();
+        let mut l = Ledger::open(&path).unwrap();
+        assert!(Ledger::is_blank(&path).unwrap(), "no tasks");
+        l.set_meta("new_ledger", &json!({"archive": "x"})).unwrap();
+        assert!(!Ledger::is_blank(&path).unwrap(), "begun on purpose");
+        assert_eq!(l.meta("new_ledger").unwrap().unwrap()["archive"], "x");
+        let other = dir.path().join("o.db");
+        Ledger::open(&other)
+            .unwrap()
+            .add_task(&new_task("x", &[], 0), Timestamp(1), &|_| false)
+            .unwrap();
+        assert!(!Ledger::is_blank(&other).unwrap(), "has a task");
     }
 
     #[test]

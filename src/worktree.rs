@@ -82,6 +82,11 @@ impl Worktrees {
         self.root.join(".pool")
     }
 
+    /// Where `--new-ledger` puts the worktrees of the tasks the old ledger knew.
+    pub fn archive_dir(&self) -> PathBuf {
+        self.root.join(".archive")
+    }
+
     pub fn task_path(&self, id: &str) -> PathBuf {
         self.root.join(id)
     }

@@ -15,9 +15,16 @@ use crate::daemon::{self, DaemonError, Options};
 /// .git/switchyard/daemon.log, and stops cleanly on SIGINT or SIGTERM. Set
 /// SWITCHYARD_LOG (for example `debug`) for more detail.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Begin a new ledger. Where switchyard has run before, a missing or empty ledger
+    /// stops the daemon from starting (every task and its history would be lost
+    /// silently); this flag says it is meant. The old ledger goes to
+    /// .git/switchyard/archive/, the tasks' worktrees to <root>/.archive/; branches stay.
+    #[arg(long)]
+    new_ledger: bool,
+}
 
-pub fn run(ctx: &mut Ctx<'_>, _args: Args) -> Result<(), CliError> {
+pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
     let repo = ctx.locate()?;
     let (loaded, _) = ctx.load_config(&repo)?;
     for warning in &loaded.warnings {
@@ -53,6 +60,7 @@ pub fn run(ctx: &mut Ctx<'_>, _args: Args) -> Result<(), CliError> {
         config: loaded.config,
         env: ctx.env.vars.clone(),
         abort_after_steps: ctx.env.abort_after_steps,
+        new_ledger: args.new_ledger,
     };
     let out = &mut *ctx.out;
     let result = runtime.block_on(async {

@@ -53,6 +53,9 @@ pub enum DaemonError {
         "the base branch {base:?} does not exist in {repo}; create it or set `base` in the config"
     )]
     NoBase { base: String, repo: String },
+    /// The ledger is gone or empty, but the repository shows switchyard ran here.
+    #[error("{0}")]
+    LostLedger(String),
     #[error("{0}")]
     Setup(String),
 }
@@ -64,6 +67,8 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// Test-only: abort the process right after the Nth recorded integration step.
     pub abort_after_steps: Option<u32>,
+    /// Begin a new ledger, archiving what is there (`switchyard daemon --new-ledger`).
+    pub new_ledger: bool,
 }
 
 /// What the daemon tells its starter once it listens.
@@ -125,8 +130,34 @@ pub async fn run(
         None => None,
     };
     let ledger_path = dir.join("ledger.db");
-    let ledger = Ledger::open(&ledger_path)
+    let traces = service::traces_of_tasks(&main_root, &worktrees.root);
+    let archived = if opts.new_ledger {
+        Some(archive_for_a_new_ledger(&dir, &worktrees).map_err(DaemonError::Setup)?)
+    } else {
+        let blank = Ledger::is_blank(&ledger_path)
+            .map_err(|e| setup(&format!("cannot read {}", ledger_path.display()), &e))?;
+        if blank && !traces.is_empty() {
+            return Err(DaemonError::LostLedger(lost_ledger_message(
+                &ledger_path,
+                &traces,
+            )));
+        }
+        None
+    };
+    let mut ledger = Ledger::open(&ledger_path)
         .map_err(|e| setup(&format!("cannot open {}", ledger_path.display()), &e))?;
+    if let Some(archive) = archived {
+        let note = serde_json::json!({
+            "at": crate::model::Timestamp::now(),
+            "archive": archive.ledger,
+            "worktrees": archive.worktrees,
+            "earlier_tasks": traces.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+        });
+        ledger
+            .set_meta("new_ledger", &note)
+            .map_err(|e| setup("cannot write the new ledger", &e))?;
+        warn!(archive = %archive.ledger.display(), worktrees = archive.worktrees.len(), "began a new ledger; the old one and the tasks' worktrees were archived, branches kept");
+    }
 
     let service = Arc::new(
         service::Service::new(
@@ -258,6 +289,86 @@ pub async fn run(
     let _ = std::fs::remove_file(&socket);
     info!("stopped");
     Ok(())
+}
+
+/// The one line a daemon that finds no ledger, where switchyard has run, answers with.
+fn lost_ledger_message(
+    path: &Path,
+    traces: &std::collections::BTreeSet<crate::model::TaskId>,
+) -> String {
+    let state = if path.exists() { "empty" } else { "missing" };
+    let mut ids: Vec<String> = traces.iter().take(5).map(|t| t.to_string()).collect();
+    if traces.len() > 5 {
+        ids.push(format!("and {} more", traces.len() - 5));
+    }
+    format!(
+        "the ledger {} is {state}, but switchyard has run in this repository (tasks {} left \
+         branches, refs or worktrees); restore the ledger from a backup, or run `switchyard \
+         daemon --new-ledger` to begin a new one (the old ledger and the tasks' worktrees are \
+         archived, nothing is deleted)",
+        path.display(),
+        ids.join(", ")
+    )
+}
+
+/// What `--new-ledger` moved aside.
+struct Archived {
+    /// The directory holding the old ledger's files.
+    ledger: PathBuf,
+    /// Where each task worktree went.
+    worktrees: Vec<PathBuf>,
+}
+
+/// Moves the old ledger (and its WAL) to `.git/switchyard/archive/<time>/`, and the
+/// tasks' worktrees under the root to `<root>/.archive/<time>/`, so a new ledger starts
+/// clean and nothing of the old one is lost. Branches and refs stay where they are; new
+/// task ids skip them.
+fn archive_for_a_new_ledger(dir: &Path, worktrees: &Worktrees) -> Result<Archived, String> {
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
+    let archive = dir.join("archive").join(&stamp);
+    std::fs::create_dir_all(&archive)
+        .map_err(|e| format!("cannot create {}: {e}", archive.display()))?;
+    for name in ["ledger.db", "ledger.db-wal", "ledger.db-shm"] {
+        let from = dir.join(name);
+        if from.exists() {
+            std::fs::rename(&from, archive.join(name))
+                .map_err(|e| format!("cannot archive {}: {e}", from.display()))?;
+        }
+    }
+    let aside = worktrees.archive_dir().join(&stamp);
+    let mut moved = Vec::new();
+    let registered = worktrees.list().map_err(|e| e.to_string())?;
+    for entry in std::fs::read_dir(&worktrees.root)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name();
+        if name
+            .to_str()
+            .and_then(crate::model::TaskId::owning)
+            .is_none()
+        {
+            continue;
+        }
+        std::fs::create_dir_all(&aside)
+            .map_err(|e| format!("cannot create {}: {e}", aside.display()))?;
+        let to = aside.join(&name);
+        let from = entry.path();
+        let result = if registered.iter().any(|l| l.path == from) {
+            worktrees.move_to(&from, &to).map_err(|e| e.to_string())
+        } else {
+            std::fs::rename(&from, &to).map_err(|e| e.to_string())
+        };
+        result.map_err(|e| format!("cannot archive the worktree {}: {e}", from.display()))?;
+        moved.push(to);
+    }
+    Ok(Archived {
+        ledger: archive,
+        worktrees: moved,
+    })
 }
 
 /// Runs a blocking service call off the runtime and logs its failure: background work

@@ -1114,7 +1114,9 @@ impl Service {
             .map(|m| m.path)
             .collect();
         for entry in self.worktrees.list()? {
-            if !entry.path.starts_with(&self.worktrees.root) {
+            if !entry.path.starts_with(&self.worktrees.root)
+                || entry.path.starts_with(self.worktrees.archive_dir())
+            {
                 continue;
             }
             let path = entry.path.display().to_string();

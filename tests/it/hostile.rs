@@ -239,3 +239,79 @@ fn retries_of_every_mutating_request_are_safe() {
     assert_eq!(again["state"], "cancelled");
     assert_eq!(count_events(&other), n);
 }
+
+#[test]
+fn a_lost_ledger_is_never_replaced_silently() {
+    let repo = shop();
+    let daemon = repo.start_daemon();
+    let t1 = add(&repo, "Api work", &["api"]);
+    add(&repo, "Web work", &["web"]);
+    let claimed = claim(&repo, Some(&t1), "ann");
+    let wt = std::path::PathBuf::from(claimed["worktree"].as_str().unwrap());
+    commit_in(&wt, "work", &[("api/app.py", "v2\n")]);
+    std::fs::write(wt.join("api/notes.txt"), "uncommitted\n").unwrap();
+    let branch = claimed["branch"].as_str().unwrap().to_owned();
+    let tip = repo.git(&["rev-parse", &branch]);
+    daemon.stop();
+
+    let state = repo.root.join(".git/switchyard");
+    let remove_ledger = || {
+        for f in ["ledger.db", "ledger.db-wal", "ledger.db-shm"] {
+            let _ = std::fs::remove_file(state.join(f));
+        }
+    };
+    remove_ledger();
+    repo.run(["daemon"]).refused(
+        1,
+        "is missing, but switchyard has run in this repository (tasks t1 left branches, refs or worktrees); restore the ledger from a backup, or run `switchyard daemon --new-ledger`",
+    );
+    std::fs::write(state.join("ledger.db"), b"").unwrap();
+    repo.run(["daemon"])
+        .refused(1, "is empty, but switchyard has run in this repository");
+    // Refusing changed nothing: the work is where it was.
+    assert_eq!(repo.git(&["rev-parse", &branch]), tip);
+    assert_eq!(
+        std::fs::read_to_string(wt.join("api/notes.txt")).unwrap(),
+        "uncommitted\n"
+    );
+    assert_eq!(std::fs::metadata(state.join("ledger.db")).unwrap().len(), 0);
+
+    let daemon = repo
+        .try_start_daemon_args(&["--new-ledger"], &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The empty ledger and the task's worktree, with its uncommitted file, are archived.
+    let archives: Vec<_> = std::fs::read_dir(state.join("archive"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(archives.len(), 1);
+    assert!(archives[0].path().join("ledger.db").exists());
+    let root = wt.parent().unwrap();
+    let aside: Vec<_> = std::fs::read_dir(root.join(".archive"))
+        .unwrap()
+        .flatten()
+        .collect();
+    let kept = aside[0].path().join("t1");
+    assert_eq!(
+        std::fs::read_to_string(kept.join("api/notes.txt")).unwrap(),
+        "uncommitted\n"
+    );
+    assert_eq!(git_in(&kept, &["rev-parse", "HEAD"]), tip);
+    assert!(!wt.exists());
+    // A new task never inherits t1's branch.
+    assert_eq!(
+        repo.run(["--json", "task", "list"]).expect(0).json(),
+        serde_json::json!([])
+    );
+    let new = add(&repo, "Api work", &["api"]);
+    assert_ne!(new, "t1");
+    let fresh = claim(&repo, Some(&new), "bob");
+    assert_eq!(
+        repo.git(&["rev-parse", fresh["branch"].as_str().unwrap()]),
+        repo.git(&["rev-parse", "main"])
+    );
+    assert_eq!(repo.git(&["rev-parse", &branch]), tip);
+    daemon.stop();
+    // Begun on purpose: the next start needs no flag.
+    repo.start_daemon().stop();
+}

@@ -194,11 +194,21 @@ impl TestRepo {
 
     /// Starts the daemon with extra environment variables.
     pub fn try_start_daemon_with(&self, env: &[(&str, &str)]) -> Result<Daemon, String> {
+        self.try_start_daemon_args(&[], env)
+    }
+
+    /// Starts `switchyard daemon ARGS...` with extra environment variables.
+    pub fn try_start_daemon_args(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Daemon, String> {
         use std::io::BufRead;
         use std::process::Stdio;
         let log = self.tmp.path().join(format!("daemon-{}.log", unique()));
         let mut child = hermetic(&mut Command::new(BIN), &self.home())
             .arg("daemon")
+            .args(args)
             .envs(env.iter().copied())
             .current_dir(&self.root)
             .stdout(Stdio::piped())

@@ -94,6 +94,7 @@ pub fn run(opts: DemoOptions, say: Sender<String>) -> Result<Outcome> {
         "switchyard.toml",
         &Context {
             repo_root: Some(location.main_root.clone()),
+            ..Default::default()
         },
     )
     .map_err(|e| format!("the demo config: {e}"))?

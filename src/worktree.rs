@@ -329,21 +329,82 @@ pub fn task_of(dir: &Path) -> Option<String> {
         .map(|v| v.trim_matches('\'').to_owned())
 }
 
-/// Copies the configured files from the main checkout; returns those that do not exist
-/// there (a note for the task's log, not an error).
-pub fn copy_files(main_root: &Path, dir: &Path, files: &[String]) -> Result<Vec<String>> {
-    let mut missing = Vec::new();
+/// Why a file in `[worktrees] copy` was not copied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotCopied {
+    /// No such file in the main checkout.
+    Missing,
+    /// It is a symlink (or under one) that leads outside the checkout, or into `.git`:
+    /// copying it would hand any file on the machine to every task.
+    LeadsOutside(PathBuf),
+    /// Its place in the worktree is under a symlink that leads out of the worktree.
+    TargetOutside(PathBuf),
+}
+
+impl std::fmt::Display for NotCopied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotCopied::Missing => f.write_str("does not exist in the main checkout"),
+            NotCopied::LeadsOutside(to) => write!(
+                f,
+                "leads outside the checkout through a symlink (to {})",
+                to.display()
+            ),
+            NotCopied::TargetOutside(to) => write!(
+                f,
+                "would be written outside the worktree through a symlink (to {})",
+                to.display()
+            ),
+        }
+    }
+}
+
+/// Copies `files` (paths relative to the checkout) from the main checkout into the
+/// worktree at `dir`. Every "inside or outside" decision is made on real paths: a source
+/// that is a symlink out of the checkout (or into `.git`) is not copied, nor is a target
+/// under a symlink out of the worktree; a symlink at the target itself is replaced by
+/// the file. Returns what was not copied, and why.
+pub fn copy_files(
+    main_root: &Path,
+    dir: &Path,
+    files: &[String],
+) -> Result<Vec<(String, NotCopied)>> {
+    let real_root = main_root
+        .canonicalize()
+        .map_err(|e| io("resolve", main_root, e))?;
+    let real_dir = dir.canonicalize().map_err(|e| io("resolve", dir, e))?;
+    let git_dir = real_root.join(".git");
+    let mut skipped = Vec::new();
     for file in files {
         let from = main_root.join(file);
-        if !from.is_file() {
-            missing.push(file.clone());
+        let real = match from.canonicalize() {
+            Ok(real) if real.is_file() => real,
+            _ => {
+                skipped.push((file.clone(), NotCopied::Missing));
+                continue;
+            }
+        };
+        if !real.starts_with(&real_root) || real.starts_with(&git_dir) {
+            skipped.push((file.clone(), NotCopied::LeadsOutside(real)));
             continue;
         }
         let to = dir.join(file);
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
+        let Some(parent) = to.parent() else { continue };
+        std::fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
+        let real_parent = parent
+            .canonicalize()
+            .map_err(|e| io("resolve", parent, e))?;
+        if !real_parent.starts_with(&real_dir) {
+            skipped.push((file.clone(), NotCopied::TargetOutside(real_parent)));
+            continue;
         }
-        std::fs::copy(&from, &to).map_err(|e| io("copy", &from, e))?;
+        if to
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            std::fs::remove_file(&to).map_err(|e| io("replace", &to, e))?;
+        }
+        std::fs::copy(&real, &to).map_err(|e| io("copy", &from, e))?;
     }
-    Ok(missing)
+    Ok(skipped)
 }

@@ -30,6 +30,7 @@ pub fn run(ctx: &mut Ctx<'_>, _args: Args) -> Result<(), CliError> {
     let (path, display) = ctx.config_path(&repo);
     let load_ctx = Context {
         repo_root: Some(repo.main_root.clone()),
+        ..Default::default()
     };
     let (errors, warnings, summary) = match config::load(&path, &display, &load_ctx) {
         Ok(loaded) => {

@@ -32,8 +32,8 @@ pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
     }
 
     let dir = state_dir(&repo.common_dir);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", dir.display())))?;
+    // Before the log is opened there: a directory someone else made is refused.
+    daemon::prepare_state_dir(&dir).map_err(|e| CliError::Failed(e.to_string()))?;
     let log_path = dir.join("daemon.log");
     let log_file = OpenOptions::new()
         .create(true)

@@ -60,6 +60,7 @@ pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
     // What init writes must pass `check`; validate before touching the disk.
     let load_ctx = Context {
         repo_root: Some(repo.main_root.clone()),
+        ..Default::default()
     };
     let loaded = config::parse(&scaffold.text, &display, &load_ctx).map_err(|e| match e {
         config::LoadError::Invalid(d) => CliError::Bug(format!(

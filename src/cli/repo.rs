@@ -53,6 +53,7 @@ impl Ctx<'_> {
         let (path, display) = self.config_path(repo);
         let ctx = Context {
             repo_root: Some(repo.main_root.clone()),
+            ..Default::default()
         };
         Ok((config::load(&path, &display, &ctx)?, display))
     }

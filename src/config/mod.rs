@@ -196,6 +196,30 @@ pub fn normalize(path: &Path) -> PathBuf {
 pub struct Context {
     /// The main checkout's root, absolute.
     pub repo_root: Option<PathBuf>,
+    /// Resolves the symlinks of a path that may not exist yet. [`load`] sets it to
+    /// [`real_path`] (reading the disk is its job); [`parse`] alone decides by the text.
+    pub real_path: Option<fn(&Path) -> PathBuf>,
+}
+
+/// `path` with every symlink resolved: the longest prefix that exists, canonicalized,
+/// and the rest appended. An "inside or outside" decision made on anything less can be
+/// fooled by a symlink.
+pub fn real_path(path: &Path) -> PathBuf {
+    let path = normalize(path);
+    let mut existing = path.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return rest.iter().rev().fold(real, |acc, part| acc.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return path,
+        }
+    }
 }
 
 /// A loaded config and the warnings found while validating it.
@@ -222,6 +246,9 @@ pub enum LoadError {
 /// Reads and validates the config at `path`; `display` is how the file is named in
 /// messages.
 pub fn load(path: &Path, display: &str, ctx: &Context) -> Result<Loaded, LoadError> {
+    let mut ctx = ctx.clone();
+    ctx.real_path.get_or_insert(real_path);
+    let ctx = &ctx;
     let file: Arc<str> = display.into();
     let io = |source| LoadError::Io {
         path: path.to_owned(),

@@ -177,6 +177,7 @@ fn values_have_bounds() {
 fn worktree_root_must_be_outside_the_checkout() {
     let ctx = Context {
         repo_root: Some(PathBuf::from("/src/repo")),
+        ..Default::default()
     };
     assert_eq!(
         errors_with("[worktrees]\nroot = \"wt\"\n", &ctx),

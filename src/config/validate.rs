@@ -429,6 +429,22 @@ fn worktrees(v: &mut Validator<'_>, raw: super::raw::RawWorktrees, ctx: &Context
                 );
                 return None;
             }
+            if let Some(real_path) = ctx.real_path {
+                let real = real_path(&repo.join(&path));
+                let real_repo = real_path(repo);
+                if real.starts_with(&real_repo) {
+                    v.error(
+                        root.span(),
+                        format!(
+                            "`root` {:?} leads into the repository's checkout through a symlink \
+                             (it resolves to {}); task worktrees must live outside it",
+                            root.get_ref(),
+                            real.display()
+                        ),
+                    );
+                    return None;
+                }
+            }
         }
         Some(path)
     });
@@ -454,11 +470,22 @@ fn worktrees(v: &mut Validator<'_>, raw: super::raw::RawWorktrees, ctx: &Context
         let escapes = path
             .components()
             .any(|c| !matches!(c, std::path::Component::Normal(_)));
+        let in_git_dir = path
+            .components()
+            .any(|c| c.as_os_str().eq_ignore_ascii_case(".git"));
         if file.get_ref().is_empty() || escapes {
             v.error(
                 file.span(),
                 format!(
                     "`copy` entry {:?} must be a relative path inside the repository",
+                    file.get_ref()
+                ),
+            );
+        } else if in_git_dir {
+            v.error(
+                file.span(),
+                format!(
+                    "`copy` entry {:?} is inside .git; only files of the checkout can be copied",
                     file.get_ref()
                 ),
             );

@@ -15,7 +15,7 @@ mod webhook;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::future::Future;
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -84,9 +84,7 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let setup = |what: &str, e: &dyn std::fmt::Display| DaemonError::Setup(format!("{what}: {e}"));
     let dir = state_dir(&opts.repo.common_dir);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| setup(&format!("cannot create {}", dir.display()), &e))?;
-    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+    prepare_state_dir(&dir)?;
     let _lock = PidLock::acquire(&dir.join("daemon.lock"))?;
 
     let main_root = opts.repo.main_root.clone();
@@ -108,6 +106,14 @@ pub async fn run(
     let root = root
         .canonicalize()
         .map_err(|e| setup("the worktree root is not usable", &e))?;
+    if root.starts_with(&main_root) {
+        return Err(DaemonError::Setup(format!(
+            "the worktree root leads into the repository's checkout ({} is inside {}), through \
+             a symlink; set [worktrees] root to a directory outside it",
+            root.display(),
+            main_root.display()
+        )));
+    }
     let worktrees = Worktrees::new(main_root.clone(), root);
     worktree::exclude_env_file(&opts.repo.common_dir)
         .map_err(|e| setup("cannot set up info/exclude", &e))?;
@@ -288,6 +294,43 @@ pub async fn run(
     }
     let _ = std::fs::remove_file(&socket);
     info!("stopped");
+    Ok(())
+}
+
+/// Creates the daemon's state directory (`.git/switchyard`), private to this user, and
+/// refuses one that is not this user's own real directory: whoever owns it could read
+/// the ledger, replace it, or plant a symlink where the daemon writes its log.
+pub fn prepare_state_dir(dir: &Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::MetadataExt;
+    if dir.symlink_metadata().is_err() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| DaemonError::Setup(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let meta = dir
+        .symlink_metadata()
+        .map_err(|e| DaemonError::Setup(format!("cannot read {}: {e}", dir.display())))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.file_type().is_symlink() || !meta.is_dir() {
+        return Err(DaemonError::Setup(format!(
+            "{} is not a directory of its own (a symlink or a file); refusing to keep the \
+             ledger there: remove it and start again",
+            dir.display()
+        )));
+    }
+    if meta.uid() != me {
+        return Err(DaemonError::Setup(format!(
+            "{} belongs to uid {}, not to this user (uid {me}); refusing to use a state \
+             directory someone else made: remove it and start again",
+            dir.display(),
+            meta.uid()
+        )));
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| DaemonError::Setup(format!("cannot restrict {}: {e}", dir.display())))?;
     Ok(())
 }
 

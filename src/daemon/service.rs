@@ -567,12 +567,10 @@ impl Service {
         let source = self.prepare(task, &target, member.as_deref(), &head, false)?;
         let mut task = self.ledger(|l| l.task(task.id))?;
         worktree::write_env(&target, &self.task_env(&task))?;
-        let missing =
+        let skipped =
             worktree::copy_files(&self.repo.main_root, &target, &self.config.worktrees.copy)?;
-        for file in missing {
-            warnings.push(format!(
-                "{file} (in [worktrees] copy) does not exist in the main checkout; not copied"
-            ));
+        for (file, why) in skipped {
+            warnings.push(format!("{file} (in [worktrees] copy) {why}; not copied"));
         }
         if source == Source::Fresh
             && let Some(setup) = &self.config.worktrees.setup
@@ -835,7 +833,15 @@ impl Service {
                 .worktrees
                 .add_detached(&path, &base)
                 .and_then(|_| {
-                    worktree::copy_files(&self.repo.main_root, &path, &self.config.worktrees.copy)
+                    let skipped = worktree::copy_files(
+                        &self.repo.main_root,
+                        &path,
+                        &self.config.worktrees.copy,
+                    )?;
+                    for (file, why) in skipped {
+                        warn!(file, %why, "not copied into a pool worktree");
+                    }
+                    Ok(())
                 })
                 .map_err(ApiError::from)
                 .and_then(|_| match &self.config.worktrees.setup {

@@ -315,3 +315,111 @@ fn a_lost_ledger_is_never_replaced_silently() {
     // Begun on purpose: the next start needs no flag.
     repo.start_daemon().stop();
 }
+
+#[test]
+fn paths_cannot_lead_out_of_the_repository() {
+    let repo = shop();
+    let outside = repo.tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("shadow"), "root:secret\n").unwrap();
+    std::fs::create_dir_all(repo.root.join("inside")).unwrap();
+
+    // A worktree root that reaches into the checkout through a symlink, and a copy
+    // entry inside .git: located config errors.
+    std::os::unix::fs::symlink(repo.root.join("inside"), repo.tmp.path().join("wt-link")).unwrap();
+    let base = std::fs::read_to_string(repo.root.join("switchyard.toml")).unwrap();
+    repo.config(&format!(
+        "{base}\n[worktrees]\nroot = \"../wt-link\"\ncopy = [\".git/config\", \"sub/.GIT/x\"]\n"
+    ));
+    let run = repo.run(["check"]).expect(2);
+    let err = run.stderr();
+    assert!(
+        err.contains("switchyard.toml:14:8: `root` \"../wt-link\" leads into the repository's checkout through a symlink"),
+        "{err}"
+    );
+    assert!(
+        err.contains("switchyard.toml:15:9: `copy` entry \".git/config\" is inside .git"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`copy` entry \"sub/.GIT/x\" is inside .git"),
+        "{err}"
+    );
+    repo.run(["daemon"]).expect(2);
+
+    // A copy entry that is a symlink to a file anywhere on the machine is not copied.
+    std::os::unix::fs::symlink(outside.join("shadow"), repo.root.join("local.env")).unwrap();
+    std::fs::write(repo.root.join("real.env"), "A=1\n").unwrap();
+    repo.config(&format!(
+        "{base}\n[worktrees]\ncopy = [\"local.env\", \"real.env\", \"conf/app.env\"]\n"
+    ));
+    std::fs::create_dir_all(repo.root.join("conf")).unwrap();
+    std::fs::write(repo.root.join("conf/app.env"), "B=2\n").unwrap();
+    repo.git(&["add", "switchyard.toml"]);
+    repo.git(&["commit", "-qm", "copy"]);
+    let daemon = repo.start_daemon();
+    let id = add(&repo, "Api", &["api"]);
+    let claimed = claim(&repo, Some(&id), "ann");
+    let wt = std::path::PathBuf::from(claimed["worktree"].as_str().unwrap());
+    let warnings = claimed["warnings"].to_string();
+    assert!(
+        warnings.contains(
+            "local.env (in [worktrees] copy) leads outside the checkout through a symlink"
+        ),
+        "{warnings}"
+    );
+    assert!(!wt.join("local.env").exists());
+    assert_eq!(
+        std::fs::read_to_string(wt.join("real.env")).unwrap(),
+        "A=1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(wt.join("conf/app.env")).unwrap(),
+        "B=2\n"
+    );
+
+    // A branch that turns the copy's directory into a symlink out of the worktree: the
+    // next claim's copy does not write through it.
+    std::fs::remove_dir_all(wt.join("conf")).unwrap();
+    std::os::unix::fs::symlink(&outside, wt.join("conf")).unwrap();
+    git_in(&wt, &["add", "conf"]);
+    git_in(&wt, &["commit", "-qm", "conf is a link"]);
+    repo.run(["release", &id, "--agent", "ann"]).expect(0);
+    let again = claim(&repo, Some(&id), "ann");
+    let warnings = again["warnings"].to_string();
+    assert!(
+        warnings.contains("conf/app.env (in [worktrees] copy) would be written outside the worktree through a symlink"),
+        "{warnings}"
+    );
+    assert!(!outside.join("app.env").exists());
+    drop(daemon);
+}
+
+#[test]
+fn a_state_directory_made_by_someone_else_is_refused() {
+    let repo = shop();
+    let state = repo.root.join(".git/switchyard");
+    let elsewhere = repo.tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &state).unwrap();
+    repo.run(["daemon"]).refused(
+        1,
+        ".git/switchyard is not a directory of its own (a symlink or a file)",
+    );
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing was written there"
+    );
+    std::fs::remove_file(&state).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // As root, a directory that another user made (65534: nobody).
+        std::fs::create_dir(&state).unwrap();
+        std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+        repo.run(["daemon"])
+            .refused(1, "belongs to uid 65534, not to this user (uid 0)");
+        std::fs::remove_dir(&state).unwrap();
+    }
+    repo.start_daemon();
+}

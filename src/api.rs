@@ -171,6 +171,10 @@ pub enum ErrorCode {
     Internal,
     /// Something the daemon depends on (GitHub) cannot be reached now; try again (503).
     Unavailable,
+    /// No such route (404 is `not_found` too; this is a known route, wrong method: 405).
+    MethodNotAllowed,
+    /// The request body is over the limit (413).
+    TooLarge,
 }
 
 impl ErrorCode {
@@ -181,6 +185,8 @@ impl ErrorCode {
             ErrorCode::Refused => 409,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::TooLarge => 413,
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -20,10 +21,23 @@ pub fn socket_path(common_dir: &Path) -> PathBuf {
     state_dir(common_dir).join("daemon.sock")
 }
 
+/// How long the CLI waits for the daemon's answer: a hung daemon gives a one-line error,
+/// never a hang. `SWITCHYARD_TIMEOUT` overrides it.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// A claim may run the worktree's `setup` command (default limit ten minutes) before it
+/// answers, so it gets longer.
+pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(11 * 60);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("no switchyard daemon is running for {0} (start one with `switchyard daemon`)")]
     NoDaemon(String),
+    #[error(
+        "the daemon did not answer within {}s (is it hung? see .git/switchyard/daemon.log); \
+         the request may still complete, and running the same command again is safe",
+        .0.as_secs()
+    )]
+    TimedOut(Duration),
     #[error("{message}")]
     Api { code: ErrorCode, message: String },
     #[error("lost the connection to the daemon: {0}")]
@@ -35,6 +49,8 @@ pub enum ClientError {
 pub struct Client {
     socket: PathBuf,
     repo: String,
+    /// `None`: [`DEFAULT_TIMEOUT`], or [`CLAIM_TIMEOUT`] for a claim.
+    timeout: Option<Duration>,
 }
 
 impl Client {
@@ -42,7 +58,14 @@ impl Client {
         Client {
             socket: socket_path(common_dir),
             repo: repo.display().to_string(),
+            timeout: None,
         }
+    }
+
+    /// Waits at most `timeout` for every answer, whatever the request.
+    pub fn with_timeout(mut self, timeout: Option<Duration>) -> Client {
+        self.timeout = timeout;
+        self
     }
 
     pub fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R, ClientError> {
@@ -73,17 +96,44 @@ impl Client {
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<R, ClientError> {
+        let limit = self.timeout.unwrap_or(if path == "/v1/claim" {
+            CLAIM_TIMEOUT
+        } else {
+            DEFAULT_TIMEOUT
+        });
+        let deadline = Instant::now() + limit;
         let mut stream = self.connect()?;
+        stream.set_write_timeout(Some(limit))?;
         let body = body.unwrap_or_default();
         let head = format!(
             "{method} {path} HTTP/1.1\r\nHost: switchyard\r\n{VERSION_HEADER}: {VERSION}\r\n\
              Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(body)?;
+        let timed_out = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                ClientError::TimedOut(limit)
+            }
+            _ => ClientError::Io(e),
+        };
+        stream.write_all(head.as_bytes()).map_err(timed_out)?;
+        stream.write_all(body).map_err(timed_out)?;
+        // One deadline for the whole answer, however it trickles in.
         let mut reply = Vec::new();
-        stream.read_to_end(&mut reply)?;
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ClientError::TimedOut(limit));
+            }
+            stream.set_read_timeout(Some(left))?;
+            match stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(timed_out(e)),
+            }
+        }
         let (status, body) = parse_response(&reply)?;
         if (200..300).contains(&status) {
             serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(format!("{e}")))

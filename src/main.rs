@@ -21,6 +21,16 @@ fn main() -> ExitCode {
         vars: std::env::vars().collect(),
         temp_dir: std::env::temp_dir(),
         abort_after_steps: var("SWITCHYARD_TEST_ABORT_AFTER_STEPS").and_then(|v| v.parse().ok()),
+        timeout: match var("SWITCHYARD_TIMEOUT") {
+            None => None,
+            Some(text) => match switchyard::config::parse_duration(&text) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    eprintln!("error: SWITCHYARD_TIMEOUT: {e}");
+                    return ExitCode::from(cli::Exit::Usage);
+                }
+            },
+        },
     };
     // Unlocked handles: the daemon's threads log to stderr while the command runs.
     let exit = cli::run(

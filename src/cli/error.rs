@@ -85,7 +85,7 @@ impl From<ClientError> for CliError {
     fn from(e: ClientError) -> CliError {
         match e {
             ClientError::Api {
-                code: ErrorCode::BadRequest,
+                code: ErrorCode::BadRequest | ErrorCode::TooLarge,
                 message,
             } => CliError::Usage(message),
             other => CliError::Failed(other.to_string()),

@@ -41,6 +41,9 @@ pub struct Env {
     pub temp_dir: PathBuf,
     /// `SWITCHYARD_TEST_ABORT_AFTER_STEPS`: a test-only crash hook for the daemon.
     pub abort_after_steps: Option<u32>,
+    /// `SWITCHYARD_TIMEOUT` (a duration, like `30s`): how long a client command waits
+    /// for the daemon's answer, instead of the defaults in `client`.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// switchyard: a merge queue for parallel work on one repository. It hands each task its

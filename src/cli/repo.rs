@@ -63,7 +63,7 @@ impl Ctx<'_> {
     /// A client of the repository's daemon.
     pub fn client(&self) -> Result<(RepoLocation, Client), CliError> {
         let repo = self.locate()?;
-        let client = Client::new(&repo.common_dir, &repo.main_root);
+        let client = Client::new(&repo.common_dir, &repo.main_root).with_timeout(self.env.timeout);
         Ok((repo, client))
     }
 

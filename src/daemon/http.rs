@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -41,8 +41,73 @@ pub(super) fn router(state: AppState) -> Router {
         .route("/v1/tasks/{id}/reject", post(reject))
         .route("/v1/claim", post(claim))
         .route("/v1/queue", get(queue))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(check_version))
+        .layer(middleware::from_fn(error_envelope))
         .with_state(state)
+}
+
+/// Request bodies larger than this are refused with 413: a task's text is at most
+/// 64 kB of body and 50 kB of acceptance criteria.
+pub(super) const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+async fn no_route(request: Request) -> ApiError {
+    ApiError {
+        code: ErrorCode::NotFound,
+        message: format!(
+            "no such route: {} {} (see docs/api.md)",
+            request.method(),
+            request.uri().path()
+        ),
+    }
+}
+
+async fn wrong_method(request: Request) -> ApiError {
+    ApiError {
+        code: ErrorCode::MethodNotAllowed,
+        message: format!(
+            "{} does not take {} (see docs/api.md)",
+            request.uri().path(),
+            request.method()
+        ),
+    }
+}
+
+/// Every error leaves as `{"error": {code, message}}`, also those the framework makes
+/// itself (a bad query string, a body over the limit, a path it cannot parse), so a
+/// client never has to guess the shape of a failure.
+async fn error_envelope(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status.as_u16() {
+        404 => ErrorCode::NotFound,
+        405 => ErrorCode::MethodNotAllowed,
+        413 => ErrorCode::TooLarge,
+        400..=499 => ErrorCode::BadRequest,
+        503 => ErrorCode::Unavailable,
+        _ => ErrorCode::Internal,
+    };
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().replace('\n', " "))
+        .unwrap_or_default();
+    let message = match (code, text.is_empty()) {
+        (ErrorCode::TooLarge, _) => format!("the request body is over {MAX_BODY_BYTES} bytes"),
+        (_, true) => status.canonical_reason().unwrap_or("error").to_lowercase(),
+        (_, false) => text,
+    };
+    let mut reply = ApiError { code, message }.into_response();
+    *reply.status_mut() = status;
+    reply
 }
 
 impl IntoResponse for ApiError {

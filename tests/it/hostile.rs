@@ -423,3 +423,80 @@ fn a_state_directory_made_by_someone_else_is_refused() {
     }
     repo.start_daemon();
 }
+
+#[test]
+fn errors_keep_their_shape_and_clients_never_hang() {
+    let repo = shop();
+    let daemon = repo.start_daemon();
+    let envelope = |reply: &str, status: &str, code: &str| {
+        assert!(reply.starts_with(&format!("HTTP/1.1 {status}")), "{reply}");
+        let body = reply.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let json: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {reply}"));
+        assert_eq!(json["error"]["code"], code, "{reply}");
+        let message = json["error"]["message"].as_str().unwrap();
+        assert!(!message.is_empty() && !message.contains('\n'), "{reply}");
+    };
+    envelope(
+        &raw_http(
+            &repo,
+            b"GET /v1/nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ),
+        "404",
+        "not_found",
+    );
+    envelope(
+        &raw_http(
+            &repo,
+            b"DELETE /v1/tasks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ),
+        "405",
+        "method_not_allowed",
+    );
+    envelope(
+        &raw_http(
+            &repo,
+            b"GET /v1/tasks?state=bogus HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ),
+        "400",
+        "bad_request",
+    );
+    envelope(
+        &raw_http(
+            &repo,
+            b"GET /v1/tasks/%ff%fe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ),
+        "400",
+        "bad_request",
+    );
+    let big = format!(
+        r#"{{"title":"x","by":"p","body":"{}"}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    );
+    envelope(&raw_post(&repo, "/v1/tasks", &big), "413", "too_large");
+    envelope(
+        &raw_post(&repo, "/v1/tasks", "{not json"),
+        "400",
+        "bad_request",
+    );
+    assert_eq!(
+        repo.run(["--json", "task", "list"]).expect(0).json(),
+        serde_json::json!([])
+    );
+
+    // A hung daemon: the CLI gives up with one line instead of hanging.
+    daemon.freeze(true);
+    let started = std::time::Instant::now();
+    let run = repo.run_env(&[("SWITCHYARD_TIMEOUT", "1s")], ["task", "list"]);
+    let waited = started.elapsed();
+    daemon.freeze(false);
+    let run = run.refused(1, "the daemon did not answer within 1s");
+    assert!(
+        run.stderr()
+            .contains("running the same command again is safe")
+    );
+    assert!(waited < std::time::Duration::from_secs(30), "{waited:?}");
+    repo.run(["task", "list"]).expect(0);
+    repo.run_env(&[("SWITCHYARD_TIMEOUT", "soon")], ["task", "list"])
+        .refused(2, "SWITCHYARD_TIMEOUT: invalid duration \"soon\"");
+}

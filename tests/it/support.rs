@@ -112,6 +112,21 @@ impl TestRepo {
         self.run_in(&self.root, args)
     }
 
+    /// Runs switchyard in the repository root with extra environment variables.
+    pub fn run_env<I, S>(&self, env: &[(&str, &str)], args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let out = hermetic(&mut Command::new(BIN), &self.home())
+            .envs(env.iter().copied())
+            .args(args)
+            .current_dir(&self.root)
+            .output()
+            .unwrap();
+        Run(out)
+    }
+
     pub fn run_in<I, S>(&self, dir: &Path, args: I) -> Run
     where
         I: IntoIterator<Item = S>,
@@ -269,6 +284,11 @@ impl Daemon {
         }
     }
 
+    /// Stops (SIGSTOP) or continues (SIGCONT) the daemon: a hung daemon, on demand.
+    pub fn freeze(&self, frozen: bool) {
+        self.signal(if frozen { libc::SIGSTOP } else { libc::SIGCONT });
+    }
+
     /// `kill -9`: no chance to clean anything up.
     pub fn kill9(mut self) {
         self.signal(libc::SIGKILL);
@@ -374,7 +394,9 @@ pub fn raw_http(repo: &TestRepo, request: &[u8]) -> String {
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
-    stream.write_all(request).unwrap();
+    // A server may answer (413, say) and close before it read everything: the reply
+    // is what counts.
+    let _ = stream.write_all(request);
     let mut reply = Vec::new();
     let _ = stream.read_to_end(&mut reply);
     String::from_utf8_lossy(&reply).into_owned()

@@ -9,6 +9,7 @@
 mod github;
 mod http;
 mod integrate;
+mod serve;
 mod service;
 mod webhook;
 
@@ -85,6 +86,7 @@ pub async fn run(
     let setup = |what: &str, e: &dyn std::fmt::Display| DaemonError::Setup(format!("{what}: {e}"));
     let dir = state_dir(&opts.repo.common_dir);
     prepare_state_dir(&dir)?;
+    raise_open_file_limit();
     let _lock = PidLock::acquire(&dir.join("daemon.lock"))?;
 
     let main_root = opts.repo.main_root.clone();
@@ -205,16 +207,12 @@ pub async fn run(
         pool_wanted: Arc::clone(&pool_wanted),
         queue_wanted: Arc::clone(&queue_wanted),
     };
-    let server = {
-        let mut stop = stop_rx.clone();
-        tokio::spawn(
-            axum::serve(listener, http::router(state))
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .into_future(),
-        )
-    };
+    let server = tokio::spawn(serve::serve(
+        listener,
+        http::router(state),
+        serve::API,
+        stop_rx.clone(),
+    ));
     let leases = tokio::spawn(lease_ticker(Arc::clone(&service), stop_rx.clone()));
     let runner = tokio::spawn(on_demand(
         Arc::clone(&service),
@@ -242,17 +240,12 @@ pub async fn run(
                 .await
                 .map_err(|e| setup(&format!("cannot listen for webhooks on {addr}"), &e))?;
             info!(%addr, path = webhook::PATH, "listening for GitHub webhooks");
-            let mut stop = stop_rx.clone();
-            Some(tokio::spawn(
-                axum::serve(
-                    listener,
-                    webhook::router(Arc::clone(&service), secret.into_bytes()),
-                )
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .into_future(),
-            ))
+            Some(tokio::spawn(serve::serve(
+                listener,
+                webhook::router(Arc::clone(&service), secret.into_bytes()),
+                serve::WEBHOOK,
+                stop_rx.clone(),
+            )))
         }
         None => None,
     };
@@ -295,6 +288,31 @@ pub async fn run(
     let _ = std::fs::remove_file(&socket);
     info!("stopped");
     Ok(())
+}
+
+/// Raises the soft limit on open files to the hard one: every connection, worktree
+/// checkout and SQLite reader holds descriptors, and distributions' default soft limit
+/// (often 1024) is far below what the kernel allows.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            let was = limit.rlim_cur;
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                info!(
+                    from = was,
+                    to = limit.rlim_max,
+                    "raised the open-file limit"
+                );
+            }
+        }
+    }
 }
 
 /// Creates the daemon's state directory (`.git/switchyard`), private to this user, and

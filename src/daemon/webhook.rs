@@ -23,10 +23,15 @@ struct Hook {
 pub const PATH: &str = "/github/webhook";
 
 pub fn router(service: Arc<Service>, secret: Vec<u8>) -> Router {
-    Router::new().route(PATH, post(deliver)).with_state(Hook {
-        service,
-        secret: Arc::new(secret),
-    })
+    // A delivery only nudges the GitHub loop, which reads the PR itself; one cut short
+    // by the limit costs a poll's delay, nothing else.
+    Router::new()
+        .route(PATH, post(deliver))
+        .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
+        .with_state(Hook {
+            service,
+            secret: Arc::new(secret),
+        })
 }
 
 async fn deliver(

@@ -900,6 +900,94 @@ fn webhooks_with_a_good_signature_are_read_at_once_and_bad_ones_are_refused() {
     s.finish(daemon);
 }
 
+/// Hundreds of half-sent requests on the internet-facing webhook port: the daemon keeps
+/// its descriptors (a cap per listener, a raised soft limit), closes the stragglers after
+/// the header timeout, and the local socket keeps answering the whole time.
+#[test]
+fn a_flood_of_half_sent_webhook_requests_does_not_freeze_the_daemon() {
+    use std::io::{Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = Setup::new(
+        "verify = [\"true\"]",
+        &format!("webhook_listen = \"127.0.0.1:{port}\"\nwebhook_secret_env = \"HOOK_SECRET\""),
+    );
+    // A soft limit of 256 open files, as the daemon might inherit: 400 connections would
+    // exhaust it if every one were accepted and held.
+    let daemon = s
+        .repo
+        .try_start_daemon_limited(
+            &[],
+            &[(TOKEN_ENV, &s.gh.token), ("HOOK_SECRET", "s3cret")],
+            Some(256),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    *s.log.borrow_mut() = Some(daemon.log.clone());
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", daemon.pid))
+            .unwrap()
+            .count()
+    };
+    let before = fds();
+    let mut held = Vec::new();
+    for _ in 0..400 {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.write_all(b"POST /github/webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n")
+            .unwrap();
+        held.push(c);
+    }
+    // Under the flood the local socket answers every command, promptly.
+    let timeout = [("SWITCHYARD_TIMEOUT", "10s")];
+    let started = std::time::Instant::now();
+    let id = s
+        .repo
+        .run_env(
+            &timeout,
+            ["--json", "task", "add", "Under attack", "--scope", "app"],
+        )
+        .expect(0)
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.repo
+        .run_env(&timeout, ["claim", &id, "--agent", "ann"])
+        .expect(0);
+    s.repo.run_env(&timeout, ["task", "list"]).expect(0);
+    let answered = started.elapsed();
+    let during = fds();
+    assert!(
+        during < before + 100,
+        "the daemon holds {during} descriptors under the flood ({before} before)"
+    );
+    assert!(
+        answered < std::time::Duration::from_secs(30),
+        "{answered:?}"
+    );
+    eprintln!(
+        "under 400 half-sent webhook requests: 3 CLI commands took {answered:?}; descriptors {before} -> {during}"
+    );
+    // The stragglers it accepted are closed once the header timeout passes.
+    let first = &mut held[0];
+    first
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let closed_after = std::time::Instant::now();
+    let n = first.read(&mut buf).unwrap_or(0);
+    let reply = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(
+        n == 0 || reply.starts_with("HTTP/1.1 408"),
+        "want the connection closed, got {reply:?}"
+    );
+    assert!(closed_after.elapsed() < std::time::Duration::from_secs(29));
+    drop(held);
+    s.finish(daemon);
+}
+
 fn post(port: u16, event: &str, body: &str, signature: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

@@ -218,10 +218,38 @@ impl TestRepo {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Daemon, String> {
+        self.try_start_daemon_limited(args, env, None)
+    }
+
+    /// Starts the daemon, optionally with a low soft limit on open files (as a
+    /// distribution's default may be), to see what it does about it.
+    pub fn try_start_daemon_limited(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+        open_files: Option<u64>,
+    ) -> Result<Daemon, String> {
         use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
         use std::process::Stdio;
         let log = self.tmp.path().join(format!("daemon-{}.log", unique()));
-        let mut child = hermetic(&mut Command::new(BIN), &self.home())
+        let mut command = Command::new(BIN);
+        if let Some(soft) = open_files {
+            // SAFETY: setrlimit in the child before exec touches only the child.
+            unsafe {
+                command.pre_exec(move || {
+                    let mut l = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    libc::getrlimit(libc::RLIMIT_NOFILE, &mut l);
+                    l.rlim_cur = soft.min(l.rlim_max);
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = hermetic(&mut command, &self.home())
             .arg("daemon")
             .args(args)
             .envs(env.iter().copied())

@@ -40,6 +40,8 @@ pub struct Spec<'a> {
     /// Where to note the command's process group while it runs, so that a restart after
     /// a crash can stop what the command left running (see `kill_leftovers`).
     pub groups: Option<&'a Path>,
+    /// Run it as this user instead of the daemon's.
+    pub run_as: Option<&'a RunAs>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -74,25 +76,149 @@ impl Finished {
     }
 }
 
-/// The environment for commands switchyard runs: the daemon's own, without its secrets.
-/// `secret_names` are removed by name (the configured token variable); anything whose
-/// name says it is a secret goes too.
-pub fn clean_env(env: &[(String, String)], secret_names: &[&str]) -> Vec<(String, String)> {
-    const MARKERS: [&str; 6] = [
-        "TOKEN",
-        "SECRET",
-        "PASSWORD",
-        "CREDENTIAL",
-        "PRIVATE_KEY",
-        "API_KEY",
-    ];
-    env.iter()
+/// What every command gets from the daemon's environment, whatever the config says:
+/// enough to find programs, write temporary files and speak the user's language.
+/// Anything else (tokens, keys, passwords, whatever their names) stays out unless
+/// `[commands] env` names it.
+pub const MINIMUM_ENV: [&str; 7] = ["PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR"];
+
+/// The environment for the commands switchyard runs: an allowlist, not a denylist. The
+/// [`MINIMUM_ENV`], the locale (`LC_*`), and the variables `named` in the config, taken
+/// from the daemon's environment; nothing else.
+pub fn base_env(daemon_env: &[(String, String)], named: &[String]) -> Vec<(String, String)> {
+    daemon_env
+        .iter()
         .filter(|(k, _)| {
-            let upper = k.to_ascii_uppercase();
-            !secret_names.contains(&k.as_str()) && !MARKERS.iter().any(|m| upper.contains(m))
+            MINIMUM_ENV.contains(&k.as_str()) || k.starts_with("LC_") || named.contains(k)
         })
         .cloned()
         .collect()
+}
+
+/// Another user to run commands as (`[commands] run_as`), looked up once at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+}
+
+impl RunAs {
+    /// Looks the user up in the password database. Switching to it needs root.
+    pub fn lookup(name: &str) -> Result<RunAs, String> {
+        let c_name = std::ffi::CString::new(name).map_err(|_| format!("bad user name {name:?}"))?;
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut buf = vec![0 as libc::c_char; 16 * 1024];
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: getpwnam_r writes only into `pwd` and `buf`, whose sizes we pass; the
+        // strings it points `pwd` at live in `buf`, read before `buf` is dropped.
+        let rc = unsafe {
+            libc::getpwnam_r(
+                c_name.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if rc != 0 || found.is_null() {
+            return Err(format!(
+                "[commands] run_as: no user {name:?} on this machine"
+            ));
+        }
+        // SAFETY: pw_dir points into `buf` and is NUL-terminated (see above).
+        let home = unsafe { std::ffi::CStr::from_ptr(pwd.pw_dir) }
+            .to_string_lossy()
+            .into_owned();
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(format!(
+                "[commands] run_as = {name:?} needs the daemon to run as root, to switch to that user"
+            ));
+        }
+        Ok(RunAs {
+            name: name.to_owned(),
+            uid: pwd.pw_uid,
+            gid: pwd.pw_gid,
+            home: PathBuf::from(home),
+        })
+    }
+
+    /// The user's own identity in the environment, instead of the daemon's.
+    fn apply(&self, env: &mut Vec<(String, String)>) {
+        env.retain(|(k, _)| !matches!(k.as_str(), "HOME" | "USER" | "LOGNAME"));
+        env.push(("HOME".into(), self.home.display().to_string()));
+        env.push(("USER".into(), self.name.clone()));
+        env.push(("LOGNAME".into(), self.name.clone()));
+    }
+}
+
+/// Makes a command's process unable to read the daemon: as root (the only case where
+/// the daemon's non-dumpable flag is not enough), the command loses CAP_SYS_PTRACE from
+/// every capability set, the bounding set included, so neither it nor anything it runs
+/// can read `/proc/<daemon>/environ`, `mem` or `fd`.
+///
+/// Runs in the forked child before exec: only async-signal-safe system calls.
+fn drop_ptrace_capability() -> std::io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    const CAP_SYS_PTRACE: u32 = 19;
+    // SAFETY: geteuid, prctl and the capget/capset system calls only read and write
+    // the structs passed here; nothing allocates.
+    unsafe {
+        if libc::geteuid() != 0 {
+            return Ok(());
+        }
+        if libc::prctl(
+            libc::PR_CAPBSET_DROP,
+            CAP_SYS_PTRACE as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut header = Header {
+            version: VERSION_3,
+            pid: 0,
+        };
+        let mut data = [Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        }; 2];
+        if libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let bit = !(1u32 << CAP_SYS_PTRACE);
+        data[0].effective &= bit;
+        data[0].permitted &= bit;
+        data[0].inheritable &= bit;
+        if libc::syscall(libc::SYS_capset, &header, data.as_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        );
+    }
+    Ok(())
 }
 
 /// Runs the command to completion, timeout or cancellation.
@@ -108,12 +234,21 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
     let start = Instant::now();
     let mut command = Command::new("sh");
     crate::gitcli::die_with_parent(&mut command);
+    // SAFETY: drop_ptrace_capability makes only async-signal-safe system calls.
+    unsafe {
+        command.pre_exec(drop_ptrace_capability);
+    }
+    let mut env = spec.env.to_vec();
+    if let Some(user) = spec.run_as {
+        user.apply(&mut env);
+        command.uid(user.uid).gid(user.gid);
+    }
     let mut child = command
         .arg("-c")
         .arg(spec.command)
         .current_dir(spec.dir)
         .env_clear()
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -340,6 +475,7 @@ mod tests {
                 timeout,
                 log: &log,
                 groups: None,
+                run_as: None,
             },
             &AtomicBool::new(false),
         )
@@ -365,22 +501,26 @@ mod tests {
     }
 
     #[test]
-    fn secrets_stay_out_of_the_environment() {
+    fn commands_get_an_allowlisted_environment() {
         let env: Vec<(String, String)> = [
             ("PATH", "/bin"),
             ("GITHUB_TOKEN", "x"),
+            ("GH_PAT", "x"),
+            ("DB_PWD", "p"),
+            ("OPENAI_KEY", "k"),
             ("MY_VAR", "y"),
-            ("Npm_Token", "z"),
-            ("DB_PASSWORD", "p"),
+            ("LC_ALL", "C"),
+            ("HOME", "/h"),
+            ("GIT_CONFIG_GLOBAL", "/dev/null"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let names: Vec<String> = clean_env(&env, &["MY_VAR"])
+        let names: Vec<String> = base_env(&env, &["MY_VAR".to_owned()])
             .into_iter()
             .map(|(k, _)| k)
             .collect();
-        assert_eq!(names, vec!["PATH"]);
+        assert_eq!(names, vec!["PATH", "MY_VAR", "LC_ALL", "HOME"]);
     }
 
     #[test]

@@ -122,6 +122,7 @@ pub fn run(opts: DemoOptions, say: Sender<String>) -> Result<Outcome> {
             repo: location.clone(),
             config,
             env: opts.env,
+            secrets: Vec::new(),
             abort_after_steps: None,
             new_ledger: false,
         },

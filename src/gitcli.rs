@@ -38,19 +38,6 @@ pub fn die_with_parent(cmd: &mut Command) {
     }
 }
 
-/// Environment variables holding secrets (the GitHub token, the webhook secret), set
-/// once when the daemon starts.
-static SECRETS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-
-/// Keeps these variables from git processes and the hooks they run, except those that
-/// talk to a remote (`fetch`, `push`, `ls-remote`), where a credential helper may need
-/// them (`gh auth git-credential` reads `GITHUB_TOKEN`).
-pub fn keep_secrets_from_git(names: Vec<String>) {
-    let _ = SECRETS.set(names);
-}
-
-const TALKS_TO_REMOTE: [&str; 3] = ["fetch", "push", "ls-remote"];
-
 fn command(dir: &Path) -> Command {
     let mut cmd = Command::new("git");
     die_with_parent(&mut cmd);
@@ -72,14 +59,8 @@ fn output<S: AsRef<OsStr>>(
 ) -> Result<Output> {
     use std::io::Write;
     let mut cmd = command(dir);
-    let remote = args
-        .first()
-        .is_some_and(|a| TALKS_TO_REMOTE.iter().any(|r| a.as_ref() == OsStr::new(r)));
-    if !remote {
-        for name in SECRETS.get().into_iter().flatten() {
-            cmd.env_remove(name);
-        }
-    }
+    // The daemon's environment holds no secret (see `daemon::harden`): git reaches
+    // remotes with the user's own credentials (SSH agent, credential helper).
     cmd.args(args).envs(env.iter().copied());
     let spawn = |e: std::io::Error| GitCliError::Spawn(e.to_string());
     let Some(input) = stdin else {

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         vars: std::env::vars().collect(),
         temp_dir: std::env::temp_dir(),
         abort_after_steps: var("SWITCHYARD_TEST_ABORT_AFTER_STEPS").and_then(|v| v.parse().ok()),
+        exe: std::env::current_exe().ok(),
         timeout: match var("SWITCHYARD_TIMEOUT") {
             None => None,
             Some(text) => match switchyard::config::parse_duration(&text) {

@@ -329,6 +329,24 @@ pub fn task_of(dir: &Path) -> Option<String> {
         .map(|v| v.trim_matches('\'').to_owned())
 }
 
+/// Makes every file under `dir` belong to `uid`:`gid` (symlinks themselves, never what
+/// they point at), so that a command run as that user can write in its worktree.
+pub fn give_to(dir: &Path, uid: u32, gid: u32) -> Result<()> {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).map_err(|e| io("chown", dir, e))?;
+    for entry in std::fs::read_dir(dir).map_err(|e| io("read", dir, e))? {
+        let entry = entry.map_err(|e| io("read", dir, e))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| io("read", &path, e))?;
+        if kind.is_dir() {
+            give_to(&path, uid, gid)?;
+        } else {
+            std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
+                .map_err(|e| io("chown", &path, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Why a file in `[worktrees] copy` was not copied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotCopied {

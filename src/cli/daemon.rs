@@ -8,7 +8,7 @@ use tracing_subscriber::fmt::writer::MakeWriterExt;
 
 use super::{CliError, Ctx};
 use crate::client::state_dir;
-use crate::daemon::{self, DaemonError, Options};
+use crate::daemon::{self, DaemonError, Options, harden};
 
 /// Run the daemon for this repository in the foreground: it serves the API on a Unix
 /// socket in the git directory (.git/switchyard/daemon.sock), logs to stderr and to
@@ -22,11 +22,33 @@ pub struct Args {
     /// .git/switchyard/archive/, the tasks' worktrees to <root>/.archive/; branches stay.
     #[arg(long)]
     new_ledger: bool,
+    /// Internal: the daemon restarts itself with a clean environment and reads the
+    /// config's secrets from this pipe.
+    #[arg(long, hide = true, value_name = "FD")]
+    secrets_fd: Option<i32>,
 }
 
 pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
     let repo = ctx.locate()?;
     let (loaded, _) = ctx.load_config(&repo)?;
+    // First the secrets leave the environment: the daemon replaces itself (same pid)
+    // with a copy whose environment holds only what it needs, the secrets arriving on a
+    // pipe. Nothing it starts later can find them in /proc/<pid>/environ.
+    let secrets = match args.secrets_fd {
+        None => {
+            let exe = ctx.env.exe.as_deref().ok_or_else(|| {
+                CliError::Failed("cannot find switchyard's own executable to restart the daemon with a clean environment".into())
+            })?;
+            let error =
+                harden::restart_without_secrets(exe, &ctx.args, &loaded.config, &ctx.env.vars);
+            return Err(CliError::Failed(format!(
+                "cannot restart the daemon with a clean environment: {error}"
+            )));
+        }
+        Some(fd) => harden::read_secrets(fd).map_err(CliError::Failed)?,
+    };
+    harden::make_undumpable()
+        .map_err(|e| CliError::Failed(format!("cannot protect the daemon's memory: {e}")))?;
     for warning in &loaded.warnings {
         writeln!(ctx.err, "{warning}").map_err(CliError::output)?;
     }
@@ -59,6 +81,7 @@ pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
         repo,
         config: loaded.config,
         env: ctx.env.vars.clone(),
+        secrets,
         abort_after_steps: ctx.env.abort_after_steps,
         new_ledger: args.new_ledger,
     };

@@ -41,6 +41,8 @@ pub struct Env {
     pub temp_dir: PathBuf,
     /// `SWITCHYARD_TEST_ABORT_AFTER_STEPS`: a test-only crash hook for the daemon.
     pub abort_after_steps: Option<u32>,
+    /// This program's executable, for the daemon's restart with a clean environment.
+    pub exe: Option<PathBuf>,
     /// `SWITCHYARD_TIMEOUT` (a duration, like `30s`): how long a client command waits
     /// for the daemon's answer, instead of the defaults in `client`.
     pub timeout: Option<std::time::Duration>,
@@ -88,6 +90,9 @@ pub enum Command {
 /// Output streams and the global options every command sees.
 pub struct Ctx<'a> {
     pub env: &'a Env,
+    /// The command line as given, without the program name (the daemon restarts itself
+    /// with it).
+    pub args: Vec<OsString>,
     pub json: bool,
     pub repo: Option<PathBuf>,
     pub config: Option<PathBuf>,
@@ -110,7 +115,8 @@ pub fn run(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Exit {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
             // Help and version go to stdout with success; a usage error is one line on
@@ -137,6 +143,7 @@ pub fn run(
     };
     let mut ctx = Ctx {
         env,
+        args: args.iter().skip(1).cloned().collect(),
         json: cli.json,
         repo: cli.repo,
         config: cli.config,

@@ -37,6 +37,7 @@ pub struct Config {
     pub subsystems: Vec<Subsystem>,
     pub claims: Claims,
     pub worktrees: Worktrees,
+    pub commands: Commands,
     pub github: Option<Github>,
     /// The subsystems' path rules, compiled.
     pub ownership: Ownership,
@@ -105,6 +106,17 @@ pub struct Worktrees {
     /// A command run once in every new worktree.
     pub setup: Option<String>,
     pub setup_timeout: Duration,
+}
+
+/// How `verify` and `setup` commands run. They run code from submitted branches, so
+/// they get an environment of their own, never the daemon's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Commands {
+    /// Variables passed from the daemon's environment, besides the documented minimum
+    /// (`command::MINIMUM_ENV`).
+    pub env: Vec<String>,
+    /// Run them as this user (the daemon must run as root).
+    pub run_as: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,7 +23,14 @@ pub(crate) struct Raw {
     pub subsystems: Vec<RawSubsystem>,
     pub claims: Option<RawClaims>,
     pub worktrees: Option<RawWorktrees>,
+    pub commands: Option<RawCommands>,
     pub github: Option<RawGithub>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawCommands {
+    pub env: Option<StrList>,
+    pub run_as: Option<Str>,
 }
 
 #[derive(Debug, Default)]
@@ -160,6 +167,15 @@ pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
                 w.finish(WORKTREES_KEYS);
                 wt
             }),
+            commands: r.table("commands").map(|(t, _)| {
+                let mut c = r.nested(t, "[commands]");
+                let commands = RawCommands {
+                    env: c.strings("env"),
+                    run_as: c.string("run_as"),
+                };
+                c.finish(COMMANDS_KEYS);
+                commands
+            }),
             github: r.table("github").map(|(t, header)| {
                 let mut g = r.nested(t, "[github]");
                 let gh = RawGithub {
@@ -192,6 +208,7 @@ const TOP_KEYS: &[&str] = &[
     "subsystem",
     "claims",
     "worktrees",
+    "commands",
     "github",
 ];
 const QUEUE_KEYS: &[&str] = &["verify", "verify_timeout", "required_checks"];
@@ -205,6 +222,7 @@ const SUBSYSTEM_KEYS: &[&str] = &[
     "depends_on",
 ];
 const WORKTREES_KEYS: &[&str] = &["root", "pool", "copy", "setup", "setup_timeout"];
+const COMMANDS_KEYS: &[&str] = &["env", "run_as"];
 const GITHUB_KEYS: &[&str] = &[
     "repo",
     "api_url",
@@ -218,11 +236,12 @@ const GITHUB_KEYS: &[&str] = &[
 ];
 
 /// Every section's keys, so that a key written in the wrong section can be pointed home.
-const KEY_HOMES: [(&str, &[&str]); 5] = [
+const KEY_HOMES: [(&str, &[&str]); 6] = [
     ("[queue]", QUEUE_KEYS),
     ("[claims]", CLAIMS_KEYS),
     ("[[subsystem]]", SUBSYSTEM_KEYS),
     ("[worktrees]", WORKTREES_KEYS),
+    ("[commands]", COMMANDS_KEYS),
     ("[github]", GITHUB_KEYS),
 ];
 

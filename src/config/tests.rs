@@ -315,7 +315,7 @@ fn all_problems_at_once() {
         &[
             "sy.toml:1:8: `base` \"a..b\" is not a valid branch name",
             "sy.toml:2:10: `remote` \"bad remote\" is not a valid remote name",
-            "sy.toml:3:1: unknown key `wat` in the top level (known keys: base, remote, queue, subsystem, claims, worktrees, github)",
+            "sy.toml:3:1: unknown key `wat` in the top level (known keys: base, remote, queue, subsystem, claims, worktrees, commands, github)",
             "sy.toml:5:8: invalid subsystem name \"x y\": use 1 to 64 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit",
             "sy.toml:6:10: invalid glob \"[\": unclosed character class; missing ']'",
             "sy.toml:7:15: `depends_on` names unknown subsystem \"ghost\"",

@@ -13,8 +13,8 @@ use toml::Spanned;
 
 use super::raw::{OneOrList, Raw, Str, StrList};
 use super::{
-    Approval, Approver, Claims, Config, Context, Github, Queue, Subsystem, VerifyOn, Webhook,
-    Worktrees, normalize,
+    Approval, Approver, Claims, Commands, Config, Context, Github, Queue, Subsystem, VerifyOn,
+    Webhook, Worktrees, normalize,
 };
 use crate::diagnostic::{Diagnostic, Location};
 use crate::model::{SubsystemName, is_valid_branch_name};
@@ -167,6 +167,7 @@ pub(crate) fn validate(
     };
     let worktrees = worktrees(&mut v, raw.worktrees.unwrap_or_default(), ctx);
     let github = raw.github.map(|g| github(&mut v, g));
+    let commands = commands(&mut v, raw.commands.unwrap_or_default(), github.as_ref());
     // GitHub's side of a task lives on the remote its PRs come from.
     let remote = remote.or_else(|| {
         (github.is_some() && raw.remote.is_none()).then(|| DEFAULT_GITHUB_REMOTE.to_owned())
@@ -190,9 +191,62 @@ pub(crate) fn validate(
         subsystems,
         claims,
         worktrees,
+        commands,
         github,
         ownership,
     }
+}
+
+/// `[commands]`: the variables verify and setup may see, and the user they run as.
+fn commands(
+    v: &mut Validator<'_>,
+    raw: super::raw::RawCommands,
+    github: Option<&Github>,
+) -> Commands {
+    let secrets: Vec<&str> = github
+        .map(|g| {
+            let mut names = vec![g.token_env.as_str()];
+            names.extend(g.webhook.as_ref().map(|w| w.secret_env.as_str()));
+            names
+        })
+        .unwrap_or_default();
+    let mut env = Vec::new();
+    for name in raw.env.iter().flat_map(|l| l.get_ref()) {
+        let n = name.get_ref();
+        if !is_env_name(n) {
+            v.error(
+                name.span(),
+                format!(
+                    "`env` entry {n:?} must be an environment variable name, like \"DATABASE_URL\""
+                ),
+            );
+        } else if secrets.contains(&n.as_str()) {
+            v.error(
+                name.span(),
+                format!("`env` must not pass {n} to commands: it holds a secret of [github]"),
+            );
+        } else {
+            env.push(n.clone());
+        }
+    }
+    let run_as = raw.run_as.and_then(|user| {
+        let u = user.get_ref();
+        let valid = !u.is_empty()
+            && u.len() <= 32
+            && u.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            && !u.starts_with('-');
+        if valid {
+            Some(u.clone())
+        } else {
+            v.error(
+                user.span(),
+                format!("`run_as` {u:?} must be a user name, like \"switchyard-ci\""),
+            );
+            None
+        }
+    });
+    Commands { env, run_as }
 }
 
 fn subsystems(

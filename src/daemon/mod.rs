@@ -7,6 +7,7 @@
 //! to signals and a test could stop it at will.
 
 mod github;
+pub mod harden;
 mod http;
 mod integrate;
 mod serve;
@@ -28,7 +29,6 @@ use tracing::{info, warn};
 use crate::client::{socket_path, state_dir};
 use crate::config::Config;
 use crate::git::{self, RepoLocation};
-use crate::gitcli;
 use crate::store::Ledger;
 use crate::worktree::{self, Worktrees};
 
@@ -64,8 +64,11 @@ pub enum DaemonError {
 pub struct Options {
     pub repo: RepoLocation,
     pub config: Config,
-    /// The process environment, for the commands the daemon runs (secrets are removed).
+    /// The daemon's environment: commands get an allowlist of it (`command::base_env`).
     pub env: Vec<(String, String)>,
+    /// The secrets the config names (the GitHub token, the webhook secret), by variable
+    /// name: kept in memory, never in an environment.
+    pub secrets: Vec<(String, String)>,
     /// Test-only: abort the process right after the Nth recorded integration step.
     pub abort_after_steps: Option<u32>,
     /// Begin a new ledger, archiving what is there (`switchyard daemon --new-ledger`).
@@ -119,17 +122,16 @@ pub async fn run(
     let worktrees = Worktrees::new(main_root.clone(), root);
     worktree::exclude_env_file(&opts.repo.common_dir)
         .map_err(|e| setup("cannot set up info/exclude", &e))?;
-    let github = match &opts.config.github {
-        Some(settings) => Some(connect_github(settings, &opts.config, &opts.env).await?),
+    let run_as = match &opts.config.commands.run_as {
+        Some(name) => Some(crate::command::RunAs::lookup(name).map_err(DaemonError::Setup)?),
         None => None,
     };
-    if let Some(gh) = &opts.config.github {
-        let mut secrets = vec![gh.token_env.clone()];
-        secrets.extend(gh.webhook.as_ref().map(|w| w.secret_env.clone()));
-        gitcli::keep_secrets_from_git(secrets);
-    }
+    let github = match &opts.config.github {
+        Some(settings) => Some(connect_github(settings, &opts.config, &opts.secrets).await?),
+        None => None,
+    };
     let hook_secret = match opts.config.github.as_ref().and_then(|g| g.webhook.as_ref()) {
-        Some(w) => Some((w.listen, env_value(&opts.env, &w.secret_env).ok_or_else(|| {
+        Some(w) => Some((w.listen, env_value(&opts.secrets, &w.secret_env).ok_or_else(|| {
             DaemonError::Setup(format!(
                 "the webhook secret is missing: set the environment variable {} ([github] webhook_secret_env)",
                 w.secret_env
@@ -177,7 +179,8 @@ pub async fn run(
             dir.join("logs"),
             opts.abort_after_steps,
         )
-        .with_github(github),
+        .with_github(github)
+        .with_run_as(run_as),
     );
     info!(repo = %main_root.display(), root = %service.worktrees.root.display(), "reconciling worktrees with the ledger");
     {
@@ -519,9 +522,9 @@ async fn pool_filler(
 async fn connect_github(
     settings: &crate::config::Github,
     config: &Config,
-    env: &[(String, String)],
+    secrets: &[(String, String)],
 ) -> Result<github::Hub, DaemonError> {
-    let token = env_value(env, &settings.token_env).ok_or_else(|| {
+    let token = env_value(secrets, &settings.token_env).ok_or_else(|| {
         DaemonError::Setup(format!(
             "the GitHub token is missing: set the environment variable {} ([github] token_env), or remove [github] to work locally",
             settings.token_env
@@ -545,7 +548,7 @@ async fn connect_github(
     ))
 }
 
-/// A variable's value from the daemon's environment; empty counts as unset.
+/// A secret's value by its variable's name; empty counts as unset.
 fn env_value(env: &[(String, String)], name: &str) -> Option<String> {
     env.iter()
         .find(|(k, _)| k == name)

@@ -108,8 +108,11 @@ pub struct Service {
     pub config: Config,
     pub repo: RepoLocation,
     pub worktrees: Worktrees,
-    /// The environment for setup and verify commands: the daemon's, without secrets.
+    /// The environment for setup and verify commands: an allowlist of the daemon's
+    /// (`command::base_env`), never the whole of it.
     pub(super) env: Vec<(String, String)>,
+    /// `[commands] run_as`, looked up at start.
+    pub(super) run_as: Option<command::RunAs>,
     caps: Caps,
     pub(super) logs: PathBuf,
     pub started_at: Timestamp,
@@ -139,14 +142,7 @@ impl Service {
         logs: PathBuf,
         abort_after_steps: Option<u32>,
     ) -> Service {
-        let mut secrets = Vec::new();
-        if let Some(gh) = &config.github {
-            secrets.push(gh.token_env.as_str());
-            if let Some(w) = &gh.webhook {
-                secrets.push(w.secret_env.as_str());
-            }
-        }
-        let env = command::clean_env(&env, &secrets);
+        let env = command::base_env(&env, &config.commands.env);
         let caps = Caps::from_config(&config);
         Service {
             ledger: Mutex::new(ledger),
@@ -164,7 +160,14 @@ impl Service {
             steps: std::sync::atomic::AtomicU32::new(0),
             abort_after_steps,
             github: None,
+            run_as: None,
         }
+    }
+
+    /// Commands run as this user (`[commands] run_as`).
+    pub(super) fn with_run_as(mut self, run_as: Option<command::RunAs>) -> Service {
+        self.run_as = run_as;
+        self
     }
 
     /// The GitHub side, when `[github]` is configured.
@@ -797,6 +800,7 @@ impl Service {
             .join(who)
             .join(format!("setup-{}.log", Timestamp::now().0));
         info!(command = setup, log = %log.display(), "running setup");
+        self.hand_over(dir)?;
         command::run(
             &command::Spec {
                 command: setup,
@@ -805,10 +809,20 @@ impl Service {
                 timeout: self.config.worktrees.setup_timeout,
                 log: &log,
                 groups: Some(&self.running_dir()),
+                run_as: self.run_as.as_ref(),
             },
             &self.stopping,
         )
         .map_err(|e| ApiError::internal(format!("cannot run setup: {e}")))
+    }
+
+    /// With `[commands] run_as`, the worktree a command runs in becomes that user's, so
+    /// the command can build and write in it.
+    pub(super) fn hand_over(&self, dir: &Path) -> Result<()> {
+        match &self.run_as {
+            Some(user) => worktree::give_to(dir, user.uid, user.gid).map_err(ApiError::from),
+            None => Ok(()),
+        }
     }
 
     /// Tops the pool up to its configured size, one worktree at a time, until full or

@@ -649,7 +649,8 @@ fn a_missing_worktree_is_restored_from_its_branch_on_restart() {
 fn setup_runs_with_the_task_environment_and_without_secrets() {
     let repo = capped_repo(
         "copy = [\".env\", \"config/local.toml\", \"absent.txt\"]\n\
-         setup = \"env > setup-env.txt; test -f .env\"\nsetup_timeout = \"30s\"\n",
+         setup = \"env > setup-env.txt; test -f .env\"\nsetup_timeout = \"30s\"\n\
+         [commands]\nenv = [\"KEEP_ME\"]\n",
     );
     // Files to copy are local, untracked ones; the env output is ignored by the repo.
     repo.file(".gitignore", ".env\nconfig/local.toml\nsetup-env.txt\n");
@@ -660,6 +661,7 @@ fn setup_runs_with_the_task_environment_and_without_secrets() {
         .try_start_daemon_with(&[
             ("GITHUB_TOKEN", "ghp_secret"),
             ("AWS_SECRET_ACCESS_KEY", "s3cr3t"),
+            ("DB_PWD", "hunter2"),
             ("KEEP_ME", "yes"),
         ])
         .unwrap();
@@ -688,7 +690,7 @@ fn setup_runs_with_the_task_environment_and_without_secrets() {
     let env = std::fs::read_to_string(wt.join("setup-env.txt")).unwrap();
     assert!(env.contains("KEEP_ME=yes"), "{env}");
     assert!(
-        !env.contains("ghp_secret") && !env.contains("s3cr3t"),
+        !env.contains("ghp_secret") && !env.contains("s3cr3t") && !env.contains("hunter2"),
         "secrets leaked: {env}"
     );
     assert_eq!(git_in(&wt, &["status", "--porcelain"]), "");

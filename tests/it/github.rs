@@ -151,17 +151,28 @@ impl Setup {
     }
 
     /// The checks every test ends with: Prism accepted all traffic, and the token never
-    /// reached a log or the ledger.
+    /// reached a log, a command's log, the ledger (its file and its write-ahead log, read
+    /// while the daemon still runs, so nothing is checkpointed away) or the daemon's
+    /// environment.
     fn finish(self, daemon: Daemon) {
         let log = daemon.log_text();
-        drop(daemon);
         assert!(!log.contains(&self.gh.token), "the token reached the log");
-        let ledger = self.repo.root.join(".git/switchyard/ledger.db");
-        let bytes = std::fs::read(ledger).unwrap_or_default();
         assert!(
-            !String::from_utf8_lossy(&bytes).contains(&self.gh.token),
+            !crate::support::ledger_bytes(&self.repo).contains(&self.gh.token),
             "the token reached the ledger"
         );
+        let logs = crate::support::all_text_under(&self.repo.root.join(".git/switchyard/logs"));
+        assert!(
+            !logs.contains(&self.gh.token),
+            "the token reached a command's log"
+        );
+        if let Ok(environ) = std::fs::read(format!("/proc/{}/environ", daemon.pid)) {
+            assert!(
+                !String::from_utf8_lossy(&environ).contains(&self.gh.token),
+                "the token stayed in the daemon's environment"
+            );
+        }
+        drop(daemon);
         for pr in self.gh.pulls() {
             assert!(
                 !pr.body.contains(&self.gh.token),

@@ -500,3 +500,157 @@ fn errors_keep_their_shape_and_clients_never_hang() {
     repo.run_env(&[("SWITCHYARD_TIMEOUT", "soon")], ["task", "list"])
         .refused(2, "SWITCHYARD_TIMEOUT: invalid duration \"soon\"");
 }
+
+const SECRETS: [(&str, &str); 4] = [
+    ("OPENAI_KEY", "sk-live-abc123"),
+    ("DB_PWD", "hunter2-pwd"),
+    ("GH_PAT", "ghp_pat0123456789"),
+    ("AWS_SECRET_ACCESS_KEY", "aws-s3cr3t"),
+];
+
+/// Verify runs code from a submitted branch: it must not reach a secret of the daemon,
+/// neither in its own environment nor by walking up to the daemon's /proc files.
+#[test]
+fn verify_and_setup_cannot_read_the_daemons_secrets() {
+    let repo = TestRepo::new();
+    let out = repo.tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    // The probe walks up its ancestors to the daemon and tries to read its environment.
+    let probe = format!(
+        "env > {o}/$1-env.txt; p=$PPID; while [ \\\"$(cat /proc/$p/comm)\\\" != switchyard ]; do p=$(cut -d\\\" \\\" -f4 /proc/$p/stat); done; echo $p > {o}/$1-daemon-pid.txt; cat /proc/$p/environ > {o}/$1-parent.txt 2> {o}/$1-parent-error.txt; echo $? > {o}/$1-parent-status.txt; head -c 1 /proc/$p/mem > /dev/null 2> {o}/$1-mem-error.txt; true",
+        o = out.display()
+    );
+    repo.files(&["api/app.py"])
+        .config(&format!(
+            "[queue]\nverify = [\"sh -c '{probe}' _ verify\"]\n\
+             [[subsystem]]\nname = \"api\"\npaths = [\"api/\"]\n\
+             [worktrees]\npool = 0\nsetup = \"sh -c '{probe}' _ setup\"\n\
+             [commands]\nenv = [\"MY_SETTING\"]\n"
+        ))
+        .commit("init");
+    let mut env: Vec<(&str, &str)> = SECRETS.to_vec();
+    env.push(("MY_SETTING", "visible"));
+    let daemon = repo.try_start_daemon_with(&env).unwrap();
+    let id = add(&repo, "Api", &["api"]);
+    let claimed = claim(&repo, Some(&id), "ann");
+    let wt = std::path::PathBuf::from(claimed["worktree"].as_str().unwrap());
+    commit_in(&wt, "work", &[("api/app.py", "v2\n")]);
+    repo.run(["submit", &id, "--agent", "ann"]).expect(0);
+    eventually(60, "the task to land", || {
+        show(&repo, &id)["state"] == "merged"
+    });
+
+    for who in ["setup", "verify"] {
+        let read = |f: &str| std::fs::read_to_string(out.join(format!("{who}-{f}"))).unwrap();
+        let own = read("env.txt");
+        assert!(own.contains("MY_SETTING=visible"), "{who}: {own}");
+        assert!(
+            own.contains(&format!("SWITCHYARD_TASK={id}")),
+            "{who}: {own}"
+        );
+        assert_eq!(
+            read("daemon-pid.txt").trim(),
+            daemon.pid.to_string(),
+            "{who} found the daemon"
+        );
+        let parent = read("parent.txt");
+        let status = read("parent-status.txt");
+        let error = read("parent-error.txt");
+        for (name, value) in SECRETS {
+            assert!(!own.contains(value), "{who} got {name} in its environment");
+            assert!(!parent.contains(value), "{who} read {name} from the daemon");
+        }
+        // Its memory, where the secrets are, is closed: the daemon is not dumpable and,
+        // as root, the command lacks CAP_SYS_PTRACE. ("cannot open", not a read error.)
+        let mem = read("mem-error.txt");
+        assert!(
+            mem.contains("cannot open") && mem.contains("Permission denied"),
+            "{who}: {mem}"
+        );
+        // Its environment holds no secret (above); for a user other than root it is
+        // closed too (root keeps the right to read it on this kernel).
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            assert_ne!(
+                status.trim(),
+                "0",
+                "{who} could read /proc/<daemon>/environ"
+            );
+            assert!(error.contains("Permission denied"), "{who}: {error}");
+        }
+    }
+    // By construction: the daemon's own environment holds none of them (readable here
+    // only with CAP_SYS_PTRACE, that is as root).
+    if let Ok(environ) = std::fs::read(format!("/proc/{}/environ", daemon.pid)) {
+        let environ = String::from_utf8_lossy(&environ);
+        for (name, value) in SECRETS {
+            assert!(
+                !environ.contains(value),
+                "the daemon kept {name} in its environment"
+            );
+        }
+        assert!(environ.contains("MY_SETTING=visible"), "{environ}");
+    }
+    let ledger = ledger_bytes(&repo);
+    let logs = all_text_under(&repo.root.join(".git/switchyard/logs"));
+    let log = daemon.log_text();
+    for (name, value) in SECRETS {
+        for (place, text) in [
+            ("ledger", &ledger),
+            ("command logs", &logs),
+            ("daemon log", &log),
+        ] {
+            assert!(!text.contains(value), "{name} reached the {place}");
+        }
+    }
+}
+
+/// `[commands] run_as`: as root, verify runs as that user and can build in its
+/// worktree; as anyone else, the daemon says it needs root.
+#[test]
+fn commands_run_as_another_user_when_asked() {
+    let repo = TestRepo::new();
+    let out = repo.tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    repo.files(&["api/app.py"])
+        .config(&format!(
+            "[queue]\nverify = [\"id -u > {o}/uid; echo $HOME > {o}/home; touch built.txt\"]\n\
+             [[subsystem]]\nname = \"api\"\npaths = [\"api/\"]\n\
+             [commands]\nrun_as = \"nobody\"\n",
+            o = out.display()
+        ))
+        .commit("init");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        repo.run(["daemon"]).refused(
+            1,
+            "[commands] run_as = \"nobody\" needs the daemon to run as root",
+        );
+        return;
+    }
+    // The worktrees live under the test's temporary directory, which `nobody` must be
+    // able to enter.
+    std::fs::set_permissions(
+        repo.tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let _daemon = repo.start_daemon();
+    let id = add(&repo, "Api", &["api"]);
+    let claimed = claim(&repo, Some(&id), "ann");
+    let wt = std::path::PathBuf::from(claimed["worktree"].as_str().unwrap());
+    commit_in(&wt, "work", &[("api/app.py", "v2\n")]);
+    repo.run(["submit", &id, "--agent", "ann"]).expect(0);
+    eventually(60, "the task to land", || {
+        show(&repo, &id)["state"] == "merged"
+    });
+    assert_eq!(
+        std::fs::read_to_string(out.join("uid")).unwrap().trim(),
+        "65534"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("home")).unwrap().trim(),
+        "/nonexistent"
+    );
+}

@@ -697,6 +697,14 @@ fn crashes_at_every_step_never_land_anything_twice_or_unverified() {
             None => "random SIGKILLs".to_owned(),
         };
         let repo = queue_repo("");
+        // Verify waits for a gate, so the first daemon (killed once the tasks are in)
+        // integrates nothing: every integration step happens under the crashes.
+        let text = std::fs::read_to_string(repo.root.join("switchyard.toml")).unwrap();
+        repo.config(&text.replace(
+            "verify = [\"./check.sh\"]",
+            "verify = [\"while [ ! -f \\\"$HOME/go\\\" ]; do sleep 0.05; done; ./check.sh\"]",
+        ));
+        repo.commit("gate verify");
         repo.git(&["checkout", "-q", "--detach"]);
         let start = repo.git(&["rev-parse", "main"]).trim().to_owned();
         let mut ids = Vec::new();
@@ -723,6 +731,7 @@ fn crashes_at_every_step_never_land_anything_twice_or_unverified() {
             // Down in the middle of whatever it was doing.
             first.kill9();
         }
+        std::fs::write(repo.home().join("go"), "").unwrap();
         let n = abort_after.map(|n| n.to_string()).unwrap_or_default();
         let env: Vec<(&str, &str)> = match abort_after {
             Some(_) => vec![("SWITCHYARD_TEST_ABORT_AFTER_STEPS", n.as_str())],
@@ -730,6 +739,7 @@ fn crashes_at_every_step_never_land_anything_twice_or_unverified() {
         };
         let mut delay_ms = 37u64;
         let mut restarts = 0;
+        let mut crashes = 0;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
         let drained = || -> bool {
             if std::time::Instant::now() > deadline {
@@ -754,6 +764,23 @@ fn crashes_at_every_step_never_land_anything_twice_or_unverified() {
                     }
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
+                // A daemon that exited must have been aborted by the hook, nothing else.
+                if let Some(status) = daemon.child.try_wait().unwrap() {
+                    use std::os::unix::process::ExitStatusExt;
+                    assert_eq!(
+                        status.signal(),
+                        Some(libc::SIGABRT),
+                        "{what}: the daemon exited with {status}, not by the hook:\n{}",
+                        daemon.log_text()
+                    );
+                    assert!(
+                        daemon
+                            .log_text()
+                            .contains("test hook: aborting the process now"),
+                        "{what}"
+                    );
+                    crashes += 1;
+                }
             } else {
                 // Killed after a varying time that grows, so the run always finishes,
                 // also on a loaded machine where a verify takes a second.
@@ -764,6 +791,9 @@ fn crashes_at_every_step_never_land_anything_twice_or_unverified() {
             ids.iter()
                 .all(|id| ["merged", "returned"].contains(&state_offline(&repo, id).as_str()))
         });
+        if abort_after.is_some() {
+            assert!(crashes >= 1, "{what}: the hook never crashed the daemon");
+        }
         let _daemon = repo.start_daemon();
         let merged: Vec<&String> = ids
             .iter()

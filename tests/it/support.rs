@@ -441,3 +441,35 @@ pub fn raw_post(repo: &TestRepo, path: &str, body: &str) -> String {
         .as_bytes(),
     )
 }
+
+/// Everything the ledger holds on disk, as text: the database file and its write-ahead
+/// log, where the newest writes sit until a checkpoint. A string that is in neither was
+/// never written to the ledger.
+pub fn ledger_bytes(repo: &TestRepo) -> String {
+    let dir = repo.root.join(".git/switchyard");
+    let mut all = Vec::new();
+    for f in ["ledger.db", "ledger.db-wal"] {
+        all.extend(std::fs::read(dir.join(f)).unwrap_or_default());
+    }
+    assert!(!all.is_empty(), "no ledger at {}", dir.display());
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+/// Every file under `dir`, read as text and joined (logs, say).
+pub fn all_text_under(dir: &Path) -> String {
+    let mut out = String::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push_str(&String::from_utf8_lossy(
+                    &std::fs::read(&p).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    out
+}

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -238,7 +238,11 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
     unsafe {
         command.pre_exec(drop_ptrace_capability);
     }
+    // Every process the command starts inherits this mark, whatever it does with
+    // sessions and process groups, so all of them can be found and stopped.
+    let marker = new_marker();
     let mut env = spec.env.to_vec();
+    env.push((MARKER.to_owned(), marker.clone()));
     if let Some(user) = spec.run_as {
         user.apply(&mut env);
         command.uid(user.uid).gid(user.gid);
@@ -258,7 +262,7 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
     let noted = spec.groups.map(|dir| dir.join(pgid.to_string()));
     if let Some(note) = &noted {
         let _ = std::fs::create_dir_all(spec.groups.expect("noted"));
-        let _ = std::fs::write(note, spec.command);
+        let _ = std::fs::write(note, format!("{marker}\n{}", spec.command));
     }
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let readers: Vec<_> = [
@@ -314,10 +318,10 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
         }
         std::thread::sleep(POLL);
     };
-    // Whatever the command left running in its group goes too, so the pipes close. A
-    // process that left the group (setsid) may keep them open: its output is not waited
-    // for beyond a short grace period.
+    // Whatever the command left running goes too, in its group or out of it (setsid,
+    // double forks, nohup), so nothing outlives it and the pipes close.
     kill_group(pgid);
+    let stragglers = kill_marked(&marker);
     drop(done_tx);
     let grace = Instant::now() + READER_GRACE;
     let mut finished_readers = 0;
@@ -335,7 +339,7 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
     let duration = start.elapsed();
     log.lock()
         .map_err(|_| std::io::Error::other("log lock poisoned"))?
-        .finish(outcome, spec.timeout)?;
+        .finish(outcome, spec.timeout, stragglers)?;
     Ok(Finished {
         command: spec.command.to_owned(),
         outcome,
@@ -345,44 +349,92 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
     })
 }
 
-/// Stops what commands of a crashed daemon left running: the process groups noted in
-/// `dir`, but only processes in them that carry switchyard's environment (a recycled
-/// group id must not take an unrelated process with it). Returns the pids stopped.
+/// The variable that marks every process of one command run.
+pub const MARKER: &str = "SWITCHYARD_RUN";
+
+/// A mark no other run shares: this process, its start, a counter.
+fn new_marker() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{}-{since}-{n}", std::process::id())
+}
+
+/// Kills every process whose environment carries `marker`, again until none is left
+/// (a process may fork while it is being killed), for at most two seconds. Returns how
+/// many it killed. A process that threw its whole environment away (`env -i`) escapes
+/// this; nothing in it came from switchyard then.
+fn kill_marked(marker: &str) -> usize {
+    let needle = format!("{MARKER}={marker}");
+    let me = std::process::id() as i32;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut killed = std::collections::HashSet::new();
+    loop {
+        let found: Vec<i32> = processes()
+            .filter(|pid| *pid != me)
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
+            })
+            .collect();
+        let alive: Vec<i32> = found.into_iter().filter(|pid| !is_zombie(*pid)).collect();
+        if alive.is_empty() || Instant::now() > deadline {
+            return killed.len();
+        }
+        for pid in alive {
+            // SAFETY: kill(2) on a pid whose environment carries our mark.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            killed.insert(pid);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The pids in /proc.
+fn processes() -> impl Iterator<Item = i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+}
+
+/// A dead process waiting to be reaped by its parent: nothing left to kill.
+fn is_zombie(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    matches!(
+        stat.rsplit(") ")
+            .next()
+            .and_then(|rest| rest.chars().next()),
+        Some('Z' | 'X') | None
+    )
+}
+
+/// Stops what commands of a crashed daemon left running: every process carrying the
+/// mark of a run noted in `dir`. Returns the pids stopped.
 pub fn kill_leftovers(dir: &Path) -> Vec<i32> {
     let mut killed = Vec::new();
     for note in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let Some(pgid) = note
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        for proc_entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = proc_entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            let stat = std::fs::read_to_string(proc_entry.path().join("stat")).unwrap_or_default();
-            // Fields after the command name: state, ppid, pgrp, ...
-            let pgrp = stat
-                .rsplit(") ")
-                .next()
-                .and_then(|rest| rest.split(' ').nth(2))
-                .and_then(|g| g.parse::<i32>().ok());
-            let ours = std::fs::read(proc_entry.path().join("environ")).is_ok_and(|env| {
-                env.split(|b| *b == 0)
-                    .any(|kv| kv.starts_with(b"SWITCHYARD_WORKTREE="))
-            });
-            if pgrp == Some(pgid) && ours {
-                // SAFETY: kill(2) on a pid we just identified; no memory effects here.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
+        let text = std::fs::read_to_string(note.path()).unwrap_or_default();
+        let marker = text.lines().next().unwrap_or_default();
+        // Notes are `<marker>\n<command>`; a marker has three dash-separated parts.
+        if marker.split('-').count() == 3 {
+            let needle = format!("{MARKER}={marker}");
+            for pid in processes() {
+                let ours = std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()));
+                if ours && !is_zombie(pid) {
+                    // SAFETY: kill(2) on a pid carrying the mark of a dead daemon's run.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                    killed.push(pid);
                 }
-                killed.push(pid);
             }
         }
         let _ = std::fs::remove_file(note.path());
@@ -414,7 +466,18 @@ impl CappedLog {
         self.dropped += (bytes.len() - keep) as u64;
     }
 
-    fn finish(&mut self, outcome: Outcome, timeout: Duration) -> std::io::Result<()> {
+    fn finish(
+        &mut self,
+        outcome: Outcome,
+        timeout: Duration,
+        stragglers: usize,
+    ) -> std::io::Result<()> {
+        if stragglers > 0 {
+            writeln!(
+                self.file,
+                "\n[switchyard: stopped {stragglers} process(es) the command left running]"
+            )?;
+        }
         if self.dropped > 0 {
             writeln!(
                 self.file,
@@ -551,16 +614,59 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_process_escaping_the_group_does_not_hold_up_the_result() {
-        let started = std::time::Instant::now();
-        let (_d, f) = run_sh("setsid sleep 8 & exit 0", Duration::from_secs(5));
-        assert!(f.succeeded());
+    /// Dead means gone, or a zombie waiting for whoever adopted it to reap it.
+    fn assert_dead(dir: &Path, pid_file: &str) {
+        let pid: i32 = std::fs::read_to_string(dir.join(pid_file))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         assert!(
-            started.elapsed() < Duration::from_secs(5),
+            is_zombie(pid),
+            "{pid_file}: process {pid} outlived its command"
+        );
+    }
+
+    #[test]
+    fn nothing_a_command_starts_outlives_it() {
+        let started = std::time::Instant::now();
+        // Its own session, a double fork into another session, a new process group,
+        // nohup: all escape the process group; none escapes the command.
+        let (dir, f) = run_sh(
+            "setsid sh -c 'echo $$ > a.pid; exec sleep 30' & \
+             (setsid sh -c 'echo $$ > b.pid; exec sleep 31' &) ; \
+             nohup sh -c 'echo $$ > c.pid; exec sleep 32' > /dev/null 2>&1 & \
+             perl -e 'setpgrp(0,0); open(F, \">d.pid\"); print F $$; close F; sleep 33' & \
+             while [ ! -s a.pid ] || [ ! -s b.pid ] || [ ! -s c.pid ] || [ ! -s d.pid ]; do sleep 0.01; done; exit 0",
+            Duration::from_secs(20),
+        );
+        assert!(f.succeeded(), "{:?}", f.tail);
+        for p in ["a.pid", "b.pid", "c.pid", "d.pid"] {
+            assert_dead(dir.path(), p);
+        }
+        assert!(
+            f.tail
+                .last()
+                .unwrap()
+                .contains("stopped 4 process(es) the command left running"),
+            "{:?}",
+            f.tail
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[test]
+    fn nothing_outlives_a_timeout_either() {
+        let (dir, f) = run_sh(
+            "setsid sh -c 'echo $$ > e.pid; exec sleep 30' & sleep 30",
+            Duration::from_millis(500),
+        );
+        assert_eq!(f.outcome, Outcome::TimedOut);
+        assert_dead(dir.path(), "e.pid");
     }
 
     #[test]

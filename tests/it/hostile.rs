@@ -654,3 +654,67 @@ fn commands_run_as_another_user_when_asked() {
         "/nonexistent"
     );
 }
+
+/// A verify that leaves a process in a session of its own: the process ends when the
+/// daemon stops cleanly, and one left by a killed daemon ends at the next start.
+#[test]
+fn processes_started_by_verify_never_outlive_it() {
+    let repo = TestRepo::new();
+    let out = repo.tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    repo.files(&["api/app.py"])
+        .config(&format!(
+            "[queue]\nverify = [\"setsid sh -c 'echo $$ > {o}/leak-$SWITCHYARD_TASK.pid; exec sleep 300' & touch {o}/started-$SWITCHYARD_TASK; while [ ! -f {o}/never ]; do sleep 0.05; done\"]\n\
+             [[subsystem]]\nname = \"api\"\npaths = [\"api/\"]\n",
+            o = out.display()
+        ))
+        .commit("init");
+    let alive = |pid: i32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        !matches!(
+            stat.rsplit(") ").next().and_then(|r| r.chars().next()),
+            Some('Z') | None
+        )
+    };
+    let leak = |id: &str| -> i32 {
+        let file = out.join(format!("leak-{id}.pid"));
+        eventually(30, "the leaked process to start", || {
+            std::fs::read_to_string(&file).is_ok_and(|t| t.ends_with('\n'))
+        });
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+
+    // A clean stop cancels verify and everything it started.
+    let daemon = repo.start_daemon();
+    let id = add(&repo, "Api", &["api"]);
+    let claimed = claim(&repo, Some(&id), "ann");
+    let wt = std::path::PathBuf::from(claimed["worktree"].as_str().unwrap());
+    commit_in(&wt, "work", &[("api/app.py", "v2\n")]);
+    repo.run(["submit", &id, "--agent", "ann"]).expect(0);
+    let first = leak(&id);
+    assert!(alive(first));
+    daemon.stop();
+    assert!(!alive(first), "a clean stop left {first} running");
+
+    // kill -9: the daemon cannot clean up; the next start does.
+    std::fs::remove_file(out.join(format!("leak-{id}.pid"))).unwrap();
+    let daemon = repo.start_daemon();
+    let second = leak(&id);
+    daemon.kill9();
+    assert!(alive(second), "the crash itself should not have stopped it");
+    let daemon = repo.start_daemon();
+    eventually(30, "the restart to stop the leftover", || !alive(second));
+    assert!(
+        daemon
+            .log_text()
+            .contains("stopped a process a command of the last daemon left running"),
+        "{}",
+        daemon.log_text()
+    );
+    // The restarted verify leaks again; a clean stop takes it along.
+    daemon.stop();
+}

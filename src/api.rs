@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Event, Task, TaskId, TaskState, Timestamp};
+use crate::model::{Event, Pause, QueueEvent, Task, TaskId, TaskState, Timestamp};
 
 /// Every request carries the client's version; the daemon refuses another version's.
 pub const VERSION_HEADER: &str = "x-switchyard-version";
@@ -132,6 +132,23 @@ pub struct QueueEntry {
     pub waiting_for: String,
 }
 
+/// `POST /v1/resume`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Resume {
+    /// The person resuming the queue.
+    pub by: String,
+}
+
+/// The reply to a resume: the base the queue goes on from, and the pause it ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Resumed {
+    pub base: String,
+    pub was: Pause,
+}
+
+/// `GET /v1/events`: the queue's own events, oldest first.
+pub type QueueEvents = Vec<QueueEvent>;
+
 /// `GET /v1/status`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {
@@ -142,6 +159,9 @@ pub struct Status {
     pub started_at: Timestamp,
     pub tasks: BTreeMap<String, usize>,
     pub pool_ready: usize,
+    /// Why the queue integrates nothing now, when it is paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Pause>,
 }
 
 /// Every error reply: `{"error": {"code", "message"}}`.

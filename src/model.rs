@@ -434,6 +434,9 @@ pub enum EventKind {
     /// A person asked for another integration of the same submitted commit.
     Retried,
     PriorityChanged,
+    /// The task's landed commit is no longer in the base: someone rewound it. The task
+    /// stays merged (it did land); the queue paused.
+    LeftBase,
 }
 
 impl EventKind {
@@ -471,6 +474,7 @@ impl EventKind {
             EventKind::ChangedOnGithub => "changed_on_github",
             EventKind::Retried => "retried",
             EventKind::PriorityChanged => "priority_changed",
+            EventKind::LeftBase => "left_base",
         }
     }
 }
@@ -485,6 +489,49 @@ pub struct Event {
     pub by: Actor,
     /// The task's state after the event, when the event changed it.
     pub state: Option<TaskState>,
+    pub evidence: serde_json::Value,
+}
+
+/// Something that happened to the queue as a whole rather than to one task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueEventKind {
+    /// The base moved forward to commits the daemon did not verify: the queue paused.
+    BaseMovedOutside,
+    /// The base lost commits (rewound or reset by someone else): the queue paused.
+    BaseRewound,
+    /// A person resumed the queue, accepting the base as it is now.
+    Resumed,
+}
+
+impl QueueEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueEventKind::BaseMovedOutside => "base_moved_outside",
+            QueueEventKind::BaseRewound => "base_rewound",
+            QueueEventKind::Resumed => "resumed",
+        }
+    }
+}
+
+/// One event of the queue's own log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEvent {
+    pub at: Timestamp,
+    pub event: QueueEventKind,
+    pub by: Actor,
+    pub evidence: serde_json::Value,
+}
+
+/// Why the queue integrates nothing now, until a person resumes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    pub since: Timestamp,
+    pub by: Actor,
+    /// The event that paused it.
+    pub event: QueueEventKind,
+    /// One line, for people.
+    pub reason: String,
     pub evidence: serde_json::Value,
 }
 

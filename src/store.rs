@@ -16,7 +16,8 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use serde_json::{Value, json};
 
 use crate::model::{
-    Actor, Event, EventKind, SubsystemName, Task, TaskId, TaskState, Timestamp, task_branch,
+    Actor, Event, EventKind, Pause, QueueEvent, QueueEventKind, SubsystemName, Task, TaskId,
+    TaskState, Timestamp, task_branch,
 };
 use crate::scheduler::{self, Blocked, Caps, Load};
 
@@ -156,6 +157,19 @@ CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL  -- JSON
 );
+-- The queue's own events (a base moved by someone else, a pause, a resume): they
+-- belong to no task.
+CREATE TABLE queue_events (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at       INTEGER NOT NULL,
+    kind     TEXT    NOT NULL,
+    actor    TEXT    NOT NULL,  -- JSON, as in events
+    evidence TEXT    NOT NULL   -- JSON object
+);
+CREATE TRIGGER queue_events_are_append_only_u BEFORE UPDATE ON queue_events
+    BEGIN SELECT RAISE(ABORT, 'ledger events are append-only'); END;
+CREATE TRIGGER queue_events_are_append_only_d BEFORE DELETE ON queue_events
+    BEGIN SELECT RAISE(ABORT, 'ledger events are append-only'); END;
 "#,
 ];
 
@@ -358,19 +372,97 @@ impl Ledger {
 
     /// Records a fact about the ledger itself (see the `meta` table).
     pub fn set_meta(&mut self, key: &str, value: &Value) -> Result<()> {
-        self.conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
-            params![key, value.to_string()],
-        )?;
-        Ok(())
+        set_meta(&self.conn, key, Some(value))
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<Value>> {
-        let text: Option<String> = self
+        meta(&self.conn, key)
+    }
+
+    // ---- the base and the queue's pause ---------------------------------------------
+
+    /// The base tip as the lander last left it (or first found it): any other tip is a
+    /// move the daemon did not make.
+    pub fn base_expected(&self) -> Result<Option<String>> {
+        Ok(meta(&self.conn, META_BASE)?.and_then(|v| v["tip"].as_str().map(str::to_owned)))
+    }
+
+    /// Takes `tip` as the base the daemon found, the first time it looks.
+    pub fn adopt_base(&mut self, tip: &str, now: Timestamp) -> Result<()> {
+        set_meta(
+            &self.conn,
+            META_BASE,
+            Some(&json!({"tip": tip, "since": now, "adopted": true})),
+        )
+    }
+
+    pub fn paused(&self) -> Result<Option<Pause>> {
+        Ok(meta(&self.conn, META_PAUSED)?.and_then(|v| serde_json::from_value(v).ok()))
+    }
+
+    /// Pauses the queue, with its event, and notes on each of `affected` (merged tasks
+    /// whose commit left the base) why.
+    pub fn pause(&mut self, pause: &Pause, affected: &[(TaskId, Value)]) -> Result<()> {
+        let tx = self.write()?;
+        append_queue_event(&tx, pause.since, pause.event, &pause.by, &pause.evidence)?;
+        set_meta(&tx, META_PAUSED, Some(&json!(pause)))?;
+        for (id, evidence) in affected {
+            append(
+                &tx,
+                *id,
+                pause.since,
+                EventKind::LeftBase,
+                &Actor::Daemon,
+                None,
+                evidence.clone(),
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A person resumes the paused queue, accepting `tip` as the base.
+    pub fn resume(&mut self, by: &Actor, tip: &str, now: Timestamp) -> Result<Pause> {
+        let tx = self.write()?;
+        let Some(pause) =
+            meta(&tx, META_PAUSED)?.and_then(|v| serde_json::from_value::<Pause>(v).ok())
+        else {
+            return Err(LedgerError::Refused("the queue is not paused".into()));
+        };
+        let was = meta(&tx, META_BASE)?.and_then(|v| v["tip"].as_str().map(str::to_owned));
+        let evidence = json!({"base": tip, "was": was, "paused": pause});
+        append_queue_event(&tx, now, QueueEventKind::Resumed, by, &evidence)?;
+        set_meta(
+            &tx,
+            META_BASE,
+            Some(&json!({"tip": tip, "since": now, "accepted_by": by})),
+        )?;
+        set_meta(&tx, META_PAUSED, None)?;
+        tx.commit()?;
+        Ok(pause)
+    }
+
+    /// The queue's own events, oldest first.
+    pub fn queue_events(&self) -> Result<Vec<QueueEvent>> {
+        let mut stmt = self
             .conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?;
-        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+            .prepare("SELECT at, kind, actor, evidence FROM queue_events ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            let kind: String = r.get(1)?;
+            Ok(QueueEvent {
+                at: Timestamp(r.get(0)?),
+                event: serde_json::from_value(Value::String(kind)).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        1,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })?,
+                by: json_column(r, 2)?,
+                evidence: json_column(r, 3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn migrate(&mut self) -> Result<()> {
@@ -913,6 +1005,20 @@ impl Ledger {
         load_integration(&self.conn, id)
     }
 
+    /// Every integration in progress.
+    pub fn integrations(&self) -> Result<Vec<Integration>> {
+        let ids: Vec<i64> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT task FROM integrations ORDER BY task")?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        ids.into_iter()
+            .filter_map(|id| load_integration(&self.conn, TaskId(id)).transpose())
+            .collect()
+    }
+
     /// Records that an integration reached `step`, with its event.
     pub fn advance(
         &mut self,
@@ -935,6 +1041,16 @@ impl Ledger {
         }
         append(&tx, id, now, kind, &Actor::Daemon, None, evidence)?;
         let integration = load_integration(&tx, id)?.expect("just updated");
+        if step == Step::BaseMoved
+            && let Some(head) = &integration.head
+        {
+            // The lander moved the base: this is the tip it expects from now on.
+            set_meta(
+                &tx,
+                META_BASE,
+                Some(&json!({"tip": head, "since": now, "landed": id})),
+            )?;
+        }
         tx.commit()?;
         Ok(integration)
     }
@@ -1305,6 +1421,47 @@ fn slot_states() -> Vec<TaskState> {
         .into_iter()
         .filter(|s| s.holds_slot())
         .collect()
+}
+
+const META_BASE: &str = "base";
+const META_PAUSED: &str = "paused";
+
+fn meta(conn: &Connection, key: &str) -> Result<Option<Value>> {
+    let text: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?;
+    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+}
+
+/// Sets (or, with `None`, removes) a `meta` entry.
+fn set_meta(conn: &Connection, key: &str, value: Option<&Value>) -> Result<()> {
+    match value {
+        Some(v) => conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![key, v.to_string()],
+        )?,
+        None => conn.execute("DELETE FROM meta WHERE key = ?1", [key])?,
+    };
+    Ok(())
+}
+
+fn append_queue_event(
+    conn: &Connection,
+    at: Timestamp,
+    kind: QueueEventKind,
+    by: &Actor,
+    evidence: &Value,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO queue_events (at, kind, actor, evidence) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            at.0,
+            kind.as_str(),
+            json!(by).to_string(),
+            evidence.to_string()
+        ],
+    )?;
+    Ok(())
 }
 
 /// The newest event of a task, optionally of one kind.

@@ -85,6 +85,7 @@ pub enum Command {
     Reject(decide::RejectArgs),
     Log(task::LogArgs),
     Queue(task::QueueArgs),
+    Resume(task::ResumeArgs),
 }
 
 /// Output streams and the global options every command sees.
@@ -165,6 +166,7 @@ pub fn run(
         Command::Reject(args) => decide::reject(&mut ctx, args),
         Command::Log(args) => task::log(&mut ctx, args),
         Command::Queue(args) => task::queue(&mut ctx, args),
+        Command::Resume(args) => task::resume(&mut ctx, args),
     };
     match result {
         Ok(()) => Exit::Ok,

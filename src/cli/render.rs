@@ -1,7 +1,7 @@
 //! Human-readable text for tasks, events and claims.
 
 use crate::api::{Claimed, QueueEntry, TaskDetail};
-use crate::model::{Actor, Event, Task};
+use crate::model::{Actor, Event, Pause, QueueEvent, Task};
 
 pub fn task_line(t: &Task) -> String {
     let subsystems: Vec<&str> = t.subsystems.iter().map(|s| s.as_str()).collect();
@@ -82,6 +82,25 @@ pub fn task_detail(d: &TaskDetail) -> String {
         out.push_str(&format!("    {}\n", event_line(e)));
     }
     out
+}
+
+/// The line `switchyard queue` starts with while the queue is paused.
+pub fn pause(p: &Pause) -> String {
+    format!(
+        "the queue is paused since {} ({}): {}\n  `switchyard resume --by NAME` accepts the base as it is and goes on; `switchyard log --queue` has the details",
+        p.since,
+        p.event.as_str(),
+        p.reason
+    )
+}
+
+pub fn queue_event_line(e: &QueueEvent) -> String {
+    let by = match &e.by {
+        Actor::Agent(n) => format!("agent {n}"),
+        Actor::Person(n) => n.clone(),
+        Actor::Daemon => "daemon".to_owned(),
+    };
+    format!("{}  {:<18} by {by}  {}", e.at, e.event.as_str(), e.evidence)
 }
 
 pub fn event_line(e: &Event) -> String {

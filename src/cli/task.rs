@@ -1,11 +1,11 @@
-//! `switchyard task add|list|show|cancel`, `switchyard log` and `switchyard queue`:
-//! thin clients of the daemon.
+//! `switchyard task add|list|show|cancel`, `switchyard log`, `switchyard queue` and
+//! `switchyard resume`: thin clients of the daemon.
 
 use clap::Subcommand;
 
 use super::{CliError, Ctx, render};
-use crate::api::{AddTask, Cancel, QueueEntry, TaskDetail};
-use crate::model::{Event, Task, TaskState};
+use crate::api::{AddTask, Cancel, QueueEntry, Resume, Resumed, Status, TaskDetail};
+use crate::model::{Event, QueueEvent, Task, TaskState};
 
 /// Create, list, show or cancel tasks.
 #[derive(Debug, Subcommand)]
@@ -75,6 +75,10 @@ pub struct CancelArgs {
 pub struct LogArgs {
     /// The task (default inside a task's worktree: that task).
     id: Option<String>,
+    /// The queue's own events instead: pauses (a base moved by someone else) and
+    /// resumes.
+    #[arg(long, conflicts_with = "id")]
+    queue: bool,
 }
 
 /// The queue in order, with what each entry waits for.
@@ -165,6 +169,16 @@ fn cancel(ctx: &mut Ctx<'_>, args: CancelArgs) -> Result<(), CliError> {
 
 pub fn log(ctx: &mut Ctx<'_>, args: LogArgs) -> Result<(), CliError> {
     let (repo, client) = ctx.client()?;
+    if args.queue {
+        let events: Vec<QueueEvent> = client.get("/v1/events")?;
+        if ctx.json {
+            return ctx.print_json(&events);
+        }
+        for e in &events {
+            writeln!(ctx.out, "{}", render::queue_event_line(e)).map_err(CliError::output)?;
+        }
+        return Ok(());
+    }
     let id = ctx.task_id(&repo, args.id.as_deref())?;
     let events: Vec<Event> = client.get(&format!("/v1/tasks/{id}/events"))?;
     if ctx.json {
@@ -182,5 +196,34 @@ pub fn queue(ctx: &mut Ctx<'_>, _args: QueueArgs) -> Result<(), CliError> {
     if ctx.json {
         return ctx.print_json(&entries);
     }
+    let status: Status = client.get("/v1/status")?;
+    if let Some(pause) = &status.paused {
+        writeln!(ctx.out, "{}", render::pause(pause)).map_err(CliError::output)?;
+    }
     write!(ctx.out, "{}", render::queue(&entries)).map_err(CliError::output)
+}
+
+/// Resume the queue after it paused: accept the base branch as it is now (say, after
+/// someone moved it by hand) and go on integrating onto it.
+#[derive(Debug, clap::Args)]
+pub struct ResumeArgs {
+    /// Who resumes (default: SWITCHYARD_AGENT, else your user name).
+    #[arg(long)]
+    by: Option<String>,
+}
+
+pub fn resume(ctx: &mut Ctx<'_>, args: ResumeArgs) -> Result<(), CliError> {
+    let by = ctx.person(args.by)?;
+    let (_, client) = ctx.client()?;
+    let resumed: Resumed = client.post("/v1/resume", &Resume { by })?;
+    if ctx.json {
+        return ctx.print_json(&resumed);
+    }
+    writeln!(
+        ctx.out,
+        "the queue goes on from {} (it was paused: {})",
+        &resumed.base[..resumed.base.len().min(10)],
+        resumed.was.reason
+    )
+    .map_err(CliError::output)
 }

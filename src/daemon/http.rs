@@ -41,6 +41,8 @@ pub(super) fn router(state: AppState) -> Router {
         .route("/v1/tasks/{id}/reject", post(reject))
         .route("/v1/claim", post(claim))
         .route("/v1/queue", get(queue))
+        .route("/v1/events", get(queue_events))
+        .route("/v1/resume", post(resume))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -263,4 +265,16 @@ async fn claim(State(s): State<AppState>, bytes: Bytes) -> Reply<api::Claimed> {
 
 async fn queue(State(s): State<AppState>) -> Reply<Vec<api::QueueEntry>> {
     blocking(move || s.service.queue()).await
+}
+
+async fn queue_events(State(s): State<AppState>) -> Reply<api::QueueEvents> {
+    blocking(move || s.service.queue_events()).await
+}
+
+async fn resume(State(s): State<AppState>, bytes: Bytes) -> Reply<api::Resumed> {
+    let req: api::Resume = body(&bytes)?;
+    let service = Arc::clone(&s.service);
+    let reply = blocking(move || service.resume(req)).await;
+    s.queue_wanted.notify_one();
+    reply
 }

@@ -21,7 +21,7 @@ use crate::command;
 use crate::config::VerifyOn;
 use crate::git;
 use crate::gitcli::{self, Replayed};
-use crate::model::{Actor, EventKind, Task, TaskId, TaskState, Timestamp};
+use crate::model::{Actor, EventKind, Pause, QueueEventKind, Task, TaskId, TaskState, Timestamp};
 use crate::queue;
 use crate::store::{Integration, Step};
 use crate::worktree;
@@ -222,8 +222,16 @@ impl Service {
             if self.stopping.load(Ordering::Relaxed) {
                 return Ok(());
             }
+            if self.ledger(|l| l.paused())?.is_some() {
+                return Ok(());
+            }
             let tasks = self.ledger(|l| l.tasks(None))?;
             let Some(&next) = queue::plan(&tasks).first() else {
+                // Idle: a local base is cheap to look at, so a move made behind the
+                // lander's back is caught now, not at the next landing.
+                if self.config.remote.is_none() {
+                    self.base_is_ours(&self.base_tip()?)?;
+                }
                 return Ok(());
             };
             let _span = info_span!("task", task = %next).entered();
@@ -270,6 +278,9 @@ impl Service {
             None => {
                 let task = self.ledger(|l| l.task(id))?;
                 let onto = self.current_base()?;
+                if !self.base_is_ours(&onto)? {
+                    return Ok(());
+                }
                 let tip =
                     match &task.submitted_head {
                         Some(head) => head.clone(),
@@ -535,6 +546,9 @@ impl Service {
             let mut theirs = self.fetch_remote(remote)?;
             if !landed(&theirs)? {
                 if theirs != i.onto {
+                    if !self.base_is_ours(&theirs)? {
+                        return Ok(None);
+                    }
                     return self.start_over(i, &theirs);
                 }
                 // The PR's branch first, so GitHub shows the PR merged once the base
@@ -550,7 +564,9 @@ impl Service {
                 if !pushed {
                     theirs = self.fetch_remote(remote)?;
                     if !landed(&theirs)? {
-                        info!(remote, "the remote moved; integrating again onto its tip");
+                        if !self.base_is_ours(&theirs)? {
+                            return Ok(None);
+                        }
                         return self.start_over(i, &theirs);
                     }
                 }
@@ -577,7 +593,12 @@ impl Service {
         } else {
             let now = self.base_tip()?;
             if !landed(&now)? {
-                info!(now = %short(&now), "the base moved while verifying; integrating again");
+                // Not the lander's doing: the queue pauses. Once a person accepted the
+                // base as it is, the integration starts again onto it.
+                if !self.base_is_ours(&now)? {
+                    return Ok(None);
+                }
+                info!(now = %short(&now), "the base was accepted at another commit; integrating again");
                 return self.start_over(i, &now);
             }
         }
@@ -593,6 +614,134 @@ impl Service {
                 Timestamp::now(),
             )
         })?))
+    }
+
+    /// Whether the base is where the lander left it (or where a person accepted it).
+    /// Any other tip is a move the daemon did not make: a rewind, or commits it never
+    /// verified. That pauses the queue with an event naming the commits, and is never
+    /// taken for a landing. `actual` is the base's tip now (the remote's, with a remote).
+    pub(super) fn base_is_ours(&self, actual: &str) -> Result<bool> {
+        if self.ledger(|l| l.paused())?.is_some() {
+            return Ok(false);
+        }
+        let Some(expected) = self.ledger(|l| l.base_expected())? else {
+            self.ledger(|l| l.adopt_base(actual, Timestamp::now()))?;
+            return Ok(true);
+        };
+        if actual == expected {
+            return Ok(true);
+        }
+        // The lander's own move, made just before a crash and not recorded yet: the
+        // integration still at "verified" onto the expected tip records it, and what
+        // lies beyond its commit is judged right after.
+        let root = &self.repo.main_root;
+        let ours = self.ledger(|l| l.integrations())?.into_iter().any(|i| {
+            i.step == Step::Verified
+                && i.onto == expected
+                && i.head.as_deref().is_some_and(|h| {
+                    h == actual || git::is_ancestor(root, h, actual).unwrap_or(false)
+                })
+        });
+        if ours {
+            return Ok(true);
+        }
+        self.pause_for_base(&expected, actual)?;
+        Ok(false)
+    }
+
+    /// Pauses the queue because the base is at `actual`, not `expected`, naming the
+    /// commits in between; merged tasks whose commits left the base get an event each.
+    fn pause_for_base(&self, expected: &str, actual: &str) -> Result<()> {
+        let root = &self.repo.main_root;
+        let base = &self.config.base;
+        let forward = git::is_ancestor(root, expected, actual)?;
+        let (event, range, reason) = if forward {
+            (
+                QueueEventKind::BaseMovedOutside,
+                format!("{expected}..{actual}"),
+                format!(
+                    "{base} moved from {} to {}, to commits switchyard did not verify",
+                    short(expected),
+                    short(actual)
+                ),
+            )
+        } else {
+            (
+                QueueEventKind::BaseRewound,
+                format!("{actual}..{expected}"),
+                format!(
+                    "{base} was moved back from {} to {}: commits that landed are no longer on it",
+                    short(expected),
+                    short(actual)
+                ),
+            )
+        };
+        let listed = gitcli::git(
+            root,
+            &["log", "--format=%H%x09%s", "--max-count=50", &range],
+        )?;
+        let commits: Vec<serde_json::Value> = listed
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(sha, subject)| json!({"commit": sha, "subject": subject}))
+            .collect();
+        let count = gitcli::git(root, &["rev-list", "--count", &range])?
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(commits.len() as u64);
+        let mut affected = Vec::new();
+        if !forward {
+            let lost: std::collections::HashSet<String> =
+                gitcli::git(root, &["rev-list", "--max-count=10000", &range])?
+                    .lines()
+                    .map(str::to_owned)
+                    .collect();
+            for task in self.ledger(|l| l.tasks(Some(TaskState::Merged)))? {
+                let merged = self.ledger(|l| l.last_event(task.id, EventKind::Merged))?;
+                if let Some(commit) = merged
+                    .as_ref()
+                    .and_then(|e| e.evidence["commit"].as_str())
+                    .filter(|c| lost.contains(*c))
+                {
+                    affected.push((
+                        task.id,
+                        json!({"commit": commit, "base": base, "now": actual}),
+                    ));
+                }
+            }
+        }
+        let evidence = json!({
+            "base": base,
+            "expected": expected,
+            "found": actual,
+            "commits": commits,
+            "count": count,
+            "tasks": affected.iter().map(|(id, _)| id.to_string()).collect::<Vec<_>>(),
+            "hint": format!("find out who moved {base} and why; `switchyard resume --by NAME` accepts {base} as it is now and the queue goes on"),
+        });
+        tracing::error!(%reason, count, "the queue is paused: the base moved, and not by switchyard");
+        let pause = Pause {
+            since: Timestamp::now(),
+            by: Actor::Daemon,
+            event,
+            reason,
+            evidence,
+        };
+        self.ledger(|l| l.pause(&pause, &affected))?;
+        self.github_wanted();
+        Ok(())
+    }
+
+    /// A person resumes a paused queue, accepting the base as it is now.
+    pub fn resume(&self, req: api::Resume) -> Result<api::Resumed> {
+        let by = Actor::Person(name(&req.by, "--by")?);
+        let base = match &self.config.remote {
+            Some(remote) => self.fetch_remote(remote)?,
+            None => self.base_tip()?,
+        };
+        let was = self.ledger(|l| l.resume(&by, &base, Timestamp::now()))?;
+        info!(by = %by, base = %short(&base), "the queue resumed");
+        Ok(api::Resumed { base, was })
     }
 
     fn start_over(&self, i: &Integration, now: &str) -> Result<Option<Integration>> {

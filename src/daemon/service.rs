@@ -310,6 +310,11 @@ impl Service {
         Ok(self.ledger(|l| l.events(id))?)
     }
 
+    /// The queue's own events (pauses, resumes), oldest first.
+    pub fn queue_events(&self) -> Result<api::QueueEvents> {
+        Ok(self.ledger(|l| l.queue_events())?)
+    }
+
     /// Submitted tasks in the order they will be integrated.
     pub fn queue(&self) -> Result<Vec<api::QueueEntry>> {
         let mut waiting: Vec<Task> = self
@@ -322,6 +327,7 @@ impl Service {
                 )
             })
             .collect();
+        let paused = self.ledger(|l| l.paused())?;
         // Being verified first, then by priority and age, as the queue will take them.
         waiting.sort_by(|a, b| {
             (b.state == TaskState::Verifying)
@@ -337,10 +343,11 @@ impl Service {
                 title: t.title,
                 state: t.state,
                 position: i + 1,
-                waiting_for: match t.state {
-                    TaskState::Verifying => "verify to finish".to_owned(),
-                    TaskState::AwaitingApproval => "a person's approval".to_owned(),
-                    _ => "its turn".to_owned(),
+                waiting_for: match (&paused, t.state) {
+                    (_, TaskState::AwaitingApproval) => "a person's approval".to_owned(),
+                    (Some(p), _) => format!("the queue to resume (paused: {})", p.reason),
+                    (None, TaskState::Verifying) => "verify to finish".to_owned(),
+                    (None, _) => "its turn".to_owned(),
                 },
             })
             .collect())
@@ -360,6 +367,7 @@ impl Service {
             started_at: self.started_at,
             tasks: counts,
             pool_ready: pool.iter().filter(|m| m.ready).count(),
+            paused: self.ledger(|l| l.paused())?,
         })
     }
 
@@ -961,6 +969,12 @@ impl Service {
             warn!(error = %e.message, "could not look at the worktrees under the root");
         }
         self.expire_leases()?;
+        // A local base is judged from the first start on; with a remote, its tip is
+        // adopted when the queue first fetches it.
+        if self.config.remote.is_none() && self.ledger(|l| l.base_expected())?.is_none() {
+            let tip = self.base_tip()?;
+            self.ledger(|l| l.adopt_base(&tip, Timestamp::now()))?;
+        }
         Ok(())
     }
 

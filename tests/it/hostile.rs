@@ -718,3 +718,140 @@ fn processes_started_by_verify_never_outlive_it() {
     // The restarted verify leaks again; a clean stop takes it along.
     daemon.stop();
 }
+
+/// Submits a one-file change as a new task and returns its id.
+fn submit_change(repo: &TestRepo, title: &str, agent: &str, file: &str, content: &str) -> String {
+    let id = add(repo, title, &["api"]);
+    let claimed = claim(repo, Some(&id), agent);
+    let wt = std::path::PathBuf::from(claimed["worktree"].as_str().unwrap());
+    commit_in(&wt, title, &[(file, content)]);
+    repo.run(["submit", &id, "--agent", agent]).expect(0);
+    id
+}
+
+fn queue_events(repo: &TestRepo) -> Vec<serde_json::Value> {
+    repo.run(["--json", "log", "--queue"])
+        .expect(0)
+        .json()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Someone rewinds the base under a landed task: the queue pauses and names the commit
+/// that left, the task says so, and nothing integrates until a person resumes.
+#[test]
+fn a_rewound_base_pauses_the_queue_and_names_what_left_it() {
+    let repo = shop();
+    repo.git(&["checkout", "-q", "--detach"]);
+    let start = repo.git(&["rev-parse", "main"]).trim().to_owned();
+    let _daemon = repo.start_daemon();
+    let a = submit_change(&repo, "First", "ann", "api/a.txt", "a\n");
+    eventually(30, "the first task to land", || {
+        show(&repo, &a)["state"] == "merged"
+    });
+    let landed = repo.git(&["rev-parse", "main"]).trim().to_owned();
+
+    repo.git(&["update-ref", "refs/heads/main", &start]);
+    eventually(30, "the queue to pause", || {
+        queue_events(&repo)
+            .iter()
+            .any(|e| e["event"] == "base_rewound")
+    });
+    let pause = queue_events(&repo).pop().unwrap();
+    assert_eq!(pause["evidence"]["expected"], landed.as_str());
+    assert_eq!(pause["evidence"]["found"], start.as_str());
+    assert_eq!(pause["evidence"]["commits"][0]["commit"], landed.as_str());
+    assert_eq!(pause["evidence"]["tasks"], serde_json::json!([a]));
+    assert!(events(&repo, &a).contains(&"left_base".to_owned()));
+    assert_eq!(show(&repo, &a)["state"], "merged");
+
+    // Work submitted while paused waits; it starts only after the resume.
+    let b = submit_change(&repo, "Second", "bob", "api/b.txt", "b\n");
+    let waiting = repo.run(["--json", "queue"]).expect(0).json();
+    assert!(
+        waiting[0]["waiting_for"]
+            .as_str()
+            .unwrap()
+            .starts_with("the queue to resume")
+    );
+    let resumed = repo
+        .run(["--json", "resume", "--by", "lead"])
+        .expect(0)
+        .json();
+    assert_eq!(resumed["base"], start.as_str());
+    eventually(30, "the second task to land", || {
+        show(&repo, &b)["state"] == "merged"
+    });
+    let resumed_at = queue_events(&repo).pop().unwrap()["at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let log = repo.run(["--json", "log", &b]).expect(0).json();
+    let started_at = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "integration_started")
+        .unwrap()["at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(started_at >= resumed_at, "{started_at} < {resumed_at}");
+    assert_eq!(repo.git(&["rev-parse", "main~1"]).trim(), start);
+}
+
+/// A verify command that commits on top of the verified commit and moves the base there:
+/// the task's own commit is recorded as landed (it was verified on its parent), the
+/// extra commit is never taken for a landing, and the queue pauses naming it.
+#[test]
+fn a_base_moved_past_the_verified_commit_is_not_taken_for_a_landing() {
+    let repo = TestRepo::new();
+    repo.files(&["api/app.py"])
+        .config(
+            "[queue]\nverify = [\"if [ -f api/evil ]; then git -c user.name=x -c user.email=x@y commit -q --allow-empty -m 'Never verified' && git update-ref refs/heads/main HEAD; fi\"]\n\
+             [[subsystem]]\nname = \"api\"\npaths = [\"api/\"]\n",
+        )
+        .commit("init");
+    repo.git(&["checkout", "-q", "--detach"]);
+    let _daemon = repo.start_daemon();
+    let id = submit_change(&repo, "Evil", "eve", "api/evil", "x\n");
+    eventually(30, "the queue to pause", || {
+        queue_events(&repo)
+            .iter()
+            .any(|e| e["event"] == "base_moved_outside")
+    });
+    let main = repo.git(&["rev-parse", "main"]).trim().to_owned();
+    assert_eq!(
+        repo.git(&["log", "-1", "--format=%s", "main"]).trim(),
+        "Never verified"
+    );
+    let pause = queue_events(&repo).pop().unwrap();
+    assert_eq!(
+        pause["evidence"]["commits"],
+        serde_json::json!([{"commit": main, "subject": "Never verified"}])
+    );
+    // What landed, as far as the ledger says, is the verified commit, not main's tip.
+    eventually(30, "the task to be recorded", || {
+        show(&repo, &id)["state"] == "merged"
+    });
+    let log = repo.run(["--json", "log", &id]).expect(0).json();
+    let moved = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "base_moved")
+        .unwrap();
+    let verified = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "verify_passed")
+        .unwrap();
+    assert_eq!(moved["evidence"]["to"], verified["evidence"]["head"]);
+    assert_ne!(moved["evidence"]["to"], main.as_str());
+    assert_eq!(
+        repo.git(&["rev-parse", "main~1"]).trim(),
+        moved["evidence"]["to"].as_str().unwrap()
+    );
+}

@@ -529,8 +529,18 @@ fn verify_commands_that_hang_flood_or_do_not_exist() {
     assert!(std::fs::metadata(log_path).unwrap().len() < 5 * 1024 * 1024);
 }
 
+/// The queue's own events, newest last.
+fn queue_events(repo: &TestRepo) -> Vec<serde_json::Value> {
+    repo.run(["--json", "log", "--queue"])
+        .expect(0)
+        .json()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
 #[test]
-fn the_base_moving_during_verify_means_verify_again() {
+fn a_base_moved_by_hand_pauses_the_queue_until_a_person_resumes() {
     let repo = queue_repo("");
     repo.config(
         "[queue]\nverify = [\"./slow.sh\"]\n[[subsystem]]\nname = \"api\"\npaths = [\"api/\"]\n\
@@ -571,6 +581,39 @@ fn the_base_moving_during_verify_means_verify_again() {
         sha.trim().to_owned()
     };
     std::fs::write(repo.home().join("go"), "").unwrap();
+    // Verify passes, but the base is not where the lander left it: the queue pauses,
+    // naming the commit, and nothing moves the base.
+    eventually(30, "the queue to pause", || {
+        queue_events(&repo)
+            .iter()
+            .any(|e| e["event"] == "base_moved_outside")
+    });
+    let pause = queue_events(&repo).pop().unwrap();
+    assert_eq!(pause["evidence"]["commits"][0]["commit"], pushed.as_str());
+    assert_eq!(pause["evidence"]["commits"][0]["subject"], "By hand");
+    assert_eq!(repo.git(&["rev-parse", "main"]).trim(), pushed);
+    assert_eq!(state(&repo, &id), "verifying");
+    assert!(!events(&repo, &id).contains(&"base_moved".to_owned()));
+    let text = repo.run(["queue"]).expect(0).stdout();
+    assert!(text.starts_with("the queue is paused since"), "{text}");
+    assert!(text.contains("waiting for the queue to resume"), "{text}");
+    let status = repo.run(["--json", "queue"]).expect(0).json();
+    assert!(
+        status[0]["waiting_for"]
+            .as_str()
+            .unwrap()
+            .starts_with("the queue to resume (paused: main moved from"),
+        "{status}"
+    );
+
+    // A person looks and accepts main as it is: the task is integrated again onto it.
+    let resumed = repo
+        .run(["--json", "resume", "--by", "lead"])
+        .expect(0)
+        .json();
+    assert_eq!(resumed["base"], pushed.as_str());
+    repo.run(["resume", "--by", "lead"])
+        .refused(1, "the queue is not paused");
     wait_state(&repo, &id, "merged");
     let kinds = events(&repo, &id);
     assert!(kinds.contains(&"base_raced".to_owned()), "{kinds:?}");
@@ -677,6 +720,34 @@ fn with_a_remote_the_base_is_pushed_and_a_moved_remote_means_again() {
         vec!["Remote change", "Elsewhere", "remote"]
     );
     assert!(events(&repo, &id).contains(&"pushed".to_owned()));
+
+    // From now on the remote's main is the lander's: a push by someone else pauses the
+    // queue at the next integration, until a person accepts it.
+    git_in(&other, &["pull", "-q", "--rebase=false", "origin", "main"]);
+    commit_in(&other, "Elsewhere again", &[("docs/guide.md", "# again\n")]);
+    git_in(&other, &["push", "-q", "origin", "main"]);
+    let elsewhere = git_in(&other, &["rev-parse", "HEAD"]).trim().to_owned();
+    let (second, _, _) = work(
+        &repo,
+        "Second change",
+        &["api"],
+        "r2",
+        &[("api/handler.txt", "r2\n")],
+    );
+    eventually(30, "the queue to pause", || {
+        queue_events(&repo).iter().any(|e| {
+            e["event"] == "base_moved_outside" && e["evidence"]["found"] == elsewhere.as_str()
+        })
+    });
+    assert_eq!(state(&repo, &second), "queued");
+    repo.run(["resume", "--by", "lead"]).expect(0);
+    wait_state(&repo, &second, "merged");
+    assert_eq!(
+        git_in(&bare, &["log", "--format=%s", "-2", "main"])
+            .lines()
+            .collect::<Vec<_>>(),
+        vec!["Second change", "Elsewhere again"]
+    );
 }
 
 /// Kills the daemon at many points of a multi-task run: with the test-only hook that

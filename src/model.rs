@@ -310,7 +310,22 @@ impl Timestamp {
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match jiff::Timestamp::from_millisecond(self.0) {
-            Ok(t) => write!(f, "{}", t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")),
+            // Fields written directly: a task list prints thousands of these, and
+            // strftime's general machinery costs several times more.
+            Ok(t) => {
+                let d = jiff::tz::Offset::UTC.to_datetime(t);
+                write!(
+                    f,
+                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                    d.year(),
+                    d.month(),
+                    d.day(),
+                    d.hour(),
+                    d.minute(),
+                    d.second(),
+                    d.subsec_nanosecond() / 1_000_000
+                )
+            }
             // Out of jiff's range (years -9999 to 9999): no timestamp switchyard makes,
             // since durations are bounded; printed as what it is rather than a lie.
             Err(_) => write!(f, "@{}ms", self.0),

@@ -317,6 +317,8 @@ pub struct PoolMember {
 
 pub struct Ledger {
     conn: Connection,
+    /// Where it lives, for read-only connections of its own.
+    path: std::path::PathBuf,
 }
 
 impl Ledger {
@@ -327,10 +329,34 @@ impl Ledger {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut ledger = Ledger { conn };
+        let mut ledger = Ledger {
+            conn,
+            path: path.to_owned(),
+        };
         ledger.migrate()?;
         ledger.normalize_agents()?;
         Ok(ledger)
+    }
+
+    /// A read-only connection to the ledger at `path`, for requests that only read. In
+    /// WAL mode it sees the last committed state and never waits for a writer, nor a
+    /// writer for it. (Write methods take `&mut self`; a reader is only lent as `&`.)
+    pub fn open_reader(path: &Path) -> Result<Ledger> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // A small page cache each: readers are many, the ledger is small.
+        conn.pragma_update(None, "cache_size", -512)?;
+        Ok(Ledger {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Whether the ledger at `path` holds nothing: no file, an empty file, or a database
@@ -603,6 +629,22 @@ impl Ledger {
     /// Tasks, optionally in one state, by id.
     pub fn tasks(&self, state: Option<TaskState>) -> Result<Vec<Task>> {
         load_tasks(&self.conn, state.map(|s| vec![s]).as_deref())
+    }
+
+    /// Tasks in any of `states`, by id.
+    pub fn tasks_in(&self, states: &[TaskState]) -> Result<Vec<Task>> {
+        load_tasks(&self.conn, Some(states))
+    }
+
+    /// How many tasks are in each state.
+    pub fn state_counts(&self) -> Result<Vec<(TaskState, usize)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT state, COUNT(*) FROM tasks GROUP BY state ORDER BY state")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((state_column(r, 0)?, r.get::<_, i64>(1)? as usize))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// A task's events, oldest first.
@@ -1598,7 +1640,8 @@ fn load_integration(conn: &Connection, id: TaskId) -> Result<Option<Integration>
 fn load_task(conn: &Connection, id: TaskId) -> Result<Task> {
     let sql = format!("SELECT {TASK_COLUMNS} FROM tasks WHERE seq = ?1");
     let task = conn
-        .query_row(&sql, [id.0], task_from_row)
+        .prepare_cached(&sql)?
+        .query_row([id.0], task_from_row)
         .optional()?
         .ok_or(LedgerError::NotFound(id))?;
     with_subsystems(conn, vec![task]).map(|mut v| v.remove(0))
@@ -1620,17 +1663,26 @@ fn load_tasks(conn: &Connection, states: Option<&[TaskState]>) -> Result<Vec<Tas
     with_subsystems(conn, tasks)
 }
 
+/// Fills in the tasks' subsystems, in one query however many tasks there are.
 fn with_subsystems(conn: &Connection, mut tasks: Vec<Task>) -> Result<Vec<Task>> {
-    let mut stmt =
-        conn.prepare("SELECT subsystem FROM task_subsystems WHERE task = ?1 ORDER BY subsystem")?;
+    if tasks.is_empty() {
+        return Ok(tasks);
+    }
+    let ids = json!(tasks.iter().map(|t| t.id.0).collect::<Vec<_>>()).to_string();
+    let mut stmt = conn.prepare_cached(
+        "SELECT task, subsystem FROM task_subsystems
+         WHERE task IN (SELECT value FROM json_each(?1)) ORDER BY task, subsystem",
+    )?;
+    let mut by_task: std::collections::HashMap<i64, Vec<SubsystemName>> =
+        std::collections::HashMap::new();
+    for row in stmt.query_map([ids], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+        let (task, name) = row?;
+        if let Ok(name) = SubsystemName::new(&name) {
+            by_task.entry(task).or_default().push(name);
+        }
+    }
     for task in &mut tasks {
-        let names = stmt
-            .query_map([task.id.0], |r| r.get::<_, String>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        task.subsystems = names
-            .iter()
-            .filter_map(|n| SubsystemName::new(n).ok())
-            .collect();
+        task.subsystems = by_task.remove(&task.id.0).unwrap_or_default();
     }
     Ok(tasks)
 }

@@ -28,6 +28,9 @@ pub struct Args {
     secrets_fd: Option<i32>,
 }
 
+/// Threads for blocking work: ledger reads and writes, git, commands.
+const MAX_BLOCKING_THREADS: usize = 32;
+
 pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
     let repo = ctx.locate()?;
     let (loaded, _) = ctx.load_config(&repo)?;
@@ -73,8 +76,17 @@ pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
     // tests do that) keeps the first subscriber.
     let _ = tracing::subscriber::set_global_default(subscriber);
 
+    // A bounded pool for the blocking work (SQLite, git): enough for reads and writes in
+    // parallel on any machine, and few enough threads that their stacks and malloc
+    // arenas stay small (each thread may otherwise get an arena of its own).
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only tunes the allocator; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()
         .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?;
     let opts = Options {

@@ -103,8 +103,55 @@ impl From<worktree::WorktreeError> for ApiError {
 
 pub(super) type Result<T, E = ApiError> = std::result::Result<T, E>;
 
+/// Read-only ledger connections, one per read in flight, up to [`MAX_READERS`]: reads
+/// never queue behind the writer's lock (SQLite's WAL lets them run beside it).
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<(Vec<Ledger>, usize)>,
+    freed: std::sync::Condvar,
+}
+
+/// More readers than cores buys nothing; each holds a small page cache.
+const MAX_READERS: usize = 8;
+
+impl Readers {
+    fn with<T>(&self, f: impl FnOnce(&Ledger) -> T) -> Result<T> {
+        let taken = {
+            let mut guard = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if let Some(reader) = guard.0.pop() {
+                    break Some(reader);
+                }
+                if guard.1 < MAX_READERS {
+                    guard.1 += 1;
+                    break None;
+                }
+                guard = self.freed.wait(guard).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        let reader = match taken {
+            Some(r) => r,
+            None => Ledger::open_reader(&self.path).map_err(|e| {
+                let mut guard = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                guard.1 -= 1;
+                self.freed.notify_one();
+                ApiError::internal(format!("cannot open the ledger to read: {e}"))
+            })?,
+        };
+        let out = f(&reader);
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .push(reader);
+        self.freed.notify_one();
+        Ok(out)
+    }
+}
+
 pub struct Service {
     ledger: Mutex<Ledger>,
+    readers: Readers,
     pub config: Config,
     pub repo: RepoLocation,
     pub worktrees: Worktrees,
@@ -144,8 +191,14 @@ impl Service {
     ) -> Service {
         let env = command::base_env(&env, &config.commands.env);
         let caps = Caps::from_config(&config);
+        let ledger_path = ledger.path().to_owned();
         Service {
             ledger: Mutex::new(ledger),
+            readers: Readers {
+                path: ledger_path,
+                idle: Mutex::new((Vec::new(), 0)),
+                freed: std::sync::Condvar::new(),
+            },
             config,
             repo,
             worktrees,
@@ -183,6 +236,15 @@ impl Service {
         // change is one transaction), so a poisoned lock is still usable.
         let mut guard = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard)
+    }
+
+    /// Runs `f` on a read-only connection of its own: for requests that only read, so
+    /// they never wait for a write in progress.
+    pub(super) fn read<T>(
+        &self,
+        f: impl FnOnce(&Ledger) -> Result<T, crate::store::LedgerError>,
+    ) -> Result<T> {
+        Ok(self.readers.with(f)??)
     }
 
     pub(super) fn base_tip(&self) -> Result<String> {
@@ -290,11 +352,11 @@ impl Service {
     }
 
     pub fn tasks(&self, state: Option<TaskState>) -> Result<Vec<Task>> {
-        Ok(self.ledger(|l| l.tasks(state))?)
+        self.read(|l| l.tasks(state))
     }
 
     pub fn task(&self, id: TaskId) -> Result<api::TaskDetail> {
-        self.ledger(|l| {
+        self.read(|l| {
             Ok(api::TaskDetail {
                 task: l.task(id)?,
                 pull_request: l.pr(id)?.map(|p| api::PullRequestLink {
@@ -307,27 +369,26 @@ impl Service {
     }
 
     pub fn events(&self, id: TaskId) -> Result<Vec<Event>> {
-        Ok(self.ledger(|l| l.events(id))?)
+        self.read(|l| l.events(id))
     }
 
     /// The queue's own events (pauses, resumes), oldest first.
     pub fn queue_events(&self) -> Result<api::QueueEvents> {
-        Ok(self.ledger(|l| l.queue_events())?)
+        self.read(|l| l.queue_events())
     }
 
     /// Submitted tasks in the order they will be integrated.
     pub fn queue(&self) -> Result<Vec<api::QueueEntry>> {
-        let mut waiting: Vec<Task> = self
-            .ledger(|l| l.tasks(None))?
-            .into_iter()
-            .filter(|t| {
-                matches!(
-                    t.state,
-                    TaskState::Queued | TaskState::Verifying | TaskState::AwaitingApproval
-                )
-            })
-            .collect();
-        let paused = self.ledger(|l| l.paused())?;
+        let (mut waiting, paused) = self.read(|l| {
+            Ok((
+                l.tasks_in(&[
+                    TaskState::Queued,
+                    TaskState::Verifying,
+                    TaskState::AwaitingApproval,
+                ])?,
+                l.paused()?,
+            ))
+        })?;
         // Being verified first, then by priority and age, as the queue will take them.
         waiting.sort_by(|a, b| {
             (b.state == TaskState::Verifying)
@@ -354,11 +415,12 @@ impl Service {
     }
 
     pub fn status(&self) -> Result<api::Status> {
-        let (tasks, pool) = self.ledger(|l| Ok::<_, ApiError>((l.tasks(None)?, l.pool()?)))?;
-        let mut counts = BTreeMap::new();
-        for task in tasks {
-            *counts.entry(task.state.as_str().to_owned()).or_insert(0) += 1;
-        }
+        let (counts, pool, paused) =
+            self.read(|l| Ok((l.state_counts()?, l.pool()?, l.paused()?)))?;
+        let counts: BTreeMap<String, usize> = counts
+            .into_iter()
+            .map(|(state, n)| (state.as_str().to_owned(), n))
+            .collect();
         Ok(api::Status {
             version: api::VERSION.to_owned(),
             pid: std::process::id(),
@@ -367,7 +429,7 @@ impl Service {
             started_at: self.started_at,
             tasks: counts,
             pool_ready: pool.iter().filter(|m| m.ready).count(),
-            paused: self.ledger(|l| l.paused())?,
+            paused,
         })
     }
 

@@ -325,9 +325,33 @@ impl FakeGitHub {
     /// Fails the test if Prism judged any request or response of this repository
     /// against GitHub's description.
     pub fn assert_contract_clean(&self) {
-        // Prism writes its log asynchronously.
-        std::thread::sleep(Duration::from_millis(300));
-        let log = std::fs::read_to_string(&self.prism_log).unwrap_or_default();
+        // Prism writes its log asynchronously, in order: once a last request of our own
+        // has been logged as answered, everything before it is in the log too.
+        let sentinel = format!(
+            "/repos/{}/sentinel-{}",
+            self.owner,
+            NEXT_OWNER.fetch_add(1, Ordering::SeqCst)
+        );
+        let answered = format!("The upstream call to {sentinel} has returned");
+        let reply = self.get_through_prism(&sentinel);
+        assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let log = loop {
+            let log = std::fs::read_to_string(&self.prism_log).unwrap_or_default();
+            if log.contains(&answered) {
+                break log;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Prism never logged the sentinel request"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let log: String = log
+            .lines()
+            .filter(|l| !l.contains(&sentinel))
+            .map(|l| format!("{l}\n"))
+            .collect();
         let mine = [
             format!(" /repos/{}/", self.owner),
             format!(" /repos/{} ", self.owner),
@@ -347,6 +371,28 @@ impl FakeGitHub {
             .filter(|l| mine.iter().any(|m| l.contains(m.as_str())))
             .count();
         assert!(seen > 0, "no request of {} went through Prism", self.owner);
+    }
+}
+
+impl FakeGitHub {
+    /// A GET through Prism, as the daemon makes them; the whole reply as text.
+    fn get_through_prism(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let addr = self
+            .url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/vnd.github+json\r\nUser-Agent: switchyard-tests\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            self.token
+        )
+        .unwrap();
+        let mut out = String::new();
+        stream.read_to_string(&mut out).unwrap();
+        out
     }
 }
 

@@ -614,7 +614,18 @@ fn github_checks_verify_passes_on_success_and_returns_the_task_on_failure() {
         !sha.is_empty()
     });
     s.gh.ci_check(&sha, "build", "success", "all green");
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    // Proof that the queue looked after the build reported: two more reads of the
+    // commit's statuses (one may have been under way already).
+    let status_reads = |s: &Setup| {
+        s.gh.requests()
+            .iter()
+            .filter(|r| r.starts_with("GET") && r.contains(&format!("/commits/{sha}/status")))
+            .count()
+    };
+    let before = status_reads(&s);
+    s.wait(30, "the queue to read the checks again", || {
+        status_reads(&s) >= before + 2
+    });
     assert_eq!(s.state(&good), "verifying", "lint has not reported yet");
     s.gh.ci_status(&sha, "lint", "success");
     s.wait_state(&good, "merged");
@@ -880,9 +891,15 @@ fn webhooks_with_a_good_signature_are_read_at_once_and_bad_ones_are_refused() {
     let text = std::fs::read_to_string(s.repo.root.join("switchyard.toml")).unwrap();
     s.repo
         .config(&text.replace("poll_interval = \"150ms\"", "poll_interval = \"1h\""));
+    // Debug logging shows every delivery that gets past the signature check, written
+    // before the reply is sent.
     let daemon = s
         .repo
-        .try_start_daemon_with(&[(TOKEN_ENV, &s.gh.token), ("HOOK_SECRET", "s3cret")])
+        .try_start_daemon_with(&[
+            (TOKEN_ENV, &s.gh.token),
+            ("HOOK_SECRET", "s3cret"),
+            ("SWITCHYARD_LOG", "info,switchyard::daemon::webhook=debug"),
+        ])
         .unwrap();
     let (id, _) = s.work("Tune CI", &["ci"], &[(".github/ci.yml", "w\n")]);
     let pr = s.wait_pull(&id);
@@ -894,7 +911,13 @@ fn webhooks_with_a_good_signature_are_read_at_once_and_bad_ones_are_refused() {
 
     let bad = post(port, "pull_request_review", &body, "sha256=00");
     assert!(bad.starts_with("HTTP/1.1 401"), "{bad}");
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // The reply came after the handler finished: it refused, and nudged nothing.
+    let log = daemon.log_text();
+    assert!(log.contains("missing or wrong signature"), "{log}");
+    assert!(
+        !log.contains("webhook delivery event="),
+        "a bad delivery got through: {log}"
+    );
     assert_eq!(
         s.state(&id),
         "awaiting_approval",
@@ -906,7 +929,7 @@ fn webhooks_with_a_good_signature_are_read_at_once_and_bad_ones_are_refused() {
     assert!(good.starts_with("HTTP/1.1 202"), "{good}");
     s.wait_state(&id, "merged");
     let log = daemon.log_text();
-    assert!(log.contains("missing or wrong signature"), "{log}");
+    assert!(log.contains("webhook delivery event="), "{log}");
     assert!(!log.contains("s3cret"));
     s.finish(daemon);
 }

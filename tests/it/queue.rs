@@ -344,8 +344,16 @@ fn a_scope_change_waits_for_a_person() {
     );
     let queue = repo.run(["--json", "queue"]).expect(0).json();
     assert_eq!(queue[0]["waiting_for"], "a person's approval");
-    // Nothing moves until a person decides.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Nothing moves until a person decides: another task submitted after it is
+    // integrated and lands, and this one still waits.
+    let (other, _, _) = work(
+        &repo,
+        "Docs",
+        &["docs"],
+        "c2",
+        &[("docs/other.md", "# more\n")],
+    );
+    wait_state(&repo, &other, "merged");
     assert_eq!(state(&repo, &id), "awaiting_approval");
 
     // Rejected first: back to the executor with the reason.

@@ -97,6 +97,9 @@ impl FromStr for TaskId {
     type Err = String;
     fn from_str(s: &str) -> Result<TaskId, String> {
         s.strip_prefix('t')
+            // Digits only: `i64::from_str` also takes a leading `+`, which would make
+            // `t+5` a second spelling of `t5`.
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|n| n.parse::<i64>().ok())
             .filter(|n| *n > 0 && !s[1..].starts_with('0'))
             .map(TaskId)
@@ -665,6 +668,18 @@ mod tests {
         assert_eq!(TaskId(7).to_string(), "t7");
         for bad in ["12", "t", "t0", "t01", "tx", "t-1", "T1", ""] {
             assert!(bad.parse::<TaskId>().is_err(), "{bad}");
+        }
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/api_request.rs): `t+24` parsed as `t24`.
+    #[test]
+    fn task_ids_have_one_spelling() {
+        for bad in ["t+24", "t+1", "t 1", "t1 ", "t٣"] {
+            assert!(bad.parse::<TaskId>().is_err(), "{bad}");
+        }
+        for id in [1, 24, i64::MAX] {
+            let text = TaskId(id).to_string();
+            assert_eq!(text.parse::<TaskId>(), Ok(TaskId(id)));
         }
     }
 

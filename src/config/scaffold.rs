@@ -44,14 +44,20 @@ pub fn scaffold(layout: &Layout<'_>) -> Result<Scaffold, TranslationError> {
             }
             let subsystems = codeowners::translate(&lines, layout.tracked)?;
             for s in &skipped {
-                let _ = writeln!(text, "# skipped {path}:{}: {}", s.number, s.reason);
+                let _ = writeln!(
+                    text,
+                    "# skipped {path}:{}: {}",
+                    s.number,
+                    comment(&s.reason)
+                );
             }
             for s in subsystems {
-                let _ = writeln!(text, "\n[[subsystem]]\n# owners: {}", s.owners.join(" "));
+                let owners = comment(&s.owners.join(" "));
+                let _ = writeln!(text, "\n[[subsystem]]\n# owners: {owners}");
                 let _ = writeln!(text, "name = {}", quote(s.name.as_str()));
                 text.push_str("paths = [\n");
                 for rule in &s.rules {
-                    let _ = write!(text, "  # {path}:{}  {}", rule.line, rule.pattern);
+                    let _ = write!(text, "  # {path}:{}  {}", rule.line, comment(&rule.pattern));
                     if rule.expanded {
                         text.push_str(
                             "  (expanded to the files it owns: later lines carve parts of it out)",
@@ -169,7 +175,62 @@ fn guess_from_layout(text: &mut String, tracked: &[String]) {
     }
 }
 
+/// `text` made fit for a TOML comment, which may hold no control character but tab:
+/// those are written as escapes (`\u{18}`). CODEOWNERS patterns and owners are copied
+/// into comments, and nothing stops them holding such characters.
+fn comment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\t' {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A TOML string literal for `s`.
 fn quote(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Context, parse};
+
+    /// Found by fuzzing (fuzz/fuzz_targets/codeowners.rs): a control character in a
+    /// CODEOWNERS pattern or owner was copied into a comment, and the config `init`
+    /// wrote was not valid TOML.
+    #[test]
+    fn control_characters_from_codeowners_stay_out_of_comments() {
+        let tracked = vec!["a\u{18}b".to_owned(), "src/x\u{7f}.rs".to_owned()];
+        let layout = Layout {
+            base: "main",
+            tracked: &tracked,
+            codeowners: Some((
+                "CODEOWNERS",
+                "\u{18} @o\n/a\u{18}b @o\u{1}wner\nsrc/x\u{7f}.rs @r\n",
+            )),
+        };
+        let written = scaffold(&layout).expect("translates");
+        let loaded = parse(&written.text, "switchyard.toml", &Context::default())
+            .unwrap_or_else(|e| panic!("{e:?}\n{}", written.text));
+        assert_eq!(loaded.config.subsystems.len(), 3);
+        assert!(
+            written.text.contains("# owners: @o\\u{1}wner"),
+            "{}",
+            written.text
+        );
+        let owner = |p: &str| {
+            loaded
+                .config
+                .ownership
+                .owner(p)
+                .map(|r| r.subsystem.to_string())
+        };
+        assert_eq!(owner("a\u{18}b"), Some("o-wner".to_owned()));
+        assert_eq!(owner("src/x\u{7f}.rs"), Some("r".to_owned()));
+    }
 }

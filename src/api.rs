@@ -15,7 +15,19 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Decodes a request body the way the daemon does: JSON into one of the request types
 /// below. The error is one line, for the `bad_request` reply.
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))
+    serde_json::from_slice(body).map_err(|e| {
+        // serde quotes an unknown variant or field as it was sent, so a `\n` (or any
+        // control character) in a JSON string would break the one line; escape them.
+        let mut message = String::from("invalid request body: ");
+        for c in e.to_string().chars() {
+            if c.is_control() {
+                message.extend(c.escape_default());
+            } else {
+                message.push(c);
+            }
+        }
+        message
+    })
 }
 
 /// `POST /v1/tasks`
@@ -208,5 +220,26 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::TooLarge => 413,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by fuzzing (fuzz/fuzz_targets/api_request.rs): serde quoted the unknown
+    /// state raw, so the error held a newline.
+    #[test]
+    fn decode_errors_are_one_line() {
+        let e = decode::<TaskFilter>(br#"{"state":"\n\u001b[2J"}"#).unwrap_err();
+        assert!(!e.contains(char::is_control), "{e:?}");
+        assert!(
+            e.starts_with("invalid request body: unknown variant `\\n\\u{1b}[2J`"),
+            "{e}"
+        );
+        assert_eq!(
+            decode::<TaskFilter>(br#"{"state":"merged"}"#).map(|f| f.state),
+            Ok(Some(TaskState::Merged))
+        );
     }
 }

@@ -52,6 +52,12 @@ pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
     };
     harden::make_undumpable()
         .map_err(|e| CliError::Failed(format!("cannot protect the daemon's memory: {e}")))?;
+    // A write over a file-size limit fails like a full disk (and is reported like one),
+    // instead of killing the daemon with SIGXFSZ.
+    // SAFETY: ignoring a signal has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     for warning in &loaded.warnings {
         writeln!(ctx.err, "{warning}").map_err(CliError::output)?;
     }

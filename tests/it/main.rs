@@ -5,6 +5,7 @@ mod check;
 mod daemon;
 mod demo;
 mod fakegh;
+mod faults;
 mod github;
 mod hostile;
 mod init;

@@ -36,14 +36,7 @@ fn main() {
     );
 
     // switchyard: start the daemon and wait until its pool is full.
-    let mut daemon = Command::new(BIN)
-        .arg("daemon")
-        .current_dir(&repo)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = support::spawn_daemon(BIN, &repo);
     let client = Client::new(&repo.join(".git"), &repo);
     let warm = Instant::now();
     loop {

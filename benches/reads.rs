@@ -47,14 +47,7 @@ fn main() {
                   [[subsystem]]\nname = \"docs\"\npaths = [\"src/mod02*/\"]\n\
                   [worktrees]\npool = 0\n";
     let repo = support::generate(tmp.path(), 400, &[("switchyard.toml", config)]);
-    let mut daemon = std::process::Command::new(&bin)
-        .arg("daemon")
-        .current_dir(&repo)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = support::spawn_daemon(&bin, &repo);
     let client = Client::new(&repo.join(".git"), &repo);
     let up = Instant::now();
     while client.get::<Status>("/v1/status").is_err() {

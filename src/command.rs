@@ -644,8 +644,9 @@ mod tests {
         for p in ["a.pid", "b.pid", "c.pid", "d.pid"] {
             assert_dead(dir.path(), p);
         }
-        // The four sleepers, and perhaps a shell of the double fork that had not exited
-        // yet when the command ended.
+        // At least the three that left the process group (the nohup one is in it and
+        // may already be dead of the group's kill), perhaps a shell of the double fork
+        // that had not exited yet.
         let stopped: usize = f
             .tail
             .last()
@@ -653,7 +654,7 @@ mod tests {
             .and_then(|l| l.split(' ').next())
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("{:?}", f.tail));
-        assert!((4..=5).contains(&stopped), "{:?}", f.tail);
+        assert!((3..=5).contains(&stopped), "{:?}", f.tail);
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "{:?}",

@@ -60,6 +60,19 @@ pub fn generate(tmp: &Path, files: usize, extra: &[(&str, &str)]) -> PathBuf {
     repo
 }
 
+/// Starts `switchyard daemon` (the binary `bin`) in `repo`, quietly.
+#[allow(dead_code)] // not every benchmark starts a daemon
+pub fn spawn_daemon(bin: &str, repo: &Path) -> std::process::Child {
+    Command::new(bin)
+        .arg("daemon")
+        .current_dir(repo)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the daemon starts")
+}
+
 pub fn median(mut xs: Vec<Duration>) -> Duration {
     xs.sort();
     xs[xs.len() / 2]

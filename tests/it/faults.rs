@@ -108,10 +108,10 @@ fn state(repo: &TestRepo, id: &str) -> String {
 /// on exactly its parent.
 fn assert_only_verified_commits_landed(repo: &TestRepo, start: &str) {
     let landed = repo.git(&["rev-list", "--reverse", &format!("{start}..main")]);
-    let tasks = repo.run(["--json", "task", "list"]).expect(0).json();
+    let all = tasks(repo);
     for commit in landed.lines() {
         let parent = repo.git(&["rev-parse", &format!("{commit}^")]);
-        let verified = tasks.as_array().unwrap().iter().any(|t| {
+        let verified = all.iter().any(|t| {
             let log = repo
                 .run(["--json", "log", t["id"].as_str().unwrap()])
                 .expect(0)
@@ -146,15 +146,7 @@ fn git_failing_everywhere_stops_nothing_and_lands_nothing() {
     assert_eq!(state(&repo, &first), "open");
     // Reads and ledger-only writes go on.
     let second = add(&repo, "During the fault", &["docs"]);
-    assert_eq!(
-        repo.run(["--json", "task", "list"])
-            .expect(0)
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(tasks(&repo).len(), 2);
 
     git.fail_all(false);
     let landed = {
@@ -343,8 +335,7 @@ fn a_full_ledger_disk_refuses_writes_and_loses_nothing() {
     let run = repo.run(["claim", &ids[0], "--agent", "ann"]);
     assert_eq!(run.code(), 1, "{}", run.stderr());
     // Reads go on, and show everything recorded before the fault.
-    let tasks = repo.run(["--json", "task", "list"]).expect(0).json();
-    assert_eq!(tasks.as_array().unwrap().len(), 5);
+    assert_eq!(tasks(&repo).len(), 5);
     assert_eq!(state(&repo, &ids[0]), "open");
 
     fill(false);

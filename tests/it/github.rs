@@ -876,11 +876,7 @@ fn bad_tokens_and_missing_repositories_stop_the_daemon_with_one_clear_line() {
 
 #[test]
 fn webhooks_with_a_good_signature_are_read_at_once_and_bad_ones_are_refused() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     // Polling so slow that only a webhook delivery can explain a quick reaction.
     let s = Setup::new(
         "verify = [\"true\"]",
@@ -940,11 +936,7 @@ fn webhooks_with_a_good_signature_are_read_at_once_and_bad_ones_are_refused() {
 #[test]
 fn a_flood_of_half_sent_webhook_requests_does_not_freeze_the_daemon() {
     use std::io::{Read, Write};
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::support::free_port();
     let s = Setup::new(
         "verify = [\"true\"]",
         &format!("webhook_listen = \"127.0.0.1:{port}\"\nwebhook_secret_env = \"HOOK_SECRET\""),

@@ -5,16 +5,20 @@
 
 use crate::support::*;
 
-fn shop() -> TestRepo {
+/// A repository with `files` committed and `config` as its switchyard.toml.
+fn repo(files: &[&str], config: &str) -> TestRepo {
     let repo = TestRepo::new();
-    repo.files(&["api/app.py", "web/index.html", "docs/README.md"])
-        .config(
-            "[[subsystem]]\nname = \"api\"\npaths = [\"api/\"]\n\n\
-             [[subsystem]]\nname = \"web\"\npaths = [\"web/\"]\n\n\
-             [[subsystem]]\nname = \"docs\"\npaths = [\"docs/\"]\n",
-        )
-        .commit("init");
+    repo.files(files).config(config).commit("init");
     repo
+}
+
+fn shop() -> TestRepo {
+    repo(
+        &["api/app.py", "web/index.html", "docs/README.md"],
+        "[[subsystem]]\nname = \"api\"\npaths = [\"api/\"]\n\n\
+         [[subsystem]]\nname = \"web\"\npaths = [\"web/\"]\n\n\
+         [[subsystem]]\nname = \"docs\"\npaths = [\"docs/\"]\n",
+    )
 }
 
 #[test]
@@ -41,19 +45,15 @@ fn values_out_of_bounds_are_refused_everywhere() {
         reply.contains("the priority is -1001; it must be from -1000 to 1000"),
         "{reply}"
     );
-    let tasks = repo.run(["--json", "task", "list"]).expect(0).json();
-    assert_eq!(tasks.as_array().unwrap().len(), 1, "{tasks}");
+    assert_eq!(tasks(&repo).len(), 1);
 }
 
 fn approval_repo() -> TestRepo {
-    let repo = TestRepo::new();
-    repo.files(&["api/app.py", "docs/README.md"])
-        .config(
-            "[[subsystem]]\nname = \"api\"\npaths = [\"api/\"]\n\n\
-             [[subsystem]]\nname = \"docs\"\npaths = [\"docs/\"]\napproval = \"required\"\n",
-        )
-        .commit("init");
-    repo
+    repo(
+        &["api/app.py", "docs/README.md"],
+        "[[subsystem]]\nname = \"api\"\npaths = [\"api/\"]\n\n\
+         [[subsystem]]\nname = \"docs\"\npaths = [\"docs/\"]\napproval = \"required\"\n",
+    )
 }
 
 #[test]
@@ -109,8 +109,8 @@ fn retries_of_every_mutating_request_are_safe() {
     let count_events = |id: &str| events(&repo, id).len();
 
     // task add: the same request id returns the same task; another title is refused.
-    let first = repo
-        .run([
+    let add_docs = || {
+        repo.run([
             "--json",
             "task",
             "add",
@@ -121,33 +121,15 @@ fn retries_of_every_mutating_request_are_safe() {
             "req-1",
         ])
         .expect(0)
-        .json();
-    let again = repo
-        .run([
-            "--json",
-            "task",
-            "add",
-            "Docs",
-            "--scope",
-            "docs",
-            "--request-id",
-            "req-1",
-        ])
-        .expect(0)
-        .json();
+        .json()
+    };
+    let first = add_docs();
+    let again = add_docs();
     assert_eq!(first["id"], again["id"]);
     repo.run(["task", "add", "Other", "--request-id", "req-1"])
         .refused(1, "request id \"req-1\" already made t1");
     let id = first["id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        repo.run(["--json", "task", "list"])
-            .expect(0)
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(tasks(&repo).len(), 1);
 
     // claim without an id: the agent's own task again, renewed.
     let claimed = claim(&repo, None, "dora");
@@ -727,15 +709,6 @@ fn submit_change(repo: &TestRepo, title: &str, agent: &str, file: &str, content:
     commit_in(&wt, title, &[(file, content)]);
     repo.run(["submit", &id, "--agent", agent]).expect(0);
     id
-}
-
-fn queue_events(repo: &TestRepo) -> Vec<serde_json::Value> {
-    repo.run(["--json", "log", "--queue"])
-        .expect(0)
-        .json()
-        .as_array()
-        .unwrap()
-        .clone()
 }
 
 /// Someone rewinds the base under a landed task: the queue pauses and names the commit

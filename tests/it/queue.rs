@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::support::{TestRepo, add, claim, commit_in, events, eventually, git_in, show};
+use crate::support::{
+    TestRepo, add, claim, commit_in, events, eventually, git_in, queue_events, show,
+};
 
 /// A repository whose verify checks every file for the word BROKEN, with subsystems
 /// `api`, `web` (verify: web has an index), `docs`, and `ci` (approval required).
@@ -535,16 +537,6 @@ fn verify_commands_that_hang_flood_or_do_not_exist() {
     let passed = last_event(&repo, &flood, "verify_passed");
     let log_path = passed["evidence"]["commands"][1]["log"].as_str().unwrap();
     assert!(std::fs::metadata(log_path).unwrap().len() < 5 * 1024 * 1024);
-}
-
-/// The queue's own events, newest last.
-fn queue_events(repo: &TestRepo) -> Vec<serde_json::Value> {
-    repo.run(["--json", "log", "--queue"])
-        .expect(0)
-        .json()
-        .as_array()
-        .unwrap()
-        .clone()
 }
 
 #[test]

@@ -473,3 +473,32 @@ pub fn all_text_under(dir: &Path) -> String {
     }
     out
 }
+
+/// The queue's own events (`log --queue`), oldest first.
+pub fn queue_events(repo: &TestRepo) -> Vec<Value> {
+    repo.run(["--json", "log", "--queue"])
+        .expect(0)
+        .json()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Every task, as `task list --json` shows them.
+pub fn tasks(repo: &TestRepo) -> Vec<Value> {
+    repo.run(["--json", "task", "list"])
+        .expect(0)
+        .json()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// A TCP port on loopback that nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

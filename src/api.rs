@@ -15,19 +15,23 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Decodes a request body the way the daemon does: JSON into one of the request types
 /// below. The error is one line, for the `bad_request` reply.
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(body).map_err(|e| {
-        // serde quotes an unknown variant or field as it was sent, so a `\n` (or any
-        // control character) in a JSON string would break the one line; escape them.
-        let mut message = String::from("invalid request body: ");
-        for c in e.to_string().chars() {
-            if c.is_control() {
-                message.extend(c.escape_default());
-            } else {
-                message.push(c);
-            }
+    // serde quotes an unknown variant or field as it was sent, so a `\n` (or any
+    // control character) in a JSON string would break the one line; escape them.
+    serde_json::from_slice(body).map_err(|e| one_line(&format!("invalid request body: {e}")))
+}
+
+/// `text` with its control characters escaped (`\n`, `\u{1b}`): an error message that
+/// quotes what a client sent stays one line, and no escape sequence reaches a terminal.
+pub fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
         }
-        message
-    })
+    }
+    out
 }
 
 /// `POST /v1/tasks`

@@ -33,9 +33,11 @@ pub enum ClientError {
     #[error("no switchyard daemon is running for {0} (start one with `switchyard daemon`)")]
     NoDaemon(String),
     #[error(
-        "the daemon did not answer within {}s (is it hung? see .git/switchyard/daemon.log); \
-         the request may still complete, and running the same command again is safe",
-        .0.as_secs()
+        "the daemon did not answer within {:?} (is it hung? see .git/switchyard/daemon.log); \
+         the request may still have gone through: look (`switchyard task list`) before you \
+         repeat it, though a repeated claim, release, submit, approve, reject or cancel is \
+         answered as the first was",
+        .0
     )]
     TimedOut(Duration),
     #[error("{message}")]
@@ -81,13 +83,63 @@ impl Client {
         self.request("POST", path, Some(&body))
     }
 
-    fn connect(&self) -> Result<UnixStream, ClientError> {
-        UnixStream::connect(&self.socket).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
-                ClientError::NoDaemon(self.repo.clone())
+    /// Connects by `deadline`: a daemon whose backlog is full (hung, or flooded) makes a
+    /// plain connect block, so it is made non-blocking and tried again until then.
+    fn connect(&self, deadline: Instant, limit: Duration) -> Result<UnixStream, ClientError> {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let path = self.socket.as_os_str().as_bytes();
+        // SAFETY: sockaddr_un is plain data; zeroed is its empty value.
+        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        if path.len() >= addr.sun_path.len() {
+            return Err(ClientError::Protocol(format!(
+                "the socket path {} is too long",
+                self.socket.display()
+            )));
+        }
+        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (dst, src) in addr.sun_path.iter_mut().zip(path) {
+            *dst = *src as libc::c_char;
+        }
+        // SAFETY: socket(2) creates a new descriptor, owned by the stream made below.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
+        };
+        if fd < 0 {
+            return Err(ClientError::Io(std::io::Error::last_os_error()));
+        }
+        // SAFETY: fd is a fresh socket nothing else owns.
+        let stream = unsafe { UnixStream::from_raw_fd(fd) };
+        loop {
+            // SAFETY: connect(2) with an address struct we own and its size.
+            let rc = unsafe {
+                libc::connect(
+                    fd,
+                    std::ptr::addr_of!(addr).cast(),
+                    std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+                )
+            };
+            if rc == 0 {
+                break;
             }
-            _ => ClientError::Io(e),
-        })
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EINTR) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Some(libc::EAGAIN) => return Err(ClientError::TimedOut(limit)),
+                Some(libc::ENOENT) | Some(libc::ECONNREFUSED) => {
+                    return Err(ClientError::NoDaemon(self.repo.clone()));
+                }
+                _ => return Err(ClientError::Io(e)),
+            }
+        }
+        stream.set_nonblocking(false)?;
+        Ok(stream)
     }
 
     fn request<R: DeserializeOwned>(
@@ -102,8 +154,7 @@ impl Client {
             DEFAULT_TIMEOUT
         });
         let deadline = Instant::now() + limit;
-        let mut stream = self.connect()?;
-        stream.set_write_timeout(Some(limit))?;
+        let mut stream = self.connect(deadline, limit)?;
         let body = body.unwrap_or_default();
         let head = format!(
             "{method} {path} HTTP/1.1\r\nHost: switchyard\r\n{VERSION_HEADER}: {VERSION}\r\n\
@@ -116,8 +167,14 @@ impl Client {
             }
             _ => ClientError::Io(e),
         };
-        stream.write_all(head.as_bytes()).map_err(timed_out)?;
-        stream.write_all(body).map_err(timed_out)?;
+        for part in [head.as_bytes(), body] {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ClientError::TimedOut(limit));
+            }
+            stream.set_write_timeout(Some(left))?;
+            stream.write_all(part).map_err(timed_out)?;
+        }
         // One deadline for the whole answer, however it trickles in.
         let mut reply = Vec::new();
         let mut buf = [0u8; 16 * 1024];

@@ -145,22 +145,40 @@ impl RunAs {
         })
     }
 
-    /// The user's own identity in the environment, instead of the daemon's.
+    /// The user's own identity in the environment, instead of the daemon's; and git
+    /// told that the repository, which belongs to the daemon's user, is safe to use.
     fn apply(&self, env: &mut Vec<(String, String)>) {
-        env.retain(|(k, _)| !matches!(k.as_str(), "HOME" | "USER" | "LOGNAME"));
+        env.retain(|(k, _)| {
+            !matches!(k.as_str(), "HOME" | "USER" | "LOGNAME") && !k.starts_with("GIT_CONFIG_")
+        });
         env.push(("HOME".into(), self.home.display().to_string()));
         env.push(("USER".into(), self.name.clone()));
         env.push(("LOGNAME".into(), self.name.clone()));
+        env.push(("GIT_CONFIG_COUNT".into(), "1".into()));
+        env.push(("GIT_CONFIG_KEY_0".into(), "safe.directory".into()));
+        env.push(("GIT_CONFIG_VALUE_0".into(), "*".into()));
     }
 }
 
+/// Capabilities a root command loses: those that reach another process's memory or the
+/// kernel's (ptrace, raw I/O such as /proc/kcore, kernel modules, BPF, perf events).
+/// Without them, root cannot read the non-dumpable daemon's memory; it is still root for
+/// everything else, which is why `[commands] run_as` exists.
+const DROPPED_CAPABILITIES: [u32; 5] = [
+    16, // CAP_SYS_MODULE
+    17, // CAP_SYS_RAWIO
+    19, // CAP_SYS_PTRACE
+    38, // CAP_PERFMON
+    39, // CAP_BPF
+];
+
 /// Makes a command's process unable to read the daemon: as root (the only case where
-/// the daemon's non-dumpable flag is not enough), the command loses CAP_SYS_PTRACE from
-/// every capability set, the bounding set included, so neither it nor anything it runs
-/// can read `/proc/<daemon>/environ`, `mem` or `fd`.
+/// the daemon's non-dumpable flag is not enough), the command loses
+/// [`DROPPED_CAPABILITIES`] from every capability set, the bounding set included, so
+/// neither it nor anything it runs gets them back.
 ///
 /// Runs in the forked child before exec: only async-signal-safe system calls.
-fn drop_ptrace_capability() -> std::io::Result<()> {
+fn drop_capabilities() -> std::io::Result<()> {
     #[repr(C)]
     struct Header {
         version: u32,
@@ -174,22 +192,20 @@ fn drop_ptrace_capability() -> std::io::Result<()> {
         inheritable: u32,
     }
     const VERSION_3: u32 = 0x2008_0522;
-    const CAP_SYS_PTRACE: u32 = 19;
     // SAFETY: geteuid, prctl and the capget/capset system calls only read and write
     // the structs passed here; nothing allocates.
     unsafe {
         if libc::geteuid() != 0 {
             return Ok(());
         }
-        if libc::prctl(
-            libc::PR_CAPBSET_DROP,
-            CAP_SYS_PTRACE as libc::c_ulong,
-            0,
-            0,
-            0,
-        ) != 0
-        {
-            return Err(std::io::Error::last_os_error());
+        for cap in DROPPED_CAPABILITIES {
+            // A capability this kernel does not know (older kernels lack BPF) is absent
+            // anyway: EINVAL is fine.
+            if libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0
+                && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
+            {
+                return Err(std::io::Error::last_os_error());
+            }
         }
         let mut header = Header {
             version: VERSION_3,
@@ -203,10 +219,13 @@ fn drop_ptrace_capability() -> std::io::Result<()> {
         if libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        let bit = !(1u32 << CAP_SYS_PTRACE);
-        data[0].effective &= bit;
-        data[0].permitted &= bit;
-        data[0].inheritable &= bit;
+        for cap in DROPPED_CAPABILITIES {
+            let word = &mut data[(cap / 32) as usize];
+            let bit = !(1u32 << (cap % 32));
+            word.effective &= bit;
+            word.permitted &= bit;
+            word.inheritable &= bit;
+        }
         if libc::syscall(libc::SYS_capset, &header, data.as_ptr()) != 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -233,10 +252,10 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
     }));
     let start = Instant::now();
     let mut command = Command::new("sh");
-    crate::gitcli::die_with_parent(&mut command);
-    // SAFETY: drop_ptrace_capability makes only async-signal-safe system calls.
+    crate::child::of_daemon(&mut command);
+    // SAFETY: drop_capabilities makes only async-signal-safe system calls.
     unsafe {
-        command.pre_exec(drop_ptrace_capability);
+        command.pre_exec(drop_capabilities);
     }
     // Every process the command starts inherits this mark, whatever it does with
     // sessions and process groups, so all of them can be found and stopped.

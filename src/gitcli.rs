@@ -24,23 +24,14 @@ pub enum GitCliError {
 
 pub type Result<T, E = GitCliError> = std::result::Result<T, E>;
 
-/// Makes a child die with the daemon, so that after a `kill -9` no git process of the
-/// old daemon races with the new one's recovery. What a killed git leaves (a lock file)
-/// is cleared at start (`Service::reconcile`).
-pub fn die_with_parent(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches only the child.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-}
-
 fn command(dir: &Path) -> Command {
     let mut cmd = Command::new("git");
-    die_with_parent(&mut cmd);
+    crate::child::of_daemon(&mut cmd);
+    // No hooks: a hook's script can come from a submitted branch (a repository whose
+    // `core.hooksPath` points into the tree, as husky sets it), and would run as the
+    // daemon, outside every limit verify has. And the daemon's own git works in every
+    // worktree, also one handed to `[commands] run_as` (git would call it "dubious").
+    cmd.args(["-c", "core.hooksPath=/dev/null", "-c", "safe.directory=*"]);
     cmd.arg("-C")
         .arg(dir)
         .env("GIT_TERMINAL_PROMPT", "0")

@@ -25,6 +25,10 @@ fn main() -> ExitCode {
         timeout: match var("SWITCHYARD_TIMEOUT") {
             None => None,
             Some(text) => match switchyard::config::parse_duration(&text) {
+                Ok(d) if d.is_zero() => {
+                    eprintln!("error: SWITCHYARD_TIMEOUT must be longer than zero");
+                    return ExitCode::from(cli::Exit::Usage);
+                }
                 Ok(d) => Some(d),
                 Err(e) => {
                     eprintln!("error: SWITCHYARD_TIMEOUT: {e}");

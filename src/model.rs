@@ -111,6 +111,18 @@ impl TaskId {
     /// The task a ref or a directory name belongs to, if it is one of switchyard's:
     /// `refs/heads/switchyard/t12-fix-login`, `refs/switchyard/submitted/t12`, `t12`.
     pub fn owning(name: &str) -> Option<TaskId> {
+        // A remote's branch counts as the branch: refs/remotes/<remote>/switchyard/...
+        let local;
+        let name = match name.strip_prefix("refs/remotes/") {
+            Some(rest) => match rest.split_once('/') {
+                Some((_, branch)) => {
+                    local = format!("refs/heads/{branch}");
+                    local.as_str()
+                }
+                None => return None,
+            },
+            None => name,
+        };
         let rest = name
             .strip_prefix("refs/heads/switchyard/verify/")
             .or_else(|| name.strip_prefix("refs/heads/switchyard/"))
@@ -657,6 +669,9 @@ mod tests {
             ("refs/heads/switchyard/t3", Some(3)),
             ("refs/switchyard/submitted/t7", Some(7)),
             ("refs/heads/switchyard/verify/t8", Some(8)),
+            ("refs/remotes/origin/switchyard/t11-x", Some(11)),
+            ("refs/remotes/origin/main", None),
+            ("refs/remotes/up/switchyard/integration", None),
             ("t9", Some(9)),
             ("refs/heads/switchyard/integration", None),
             ("refs/heads/main", None),

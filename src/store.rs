@@ -359,6 +359,15 @@ impl Ledger {
         &self.path
     }
 
+    /// Runs `f` inside one read transaction, so that everything it reads comes from the
+    /// same commit (a task and its timeline, say), whatever is written meanwhile.
+    pub fn snapshot<T>(&self, f: impl FnOnce(&Ledger) -> Result<T>) -> Result<T> {
+        let tx = self.conn.unchecked_transaction()?;
+        let out = f(self);
+        tx.finish()?;
+        out
+    }
+
     /// Whether the ledger at `path` holds nothing: no file, an empty file, or a database
     /// with no task that was not begun on purpose with `--new-ledger`. Read-only: a blank
     /// ledger must not be made into a real one before the daemon decides it may start.
@@ -560,7 +569,12 @@ impl Ledger {
                 .optional()?;
             if let Some(seq) = earlier {
                 let task = load_task(&tx, TaskId(seq))?;
-                if task.title != new.title {
+                let same = task.title == new.title
+                    && task.body == new.body
+                    && task.accept == new.accept
+                    && task.scope == new.scope
+                    && task.priority == new.priority;
+                if !same {
                     return Err(LedgerError::Refused(format!(
                         "request id {request:?} already made {} ({:?}); use a new id for a new task",
                         task.id, task.title
@@ -874,10 +888,9 @@ impl Ledger {
         if task.state != TaskState::AwaitingApproval {
             let approved_this_attempt = last_event(&tx, id, Some(EventKind::Approved))?
                 .is_some_and(|e| e.by == *by && e.evidence["attempt"] == json!(task.attempt));
-            // Still on its way in: the answer it got the first time. Once it landed or
-            // came back, the refusal says so.
-            let in_flight = matches!(task.state, TaskState::Queued | TaskState::Verifying);
-            if in_flight && approved_this_attempt && task.approved_attempt == Some(task.attempt) {
+            // The same approval again (its reply lost): the answer it got the first time,
+            // with the task as it is now, landed perhaps.
+            if approved_this_attempt && task.approved_attempt == Some(task.attempt) {
                 return Ok(task);
             }
             return Err(LedgerError::Refused(format!(

@@ -318,7 +318,32 @@ pub fn write_env(dir: &Path, env: &[(String, String)]) -> Result<()> {
         text.push_str(&format!("{k}='{}'\n", v.replace('\'', r"'\''")));
     }
     let path = dir.join(ENV_FILE);
-    std::fs::write(&path, text).map_err(|e| io("write", &path, e))
+    write_replacing(&path, text.as_bytes())
+}
+
+/// Writes `bytes` to `path` by way of a new file beside it, renamed over it: whatever
+/// stood at `path` (a symlink a branch put there, pointing at the ledger or at
+/// `~/.bashrc`) is replaced, never written through.
+fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.switchyard-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(|e| io("write", &tmp, e))?;
+    file.write_all(bytes).map_err(|e| io("write", &tmp, e))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io("write", path, e)
+    })
 }
 
 /// Reads `SWITCHYARD_TASK` from a worktree's environment file, if it has one.
@@ -329,21 +354,75 @@ pub fn task_of(dir: &Path) -> Option<String> {
         .map(|v| v.trim_matches('\'').to_owned())
 }
 
-/// Makes every file under `dir` belong to `uid`:`gid` (symlinks themselves, never what
-/// they point at), so that a command run as that user can write in its worktree.
+/// Makes every file under `dir` belong to `uid`:`gid`, so that a command run as that
+/// user can write in its worktree. The walk goes by directory descriptors and never
+/// follows a symlink: a directory swapped for a link to `/etc` mid-walk is not entered,
+/// and a file with other hard links (which could be anyone's) keeps its owner.
 pub fn give_to(dir: &Path, uid: u32, gid: u32) -> Result<()> {
-    std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).map_err(|e| io("chown", dir, e))?;
-    for entry in std::fs::read_dir(dir).map_err(|e| io("read", dir, e))? {
-        let entry = entry.map_err(|e| io("read", dir, e))?;
-        let path = entry.path();
-        let kind = entry.file_type().map_err(|e| io("read", &path, e))?;
-        if kind.is_dir() {
-            give_to(&path, uid, gid)?;
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c_dir = CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| WorktreeError::Io(format!("bad path {}", dir.display())))?;
+    // SAFETY: open(2) with a NUL-terminated path; the descriptor is closed by give_fd.
+    let fd = unsafe {
+        libc::open(
+            c_dir.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io("open", dir, std::io::Error::last_os_error()));
+    }
+    give_fd(fd, dir, uid, gid)
+}
+
+/// `give_to` for an open directory; closes `fd`.
+fn give_fd(fd: i32, shown: &Path, uid: u32, gid: u32) -> Result<()> {
+    use std::ffi::CString;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: fd is an open descriptor we own from here on.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: fchown on our descriptor.
+    if unsafe { libc::fchown(fd, uid, gid) } != 0 {
+        return Err(io("chown", shown, std::io::Error::last_os_error()));
+    }
+    // The entries, read through the descriptor itself (no path to swap).
+    let listing = format!("/proc/self/fd/{fd}");
+    let entries = std::fs::read_dir(&listing).map_err(|e| io("read", shown, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io("read", shown, e))?;
+        let name = CString::new(entry.file_name().as_bytes())
+            .map_err(|_| WorktreeError::Io(format!("bad name in {}", shown.display())))?;
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstatat relative to our descriptor, not following a symlink.
+        if unsafe { libc::fstatat(fd, name.as_ptr(), &mut stat, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+            continue; // gone meanwhile
+        }
+        let kind = stat.st_mode & libc::S_IFMT;
+        if kind == libc::S_IFDIR {
+            // SAFETY: openat relative to our descriptor; O_NOFOLLOW refuses a symlink
+            // that replaced the directory since the fstatat.
+            let child = unsafe {
+                libc::openat(
+                    fd,
+                    name.as_ptr(),
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                )
+            };
+            if child >= 0 {
+                give_fd(child, &shown.join(entry.file_name()), uid, gid)?;
+            }
+        } else if kind == libc::S_IFREG && stat.st_nlink > 1 {
+            // Another name for this file may be outside the worktree.
         } else {
-            std::os::unix::fs::lchown(&path, Some(uid), Some(gid))
-                .map_err(|e| io("chown", &path, e))?;
+            // SAFETY: fchownat relative to our descriptor, on the link itself.
+            unsafe {
+                libc::fchownat(fd, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW);
+            }
         }
     }
+    drop(owned);
     Ok(())
 }
 
@@ -408,21 +487,24 @@ pub fn copy_files(
         }
         let to = dir.join(file);
         let Some(parent) = to.parent() else { continue };
-        std::fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
-        let real_parent = parent
-            .canonicalize()
-            .map_err(|e| io("resolve", parent, e))?;
+        // Judged before anything is made: the deepest part of the target's directory
+        // that exists must be inside the worktree once its symlinks are resolved.
+        let real_parent = crate::config::real_path(parent);
         if !real_parent.starts_with(&real_dir) {
             skipped.push((file.clone(), NotCopied::TargetOutside(real_parent)));
             continue;
         }
-        if to
-            .symlink_metadata()
-            .is_ok_and(|m| m.file_type().is_symlink())
-        {
-            std::fs::remove_file(&to).map_err(|e| io("replace", &to, e))?;
-        }
-        std::fs::copy(&real, &to).map_err(|e| io("copy", &from, e))?;
+        std::fs::create_dir_all(&real_parent).map_err(|e| io("create", parent, e))?;
+        let bytes = std::fs::read(&real).map_err(|e| io("copy", &from, e))?;
+        write_replacing(
+            &real_parent.join(to.file_name().unwrap_or_default()),
+            &bytes,
+        )?;
+        let mode = std::fs::metadata(&real)
+            .map_err(|e| io("copy", &from, e))?
+            .permissions();
+        let _ =
+            std::fs::set_permissions(real_parent.join(to.file_name().unwrap_or_default()), mode);
     }
     Ok(skipped)
 }

@@ -29,9 +29,13 @@ pub struct Args {
 }
 
 /// Threads for blocking work: ledger reads and writes, git, commands.
-const MAX_BLOCKING_THREADS: usize = 32;
+const MAX_BLOCKING_THREADS: usize = 64;
 
 pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
+    // First of all, and again after the restart: nothing of this user may read this
+    // process's memory or descriptors (the secrets, the pipe they come on).
+    harden::make_undumpable()
+        .map_err(|e| CliError::Failed(format!("cannot protect the daemon's memory: {e}")))?;
     let repo = ctx.locate()?;
     let (loaded, _) = ctx.load_config(&repo)?;
     // First the secrets leave the environment: the daemon replaces itself (same pid)
@@ -50,8 +54,6 @@ pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
         }
         Some(fd) => harden::read_secrets(fd).map_err(CliError::Failed)?,
     };
-    harden::make_undumpable()
-        .map_err(|e| CliError::Failed(format!("cannot protect the daemon's memory: {e}")))?;
     // A write over a file-size limit fails like a full disk (and is reported like one),
     // instead of killing the daemon with SIGXFSZ.
     // SAFETY: ignoring a signal has no preconditions.

@@ -5,6 +5,7 @@ use clap::Subcommand;
 
 use super::{CliError, Ctx, render};
 use crate::api::{AddTask, Cancel, QueueEntry, Resume, Resumed, Status, TaskDetail};
+use crate::client::ClientError;
 use crate::model::{Event, QueueEvent, Task, TaskState};
 
 /// Create, list, show or cancel tasks.
@@ -101,6 +102,9 @@ pub fn run(ctx: &mut Ctx<'_>, cmd: Command) -> Result<(), CliError> {
 fn add(ctx: &mut Ctx<'_>, args: AddArgs) -> Result<(), CliError> {
     let by = ctx.person(args.by)?;
     let (_, client) = ctx.client()?;
+    // Every add carries a request id, so that one whose answer was lost can be repeated
+    // without making a second task.
+    let request_id = args.request_id.unwrap_or_else(new_request_id);
     let req = AddTask {
         title: args.title,
         body: args.body,
@@ -108,9 +112,14 @@ fn add(ctx: &mut Ctx<'_>, args: AddArgs) -> Result<(), CliError> {
         scope: args.scope,
         priority: args.priority,
         by,
-        request_id: args.request_id,
+        request_id: Some(request_id.clone()),
     };
-    let task: Task = client.post("/v1/tasks", &req)?;
+    let task: Task = client.post("/v1/tasks", &req).map_err(|e| match e {
+        ClientError::TimedOut(_) => CliError::Failed(format!(
+            "{e}; to repeat this add safely, add `--request-id {request_id}`"
+        )),
+        e => e.into(),
+    })?;
     if ctx.json {
         return ctx.print_json(&task);
     }
@@ -120,6 +129,15 @@ fn add(ctx: &mut Ctx<'_>, args: AddArgs) -> Result<(), CliError> {
         task.id, task.state, task.title, task.branch
     )
     .map_err(CliError::output)
+}
+
+/// An id for one `task add`, unique enough among a repository's requests.
+fn new_request_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("cli-{}-{nanos:x}", std::process::id())
 }
 
 fn list(ctx: &mut Ctx<'_>, args: ListArgs) -> Result<(), CliError> {

@@ -8,8 +8,9 @@
 //!   environment holds only what the daemon needs ([`daemon_env`]); the secrets travel
 //!   through a pipe and live only in its memory.
 //! - The daemon makes itself non-dumpable: its `/proc` files and memory are closed to
-//!   processes of the same user; as root, its commands also lose `CAP_SYS_PTRACE`
-//!   (`command::drop_ptrace_capability`), without which root is refused too.
+//!   processes of the same user; as root, its commands also lose `CAP_SYS_PTRACE` and the
+//!   other capabilities that reach another process's memory
+//!   (`command::drop_capabilities`), without which root cannot read its memory either.
 //! - Commands get an allowlisted environment (`command::base_env`), optionally as another
 //!   user (`[commands] run_as`).
 
@@ -23,7 +24,7 @@ use crate::config::Config;
 
 /// Variables the daemon keeps for itself (git, SSH and proxies reach remotes with them;
 /// the locale and time zone shape its output); everything else is dropped at start.
-const DAEMON_ENV: [&str; 18] = [
+const DAEMON_ENV: [&str; 23] = [
     "PATH",
     "HOME",
     "USER",
@@ -34,6 +35,12 @@ const DAEMON_ENV: [&str; 18] = [
     "SHELL",
     "SSH_AUTH_SOCK",
     "XDG_CONFIG_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_RUNTIME_DIR",
+    "GNUPGHOME",
+    // A private CA for GitHub Enterprise, for the API client and git alike.
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
     "http_proxy",
     "https_proxy",
     "no_proxy",
@@ -100,6 +107,12 @@ pub fn restart_without_secrets(
         Ok(p) => p,
         Err(e) => return e,
     };
+    // Non-blocking: where pipes are small (a user over pipe-user-pages-soft gets one
+    // page), a full pipe fails the start instead of hanging it.
+    // SAFETY: fcntl on a descriptor we own.
+    if unsafe { libc::fcntl(write_end.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
+        return std::io::Error::last_os_error();
+    }
     if let Err(e) = std::fs::File::from(write_end).write_all(&payload) {
         return e;
     }
@@ -123,6 +136,11 @@ pub fn restart_without_secrets(
 
 /// Reads the secrets [`restart_without_secrets`] passed on fd `fd`, and closes it.
 pub fn read_secrets(fd: i32) -> Result<Vec<(String, String)>, String> {
+    if fd < 3 {
+        return Err(format!(
+            "--secrets-fd {fd} is not switchyard's own pipe (it is for the daemon's restart)"
+        ));
+    }
     // SAFETY: fstat on any descriptor number is harmless; we only adopt it below if it
     // is a pipe, which is what our own restart passed.
     let mut stat: libc::stat = unsafe { std::mem::zeroed() };

@@ -100,7 +100,7 @@ async fn error_envelope(request: Request, next: Next) -> Response {
     };
     let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
         .await
-        .map(|b| String::from_utf8_lossy(&b).trim().replace('\n', " "))
+        .map(|b| api::one_line(String::from_utf8_lossy(&b).trim()))
         .unwrap_or_default();
     let message = match (code, text.is_empty()) {
         (ErrorCode::TooLarge, _) => format!("the request body is over {MAX_BODY_BYTES} bytes"),

@@ -132,32 +132,42 @@ impl Service {
     }
 
     /// A submit that already happened, asked for again (its reply lost to a crash or a
-    /// timeout): the same answer, nothing recorded twice. Only while the task still waits
-    /// on that very submission, of the same commit, by the same executor.
+    /// timeout): the same answer, nothing recorded twice. Only for that very submission,
+    /// of the same commit, by the same executor, while it waits in the queue or once it
+    /// landed (a task that came back takes a new submission).
     fn submit_replay(
         &self,
         task: &Task,
         agent: &str,
         commit: Option<&str>,
     ) -> Result<Option<api::Submitted>> {
-        let waiting = matches!(
-            task.state,
-            TaskState::Queued | TaskState::Verifying | TaskState::AwaitingApproval
-        );
-        if !waiting || task.agent.as_deref() != Some(agent) {
+        let Some(event) = self.ledger(|l| l.last_event(task.id, EventKind::Submitted))? else {
+            return Ok(None);
+        };
+        let submitted = event.evidence["head"].as_str();
+        if event.by != Actor::Agent(agent.to_owned()) || submitted != task.submitted_head.as_deref()
+        {
             return Ok(None);
         }
         let tip = match commit {
             Some(c) => Some(c.to_owned()),
             None => git::branch_tip(&self.repo.main_root, &task.branch)?,
         };
-        let Some(event) = self.ledger(|l| l.last_event(task.id, EventKind::Submitted))? else {
-            return Ok(None);
+        let same = match task.state {
+            TaskState::Queued | TaskState::Verifying | TaskState::AwaitingApproval => {
+                tip.as_deref() == submitted
+            }
+            // Landed since: the branch now points at what landed (or still at what was
+            // submitted, if its executor had moved on).
+            TaskState::Merged => {
+                let landed = self.ledger(|l| l.last_event(task.id, EventKind::Merged))?;
+                let landed = landed.as_ref().and_then(|e| e.evidence["commit"].as_str());
+                tip.as_deref() == submitted || (tip.is_some() && tip.as_deref() == landed)
+            }
+            TaskState::Open | TaskState::Claimed | TaskState::Returned | TaskState::Cancelled => {
+                false
+            }
         };
-        let same = tip.is_some()
-            && tip == task.submitted_head
-            && event.by == Actor::Agent(agent.to_owned())
-            && event.evidence["head"].as_str() == tip.as_deref();
         if !same {
             return Ok(None);
         }
@@ -281,6 +291,7 @@ impl Service {
                 if !self.base_is_ours(&onto)? {
                     return Ok(());
                 }
+                self.follow_remote(&onto)?;
                 let tip =
                     match &task.submitted_head {
                         Some(head) => head.clone(),
@@ -319,31 +330,39 @@ impl Service {
         }
     }
 
-    /// The base tip to integrate onto: with a remote, the remote's (the local base
-    /// follows it when it can fast-forward).
+    /// The base tip to integrate onto: with a remote, the remote's, fetched now.
     fn current_base(&self) -> Result<String> {
-        let local = self.base_tip()?;
+        match &self.config.remote {
+            None => self.base_tip(),
+            Some(remote) => self.fetch_remote(remote),
+        }
+    }
+
+    /// With a remote, the local base follows the remote's tip `theirs` when it can
+    /// fast-forward; only once that tip is judged the lander's (`base_is_ours`), so a
+    /// push by someone else is never copied into the local base or the user's checkout.
+    fn follow_remote(&self, theirs: &str) -> Result<()> {
         let Some(remote) = &self.config.remote else {
-            return Ok(local);
+            return Ok(());
         };
         let root = &self.repo.main_root;
-        let theirs = gitcli::fetch(root, remote, &self.config.base)
-            .map_err(|e| ApiError::internal(format!("fetching {remote}: {e}")))?;
-        if theirs != local {
-            if git::is_ancestor(root, &local, &theirs)? {
-                let base_ref = format!("refs/heads/{}", self.config.base);
-                if gitcli::compare_and_swap(root, &base_ref, &theirs, &local)? {
-                    self.follow_base(&local, &theirs);
-                    info!(to = %short(&theirs), "the base followed {remote}");
-                }
-            } else {
-                warn!(
-                    remote,
-                    "the local base has commits the remote lacks; integrating onto the remote's tip"
-                );
-            }
+        let local = self.base_tip()?;
+        if theirs == local {
+            return Ok(());
         }
-        Ok(theirs)
+        if git::is_ancestor(root, &local, theirs)? {
+            let base_ref = format!("refs/heads/{}", self.config.base);
+            if gitcli::compare_and_swap(root, &base_ref, theirs, &local)? {
+                self.follow_base(&local, theirs);
+                info!(to = %short(theirs), "the base followed {remote}");
+            }
+        } else {
+            warn!(
+                remote,
+                "the local base has commits the remote lacks; integrating onto the remote's tip"
+            );
+        }
+        Ok(())
     }
 
     /// Step 1: replay the task's commits onto the base tip, check the scope again on the
@@ -621,6 +640,13 @@ impl Service {
     /// verified. That pauses the queue with an event naming the commits, and is never
     /// taken for a landing. `actual` is the base's tip now (the remote's, with a remote).
     pub(super) fn base_is_ours(&self, actual: &str) -> Result<bool> {
+        // Whatever goes wrong judging the base is not the task's fault: the queue waits
+        // and tries again, without counting it against the task at its head.
+        self.judge_base(actual)
+            .map_err(|e| ApiError::unavailable(format!("cannot judge the base: {}", e.message)))
+    }
+
+    fn judge_base(&self, actual: &str) -> Result<bool> {
         if self.ledger(|l| l.paused())?.is_some() {
             return Ok(false);
         }
@@ -654,7 +680,9 @@ impl Service {
     fn pause_for_base(&self, expected: &str, actual: &str) -> Result<()> {
         let root = &self.repo.main_root;
         let base = &self.config.base;
-        let forward = git::is_ancestor(root, expected, actual)?;
+        // The description is best effort (the expected commit may be gone after a
+        // force-push); the pause is recorded whatever it can say.
+        let forward = git::is_ancestor(root, expected, actual).unwrap_or(false);
         let (event, range, reason) = if forward {
             (
                 QueueEventKind::BaseMovedOutside,
@@ -679,20 +707,22 @@ impl Service {
         let listed = gitcli::git(
             root,
             &["log", "--format=%H%x09%s", "--max-count=50", &range],
-        )?;
+        )
+        .unwrap_or_default();
         let commits: Vec<serde_json::Value> = listed
             .lines()
             .filter_map(|l| l.split_once('\t'))
             .map(|(sha, subject)| json!({"commit": sha, "subject": subject}))
             .collect();
-        let count = gitcli::git(root, &["rev-list", "--count", &range])?
-            .trim()
-            .parse::<u64>()
+        let count = gitcli::git(root, &["rev-list", "--count", &range])
+            .ok()
+            .and_then(|c| c.trim().parse::<u64>().ok())
             .unwrap_or(commits.len() as u64);
         let mut affected = Vec::new();
         if !forward {
             let lost: std::collections::HashSet<String> =
-                gitcli::git(root, &["rev-list", "--max-count=10000", &range])?
+                gitcli::git(root, &["rev-list", "--max-count=10000", &range])
+                    .unwrap_or_default()
                     .lines()
                     .map(str::to_owned)
                     .collect();

@@ -103,6 +103,16 @@ pub async fn run(
         });
     }
     let root = opts.config.worktrees.root_for(&main_root);
+    // Judged before anything is created there: a root that leads into the checkout
+    // through a symlink must not get even its directories made.
+    if crate::config::real_path(&root).starts_with(&main_root) {
+        return Err(DaemonError::Setup(format!(
+            "the worktree root {} leads into the repository's checkout ({}), through a \
+             symlink; set [worktrees] root to a directory outside it",
+            root.display(),
+            main_root.display()
+        )));
+    }
     Worktrees::new(main_root.clone(), root.clone())
         .ensure_root()
         .map_err(|e| setup("the worktree root is not usable", &e))?;
@@ -111,14 +121,7 @@ pub async fn run(
     let root = root
         .canonicalize()
         .map_err(|e| setup("the worktree root is not usable", &e))?;
-    if root.starts_with(&main_root) {
-        return Err(DaemonError::Setup(format!(
-            "the worktree root leads into the repository's checkout ({} is inside {}), through \
-             a symlink; set [worktrees] root to a directory outside it",
-            root.display(),
-            main_root.display()
-        )));
-    }
+
     let worktrees = Worktrees::new(main_root.clone(), root);
     worktree::exclude_env_file(&opts.repo.common_dir)
         .map_err(|e| setup("cannot set up info/exclude", &e))?;
@@ -140,22 +143,49 @@ pub async fn run(
         None => None,
     };
     let ledger_path = dir.join("ledger.db");
-    let traces = service::traces_of_tasks(&main_root, &worktrees.root);
-    let archived = if opts.new_ledger {
-        Some(archive_for_a_new_ledger(&dir, &worktrees).map_err(DaemonError::Setup)?)
-    } else {
-        let blank = Ledger::is_blank(&ledger_path)
-            .map_err(|e| setup(&format!("cannot read {}", ledger_path.display()), &e))?;
-        if blank && !traces.is_empty() {
+    let traces = service::traces_of_tasks(&main_root, &worktrees.root, service::Traces::Local)
+        .map_err(|e| {
+            setup(
+                "cannot look for switchyard's traces in the repository",
+                &e.message,
+            )
+        })?;
+    let blank = Ledger::is_blank(&ledger_path)
+        .map_err(|e| setup(&format!("cannot read {}", ledger_path.display()), &e))?;
+    let archived = match (opts.new_ledger, blank) {
+        // Only a ledger that holds nothing is replaced: a flag left in a service file
+        // must not archive a good ledger at every restart.
+        (true, false) => {
+            return Err(DaemonError::LostLedger(format!(
+                "--new-ledger begins a ledger where the old one is missing or empty, but {} \
+                 holds tasks; start without --new-ledger (or move the ledger away yourself \
+                 if you mean to start over)",
+                ledger_path.display()
+            )));
+        }
+        (true, true) => {
+            Some(archive_for_a_new_ledger(&dir, &worktrees).map_err(DaemonError::Setup)?)
+        }
+        (false, true) if !traces.is_empty() => {
             return Err(DaemonError::LostLedger(lost_ledger_message(
                 &ledger_path,
                 &traces,
             )));
         }
-        None
+        (false, _) => None,
     };
     let mut ledger = Ledger::open(&ledger_path)
         .map_err(|e| setup(&format!("cannot open {}", ledger_path.display()), &e))?;
+    // SAFETY: geteuid has no preconditions.
+    if run_as.is_none() && unsafe { libc::geteuid() } == 0 {
+        warn!(
+            "the daemon runs as root, so verify and setup do too (without the capabilities that reach other processes' memory); set [commands] run_as for code you do not trust"
+        );
+    }
+    let mut names: Vec<&str> = opts.env.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    info!(names = %names.join(","), "the daemon's environment (names only)");
+
     if let Some(archive) = archived {
         let note = serde_json::json!({
             "at": crate::model::Timestamp::now(),
@@ -306,6 +336,7 @@ fn raise_open_file_limit() {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
         {
             let was = limit.rlim_cur;
+            crate::child::remember_open_file_limit(was);
             limit.rlim_cur = limit.rlim_max;
             if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
                 info!(

@@ -244,7 +244,7 @@ impl Service {
         &self,
         f: impl FnOnce(&Ledger) -> Result<T, crate::store::LedgerError>,
     ) -> Result<T> {
-        Ok(self.readers.with(f)??)
+        Ok(self.readers.with(|l| l.snapshot(f))??)
     }
 
     pub(super) fn base_tip(&self) -> Result<String> {
@@ -337,7 +337,7 @@ impl Service {
             by: Actor::Person(by),
             request_id: req.request_id,
         };
-        let taken = self.task_numbers_in_git();
+        let taken = self.task_numbers_in_git()?;
         let task =
             self.ledger(|l| l.add_task(&new, Timestamp::now(), &|id| taken.contains(&id)))?;
         info!(task = %task.id, title = %task.title, "task created");
@@ -347,8 +347,12 @@ impl Service {
     /// Tasks that git remembers: switchyard's branches and refs, and task worktrees
     /// under the root. A new task's id skips these, so it never inherits an old task's
     /// branch and commits (a ledger restored from a backup, or started anew).
-    pub(super) fn task_numbers_in_git(&self) -> std::collections::BTreeSet<TaskId> {
-        traces_of_tasks(&self.repo.main_root, &self.worktrees.root)
+    pub(super) fn task_numbers_in_git(&self) -> Result<std::collections::BTreeSet<TaskId>> {
+        traces_of_tasks(
+            &self.repo.main_root,
+            &self.worktrees.root,
+            Traces::Everywhere,
+        )
     }
 
     pub fn tasks(&self, state: Option<TaskState>) -> Result<Vec<Task>> {
@@ -437,7 +441,12 @@ impl Service {
         let by = Actor::Person(name(&req.by, "--by")?);
         let lock = self.task_lock(id);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let was = self.ledger(|l| l.task(id))?;
         let task = self.ledger(|l| l.cancel(id, &by, &req.reason, Timestamp::now()))?;
+        if was.state == TaskState::Cancelled {
+            // A retry of a cancel that went through.
+            return Ok(task);
+        }
         let _span = info_span!("task", task = %id).entered();
         info!(by = %by, "cancelled");
         self.github_wanted();
@@ -534,6 +543,7 @@ impl Service {
         let agent = name(&req.agent, "--agent")?;
         let lock = self.task_lock(id);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let was = self.ledger(|l| l.task(id))?;
         let task = self.ledger(|l| {
             l.release(
                 id,
@@ -544,6 +554,10 @@ impl Service {
             )
         })?;
         let _span = info_span!("task", task = %id).entered();
+        if !was.state.holds_lease() {
+            // A retry of a release that went through: its worktree was let go of then.
+            return Ok(task);
+        }
         info!(agent = %agent, "released");
         Ok(self.let_go_of_worktree(task))
     }
@@ -1268,28 +1282,51 @@ pub(super) fn name(raw: &str, flag: &str) -> Result<String> {
     crate::model::normalize_name(raw).map_err(|e| ApiError::bad(format!("{flag} {e}")))
 }
 
+/// Which refs count as a task's traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Traces {
+    /// This clone's own: local branches, switchyard's refs, task worktrees. What a lost
+    /// ledger leaves behind.
+    Local,
+    /// Those, and the remotes' branches too: a new task's id must not name a branch that
+    /// exists anywhere switchyard pushes.
+    Everywhere,
+}
+
 /// The tasks that left traces in git: their branches, submitted refs and worktrees.
+/// A failure to look is an error, never "no traces": the callers would otherwise hand
+/// out ids that exist, or start on a lost ledger.
 pub(super) fn traces_of_tasks(
     main_root: &Path,
     worktree_root: &Path,
-) -> std::collections::BTreeSet<TaskId> {
+    which: Traces,
+) -> Result<std::collections::BTreeSet<TaskId>> {
     let mut ids = std::collections::BTreeSet::new();
-    for glob in ["refs/heads/switchyard/*", "refs/switchyard/*"] {
-        match git::ref_names(main_root, glob) {
-            Ok(names) => ids.extend(names.iter().filter_map(|n| TaskId::owning(n))),
-            Err(e) => warn!(error = %e, glob, "cannot list refs"),
+    let mut globs = vec!["refs/heads/switchyard/*", "refs/switchyard/*"];
+    if which == Traces::Everywhere {
+        globs.push("refs/remotes/*");
+    }
+    for glob in globs {
+        let names = git::ref_names(main_root, glob)?;
+        ids.extend(names.iter().filter_map(|n| TaskId::owning(n)));
+    }
+    match std::fs::read_dir(worktree_root) {
+        Ok(entries) => {
+            for entry in entries.flatten() {
+                if let Some(id) = entry.file_name().to_str().and_then(TaskId::owning) {
+                    ids.insert(id);
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(ApiError::internal(format!(
+                "cannot read {}: {e}",
+                worktree_root.display()
+            )));
         }
     }
-    for entry in std::fs::read_dir(worktree_root)
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        if let Some(id) = entry.file_name().to_str().and_then(TaskId::owning) {
-            ids.insert(id);
-        }
-    }
-    ids
+    Ok(ids)
 }
 
 /// Whether nothing listens on a port block's first port right now.

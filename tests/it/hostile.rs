@@ -198,9 +198,27 @@ fn retries_of_every_mutating_request_are_safe() {
     assert_eq!(again["approved_attempt"], 2);
     assert_eq!(approvals(), 1);
 
-    // release and cancel, each twice.
+    // Once it landed, the same submit and the same approval still answer as before.
+    eventually(30, "the task to land", || {
+        show(&repo, &id)["state"] == "merged"
+    });
+    let again = repo
+        .run(["--json", "submit", &id, "--agent", "dora"])
+        .expect(0)
+        .json();
+    assert_eq!(again["state"], "merged");
+    repo.run(["approve", &id, "--by", "lead"]).expect(0);
+    repo.run(["submit", &id, "--agent", "erin"])
+        .refused(1, "is merged, not claimed");
+
+    // release and cancel, each twice, with uncommitted work that stays with the task.
     let other = add(&repo, "Api", &["api"]);
-    claim(&repo, Some(&other), "erin");
+    let held = claim(&repo, Some(&other), "erin");
+    std::fs::write(
+        std::path::Path::new(held["worktree"].as_str().unwrap()).join("api/wip.txt"),
+        "wip\n",
+    )
+    .unwrap();
     repo.run(["release", &other, "--agent", "erin"]).expect(0);
     let n = count_events(&other);
     let again = repo
@@ -294,8 +312,16 @@ fn a_lost_ledger_is_never_replaced_silently() {
     );
     assert_eq!(repo.git(&["rev-parse", &branch]), tip);
     daemon.stop();
-    // Begun on purpose: the next start needs no flag.
+    // Begun on purpose: the next start needs no flag; and the flag never replaces a
+    // ledger that holds tasks (left in a service file, it would at every restart).
     repo.start_daemon().stop();
+    repo.run(["daemon", "--new-ledger"]).refused(
+        1,
+        "--new-ledger begins a ledger where the old one is missing or empty",
+    );
+    let daemon = repo.start_daemon();
+    assert_eq!(tasks(&repo).len(), 1, "the ledger is the one it was");
+    daemon.stop();
 }
 
 #[test]
@@ -333,10 +359,11 @@ fn paths_cannot_lead_out_of_the_repository() {
     std::os::unix::fs::symlink(outside.join("shadow"), repo.root.join("local.env")).unwrap();
     std::fs::write(repo.root.join("real.env"), "A=1\n").unwrap();
     repo.config(&format!(
-        "{base}\n[worktrees]\ncopy = [\"local.env\", \"real.env\", \"conf/app.env\"]\n"
+        "{base}\n[worktrees]\ncopy = [\"local.env\", \"real.env\", \"conf/app.env\", \"conf/sub/deep.env\"]\n"
     ));
-    std::fs::create_dir_all(repo.root.join("conf")).unwrap();
+    std::fs::create_dir_all(repo.root.join("conf/sub")).unwrap();
     std::fs::write(repo.root.join("conf/app.env"), "B=2\n").unwrap();
+    std::fs::write(repo.root.join("conf/sub/deep.env"), "C=3\n").unwrap();
     repo.git(&["add", "switchyard.toml"]);
     repo.git(&["commit", "-qm", "copy"]);
     let daemon = repo.start_daemon();
@@ -360,12 +387,17 @@ fn paths_cannot_lead_out_of_the_repository() {
         "B=2\n"
     );
 
-    // A branch that turns the copy's directory into a symlink out of the worktree: the
-    // next claim's copy does not write through it.
+    // A branch that turns the copy's directory into a symlink out of the worktree, and
+    // the env file into a symlink to a file elsewhere: the next claim's copy and env file
+    // do not write through them, nor make directories out there.
     std::fs::remove_dir_all(wt.join("conf")).unwrap();
     std::os::unix::fs::symlink(&outside, wt.join("conf")).unwrap();
-    git_in(&wt, &["add", "conf"]);
-    git_in(&wt, &["commit", "-qm", "conf is a link"]);
+    let victim = repo.tmp.path().join("victim.txt");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::fs::remove_file(wt.join(".switchyard.env")).unwrap();
+    std::os::unix::fs::symlink(&victim, wt.join(".switchyard.env")).unwrap();
+    git_in(&wt, &["add", "-f", "conf", ".switchyard.env"]);
+    git_in(&wt, &["commit", "-qm", "conf and the env file are links"]);
     repo.run(["release", &id, "--agent", "ann"]).expect(0);
     let again = claim(&repo, Some(&id), "ann");
     let warnings = again["warnings"].to_string();
@@ -374,7 +406,69 @@ fn paths_cannot_lead_out_of_the_repository() {
         "{warnings}"
     );
     assert!(!outside.join("app.env").exists());
+    assert!(
+        !outside.join("sub").exists(),
+        "no directory was made out there"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    let wt = std::path::PathBuf::from(again["worktree"].as_str().unwrap());
+    let env = wt.join(".switchyard.env");
+    assert!(!env.symlink_metadata().unwrap().file_type().is_symlink());
+    assert!(
+        std::fs::read_to_string(env)
+            .unwrap()
+            .contains("SWITCHYARD_TASK='t1'")
+    );
     drop(daemon);
+}
+
+/// A repository whose hooks live in the tree (`core.hooksPath`, as husky sets it): a
+/// submitted branch's hook never runs in the daemon's git.
+#[test]
+fn hooks_from_a_submitted_branch_never_run_in_the_daemon() {
+    let repo = shop();
+    repo.git(&["config", "core.hooksPath", "api/hooks"]);
+    let marker = repo.tmp.path().join("hook-ran");
+    let _daemon = repo.start_daemon();
+    let id = add(&repo, "Api", &["api"]);
+    let claimed = claim(&repo, Some(&id), "mallory");
+    let wt = std::path::PathBuf::from(claimed["worktree"].as_str().unwrap());
+    let hook = format!("#!/bin/sh\nid -u > {}\n", marker.display());
+    for name in [
+        "post-checkout",
+        "post-rewrite",
+        "reference-transaction",
+        "post-merge",
+    ] {
+        std::fs::create_dir_all(wt.join("api/hooks")).unwrap();
+        std::fs::write(wt.join("api/hooks").join(name), &hook).unwrap();
+        std::fs::set_permissions(
+            wt.join("api/hooks").join(name),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    // The executor's own git runs the hooks in its worktree (its business); the marker
+    // is cleared before the daemon handles the branch.
+    git_in(&wt, &["-c", "core.hooksPath=/dev/null", "add", "-A"]);
+    git_in(
+        &wt,
+        &["-c", "core.hooksPath=/dev/null", "commit", "-qm", "hooks"],
+    );
+    commit_in(&wt, "work", &[("api/app.py", "v2\n")]);
+    let _ = std::fs::remove_file(&marker);
+    repo.run(["submit", &id, "--agent", "mallory"]).expect(0);
+    eventually(30, "the task to land", || {
+        show(&repo, &id)["state"] == "merged"
+    });
+    // A claim of a branch with the hooks, from the pool, checks it out again.
+    let other = add(&repo, "Web", &["web"]);
+    claim(&repo, Some(&other), "ann");
+    assert!(
+        !marker.exists(),
+        "a hook from the branch ran: {:?}",
+        std::fs::read_to_string(&marker)
+    );
 }
 
 #[test]
@@ -461,10 +555,7 @@ fn errors_keep_their_shape_and_clients_never_hang() {
         "400",
         "bad_request",
     );
-    assert_eq!(
-        repo.run(["--json", "task", "list"]).expect(0).json(),
-        serde_json::json!([])
-    );
+    assert_eq!(tasks(&repo).len(), 0);
 
     // A hung daemon: the CLI gives up with one line instead of hanging.
     daemon.freeze(true);
@@ -475,10 +566,43 @@ fn errors_keep_their_shape_and_clients_never_hang() {
     let run = run.refused(1, "the daemon did not answer within 1s");
     assert!(
         run.stderr()
-            .contains("running the same command again is safe")
+            .contains("look (`switchyard task list`) before you repeat it"),
+        "{}",
+        run.stderr()
     );
     assert!(waited < std::time::Duration::from_secs(30), "{waited:?}");
     repo.run(["task", "list"]).expect(0);
+    // An add whose answer is lost names the request id that makes repeating it safe.
+    daemon.freeze(true);
+    let run = repo.run_env(
+        &[("SWITCHYARD_TIMEOUT", "1s")],
+        ["task", "add", "Once", "--scope", "api"],
+    );
+    daemon.freeze(false);
+    let err = run
+        .refused(1, "to repeat this add safely, add `--request-id cli-")
+        .stderr();
+    let request = err
+        .rsplit("--request-id ")
+        .next()
+        .unwrap()
+        .trim()
+        .trim_end_matches('`');
+    repo.run([
+        "task",
+        "add",
+        "Once",
+        "--scope",
+        "api",
+        "--request-id",
+        request,
+    ])
+    .expect(0);
+    assert_eq!(
+        tasks(&repo).len(),
+        1,
+        "the frozen add went through once, the repeat added nothing"
+    );
     repo.run_env(&[("SWITCHYARD_TIMEOUT", "soon")], ["task", "list"])
         .refused(2, "SWITCHYARD_TIMEOUT: invalid duration \"soon\"");
 }
@@ -827,4 +951,25 @@ fn a_base_moved_past_the_verified_commit_is_not_taken_for_a_landing() {
         repo.git(&["rev-parse", "main~1"]).trim(),
         moved["evidence"]["to"].as_str().unwrap()
     );
+}
+
+/// A fresh clone of a repository whose remote has switchyard's branches: the daemon
+/// starts (this clone never ran switchyard), and new task ids skip the remote's.
+#[test]
+fn new_task_ids_skip_branches_the_remote_has() {
+    let repo = shop();
+    let bare = repo.tmp.path().join("origin.git");
+    repo.git(&[
+        "clone",
+        "-q",
+        "--bare",
+        repo.root.to_str().unwrap(),
+        bare.to_str().unwrap(),
+    ]);
+    repo.git(&["remote", "add", "origin", bare.to_str().unwrap()]);
+    repo.git(&["push", "-q", "origin", "main:switchyard/t1-from-elsewhere"]);
+    repo.git(&["fetch", "-q", "origin"]);
+    let _daemon = repo.start_daemon();
+    let id = add(&repo, "New work", &["api"]);
+    assert_eq!(id, "t2");
 }

@@ -42,6 +42,9 @@ pub struct Spec<'a> {
     pub groups: Option<&'a Path>,
     /// Run it as this user instead of the daemon's.
     pub run_as: Option<&'a RunAs>,
+    /// The switchyard executable, to run the command under its supervisor
+    /// ([`supervise`]); without one (unit tests) the run mark alone finds what it left.
+    pub supervisor: Option<&'a Path>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -251,23 +254,47 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
         dropped: 0,
     }));
     let start = Instant::now();
-    let mut command = Command::new("sh");
+    // Under its supervisor, a subreaper that outlives the command and ends everything
+    // the command started; the supervisor keeps the daemon's user, so a command run as
+    // another user cannot kill it to set its processes free.
+    let mut command = match spec.supervisor {
+        Some(exe) => {
+            let mut c = Command::new(exe);
+            c.arg(SUPERVISE);
+            if let Some(user) = spec.run_as {
+                c.args([
+                    "--uid",
+                    &user.uid.to_string(),
+                    "--gid",
+                    &user.gid.to_string(),
+                ]);
+            }
+            c.args(["--", "sh", "-c"]);
+            c
+        }
+        None => {
+            let mut c = Command::new("sh");
+            if let Some(user) = spec.run_as {
+                c.uid(user.uid).gid(user.gid);
+            }
+            c.arg("-c");
+            c
+        }
+    };
     crate::child::of_daemon(&mut command);
     // SAFETY: drop_capabilities makes only async-signal-safe system calls.
     unsafe {
         command.pre_exec(drop_capabilities);
     }
-    // Every process the command starts inherits this mark, whatever it does with
-    // sessions and process groups, so all of them can be found and stopped.
+    // Every process the command starts inherits this mark too: a second net, and the
+    // one a restart uses to find what a dead daemon's commands left.
     let marker = new_marker();
     let mut env = spec.env.to_vec();
     env.push((MARKER.to_owned(), marker.clone()));
     if let Some(user) = spec.run_as {
         user.apply(&mut env);
-        command.uid(user.uid).gid(user.gid);
     }
     let mut child = command
-        .arg("-c")
         .arg(spec.command)
         .current_dir(spec.dir)
         .env_clear()
@@ -331,6 +358,18 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
             None
         };
         if let Some(outcome) = stop {
+            // The supervisor ends the command and all it started, then itself; a
+            // supervisor that does not (the command killed it) is ended with its group.
+            if spec.supervisor.is_some() {
+                // SAFETY: kill(2) on our own child.
+                unsafe {
+                    libc::kill(pgid, libc::SIGTERM);
+                }
+                let patience = Instant::now() + SUPERVISOR_GRACE;
+                while child.try_wait()?.is_none() && Instant::now() < patience {
+                    std::thread::sleep(POLL);
+                }
+            }
             kill_group(pgid);
             let _ = child.wait();
             break outcome;
@@ -366,6 +405,155 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
         log: spec.log.to_owned(),
         tail: tail(spec.log, TAIL_LINES)?,
     })
+}
+
+/// The hidden subcommand of the switchyard executable that runs [`supervise`].
+pub const SUPERVISE: &str = "__supervise";
+
+/// How long a supervisor told to stop gets to end its command's processes.
+const SUPERVISOR_GRACE: Duration = Duration::from_secs(5);
+
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop(_: libc::c_int) {
+    STOP_REQUESTED.store(true, Ordering::SeqCst);
+}
+
+/// The supervisor of one command (`switchyard __supervise [--uid U --gid G] -- PROGRAM
+/// ARGS...`): it becomes a child subreaper, so every process the command starts stays
+/// its descendant whatever it does with sessions, process groups, its environment or
+/// its title (a `setsid`, a double fork, a PostgreSQL rewriting its `/proc` title);
+/// runs the program (as `uid`/`gid` when given); and when the program ends, or the
+/// daemon asks (SIGTERM) or dies, kills every process left below it before it exits
+/// with the program's status (a program killed by a signal, the same signal).
+///
+/// Single-threaded and alone in its process, so it may reap any child it has. `args` are
+/// the command line after `__supervise`; an error is one line for stderr.
+pub fn supervise(args: &[std::ffi::OsString]) -> Result<i32, String> {
+    let mut rest = args;
+    let mut uid = None;
+    let mut gid = None;
+    loop {
+        match rest.first().and_then(|a| a.to_str()) {
+            Some("--") => {
+                rest = &rest[1..];
+                break;
+            }
+            Some(flag @ ("--uid" | "--gid")) => {
+                let value: u32 = rest
+                    .get(1)
+                    .and_then(|v| v.to_str())
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| format!("{SUPERVISE}: {flag} needs a number"))?;
+                if flag == "--uid" {
+                    uid = Some(value);
+                } else {
+                    gid = Some(value);
+                }
+                rest = &rest[2..];
+            }
+            _ => return Err(format!("{SUPERVISE} [--uid U --gid G] -- PROGRAM ARGS...")),
+        }
+    }
+    let user = uid.zip(gid);
+    // SAFETY: prctl, sigaction and getppid only affect this process; the handler only
+    // stores to an atomic.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        // The daemon dying is a stop request, not a sudden death: the command's
+        // processes must go with it.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_stop as *const () as usize;
+        // No SA_RESTART: a stop interrupts the wait below.
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+        if libc::getppid() == 1 {
+            return Ok(1); // the daemon is already gone
+        }
+    }
+    let Some((program, args)) = rest.split_first() else {
+        return Err(format!("{SUPERVISE}: no program to run"));
+    };
+    let mut command = Command::new(program);
+    command.args(args);
+    if let Some((uid, gid)) = user {
+        command.uid(uid).gid(gid);
+    }
+    // SAFETY: prctl is async-signal-safe and touches only the child.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let child = command
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", program.to_string_lossy()))?
+        .id() as i32;
+    let mut status = None;
+    while status.is_none() && !STOP_REQUESTED.load(Ordering::SeqCst) {
+        let mut raw = 0;
+        // SAFETY: waitpid on our own children.
+        let pid = unsafe { libc::waitpid(-1, &mut raw, 0) };
+        if pid == child {
+            status = Some(raw);
+        } else if pid < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
+            break;
+        }
+        // Any other pid: an orphan of the command's, reaped; EINTR: look at the flag.
+    }
+    kill_descendants();
+    Ok(match status {
+        Some(raw) if libc::WIFEXITED(raw) => libc::WEXITSTATUS(raw),
+        Some(raw) if libc::WIFSIGNALED(raw) => {
+            let signal = libc::WTERMSIG(raw);
+            // SAFETY: dying of the command's signal, without a core file.
+            unsafe {
+                let none = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                libc::setrlimit(libc::RLIMIT_CORE, &none);
+                libc::signal(signal, libc::SIG_DFL);
+                libc::kill(libc::getpid(), signal);
+            }
+            128 + signal
+        }
+        _ => 128 + libc::SIGTERM,
+    })
+}
+
+/// Kills every process below this one and reaps them, until none is left: an orphan of
+/// a killed process comes to this subreaper and is killed in the next round. Gives up
+/// after a few seconds (a process stuck in the kernel).
+fn kill_descendants() {
+    let me = std::process::id() as i32;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let children: Vec<i32> = processes()
+            .filter(|pid| parent_of(*pid) == Some(me))
+            .collect();
+        for pid in &children {
+            // SAFETY: kill(2) on our own child.
+            unsafe {
+                libc::kill(*pid, libc::SIGKILL);
+            }
+        }
+        // SAFETY: waitpid on our own children, not blocking.
+        while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+        if children.is_empty() || Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A process's parent, from `/proc/<pid>/stat`.
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(") ").next()?.split(' ').nth(1)?.parse().ok()
 }
 
 /// The variable that marks every process of one command run.
@@ -558,6 +746,7 @@ mod tests {
                 log: &log,
                 groups: None,
                 run_as: None,
+                supervisor: None,
             },
             &AtomicBool::new(false),
         )

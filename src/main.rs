@@ -5,6 +5,21 @@ use std::process::ExitCode;
 use switchyard::cli::{self, Env};
 
 fn main() -> ExitCode {
+    // The daemon runs every verify and setup command under a supervisor of its own, this
+    // same executable; it is no command of the CLI.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv
+        .get(1)
+        .is_some_and(|a| a == switchyard::command::SUPERVISE)
+    {
+        match switchyard::command::supervise(&argv[2..]) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => {
+                eprintln!("switchyard: {e}");
+                std::process::exit(127);
+            }
+        }
+    }
     let cwd = match std::env::current_dir() {
         Ok(cwd) => cwd,
         Err(e) => {

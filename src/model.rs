@@ -284,13 +284,18 @@ pub fn normalize_name(raw: &str) -> Result<String, String> {
     use unicode_normalization::UnicodeNormalization;
     let folded: String = raw.nfkc().collect::<String>().to_lowercase();
     let name = folded.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Control characters, every format character (Unicode's category Cf) and the other
+    // default-ignorable code points: all print as nothing, or as something else.
     let invisible = |c: char| {
         c.is_control()
             || matches!(c,
-                '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
-                | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+                '\u{00AD}' | '\u{034F}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}'
+                | '\u{070F}' | '\u{0890}'..='\u{0891}' | '\u{08E2}' | '\u{115F}' | '\u{1160}'
+                | '\u{17B4}' | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
                 | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
-                | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}'
+                | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
+                | '\u{110BD}' | '\u{110CD}' | '\u{13430}'..='\u{1343F}'
+                | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
                 | '\u{E0000}'..='\u{E0FFF}')
     };
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || raw.trim().chars().any(invisible)

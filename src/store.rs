@@ -2091,6 +2091,39 @@ mod tests {
     }
 
     #[test]
+    fn a_ledger_of_the_last_release_opens_and_keeps_its_tasks() {
+        // The schema as the release before this one left it (four migrations), with a
+        // claim by a name written before names were normalized.
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..4] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 4).unwrap();
+            conn.execute(
+                "INSERT INTO tasks (seq, title, body, accept, scope, priority, state, branch,
+                     agent, created_at, updated_at)
+                 VALUES (7, 'Old', '', '[]', '[]', 0, 'claimed', 'switchyard/t7-old', ' Alice ', 1, 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let mut l = Ledger::open(&path).unwrap();
+        let t = l.task(TaskId(7)).unwrap();
+        assert_eq!(t.agent.as_deref(), Some("alice"));
+        assert!(!Ledger::is_blank(&path).unwrap());
+        assert_eq!(l.base_expected().unwrap(), None);
+        assert_eq!(l.paused().unwrap(), None);
+        let next = l
+            .add_task(&new_task("New", &[], 0), Timestamp(2), &|_| false)
+            .unwrap();
+        assert_eq!(next.id, TaskId(8));
+        assert!(l.queue_events().unwrap().is_empty());
+    }
+
+    #[test]
     fn reopening_migrates_nothing_twice() {
         let dir = tempfile::TempDir::new().unwrap();
         let path = dir.path().join("l.db");

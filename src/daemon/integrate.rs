@@ -472,7 +472,7 @@ impl Service {
             };
         }
         let dir = self.integration_worktree(&head)?;
-        self.hand_over(&dir)?;
+        let _handed = self.hand_over(&dir)?;
         let touched = git::changes(root, &i.onto, &head)
             .map(|c| queue::review(&c, &task, &self.config).touched)?;
         let commands = queue::verify_commands(&self.config, &touched);
@@ -496,6 +496,7 @@ impl Service {
                     log: &logs.join(format!("verify-{}-{}.log", k + 1, Timestamp::now().0)),
                     groups: Some(&self.running_dir()),
                     run_as: self.run_as.as_ref(),
+                    supervisor: self.supervisor.as_deref(),
                 },
                 &self.stopping,
             )

@@ -73,6 +73,8 @@ pub struct Options {
     pub abort_after_steps: Option<u32>,
     /// Begin a new ledger, archiving what is there (`switchyard daemon --new-ledger`).
     pub new_ledger: bool,
+    /// The switchyard executable, whose hidden `__supervise` runs every command.
+    pub exe: Option<PathBuf>,
 }
 
 /// What the daemon tells its starter once it listens.
@@ -210,7 +212,7 @@ pub async fn run(
             opts.abort_after_steps,
         )
         .with_github(github)
-        .with_run_as(run_as),
+        .with_commands(run_as, opts.exe.clone()),
     );
     info!(repo = %main_root.display(), root = %service.worktrees.root.display(), "reconciling worktrees with the ledger");
     {

@@ -160,6 +160,8 @@ pub struct Service {
     pub(super) env: Vec<(String, String)>,
     /// `[commands] run_as`, looked up at start.
     pub(super) run_as: Option<command::RunAs>,
+    /// This program's executable: every command runs under its supervisor.
+    pub(super) supervisor: Option<PathBuf>,
     caps: Caps,
     pub(super) logs: PathBuf,
     pub started_at: Timestamp,
@@ -214,12 +216,19 @@ impl Service {
             abort_after_steps,
             github: None,
             run_as: None,
+            supervisor: None,
         }
     }
 
-    /// Commands run as this user (`[commands] run_as`).
-    pub(super) fn with_run_as(mut self, run_as: Option<command::RunAs>) -> Service {
+    /// Commands run as this user (`[commands] run_as`), under the supervisor of this
+    /// executable.
+    pub(super) fn with_commands(
+        mut self,
+        run_as: Option<command::RunAs>,
+        supervisor: Option<PathBuf>,
+    ) -> Service {
         self.run_as = run_as;
+        self.supervisor = supervisor;
         self
     }
 
@@ -884,7 +893,7 @@ impl Service {
             .join(who)
             .join(format!("setup-{}.log", Timestamp::now().0));
         info!(command = setup, log = %log.display(), "running setup");
-        self.hand_over(dir)?;
+        let _handed = self.hand_over(dir)?;
         command::run(
             &command::Spec {
                 command: setup,
@@ -894,6 +903,7 @@ impl Service {
                 log: &log,
                 groups: Some(&self.running_dir()),
                 run_as: self.run_as.as_ref(),
+                supervisor: self.supervisor.as_deref(),
             },
             &self.stopping,
         )
@@ -902,10 +912,15 @@ impl Service {
 
     /// With `[commands] run_as`, the worktree a command runs in becomes that user's, so
     /// the command can build and write in it.
-    pub(super) fn hand_over(&self, dir: &Path) -> Result<()> {
+    /// The tree goes back to the daemon's user when the guard is dropped, so that an
+    /// executor (or the daemon's next step) finds its worktree as it was.
+    pub(super) fn hand_over<'d>(&self, dir: &'d Path) -> Result<HandedOver<'d>> {
         match &self.run_as {
-            Some(user) => worktree::give_to(dir, user.uid, user.gid).map_err(ApiError::from),
-            None => Ok(()),
+            Some(user) => {
+                worktree::give_to(dir, user.uid, user.gid)?;
+                Ok(HandedOver(Some(dir)))
+            }
+            None => Ok(HandedOver(None)),
         }
     }
 
@@ -1256,6 +1271,21 @@ impl Service {
             }
         }
         Ok(())
+    }
+}
+
+/// A worktree handed to `[commands] run_as` for a command; given back on drop.
+pub(super) struct HandedOver<'d>(Option<&'d Path>);
+
+impl Drop for HandedOver<'_> {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0 {
+            // SAFETY: geteuid and getegid have no preconditions.
+            let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+            if let Err(e) = worktree::give_to(dir, uid, gid) {
+                warn!(path = %dir.display(), error = %e, "could not take the worktree back from [commands] run_as");
+            }
+        }
     }
 }
 

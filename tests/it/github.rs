@@ -166,6 +166,14 @@ impl Setup {
             !logs.contains(&self.gh.token),
             "the token reached a command's log"
         );
+        let kept = log
+            .lines()
+            .find(|l| l.contains("the daemon's environment (names only)"))
+            .unwrap_or_else(|| panic!("the daemon never said what it kept:\n{log}"));
+        assert!(
+            !kept.contains(TOKEN_ENV),
+            "the token's variable stayed: {kept}"
+        );
         if let Ok(environ) = std::fs::read(format!("/proc/{}/environ", daemon.pid)) {
             assert!(
                 !String::from_utf8_lossy(&environ).contains(&self.gh.token),
@@ -952,10 +960,12 @@ fn a_flood_of_half_sent_webhook_requests_does_not_freeze_the_daemon() {
         )
         .unwrap_or_else(|e| panic!("{e}"));
     *s.log.borrow_mut() = Some(daemon.log.clone());
+    // The daemon's descriptors, where this user may look (root; the daemon is not
+    // dumpable, so nobody else can).
     let fds = || {
         std::fs::read_dir(format!("/proc/{}/fd", daemon.pid))
-            .unwrap()
-            .count()
+            .map(|d| d.count())
+            .ok()
     };
     let before = fds();
     let mut held = Vec::new();
@@ -985,16 +995,18 @@ fn a_flood_of_half_sent_webhook_requests_does_not_freeze_the_daemon() {
     s.repo.run_env(&timeout, ["task", "list"]).expect(0);
     let answered = started.elapsed();
     let during = fds();
-    assert!(
-        during < before + 100,
-        "the daemon holds {during} descriptors under the flood ({before} before)"
-    );
+    if let (Some(before), Some(during)) = (before, during) {
+        assert!(
+            during < before + 100,
+            "the daemon holds {during} descriptors under the flood ({before} before)"
+        );
+    }
     assert!(
         answered < std::time::Duration::from_secs(30),
         "{answered:?}"
     );
     eprintln!(
-        "under 400 half-sent webhook requests: 3 CLI commands took {answered:?}; descriptors {before} -> {during}"
+        "under 400 half-sent webhook requests: 3 CLI commands took {answered:?}; descriptors {before:?} -> {during:?}"
     );
     // The stragglers it accepted are closed once the header timeout passes.
     let first = &mut held[0];

@@ -261,12 +261,12 @@ fn a_lost_ledger_is_never_replaced_silently() {
         }
     };
     remove_ledger();
-    repo.run(["daemon"]).refused(
+    repo.run_within(60, &[], ["daemon"]).refused(
         1,
         "is missing, but switchyard has run in this repository (tasks t1 left branches, refs or worktrees); restore the ledger from a backup, or run `switchyard daemon --new-ledger`",
     );
     std::fs::write(state.join("ledger.db"), b"").unwrap();
-    repo.run(["daemon"])
+    repo.run_within(60, &[], ["daemon"])
         .refused(1, "is empty, but switchyard has run in this repository");
     // Refusing changed nothing: the work is where it was.
     assert_eq!(repo.git(&["rev-parse", &branch]), tip);
@@ -315,10 +315,11 @@ fn a_lost_ledger_is_never_replaced_silently() {
     // Begun on purpose: the next start needs no flag; and the flag never replaces a
     // ledger that holds tasks (left in a service file, it would at every restart).
     repo.start_daemon().stop();
-    repo.run(["daemon", "--new-ledger"]).refused(
-        1,
-        "--new-ledger begins a ledger where the old one is missing or empty",
-    );
+    repo.run_within(60, &[], ["daemon", "--new-ledger"])
+        .refused(
+            1,
+            "--new-ledger begins a ledger where the old one is missing or empty",
+        );
     let daemon = repo.start_daemon();
     assert_eq!(tasks(&repo).len(), 1, "the ledger is the one it was");
     daemon.stop();
@@ -353,7 +354,7 @@ fn paths_cannot_lead_out_of_the_repository() {
         err.contains("`copy` entry \"sub/.GIT/x\" is inside .git"),
         "{err}"
     );
-    repo.run(["daemon"]).expect(2);
+    repo.run_within(60, &[], ["daemon"]).expect(2);
 
     // A copy entry that is a symlink to a file anywhere on the machine is not copied.
     std::os::unix::fs::symlink(outside.join("shadow"), repo.root.join("local.env")).unwrap();
@@ -478,7 +479,7 @@ fn a_state_directory_made_by_someone_else_is_refused() {
     let elsewhere = repo.tmp.path().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, &state).unwrap();
-    repo.run(["daemon"]).refused(
+    repo.run_within(60, &[], ["daemon"]).refused(
         1,
         ".git/switchyard is not a directory of its own (a symlink or a file)",
     );
@@ -493,7 +494,7 @@ fn a_state_directory_made_by_someone_else_is_refused() {
         // As root, a directory that another user made (65534: nobody).
         std::fs::create_dir(&state).unwrap();
         std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
-        repo.run(["daemon"])
+        repo.run_within(60, &[], ["daemon"])
             .refused(1, "belongs to uid 65534, not to this user (uid 0)");
         std::fs::remove_dir(&state).unwrap();
     }
@@ -560,7 +561,7 @@ fn errors_keep_their_shape_and_clients_never_hang() {
     // A hung daemon: the CLI gives up with one line instead of hanging.
     daemon.freeze(true);
     let started = std::time::Instant::now();
-    let run = repo.run_env(&[("SWITCHYARD_TIMEOUT", "1s")], ["task", "list"]);
+    let run = repo.run_within(30, &[("SWITCHYARD_TIMEOUT", "1s")], ["task", "list"]);
     let waited = started.elapsed();
     daemon.freeze(false);
     let run = run.refused(1, "the daemon did not answer within 1s");
@@ -574,7 +575,8 @@ fn errors_keep_their_shape_and_clients_never_hang() {
     repo.run(["task", "list"]).expect(0);
     // An add whose answer is lost names the request id that makes repeating it safe.
     daemon.freeze(true);
-    let run = repo.run_env(
+    let run = repo.run_within(
+        30,
         &[("SWITCHYARD_TIMEOUT", "1s")],
         ["task", "add", "Once", "--scope", "api"],
     );
@@ -621,18 +623,32 @@ fn verify_and_setup_cannot_read_the_daemons_secrets() {
     let repo = TestRepo::new();
     let out = repo.tmp.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
-    // The probe walks up its ancestors to the daemon and tries to read its environment.
+    // The probe walks up its ancestors to the daemon (past the supervisor) and tries to
+    // read its environment and its memory.
+    let o = out.display();
     let probe = format!(
-        "env > {o}/$1-env.txt; p=$PPID; while [ \\\"$(cat /proc/$p/comm)\\\" != switchyard ]; do p=$(cut -d\\\" \\\" -f4 /proc/$p/stat); done; echo $p > {o}/$1-daemon-pid.txt; cat /proc/$p/environ > {o}/$1-parent.txt 2> {o}/$1-parent-error.txt; echo $? > {o}/$1-parent-status.txt; head -c 1 /proc/$p/mem > /dev/null 2> {o}/$1-mem-error.txt; true",
-        o = out.display()
+        r#"who=$1
+env > {o}/$who-env.txt
+p=$PPID
+while ! tr '\0' ' ' < /proc/$p/cmdline | grep -q ' daemon'; do
+  p=$(cut -d' ' -f4 /proc/$p/stat)
+done
+echo $p > {o}/$who-daemon-pid.txt
+cat /proc/$p/environ > {o}/$who-parent.txt 2> {o}/$who-parent-error.txt
+echo $? > {o}/$who-parent-status.txt
+head -c 1 /proc/$p/mem > /dev/null 2> {o}/$who-mem-error.txt
+grep CapEff /proc/self/status > {o}/$who-caps.txt
+true
+"#
     );
+    repo.file("api/probe.sh", &probe);
     repo.files(&["api/app.py"])
-        .config(&format!(
-            "[queue]\nverify = [\"sh -c '{probe}' _ verify\"]\n\
+        .config(
+            "[queue]\nverify = [\"sh api/probe.sh verify\"]\n\
              [[subsystem]]\nname = \"api\"\npaths = [\"api/\"]\n\
-             [worktrees]\npool = 0\nsetup = \"sh -c '{probe}' _ setup\"\n\
-             [commands]\nenv = [\"MY_SETTING\"]\n"
-        ))
+             [worktrees]\npool = 0\nsetup = \"sh api/probe.sh setup\"\n\
+             [commands]\nenv = [\"MY_SETTING\"]\n",
+        )
         .commit("init");
     let mut env: Vec<(&str, &str)> = SECRETS.to_vec();
     env.push(("MY_SETTING", "visible"));
@@ -673,6 +689,18 @@ fn verify_and_setup_cannot_read_the_daemons_secrets() {
             mem.contains("cannot open") && mem.contains("Permission denied"),
             "{who}: {mem}"
         );
+        // As root, the command lacks the capabilities that reach another process's
+        // memory: CAP_SYS_PTRACE (19) and CAP_SYS_RAWIO (17) among them.
+        let caps = u64::from_str_radix(
+            read("caps.txt").trim().trim_start_matches("CapEff:").trim(),
+            16,
+        )
+        .unwrap();
+        assert_eq!(
+            caps & (1 << 19 | 1 << 17),
+            0,
+            "{who} kept ptrace or raw I/O: {caps:x}"
+        );
         // Its environment holds no secret (above); for a user other than root it is
         // closed too (root keeps the right to read it on this kernel).
         // SAFETY: geteuid has no preconditions.
@@ -700,6 +728,15 @@ fn verify_and_setup_cannot_read_the_daemons_secrets() {
     let ledger = ledger_bytes(&repo);
     let logs = all_text_under(&repo.root.join(".git/switchyard/logs"));
     let log = daemon.log_text();
+    // The daemon says which variables it kept (names only): none of the secrets'.
+    let kept = log
+        .lines()
+        .find(|l| l.contains("the daemon's environment (names only)"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(kept.contains("MY_SETTING"), "{kept}");
+    for (name, _) in SECRETS {
+        assert!(!kept.contains(name), "the daemon kept {name}: {kept}");
+    }
     for (name, value) in SECRETS {
         for (place, text) in [
             ("ledger", &ledger),
@@ -711,25 +748,27 @@ fn verify_and_setup_cannot_read_the_daemons_secrets() {
     }
 }
 
-/// `[commands] run_as`: as root, verify runs as that user and can build in its
-/// worktree; as anyone else, the daemon says it needs root.
+/// `[commands] run_as`: as root, verify and setup run as that user, can build and use
+/// git in their worktrees, and the queue goes on landing task after task; as anyone
+/// else, the daemon says it needs root.
 #[test]
 fn commands_run_as_another_user_when_asked() {
     let repo = TestRepo::new();
     let out = repo.tmp.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let o = out.display();
     repo.files(&["api/app.py"])
         .config(&format!(
-            "[queue]\nverify = [\"id -u > {o}/uid; echo $HOME > {o}/home; touch built.txt\"]\n\
+            "[queue]\nverify = [\"id -u > {o}/uid-$SWITCHYARD_TASK; echo $HOME > {o}/home; git status --short > {o}/git-$SWITCHYARD_TASK 2>&1; touch built.txt\"]\n\
              [[subsystem]]\nname = \"api\"\npaths = [\"api/\"]\n\
-             [commands]\nrun_as = \"nobody\"\n",
-            o = out.display()
+             [worktrees]\npool = 1\nsetup = \"id -u > {o}/setup-uid; touch api/set-up.txt\"\n\
+             [commands]\nrun_as = \"nobody\"\n"
         ))
         .commit("init");
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        repo.run(["daemon"]).refused(
+        repo.run_within(60, &[], ["daemon"]).refused(
             1,
             "[commands] run_as = \"nobody\" needs the daemon to run as root",
         );
@@ -743,26 +782,36 @@ fn commands_run_as_another_user_when_asked() {
     )
     .unwrap();
     let _daemon = repo.start_daemon();
-    let id = add(&repo, "Api", &["api"]);
-    let claimed = claim(&repo, Some(&id), "ann");
-    let wt = std::path::PathBuf::from(claimed["worktree"].as_str().unwrap());
-    commit_in(&wt, "work", &[("api/app.py", "v2\n")]);
-    repo.run(["submit", &id, "--agent", "ann"]).expect(0);
-    eventually(60, "the task to land", || {
-        show(&repo, &id)["state"] == "merged"
-    });
-    assert_eq!(
-        std::fs::read_to_string(out.join("uid")).unwrap().trim(),
-        "65534"
-    );
+    for (n, agent) in ["ann", "bob", "cat"].iter().enumerate() {
+        let id = add(&repo, &format!("Api {n}"), &["api"]);
+        let claimed = claim(&repo, Some(&id), agent);
+        let wt = std::path::PathBuf::from(claimed["worktree"].as_str().unwrap());
+        commit_in(&wt, "work", &[(&format!("api/f{n}.py"), "v2\n")]);
+        repo.run(["submit", &id, "--agent", agent]).expect(0);
+        eventually(60, "the task to land", || {
+            show(&repo, &id)["state"] == "merged"
+        });
+        let read = |f: String| std::fs::read_to_string(out.join(f)).unwrap();
+        assert_eq!(read(format!("uid-{id}")).trim(), "65534");
+        // git worked for the command, in a worktree that belongs to the daemon's user.
+        assert!(out.join(format!("git-{id}")).exists());
+        assert!(!read(format!("git-{id}")).contains("fatal"));
+    }
     assert_eq!(
         std::fs::read_to_string(out.join("home")).unwrap().trim(),
         "/nonexistent"
     );
+    assert_eq!(
+        std::fs::read_to_string(out.join("setup-uid"))
+            .unwrap()
+            .trim(),
+        "65534"
+    );
 }
 
 /// A verify that leaves a process in a session of its own: the process ends when the
-/// daemon stops cleanly, and one left by a killed daemon ends at the next start.
+/// daemon stops cleanly, when the daemon is killed (its supervisor ends it), and, when the
+/// supervisor is killed too, at the next start.
 #[test]
 fn processes_started_by_verify_never_outlive_it() {
     let repo = TestRepo::new();
@@ -806,14 +855,41 @@ fn processes_started_by_verify_never_outlive_it() {
     daemon.stop();
     assert!(!alive(first), "a clean stop left {first} running");
 
-    // kill -9: the daemon cannot clean up; the next start does.
+    // kill -9 of the daemon: the command's supervisor hears of it and ends everything.
     std::fs::remove_file(out.join(format!("leak-{id}.pid"))).unwrap();
     let daemon = repo.start_daemon();
     let second = leak(&id);
     daemon.kill9();
-    assert!(alive(second), "the crash itself should not have stopped it");
+    eventually(30, "the supervisor to stop the leftover", || !alive(second));
+
+    // kill -9 of the daemon and the supervisor at once (an OOM killer, say): the next
+    // start finds the leftover by its mark and stops it.
+    std::fs::remove_file(out.join(format!("leak-{id}.pid"))).unwrap();
     let daemon = repo.start_daemon();
-    eventually(30, "the restart to stop the leftover", || !alive(second));
+    let third = leak(&id);
+    let parent = |pid: i32| -> i32 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        stat.rsplit(") ")
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // The leak's parent is verify's shell, whose parent is the supervisor.
+    let supervisor = parent(parent(third));
+    let cmdline = std::fs::read_to_string(format!("/proc/{supervisor}/cmdline")).unwrap();
+    assert!(cmdline.contains("__supervise"), "{cmdline:?}");
+    // SAFETY: kill(2) on a process of this test's daemon.
+    unsafe {
+        libc::kill(supervisor, libc::SIGKILL);
+    }
+    daemon.kill9();
+    assert!(alive(third), "nothing was left to stop it");
+    let daemon = repo.start_daemon();
+    eventually(30, "the restart to stop the leftover", || !alive(third));
     assert!(
         daemon
             .log_text()
@@ -972,4 +1048,48 @@ fn new_task_ids_skip_branches_the_remote_has() {
     let _daemon = repo.start_daemon();
     let id = add(&repo, "New work", &["api"]);
     assert_eq!(id, "t2");
+}
+
+/// What no mark survives: a process that drops the run's variable, and one that
+/// rewrites its title over its environment (PostgreSQL does, in any test suite that
+/// starts one). The supervisor keeps them as its descendants and ends them with verify.
+#[test]
+fn nothing_a_verify_starts_outlives_it_whatever_it_does() {
+    let repo = TestRepo::new();
+    let out = repo.tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let o = out.display();
+    let verify = format!(
+        "(unset SWITCHYARD_RUN; setsid sh -c 'echo $$ > {o}/unset.pid; exec sleep 300' &); \
+         (env -i /bin/sh -c 'setsid sh -c \"echo \\$\\$ > {o}/bare.pid; exec sleep 301\" &'); \
+         perl -e 'use POSIX; POSIX::setsid(); $0 = q(x) x 8000; open(F, q(>{o}/title.pid)); print F $$; close F; sleep 302' & \
+         while [ ! -s {o}/unset.pid ] || [ ! -s {o}/bare.pid ] || [ ! -s {o}/title.pid ]; do sleep 0.02; done"
+    );
+    repo.files(&["api/app.py"])
+        .config(&format!(
+            "[queue]\nverify = [{verify:?}]\n[[subsystem]]\nname = \"api\"\npaths = [\"api/\"]\n"
+        ))
+        .commit("init");
+    let _daemon = repo.start_daemon();
+    let id = add(&repo, "Api", &["api"]);
+    let claimed = claim(&repo, Some(&id), "ann");
+    let wt = std::path::PathBuf::from(claimed["worktree"].as_str().unwrap());
+    commit_in(&wt, "work", &[("api/app.py", "v2\n")]);
+    repo.run(["submit", &id, "--agent", "ann"]).expect(0);
+    eventually(60, "the task to land", || {
+        show(&repo, &id)["state"] == "merged"
+    });
+    for name in ["unset", "bare", "title"] {
+        let pid: i32 = std::fs::read_to_string(out.join(format!("{name}.pid")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let alive = !matches!(
+            stat.rsplit(") ").next().and_then(|r| r.chars().next()),
+            Some('Z') | None
+        );
+        assert!(!alive, "{name}: process {pid} outlived verify: {stat}");
+    }
 }

@@ -127,6 +127,38 @@ impl TestRepo {
         Run(out)
     }
 
+    /// Runs switchyard in the repository root, failing the test (not hanging it) when
+    /// it has not exited after `secs`: for a command that should refuse at once, like a
+    /// daemon that must not start.
+    pub fn run_within<I, S>(&self, secs: u64, env: &[(&str, &str)], args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        use std::process::Stdio;
+        let mut child = hermetic(&mut Command::new(BIN), &self.home())
+            .envs(env.iter().copied())
+            .args(args)
+            .current_dir(&self.root)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "still running after {secs}s; stderr:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Run(child.wait_with_output().unwrap())
+    }
+
     pub fn run_in<I, S>(&self, dir: &Path, args: I) -> Run
     where
         I: IntoIterator<Item = S>,

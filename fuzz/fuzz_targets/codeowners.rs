@@ -83,6 +83,7 @@ fuzz_target!(|data: &[u8]| {
     let written = scaffold(&layout).unwrap_or_else(|e| panic!("scaffold failed: {e}"));
     let ctx = Context {
         repo_root: Some("/work/repo".into()),
+        ..Context::default()
     };
     let loaded = match config::parse(&written.text, "switchyard.toml", &ctx) {
         Ok(loaded) => loaded,

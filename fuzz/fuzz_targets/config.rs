@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
     check_located(text, &plain);
     let rooted_ctx = Context {
         repo_root: Some("/work/repo".into()),
+        ..Context::default()
     };
     let rooted = config::parse(text, FILE, &rooted_ctx);
     check_located(text, &rooted);

@@ -260,7 +260,7 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
     let mut command = match spec.supervisor {
         Some(exe) => {
             let mut c = Command::new(exe);
-            c.arg(SUPERVISE);
+            c.args([SUPERVISE, "--parent", &std::process::id().to_string()]);
             if let Some(user) = spec.run_as {
                 c.args([
                     "--uid",
@@ -341,6 +341,11 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
 
     let outcome = loop {
         if let Some(status) = child.try_wait()? {
+            // Ended while the daemon stops: stopped with it (a service manager signals
+            // the whole group at once), whatever its status says.
+            if cancel.load(Ordering::Relaxed) {
+                break Outcome::Cancelled;
+            }
             break match (
                 status.code(),
                 std::os::unix::process::ExitStatusExt::signal(&status),
@@ -377,8 +382,11 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
         std::thread::sleep(POLL);
     };
     // Whatever the command left running goes too, in its group or out of it (setsid,
-    // double forks, nohup), so nothing outlives it and the pipes close.
-    kill_group(pgid);
+    // double forks, nohup), so nothing outlives it and the pipes close. (A supervised
+    // command's group is the supervisor's alone, and it is gone.)
+    if spec.supervisor.is_none() {
+        kill_group(pgid);
+    }
     let stragglers = kill_marked(&marker);
     drop(done_tx);
     let grace = Instant::now() + READER_GRACE;
@@ -398,93 +406,161 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
     log.lock()
         .map_err(|_| std::io::Error::other("log lock poisoned"))?
         .finish(outcome, spec.timeout, stragglers)?;
+    let tail = tail(spec.log, TAIL_LINES)?;
+    // A supervisor that could not run the command at all: the daemon's failure, not the
+    // command's.
+    if spec.supervisor.is_some()
+        && outcome
+            == (Outcome::Exited {
+                code: SUPERVISOR_FAILED,
+            })
+        && let Some(line) = tail.iter().find(|l| l.starts_with(SUPERVISOR_ERROR))
+    {
+        return Err(std::io::Error::other(line.clone()));
+    }
     Ok(Finished {
         command: spec.command.to_owned(),
         outcome,
         duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
         log: spec.log.to_owned(),
-        tail: tail(spec.log, TAIL_LINES)?,
+        tail,
     })
 }
 
 /// The hidden subcommand of the switchyard executable that runs [`supervise`].
 pub const SUPERVISE: &str = "__supervise";
 
-/// How long a supervisor told to stop gets to end its command's processes.
-const SUPERVISOR_GRACE: Duration = Duration::from_secs(5);
+/// The exit status of a supervisor that could not run its command at all (bad
+/// arguments, no such user, `/proc` unusable): the daemon reads it, with the line the
+/// supervisor wrote, as a failure of its own, never as the command's.
+pub const SUPERVISOR_FAILED: i32 = 125;
 
-static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+/// The prefix of the one line a failing supervisor writes on stderr.
+pub const SUPERVISOR_ERROR: &str = "switchyard: supervisor: ";
 
-extern "C" fn on_stop(_: libc::c_int) {
-    STOP_REQUESTED.store(true, Ordering::SeqCst);
+/// How long a supervisor told to stop gets to end its command's processes (longer than
+/// its own deadline for that, so it is never killed halfway).
+const SUPERVISOR_GRACE: Duration = Duration::from_secs(10);
+
+/// How a supervised command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Supervised {
+    Exited(i32),
+    Signaled(i32),
+    /// The daemon asked (SIGTERM: a timeout or a stop) or died.
+    Stopped,
 }
 
-/// The supervisor of one command (`switchyard __supervise [--uid U --gid G] -- PROGRAM
-/// ARGS...`): it becomes a child subreaper, so every process the command starts stays
-/// its descendant whatever it does with sessions, process groups, its environment or
-/// its title (a `setsid`, a double fork, a PostgreSQL rewriting its `/proc` title);
-/// runs the program (as `uid`/`gid` when given); and when the program ends, or the
-/// daemon asks (SIGTERM) or dies, kills every process left below it before it exits
-/// with the program's status (a program killed by a signal, the same signal).
+/// What a supervisor did: how the command ended, and how many processes it left
+/// running that the supervisor had to kill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Supervision {
+    pub ended: Supervised,
+    pub stopped: usize,
+}
+
+/// The supervisor of one command (`switchyard __supervise --parent PID [--uid U --gid G]
+/// -- PROGRAM ARGS...`): it becomes a child subreaper, so every process the command
+/// starts stays its descendant whatever it does with sessions, process groups, its
+/// environment or its title (a `setsid`, a double fork, a PostgreSQL rewriting its
+/// `/proc` title); runs the program in a process group of its own (so the command's own
+/// `kill 0` never reaches the supervisor), as `uid`/`gid` with that user's groups when
+/// given; and when the program ends, or the daemon asks (SIGTERM) or dies, kills every
+/// process left below it. The caller exits accordingly ([`Supervision::exit`]).
 ///
-/// Single-threaded and alone in its process, so it may reap any child it has. `args` are
-/// the command line after `__supervise`; an error is one line for stderr.
-pub fn supervise(args: &[std::ffi::OsString]) -> Result<i32, String> {
+/// Signals are blocked and taken with `sigwaitinfo`, so a stop request between two
+/// looks is never lost. Single-threaded and alone in its process, so it may reap any
+/// child it has.
+pub fn supervise(args: &[std::ffi::OsString]) -> Result<Supervision, String> {
+    let usage = || format!("{SUPERVISE} --parent PID [--uid U --gid G] -- PROGRAM ARGS...");
     let mut rest = args;
-    let mut uid = None;
-    let mut gid = None;
+    let (mut uid, mut gid, mut parent) = (None, None, None);
     loop {
         match rest.first().and_then(|a| a.to_str()) {
             Some("--") => {
                 rest = &rest[1..];
                 break;
             }
-            Some(flag @ ("--uid" | "--gid")) => {
+            Some(flag @ ("--uid" | "--gid" | "--parent")) => {
                 let value: u32 = rest
                     .get(1)
                     .and_then(|v| v.to_str())
                     .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| format!("{SUPERVISE}: {flag} needs a number"))?;
-                if flag == "--uid" {
-                    uid = Some(value);
-                } else {
-                    gid = Some(value);
+                    .ok_or_else(|| format!("{flag} needs a number"))?;
+                match flag {
+                    "--uid" => uid = Some(value),
+                    "--gid" => gid = Some(value),
+                    _ => parent = Some(value as i32),
                 }
                 rest = &rest[2..];
             }
-            _ => return Err(format!("{SUPERVISE} [--uid U --gid G] -- PROGRAM ARGS...")),
+            _ => return Err(usage()),
         }
     }
-    let user = uid.zip(gid);
-    // SAFETY: prctl, sigaction and getppid only affect this process; the handler only
-    // stores to an atomic.
+    let parent = parent.ok_or_else(usage)?;
+    let user = match (uid, gid) {
+        (Some(u), Some(g)) => Some((u, g, groups_of(u, g)?)),
+        (None, None) => None,
+        _ => return Err("--uid and --gid go together".into()),
+    };
+    let Some((program, args)) = rest.split_first() else {
+        return Err(usage());
+    };
+    // Descendants are found in /proc: it must show this process as itself (the same
+    // PID namespace), or nothing would be found to kill.
+    let me = std::process::id() as i32;
+    let seen = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| s.split(' ').next().and_then(|p| p.parse::<i32>().ok()));
+    if seen != Some(me) {
+        return Err("/proc does not show this process (another PID namespace?)".into());
+    }
+    let stops = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGCHLD];
+    // SAFETY: prctl, sigprocmask and getppid only affect this process.
+    let mut waited: libc::sigset_t = unsafe { std::mem::zeroed() };
     unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        if libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0 {
+            return Err(format!(
+                "cannot become a subreaper: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        libc::sigemptyset(&mut waited);
+        for signal in stops {
+            libc::sigaddset(&mut waited, signal);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &waited, std::ptr::null_mut());
         // The daemon dying is a stop request, not a sudden death: the command's
         // processes must go with it.
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_stop as *const () as usize;
-        // No SA_RESTART: a stop interrupts the wait below.
-        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-            libc::sigaction(signal, &action, std::ptr::null_mut());
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+            return Err(format!(
+                "cannot follow the daemon: {}",
+                std::io::Error::last_os_error()
+            ));
         }
-        if libc::getppid() == 1 {
-            return Ok(1); // the daemon is already gone
+        if libc::getppid() != parent {
+            return Err("the daemon is gone".into());
         }
     }
-    let Some((program, args)) = rest.split_first() else {
-        return Err(format!("{SUPERVISE}: no program to run"));
-    };
     let mut command = Command::new(program);
-    command.args(args);
-    if let Some((uid, gid)) = user {
-        command.uid(uid).gid(gid);
-    }
-    // SAFETY: prctl is async-signal-safe and touches only the child.
+    command.args(args).process_group(0);
+    // SAFETY: getppid, prctl, close_range, setgroups, setgid and setuid are
+    // async-signal-safe; the groups were looked up before the fork.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
+            if libc::getppid() != me {
+                libc::_exit(1); // the supervisor died before the command began
+            }
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // Nothing the daemon's starter left open reaches the command.
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            if let Some((uid, gid, groups)) = &user
+                && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                    || libc::setgid(*gid) != 0
+                    || libc::setuid(*uid) != 0)
+            {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
@@ -492,59 +568,114 @@ pub fn supervise(args: &[std::ffi::OsString]) -> Result<i32, String> {
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", program.to_string_lossy()))?
         .id() as i32;
-    let mut status = None;
-    while status.is_none() && !STOP_REQUESTED.load(Ordering::SeqCst) {
-        let mut raw = 0;
-        // SAFETY: waitpid on our own children.
-        let pid = unsafe { libc::waitpid(-1, &mut raw, 0) };
-        if pid == child {
-            status = Some(raw);
-        } else if pid < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
+    let mut ended = None;
+    loop {
+        // Reap whatever has ended: the command, or orphans of its that came here.
+        loop {
+            let mut raw = 0;
+            // SAFETY: waitpid on our own children, not blocking.
+            let pid = unsafe { libc::waitpid(-1, &mut raw, libc::WNOHANG) };
+            if pid <= 0 {
+                break;
+            }
+            if pid == child {
+                ended = Some(if libc::WIFSIGNALED(raw) {
+                    Supervised::Signaled(libc::WTERMSIG(raw))
+                } else {
+                    Supervised::Exited(libc::WEXITSTATUS(raw))
+                });
+            }
+        }
+        if ended.is_some() {
             break;
         }
-        // Any other pid: an orphan of the command's, reaped; EINTR: look at the flag.
-    }
-    kill_descendants();
-    Ok(match status {
-        Some(raw) if libc::WIFEXITED(raw) => libc::WEXITSTATUS(raw),
-        Some(raw) if libc::WIFSIGNALED(raw) => {
-            let signal = libc::WTERMSIG(raw);
-            // SAFETY: dying of the command's signal, without a core file.
-            unsafe {
-                let none = libc::rlimit {
-                    rlim_cur: 0,
-                    rlim_max: 0,
-                };
-                libc::setrlimit(libc::RLIMIT_CORE, &none);
-                libc::signal(signal, libc::SIG_DFL);
-                libc::kill(libc::getpid(), signal);
-            }
-            128 + signal
+        // SAFETY: siginfo_t is plain data; sigwaitinfo fills it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let signal = unsafe { libc::sigwaitinfo(&waited, &mut info) };
+        if signal > 0 && signal != libc::SIGCHLD {
+            ended = Some(Supervised::Stopped);
+            break;
         }
-        _ => 128 + libc::SIGTERM,
+    }
+    let stopped = kill_descendants();
+    Ok(Supervision {
+        ended: ended.unwrap_or(Supervised::Stopped),
+        stopped,
     })
+}
+
+impl Supervision {
+    /// Ends the supervisor the way its command ended: its exit status, or its signal
+    /// (without leaving a core file behind).
+    pub fn exit(self) -> ! {
+        let signal = match self.ended {
+            Supervised::Exited(code) => std::process::exit(code),
+            Supervised::Signaled(signal) => signal,
+            Supervised::Stopped => libc::SIGTERM,
+        };
+        // SAFETY: prctl, setrlimit, signal, sigprocmask and kill only affect this
+        // process, which is about to die of `signal`.
+        unsafe {
+            libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+            let none = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &none);
+            libc::signal(signal, libc::SIG_DFL);
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::sigprocmask(libc::SIG_UNBLOCK, &all, std::ptr::null_mut());
+            libc::kill(libc::getpid(), signal);
+        }
+        std::process::exit(128 + signal)
+    }
+}
+
+/// The groups of the user `uid`, for a command run as that user: looked up before the
+/// fork (the lookup reads files and allocates).
+fn groups_of(uid: u32, gid: u32) -> Result<Vec<libc::gid_t>, String> {
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwuid_r writes only into the buffers we pass.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() {
+        return Err(format!("no user with uid {uid}"));
+    }
+    let mut groups = vec![0 as libc::gid_t; 256];
+    let mut count = groups.len() as libc::c_int;
+    // SAFETY: getgrouplist writes at most `count` groups into the vector.
+    let rc = unsafe { libc::getgrouplist(pwd.pw_name, gid, groups.as_mut_ptr(), &mut count) };
+    if rc < 0 {
+        return Err(format!("uid {uid} has more than 256 groups"));
+    }
+    groups.truncate(count.max(0) as usize);
+    Ok(groups)
 }
 
 /// Kills every process below this one and reaps them, until none is left: an orphan of
 /// a killed process comes to this subreaper and is killed in the next round. Gives up
-/// after a few seconds (a process stuck in the kernel).
-fn kill_descendants() {
+/// after a few seconds (a process stuck in the kernel). Returns how many it killed.
+fn kill_descendants() -> usize {
     let me = std::process::id() as i32;
     let deadline = Instant::now() + Duration::from_secs(5);
+    let mut killed = std::collections::HashSet::new();
     loop {
         let children: Vec<i32> = processes()
             .filter(|pid| parent_of(*pid) == Some(me))
             .collect();
         for pid in &children {
-            // SAFETY: kill(2) on our own child.
+            // SAFETY: kill(2) on our own child: it cannot be reused before we reap it.
             unsafe {
                 libc::kill(*pid, libc::SIGKILL);
             }
+            killed.insert(*pid);
         }
         // SAFETY: waitpid on our own children, not blocking.
         while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
         if children.is_empty() || Instant::now() > deadline {
-            return;
+            return killed.len();
         }
         std::thread::sleep(Duration::from_millis(2));
     }

@@ -61,8 +61,6 @@ pub struct DemoOptions {
     pub parent: PathBuf,
     /// The process environment, for the daemon's verify commands.
     pub env: Vec<(String, String)>,
-    /// The switchyard executable, which supervises the verify commands.
-    pub exe: Option<PathBuf>,
 }
 
 /// What the demo leaves behind.
@@ -127,7 +125,6 @@ pub fn run(opts: DemoOptions, say: Sender<String>) -> Result<Outcome> {
             secrets: Vec::new(),
             abort_after_steps: None,
             new_ledger: false,
-            exe: opts.exe,
         },
         async move {
             let _ = stop_rx.await;

@@ -13,10 +13,18 @@ fn main() -> ExitCode {
         .is_some_and(|a| a == switchyard::command::SUPERVISE)
     {
         match switchyard::command::supervise(&argv[2..]) {
-            Ok(code) => std::process::exit(code),
+            Ok(done) => {
+                if done.stopped > 0 {
+                    eprintln!(
+                        "[switchyard: stopped {} process(es) the command left running]",
+                        done.stopped
+                    );
+                }
+                done.exit()
+            }
             Err(e) => {
-                eprintln!("switchyard: {e}");
-                std::process::exit(127);
+                eprintln!("{}{e}", switchyard::command::SUPERVISOR_ERROR);
+                std::process::exit(switchyard::command::SUPERVISOR_FAILED);
             }
         }
     }

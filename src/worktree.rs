@@ -355,15 +355,20 @@ pub fn task_of(dir: &Path) -> Option<String> {
 }
 
 /// Makes every file under `dir` belong to `uid`:`gid`, so that a command run as that
-/// user can write in its worktree. The walk goes by directory descriptors and never
-/// follows a symlink: a directory swapped for a link to `/etc` mid-walk is not entered,
-/// and a file with other hard links (which could be anyone's) keeps its owner.
-pub fn give_to(dir: &Path, uid: u32, gid: u32) -> Result<()> {
+/// user can write in its worktree (and gives it back after). The walk goes by
+/// descriptors and never follows a symlink: each entry is opened with `O_PATH |
+/// O_NOFOLLOW`, checked on that descriptor and changed through it, so an entry swapped
+/// for a link (to `/etc`, say) mid-walk is never touched. Files with other hard links
+/// (which could be anyone's), devices and other filesystems keep their owner. It walks
+/// with a stack, not recursion, at most [`MAX_DEPTH`] deep, and goes on past an entry it
+/// cannot change; returns how many it left as they were.
+pub fn give_to(dir: &Path, uid: u32, gid: u32) -> Result<usize> {
     use std::ffi::CString;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
     let c_dir = CString::new(dir.as_os_str().as_bytes())
         .map_err(|_| WorktreeError::Io(format!("bad path {}", dir.display())))?;
-    // SAFETY: open(2) with a NUL-terminated path; the descriptor is closed by give_fd.
+    // SAFETY: open(2) with a NUL-terminated path; the descriptor is owned below.
     let fd = unsafe {
         libc::open(
             c_dir.as_ptr(),
@@ -373,57 +378,144 @@ pub fn give_to(dir: &Path, uid: u32, gid: u32) -> Result<()> {
     if fd < 0 {
         return Err(io("open", dir, std::io::Error::last_os_error()));
     }
-    give_fd(fd, dir, uid, gid)
+    // SAFETY: a fresh descriptor nothing else owns.
+    let root = unsafe { OwnedFd::from_raw_fd(fd) };
+    let device = fstat(root.as_raw_fd())
+        .map(|st| st.st_dev)
+        .ok_or_else(|| io("read", dir, std::io::Error::last_os_error()))?;
+    let mut skipped = 0;
+    if !chown_fd(root.as_raw_fd(), uid, gid) {
+        skipped += 1;
+    }
+    // Each level: its directory, and the names of its subdirectories still to visit.
+    let mut stack: Vec<(OwnedFd, Vec<CString>)> = Vec::new();
+    let names =
+        subdirectories_after_changing_files(root.as_raw_fd(), device, uid, gid, &mut skipped);
+    stack.push((root, names));
+    loop {
+        let depth = stack.len();
+        let Some((parent, names)) = stack.last_mut() else {
+            break;
+        };
+        let Some(name) = names.pop() else {
+            stack.pop();
+            continue;
+        };
+        if depth >= MAX_DEPTH {
+            skipped += 1;
+            continue;
+        }
+        // SAFETY: openat relative to our descriptor; O_NOFOLLOW refuses a symlink that
+        // replaced the directory since it was listed.
+        let child = unsafe {
+            libc::openat(
+                parent.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        if child < 0 {
+            skipped += 1;
+            continue;
+        }
+        // SAFETY: a fresh descriptor nothing else owns.
+        let child = unsafe { OwnedFd::from_raw_fd(child) };
+        if fstat(child.as_raw_fd()).is_none_or(|st| st.st_dev != device) {
+            skipped += 1;
+            continue;
+        }
+        if !chown_fd(child.as_raw_fd(), uid, gid) {
+            skipped += 1;
+        }
+        let names =
+            subdirectories_after_changing_files(child.as_raw_fd(), device, uid, gid, &mut skipped);
+        stack.push((child, names));
+    }
+    Ok(skipped)
 }
 
-/// `give_to` for an open directory; closes `fd`.
-fn give_fd(fd: i32, shown: &Path, uid: u32, gid: u32) -> Result<()> {
+/// How deep `give_to` goes: a tree deeper than this (made to be) is left as it is.
+pub const MAX_DEPTH: usize = 256;
+
+fn fstat(fd: i32) -> Option<libc::stat> {
+    // SAFETY: fstat fills the struct we pass.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st)
+}
+
+fn chown_fd(fd: i32, uid: u32, gid: u32) -> bool {
+    // SAFETY: fchown on a descriptor we hold.
+    unsafe { libc::fchown(fd, uid, gid) == 0 }
+}
+
+/// Changes the owner of the regular files and symlinks in the directory `fd` (each
+/// through an `O_PATH` descriptor of its own), and returns the names of its
+/// subdirectories, read whole before any is entered.
+fn subdirectories_after_changing_files(
+    fd: i32,
+    device: libc::dev_t,
+    uid: u32,
+    gid: u32,
+    skipped: &mut usize,
+) -> Vec<std::ffi::CString> {
     use std::ffi::CString;
-    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
-    // SAFETY: fd is an open descriptor we own from here on.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: fchown on our descriptor.
-    if unsafe { libc::fchown(fd, uid, gid) } != 0 {
-        return Err(io("chown", shown, std::io::Error::last_os_error()));
-    }
-    // The entries, read through the descriptor itself (no path to swap).
-    let listing = format!("/proc/self/fd/{fd}");
-    let entries = std::fs::read_dir(&listing).map_err(|e| io("read", shown, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| io("read", shown, e))?;
-        let name = CString::new(entry.file_name().as_bytes())
-            .map_err(|_| WorktreeError::Io(format!("bad name in {}", shown.display())))?;
-        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: fstatat relative to our descriptor, not following a symlink.
-        if unsafe { libc::fstatat(fd, name.as_ptr(), &mut stat, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
-            continue; // gone meanwhile
+    let mut subdirectories = Vec::new();
+    let Ok(entries) = std::fs::read_dir(format!("/proc/self/fd/{fd}")) else {
+        *skipped += 1;
+        return subdirectories;
+    };
+    for entry in entries.flatten() {
+        let Ok(name) = CString::new(entry.file_name().as_bytes()) else {
+            *skipped += 1;
+            continue;
+        };
+        // SAFETY: openat relative to our descriptor, on the entry itself, never a
+        // symlink's target.
+        let path = unsafe {
+            libc::openat(
+                fd,
+                name.as_ptr(),
+                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        if path < 0 {
+            *skipped += 1;
+            continue;
         }
-        let kind = stat.st_mode & libc::S_IFMT;
+        // SAFETY: a fresh descriptor nothing else owns.
+        let path = unsafe { OwnedFd::from_raw_fd(path) };
+        let Some(st) = fstat(path.as_raw_fd()) else {
+            *skipped += 1;
+            continue;
+        };
+        let kind = st.st_mode & libc::S_IFMT;
+        let ours = st.st_dev == device
+            && (kind == libc::S_IFLNK || (kind == libc::S_IFREG && st.st_nlink == 1));
         if kind == libc::S_IFDIR {
-            // SAFETY: openat relative to our descriptor; O_NOFOLLOW refuses a symlink
-            // that replaced the directory since the fstatat.
-            let child = unsafe {
-                libc::openat(
-                    fd,
-                    name.as_ptr(),
-                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            subdirectories.push(name);
+        } else if ours {
+            let empty = c"";
+            // SAFETY: fchownat on the O_PATH descriptor itself (AT_EMPTY_PATH), so what
+            // is changed is what was checked.
+            let rc = unsafe {
+                libc::fchownat(
+                    path.as_raw_fd(),
+                    empty.as_ptr(),
+                    uid,
+                    gid,
+                    libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
                 )
             };
-            if child >= 0 {
-                give_fd(child, &shown.join(entry.file_name()), uid, gid)?;
+            if rc != 0 {
+                *skipped += 1;
             }
-        } else if kind == libc::S_IFREG && stat.st_nlink > 1 {
-            // Another name for this file may be outside the worktree.
         } else {
-            // SAFETY: fchownat relative to our descriptor, on the link itself.
-            unsafe {
-                libc::fchownat(fd, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW);
-            }
+            *skipped += 1;
         }
     }
-    drop(owned);
-    Ok(())
+    subdirectories
 }
 
 /// Why a file in `[worktrees] copy` was not copied.
@@ -507,4 +599,55 @@ pub fn copy_files(
             std::fs::set_permissions(real_parent.join(to.file_name().unwrap_or_default()), mode);
     }
     Ok(skipped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn owner(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().uid()
+    }
+
+    #[test]
+    fn giving_a_tree_away_never_follows_a_link_nor_touches_shared_files() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let tree = tmp.path().join("tree");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(tree.join("a/b")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(tree.join("a/b/file"), "x").unwrap();
+        std::fs::write(outside.join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(&outside, tree.join("a/link-to-dir")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), tree.join("link-to-file")).unwrap();
+        std::fs::hard_link(outside.join("secret"), tree.join("hard")).unwrap();
+        let mut deep = tree.join("deep");
+        for _ in 0..MAX_DEPTH + 5 {
+            deep = deep.join("d");
+        }
+        std::fs::create_dir_all(&deep).unwrap();
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        // As root the tree goes to another user; otherwise to this one (a no-op that
+        // still walks it all).
+        let to = if me == 0 { 65534 } else { me };
+        let kept = give_to(&tree, to, to).unwrap();
+        assert_eq!(
+            kept, 2,
+            "the hard link and the directory past the depth limit stay"
+        );
+        assert_eq!(owner(&tree.join("a/b/file")), to);
+        assert_eq!(owner(&tree.join("a/link-to-dir")), to);
+        assert_eq!(owner(&tree.join("link-to-file")), to);
+        assert_eq!(owner(&outside), me, "a symlinked directory is not entered");
+        assert_eq!(
+            owner(&outside.join("secret")),
+            me,
+            "nor a symlinked or hard-linked file"
+        );
+        assert_eq!(owner(&deep), me, "too deep: left as it was");
+        give_to(&tree, me, me).unwrap();
+        assert_eq!(owner(&tree.join("a/b/file")), me);
+    }
 }

@@ -108,7 +108,6 @@ pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
         secrets,
         abort_after_steps: ctx.env.abort_after_steps,
         new_ledger: args.new_ledger,
-        exe: ctx.env.exe.clone(),
     };
     let out = &mut *ctx.out;
     let result = runtime.block_on(async {

@@ -40,7 +40,6 @@ pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
     let opts = DemoOptions {
         parent: parent.clone(),
         env: ctx.env.vars.clone(),
-        exe: ctx.env.exe.clone(),
     };
     let worker = std::thread::spawn(move || demo::run(opts, tx));
     // Progress on stdout, or on stderr when stdout carries the JSON document.

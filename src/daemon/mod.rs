@@ -73,8 +73,6 @@ pub struct Options {
     pub abort_after_steps: Option<u32>,
     /// Begin a new ledger, archiving what is there (`switchyard daemon --new-ledger`).
     pub new_ledger: bool,
-    /// The switchyard executable, whose hidden `__supervise` runs every command.
-    pub exe: Option<PathBuf>,
 }
 
 /// What the daemon tells its starter once it listens.
@@ -212,7 +210,9 @@ pub async fn run(
             opts.abort_after_steps,
         )
         .with_github(github)
-        .with_commands(run_as, opts.exe.clone()),
+        // Every command runs under the supervisor of this very executable: the file this
+        // process runs, even if the binary on disk was replaced since it started.
+        .with_commands(run_as, Some(PathBuf::from("/proc/self/exe"))),
     );
     info!(repo = %main_root.display(), root = %service.worktrees.root.display(), "reconciling worktrees with the ledger");
     {

@@ -917,7 +917,10 @@ impl Service {
     pub(super) fn hand_over<'d>(&self, dir: &'d Path) -> Result<HandedOver<'d>> {
         match &self.run_as {
             Some(user) => {
-                worktree::give_to(dir, user.uid, user.gid)?;
+                let kept = worktree::give_to(dir, user.uid, user.gid)?;
+                if kept > 0 {
+                    warn!(path = %dir.display(), kept, "some files of the worktree keep their owner (hard links, devices, other filesystems, too deep)");
+                }
                 Ok(HandedOver(Some(dir)))
             }
             None => Ok(HandedOver(None)),
@@ -1000,6 +1003,15 @@ impl Service {
                 pid,
                 "stopped a process a command of the last daemon left running"
             );
+        }
+        if self.run_as.is_some() && self.worktrees.root.is_dir() {
+            // A crash while a worktree was handed to `[commands] run_as` left it that
+            // user's: every worktree comes back to the daemon's user first.
+            // SAFETY: geteuid and getegid have no preconditions.
+            let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+            if let Err(e) = worktree::give_to(&self.worktrees.root, uid, gid) {
+                warn!(error = %e, "could not take the worktrees back from [commands] run_as");
+            }
         }
         for admin in self.worktrees.repair(&self.repo.common_dir) {
             warn!(path = %admin.display(), "removed the entry of a worktree add that was cut short");
@@ -1282,7 +1294,7 @@ impl Drop for HandedOver<'_> {
         if let Some(dir) = self.0 {
             // SAFETY: geteuid and getegid have no preconditions.
             let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-            if let Err(e) = worktree::give_to(dir, uid, gid) {
+            if let Err(e) = worktree::give_to(dir, uid, gid).map(|_| ()) {
                 warn!(path = %dir.display(), error = %e, "could not take the worktree back from [commands] run_as");
             }
         }

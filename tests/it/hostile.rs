@@ -760,7 +760,7 @@ fn commands_run_as_another_user_when_asked() {
     let o = out.display();
     repo.files(&["api/app.py"])
         .config(&format!(
-            "[queue]\nverify = [\"id -u > {o}/uid-$SWITCHYARD_TASK; echo $HOME > {o}/home; git status --short > {o}/git-$SWITCHYARD_TASK 2>&1; touch built.txt\"]\n\
+            "[queue]\nverify = [\"id -u > {o}/uid-$SWITCHYARD_TASK; echo $HOME > {o}/home; git status --short > {o}/git-$SWITCHYARD_TASK 2>&1; kill -9 $PPID 2> {o}/kill-$SWITCHYARD_TASK; touch built.txt\"]\n\
              [[subsystem]]\nname = \"api\"\npaths = [\"api/\"]\n\
              [worktrees]\npool = 1\nsetup = \"id -u > {o}/setup-uid; touch api/set-up.txt\"\n\
              [commands]\nrun_as = \"nobody\"\n"
@@ -796,6 +796,21 @@ fn commands_run_as_another_user_when_asked() {
         // git worked for the command, in a worktree that belongs to the daemon's user.
         assert!(out.join(format!("git-{id}")).exists());
         assert!(!read(format!("git-{id}")).contains("fatal"));
+        // It cannot kill its supervisor (the daemon's user) to set its processes free.
+        assert!(
+            read(format!("kill-{id}")).contains("Operation not permitted"),
+            "{}",
+            read(format!("kill-{id}"))
+        );
+        // The integration worktree was given back to the daemon's user after verify.
+        let tracked = repo
+            .tmp
+            .path()
+            .join("repo.worktrees/.integration/api/app.py");
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&tracked).unwrap()),
+            0
+        );
     }
     assert_eq!(
         std::fs::read_to_string(out.join("home")).unwrap().trim(),
@@ -1092,4 +1107,48 @@ fn nothing_a_verify_starts_outlives_it_whatever_it_does() {
         );
         assert!(!alive, "{name}: process {pid} outlived verify: {stat}");
     }
+}
+
+/// A verify that times out, having left a process that dropped the run's mark: the
+/// supervisor, told to stop, takes it along.
+#[test]
+fn a_verify_that_times_out_takes_everything_it_started_along() {
+    let repo = TestRepo::new();
+    let out = repo.tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    repo.files(&["api/app.py"])
+        .config(&format!(
+            "[queue]\nverify = [\"(unset SWITCHYARD_RUN; setsid sh -c 'echo $$ > {o}/slow.pid; exec sleep 300' &); sleep 120\"]\nverify_timeout = \"2s\"\n\
+             [[subsystem]]\nname = \"api\"\npaths = [\"api/\"]\n",
+            o = out.display()
+        ))
+        .commit("init");
+    let _daemon = repo.start_daemon();
+    let id = add(&repo, "Api", &["api"]);
+    let claimed = claim(&repo, Some(&id), "ann");
+    let wt = std::path::PathBuf::from(claimed["worktree"].as_str().unwrap());
+    commit_in(&wt, "work", &[("api/app.py", "v2\n")]);
+    repo.run(["submit", &id, "--agent", "ann"]).expect(0);
+    eventually(60, "verify to time out", || {
+        show(&repo, &id)["state"] == "returned"
+    });
+    let log = repo.run(["--json", "log", &id]).expect(0).json();
+    let failed = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "verify_failed")
+        .unwrap();
+    assert_eq!(failed["evidence"]["failed"]["outcome"], "timed_out");
+    let pid: i32 = std::fs::read_to_string(out.join("slow.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let alive = !matches!(
+        stat.rsplit(") ").next().and_then(|r| r.chars().next()),
+        Some('Z') | None
+    );
+    assert!(!alive, "{pid} outlived the timed-out verify: {stat}");
 }

@@ -11,4 +11,5 @@ mod hostile;
 mod init;
 mod owners;
 mod queue;
+mod supervisor;
 mod support;

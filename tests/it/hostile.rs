@@ -653,11 +653,7 @@ true
     let mut env: Vec<(&str, &str)> = SECRETS.to_vec();
     env.push(("MY_SETTING", "visible"));
     let daemon = repo.try_start_daemon_with(&env).unwrap();
-    let id = add(&repo, "Api", &["api"]);
-    let claimed = claim(&repo, Some(&id), "ann");
-    let wt = std::path::PathBuf::from(claimed["worktree"].as_str().unwrap());
-    commit_in(&wt, "work", &[("api/app.py", "v2\n")]);
-    repo.run(["submit", &id, "--agent", "ann"]).expect(0);
+    let id = submit_change(&repo, "Api", "ann", "api/app.py", "v2\n");
     eventually(60, "the task to land", || {
         show(&repo, &id)["state"] == "merged"
     });
@@ -839,13 +835,6 @@ fn processes_started_by_verify_never_outlive_it() {
             o = out.display()
         ))
         .commit("init");
-    let alive = |pid: i32| {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        !matches!(
-            stat.rsplit(") ").next().and_then(|r| r.chars().next()),
-            Some('Z') | None
-        )
-    };
     let leak = |id: &str| -> i32 {
         let file = out.join(format!("leak-{id}.pid"));
         eventually(30, "the leaked process to start", || {
@@ -860,11 +849,7 @@ fn processes_started_by_verify_never_outlive_it() {
 
     // A clean stop cancels verify and everything it started.
     let daemon = repo.start_daemon();
-    let id = add(&repo, "Api", &["api"]);
-    let claimed = claim(&repo, Some(&id), "ann");
-    let wt = std::path::PathBuf::from(claimed["worktree"].as_str().unwrap());
-    commit_in(&wt, "work", &[("api/app.py", "v2\n")]);
-    repo.run(["submit", &id, "--agent", "ann"]).expect(0);
+    let id = submit_change(&repo, "Api", "ann", "api/app.py", "v2\n");
     let first = leak(&id);
     assert!(alive(first));
     daemon.stop();
@@ -1086,11 +1071,7 @@ fn nothing_a_verify_starts_outlives_it_whatever_it_does() {
         ))
         .commit("init");
     let _daemon = repo.start_daemon();
-    let id = add(&repo, "Api", &["api"]);
-    let claimed = claim(&repo, Some(&id), "ann");
-    let wt = std::path::PathBuf::from(claimed["worktree"].as_str().unwrap());
-    commit_in(&wt, "work", &[("api/app.py", "v2\n")]);
-    repo.run(["submit", &id, "--agent", "ann"]).expect(0);
+    let id = submit_change(&repo, "Api", "ann", "api/app.py", "v2\n");
     eventually(60, "the task to land", || {
         show(&repo, &id)["state"] == "merged"
     });
@@ -1100,12 +1081,7 @@ fn nothing_a_verify_starts_outlives_it_whatever_it_does() {
             .trim()
             .parse()
             .unwrap();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let alive = !matches!(
-            stat.rsplit(") ").next().and_then(|r| r.chars().next()),
-            Some('Z') | None
-        );
-        assert!(!alive, "{name}: process {pid} outlived verify: {stat}");
+        assert!(!alive(pid), "{name}: process {pid} outlived verify");
     }
 }
 
@@ -1124,11 +1100,7 @@ fn a_verify_that_times_out_takes_everything_it_started_along() {
         ))
         .commit("init");
     let _daemon = repo.start_daemon();
-    let id = add(&repo, "Api", &["api"]);
-    let claimed = claim(&repo, Some(&id), "ann");
-    let wt = std::path::PathBuf::from(claimed["worktree"].as_str().unwrap());
-    commit_in(&wt, "work", &[("api/app.py", "v2\n")]);
-    repo.run(["submit", &id, "--agent", "ann"]).expect(0);
+    let id = submit_change(&repo, "Api", "ann", "api/app.py", "v2\n");
     eventually(60, "verify to time out", || {
         show(&repo, &id)["state"] == "returned"
     });
@@ -1145,10 +1117,5 @@ fn a_verify_that_times_out_takes_everything_it_started_along() {
         .trim()
         .parse()
         .unwrap();
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let alive = !matches!(
-        stat.rsplit(") ").next().and_then(|r| r.chars().next()),
-        Some('Z') | None
-    );
-    assert!(!alive, "{pid} outlived the timed-out verify: {stat}");
+    assert!(!alive(pid), "{pid} outlived the timed-out verify");
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::BIN;
+use crate::support::{BIN, alive};
 
 fn supervise(dir: &Path, script: &str) -> Command {
     let mut c = Command::new(BIN);
@@ -24,14 +24,6 @@ fn supervise(dir: &Path, script: &str) -> Command {
     .env_clear()
     .env("PATH", std::env::var_os("PATH").unwrap_or_default());
     c
-}
-
-fn alive(pid: i32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    !matches!(
-        stat.rsplit(") ").next().and_then(|r| r.chars().next()),
-        Some('Z') | None
-    )
 }
 
 fn pid_in(dir: &Path, file: &str) -> i32 {

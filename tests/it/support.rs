@@ -534,3 +534,12 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Whether process `pid` runs (a zombie waiting to be reaped is dead).
+pub fn alive(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    !matches!(
+        stat.rsplit(") ").next().and_then(|r| r.chars().next()),
+        Some('Z') | None
+    )
+}

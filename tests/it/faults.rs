@@ -9,7 +9,8 @@ use crate::support::*;
 
 /// A `git` on PATH before the real one that fails on demand: every call while the file
 /// `fail-all` exists, or the call whose number is in `fail-at`. Calls are counted in
-/// `count`.
+/// `count`, under a lock (git calls run in parallel) and replaced whole, never half
+/// written.
 struct FaultyGit {
     dir: PathBuf,
 }
@@ -31,7 +32,7 @@ impl FaultyGit {
             dir.join("git"),
             format!(
                 "#!/bin/sh\n\
-                 n=$(cat {d}/count 2>/dev/null || echo 0); n=$((n+1)); echo $n > {d}/count\n\
+                 n=$(flock {d}/lock sh -c 'n=$(($(cat {d}/count 2>/dev/null || echo 0) + 1)); echo $n > {d}/count.new; mv {d}/count.new {d}/count; echo $n')\n\
                  if [ -f {d}/fail-all ] || [ \"$(cat {d}/fail-at 2>/dev/null)\" = \"$n\" ]; then\n\
                    echo \"fatal: injected fault (call $n)\" >&2; exit 128\n\
                  fi\n\

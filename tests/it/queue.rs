@@ -580,12 +580,18 @@ fn a_base_moved_by_hand_pauses_the_queue_until_a_person_resumes() {
     });
     // Someone moves main by hand meanwhile.
     let pushed = {
+        // In a clone, pushed back: a worktree of the repository would race the
+        // daemon's own worktree bookkeeping.
         let tmp = repo.tmp.path().join("hand");
-        repo.git(&["worktree", "add", "-q", tmp.to_str().unwrap(), "main"]);
+        repo.git(&[
+            "clone",
+            "-q",
+            repo.root.to_str().unwrap(),
+            tmp.to_str().unwrap(),
+        ]);
         commit_in(&tmp, "By hand", &[("docs/guide.md", "# by hand\n")]);
-        let sha = git_in(&tmp, &["rev-parse", "HEAD"]);
-        git_in(&tmp, &["checkout", "-q", "--detach"]);
-        sha.trim().to_owned()
+        git_in(&tmp, &["push", "-q", "origin", "HEAD:main"]);
+        git_in(&tmp, &["rev-parse", "HEAD"]).trim().to_owned()
     };
     std::fs::write(repo.home().join("go"), "").unwrap();
     // Verify passes, but the base is not where the lander left it: the queue pauses,
@@ -1131,4 +1137,11 @@ fn a_base_move_made_before_a_crash_is_never_made_twice() {
         .map(str::to_owned)
         .collect();
     assert_eq!(subjects, vec!["Hotfix", "Once", "init"]);
+    // The task's own move is recorded as its landing; the hotfix on top of it, made
+    // behind the lander's back, pauses the queue until a person accepts it.
+    eventually(30, "the queue to pause for the hotfix", || {
+        queue_events(&repo).iter().any(|e| {
+            e["event"] == "base_moved_outside" && e["evidence"]["commits"][0]["subject"] == "Hotfix"
+        })
+    });
 }

@@ -402,10 +402,18 @@ impl Service {
                 l.paused()?,
             ))
         })?;
-        // Being verified first, then by priority and age, as the queue will take them.
+        // In the order the queue will take them (`queue::plan`, the one place that
+        // decides it); tasks still at a checkpoint after them, by priority.
+        let order = crate::queue::plan(&waiting);
+        let rank = |t: &Task| {
+            order
+                .iter()
+                .position(|id| *id == t.id)
+                .unwrap_or(usize::MAX)
+        };
         waiting.sort_by(|a, b| {
-            (b.state == TaskState::Verifying)
-                .cmp(&(a.state == TaskState::Verifying))
+            rank(a)
+                .cmp(&rank(b))
                 .then(b.priority.cmp(&a.priority))
                 .then(a.id.cmp(&b.id))
         });

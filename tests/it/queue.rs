@@ -1145,3 +1145,58 @@ fn a_base_move_made_before_a_crash_is_never_made_twice() {
         })
     });
 }
+
+/// `switchyard queue` shows the order the queue integrates in: the task being verified,
+/// then by priority and by when each entered the queue (not by id), then those still at
+/// a checkpoint.
+#[test]
+fn the_queue_is_shown_in_the_order_it_integrates() {
+    let repo = queue_repo("");
+    let text = std::fs::read_to_string(repo.root.join("switchyard.toml")).unwrap();
+    repo.config(&text.replace(
+        "verify = [\"./check.sh\"]",
+        "verify = [\"while [ ! -f \\\"$HOME/go\\\" ]; do sleep 0.05; done\"]",
+    ));
+    repo.commit("gate verify");
+    repo.git(&["checkout", "-q", "--detach"]);
+    let _daemon = repo.start_daemon();
+    let (first, _, _) = work(&repo, "First", &["api"], "q1", &[("api/a.txt", "a\n")]);
+    eventually(30, "the first to be verified", || {
+        state(&repo, &first) == "verifying"
+    });
+    // Made in one order, submitted in the other.
+    let early = add(&repo, "Made early", &["docs"]);
+    let late = add(&repo, "Made late", &["web"]);
+    let gated = add(&repo, "At a checkpoint", &["ci"]);
+    for (id, agent, file) in [
+        (&late, "q3", "web/l.html"),
+        (&early, "q2", "docs/e.md"),
+        (&gated, "q4", ".github/g.yml"),
+    ] {
+        let claimed = claim(&repo, Some(id), agent);
+        commit_in(
+            std::path::Path::new(claimed["worktree"].as_str().unwrap()),
+            "work",
+            &[(file, "x\n")],
+        );
+        repo.run(["submit", id, "--agent", agent]).expect(0);
+    }
+    let queue = repo.run(["--json", "queue"]).expect(0).json();
+    let order: Vec<&str> = queue
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            first.as_str(),
+            late.as_str(),
+            early.as_str(),
+            gated.as_str()
+        ]
+    );
+    std::fs::write(repo.home().join("go"), "").unwrap();
+    wait_state(&repo, &early, "merged");
+}

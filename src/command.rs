@@ -42,9 +42,11 @@ pub struct Spec<'a> {
     pub groups: Option<&'a Path>,
     /// Run it as this user instead of the daemon's.
     pub run_as: Option<&'a RunAs>,
-    /// The switchyard executable, to run the command under its supervisor
-    /// ([`supervise`]); without one (unit tests) the run mark alone finds what it left.
-    pub supervisor: Option<&'a Path>,
+    /// Run it under the supervisor of this very executable ([`supervise`], through
+    /// `/proc/self/exe`: the file this process runs, even if the binary on disk was
+    /// replaced since). Only a process that is switchyard can; without it (unit tests)
+    /// the run mark alone finds what the command left.
+    pub supervised: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -257,9 +259,9 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
     // Under its supervisor, a subreaper that outlives the command and ends everything
     // the command started; the supervisor keeps the daemon's user, so a command run as
     // another user cannot kill it to set its processes free.
-    let mut command = match spec.supervisor {
-        Some(exe) => {
-            let mut c = Command::new(exe);
+    let mut command = match spec.supervised {
+        true => {
+            let mut c = Command::new("/proc/self/exe");
             c.args([SUPERVISE, "--parent", &std::process::id().to_string()]);
             if let Some(user) = spec.run_as {
                 c.args([
@@ -272,7 +274,7 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
             c.args(["--", "sh", "-c"]);
             c
         }
-        None => {
+        false => {
             let mut c = Command::new("sh");
             if let Some(user) = spec.run_as {
                 c.uid(user.uid).gid(user.gid);
@@ -365,7 +367,7 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
         if let Some(outcome) = stop {
             // The supervisor ends the command and all it started, then itself; a
             // supervisor that does not (the command killed it) is ended with its group.
-            if spec.supervisor.is_some() {
+            if spec.supervised {
                 // SAFETY: kill(2) on our own child.
                 unsafe {
                     libc::kill(pgid, libc::SIGTERM);
@@ -384,10 +386,10 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
     // Whatever the command left running goes too, in its group or out of it (setsid,
     // double forks, nohup), so nothing outlives it and the pipes close. (A supervised
     // command's group is the supervisor's alone, and it is gone.)
-    if spec.supervisor.is_none() {
+    if !spec.supervised {
         kill_group(pgid);
     }
-    let stragglers = kill_marked(&marker);
+    let stragglers = kill_marked(&marker).len();
     drop(done_tx);
     let grace = Instant::now() + READER_GRACE;
     let mut finished_readers = 0;
@@ -409,7 +411,7 @@ pub fn run(spec: &Spec<'_>, cancel: &AtomicBool) -> std::io::Result<Finished> {
     let tail = tail(spec.log, TAIL_LINES)?;
     // A supervisor that could not run the command at all: the daemon's failure, not the
     // command's.
-    if spec.supervisor.is_some()
+    if spec.supervised
         && outcome
             == (Outcome::Exited {
                 code: SUPERVISOR_FAILED,
@@ -702,10 +704,10 @@ fn new_marker() -> String {
 }
 
 /// Kills every process whose environment carries `marker`, again until none is left
-/// (a process may fork while it is being killed), for at most two seconds. Returns how
-/// many it killed. A process that threw its whole environment away (`env -i`) escapes
+/// (a process may fork while it is being killed), for at most two seconds. Returns the
+/// pids it killed. A process that threw its whole environment away (`env -i`) escapes
 /// this; nothing in it came from switchyard then.
-fn kill_marked(marker: &str) -> usize {
+fn kill_marked(marker: &str) -> Vec<i32> {
     let needle = format!("{MARKER}={marker}");
     let me = std::process::id() as i32;
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -720,7 +722,7 @@ fn kill_marked(marker: &str) -> usize {
             .collect();
         let alive: Vec<i32> = found.into_iter().filter(|pid| !is_zombie(*pid)).collect();
         if alive.is_empty() || Instant::now() > deadline {
-            return killed.len();
+            return killed.into_iter().collect();
         }
         for pid in alive {
             // SAFETY: kill(2) on a pid whose environment carries our mark.
@@ -762,18 +764,7 @@ pub fn kill_leftovers(dir: &Path) -> Vec<i32> {
         let marker = text.lines().next().unwrap_or_default();
         // Notes are `<marker>\n<command>`; a marker has three dash-separated parts.
         if marker.split('-').count() == 3 {
-            let needle = format!("{MARKER}={marker}");
-            for pid in processes() {
-                let ours = std::fs::read(format!("/proc/{pid}/environ"))
-                    .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()));
-                if ours && !is_zombie(pid) {
-                    // SAFETY: kill(2) on a pid carrying the mark of a dead daemon's run.
-                    unsafe {
-                        libc::kill(pid, libc::SIGKILL);
-                    }
-                    killed.push(pid);
-                }
-            }
+            killed.extend(kill_marked(marker));
         }
         let _ = std::fs::remove_file(note.path());
     }
@@ -877,7 +868,7 @@ mod tests {
                 log: &log,
                 groups: None,
                 run_as: None,
-                supervisor: None,
+                supervised: false,
             },
             &AtomicBool::new(false),
         )

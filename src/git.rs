@@ -131,15 +131,17 @@ pub fn branch_tip(root: &Path, branch: &str) -> Result<Option<String>, GitError>
     }
 }
 
-/// The full names of the refs matching a glob (`refs/heads/switchyard/*`), in no
-/// particular order.
-pub fn ref_names(root: &Path, glob: &str) -> Result<Vec<String>, GitError> {
+/// The full names of the refs matching any of `globs` (`refs/heads/switchyard/*`), in
+/// no particular order.
+pub fn ref_names(root: &Path, globs: &[&str]) -> Result<Vec<String>, GitError> {
     let repo = Repository::open(root)?;
     let mut names = Vec::new();
-    for r in repo.references_glob(glob)? {
-        // A ref whose name is not UTF-8 is not one of switchyard's.
-        if let Ok(name) = r?.name() {
-            names.push(name.to_owned());
+    for glob in globs {
+        for r in repo.references_glob(glob)? {
+            // A ref whose name is not UTF-8 is not one of switchyard's.
+            if let Ok(name) = r?.name() {
+                names.push(name.to_owned());
+            }
         }
     }
     Ok(names)

@@ -419,7 +419,7 @@ impl Ledger {
     /// The base tip as the lander last left it (or first found it): any other tip is a
     /// move the daemon did not make.
     pub fn base_expected(&self) -> Result<Option<String>> {
-        Ok(meta(&self.conn, META_BASE)?.and_then(|v| v["tip"].as_str().map(str::to_owned)))
+        expected_tip(&self.conn)
     }
 
     /// Takes `tip` as the base the daemon found, the first time it looks.
@@ -464,7 +464,7 @@ impl Ledger {
         else {
             return Err(LedgerError::Refused("the queue is not paused".into()));
         };
-        let was = meta(&tx, META_BASE)?.and_then(|v| v["tip"].as_str().map(str::to_owned));
+        let was = expected_tip(&tx)?;
         let evidence = json!({"base": tip, "was": was, "paused": pause});
         append_queue_event(&tx, now, QueueEventKind::Resumed, by, &evidence)?;
         set_meta(
@@ -483,16 +483,9 @@ impl Ledger {
             .conn
             .prepare("SELECT at, kind, actor, evidence FROM queue_events ORDER BY id")?;
         let rows = stmt.query_map([], |r| {
-            let kind: String = r.get(1)?;
             Ok(QueueEvent {
                 at: Timestamp(r.get(0)?),
-                event: serde_json::from_value(Value::String(kind)).map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        1,
-                        rusqlite::types::Type::Text,
-                        Box::new(e),
-                    )
-                })?,
+                event: name_column(r, 1)?,
                 by: json_column(r, 2)?,
                 evidence: json_column(r, 3)?,
             })
@@ -673,7 +666,7 @@ impl Ledger {
 
     /// The newest event of `kind` for a task.
     pub fn last_event(&self, id: TaskId, kind: EventKind) -> Result<Option<Event>> {
-        last_event(&self.conn, id, Some(kind))
+        last_event(&self.conn, id, Newest::Of(kind))
     }
 
     /// Claims the given task, or the next one that fits the caps. Checking the caps and
@@ -886,7 +879,7 @@ impl Ledger {
         let tx = self.write()?;
         let task = load_task(&tx, id)?;
         if task.state != TaskState::AwaitingApproval {
-            let approved_this_attempt = last_event(&tx, id, Some(EventKind::Approved))?
+            let approved_this_attempt = last_event(&tx, id, Newest::Of(EventKind::Approved))?
                 .is_some_and(|e| e.by == *by && e.evidence["attempt"] == json!(task.attempt));
             // The same approval again (its reply lost): the answer it got the first time,
             // with the task as it is now, landed perhaps.
@@ -981,7 +974,7 @@ impl Ledger {
         let task = load_task(&tx, id)?;
         if kind == EventKind::Rejected
             && task.state == to
-            && last_change(&tx, id)?
+            && last_event(&tx, id, Newest::Change)?
                 .is_some_and(|e| e.event == kind && e.by == *by && e.evidence == evidence)
         {
             return Ok(task);
@@ -1298,7 +1291,7 @@ impl Ledger {
     pub fn cancel(&mut self, id: TaskId, by: &Actor, reason: &str, now: Timestamp) -> Result<Task> {
         let tx = self.write()?;
         let task = load_task(&tx, id)?;
-        let same_cancel = last_change(&tx, id)?.is_some_and(|e| {
+        let same_cancel = last_event(&tx, id, Newest::Change)?.is_some_and(|e| {
             e.event == EventKind::Cancelled && e.by == *by && e.evidence["reason"] == reason
         });
         if task.state == TaskState::Cancelled && same_cancel {
@@ -1488,6 +1481,10 @@ fn meta(conn: &Connection, key: &str) -> Result<Option<Value>> {
     Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
 }
 
+fn expected_tip(conn: &Connection) -> Result<Option<String>> {
+    Ok(meta(conn, META_BASE)?.and_then(|v| v["tip"].as_str().map(str::to_owned)))
+}
+
 /// Sets (or, with `None`, removes) a `meta` entry.
 fn set_meta(conn: &Connection, key: &str, value: Option<&Value>) -> Result<()> {
     match value {
@@ -1519,31 +1516,35 @@ fn append_queue_event(
     Ok(())
 }
 
-/// The newest event of a task, optionally of one kind.
-fn last_event(conn: &Connection, id: TaskId, kind: Option<EventKind>) -> Result<Option<Event>> {
-    let mut stmt = conn.prepare(
-        "SELECT task, at, kind, actor, state, evidence FROM events
-         WHERE task = ?1 AND (?2 IS NULL OR kind = ?2) ORDER BY id DESC LIMIT 1",
-    )?;
-    Ok(stmt
-        .query_row(params![id.0, kind.map(EventKind::as_str)], event_from_row)
-        .optional()?)
+/// Which of a task's events [`last_event`] looks for.
+#[derive(Clone, Copy)]
+enum Newest {
+    /// The newest of this kind.
+    Of(EventKind),
+    /// The newest that changed the task's state (worktree and GitHub notes do not).
+    Change,
 }
 
-/// The newest event of a task that changed its state (worktree and GitHub notes do not).
-fn last_change(conn: &Connection, id: TaskId) -> Result<Option<Event>> {
-    let mut stmt = conn.prepare(
+fn last_event(conn: &Connection, id: TaskId, which: Newest) -> Result<Option<Event>> {
+    let (kind, changes_only) = match which {
+        Newest::Of(kind) => (Some(kind.as_str()), false),
+        Newest::Change => (None, true),
+    };
+    let mut stmt = conn.prepare_cached(
         "SELECT task, at, kind, actor, state, evidence FROM events
-         WHERE task = ?1 AND state IS NOT NULL ORDER BY id DESC LIMIT 1",
+         WHERE task = ?1 AND (?2 IS NULL OR kind = ?2) AND (NOT ?3 OR state IS NOT NULL)
+         ORDER BY id DESC LIMIT 1",
     )?;
-    Ok(stmt.query_row([id.0], event_from_row).optional()?)
+    Ok(stmt
+        .query_row(params![id.0, kind, changes_only], event_from_row)
+        .optional()?)
 }
 
 /// Whether the task's newest change of state is `kind` by `by`: the request being
 /// refused now is a retry of one that succeeded (its reply lost), and gets the same
 /// answer.
 fn is_replay(conn: &Connection, id: TaskId, kind: EventKind, by: &Actor) -> Result<bool> {
-    Ok(last_change(conn, id)?.is_some_and(|e| e.event == kind && e.by == *by))
+    Ok(last_event(conn, id, Newest::Change)?.is_some_and(|e| e.event == kind && e.by == *by))
 }
 
 fn check_holder(task: &Task, agent: &str) -> Result<()> {
@@ -1739,14 +1740,19 @@ fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
     })
 }
 
+/// An enum stored by its serde name (an event's kind).
+fn name_column<T: serde::de::DeserializeOwned>(row: &Row<'_>, i: usize) -> rusqlite::Result<T> {
+    let name: String = row.get(i)?;
+    serde_json::from_value(Value::String(name)).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
-    let kind: String = row.get(2)?;
     Ok(Event {
         task: TaskId(row.get(0)?),
         at: Timestamp(row.get(1)?),
-        event: serde_json::from_value(Value::String(kind)).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
-        })?,
+        event: name_column(row, 2)?,
         by: json_column(row, 3)?,
         state: row
             .get::<_, Option<String>>(4)?

@@ -496,7 +496,7 @@ impl Service {
                     log: &logs.join(format!("verify-{}-{}.log", k + 1, Timestamp::now().0)),
                     groups: Some(&self.running_dir()),
                     run_as: self.run_as.as_ref(),
-                    supervisor: self.supervisor.as_deref(),
+                    supervised: true,
                 },
                 &self.stopping,
             )
@@ -766,10 +766,7 @@ impl Service {
     /// A person resumes a paused queue, accepting the base as it is now.
     pub fn resume(&self, req: api::Resume) -> Result<api::Resumed> {
         let by = Actor::Person(name(&req.by, "--by")?);
-        let base = match &self.config.remote {
-            Some(remote) => self.fetch_remote(remote)?,
-            None => self.base_tip()?,
-        };
+        let base = self.current_base()?;
         let was = self.ledger(|l| l.resume(&by, &base, Timestamp::now()))?;
         info!(by = %by, base = %short(&base), "the queue resumed");
         Ok(api::Resumed { base, was })

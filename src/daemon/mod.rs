@@ -210,9 +210,7 @@ pub async fn run(
             opts.abort_after_steps,
         )
         .with_github(github)
-        // Every command runs under the supervisor of this very executable: the file this
-        // process runs, even if the binary on disk was replaced since it started.
-        .with_commands(run_as, Some(PathBuf::from("/proc/self/exe"))),
+        .with_run_as(run_as),
     );
     info!(repo = %main_root.display(), root = %service.worktrees.root.display(), "reconciling worktrees with the ledger");
     {

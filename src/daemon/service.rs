@@ -160,8 +160,6 @@ pub struct Service {
     pub(super) env: Vec<(String, String)>,
     /// `[commands] run_as`, looked up at start.
     pub(super) run_as: Option<command::RunAs>,
-    /// This program's executable: every command runs under its supervisor.
-    pub(super) supervisor: Option<PathBuf>,
     caps: Caps,
     pub(super) logs: PathBuf,
     pub started_at: Timestamp,
@@ -216,19 +214,12 @@ impl Service {
             abort_after_steps,
             github: None,
             run_as: None,
-            supervisor: None,
         }
     }
 
-    /// Commands run as this user (`[commands] run_as`), under the supervisor of this
-    /// executable.
-    pub(super) fn with_commands(
-        mut self,
-        run_as: Option<command::RunAs>,
-        supervisor: Option<PathBuf>,
-    ) -> Service {
+    /// Commands run as this user (`[commands] run_as`).
+    pub(super) fn with_run_as(mut self, run_as: Option<command::RunAs>) -> Service {
         self.run_as = run_as;
-        self.supervisor = supervisor;
         self
     }
 
@@ -911,7 +902,7 @@ impl Service {
                 log: &log,
                 groups: Some(&self.running_dir()),
                 run_as: self.run_as.as_ref(),
-                supervisor: self.supervisor.as_deref(),
+                supervised: true,
             },
             &self.stopping,
         )
@@ -919,9 +910,9 @@ impl Service {
     }
 
     /// With `[commands] run_as`, the worktree a command runs in becomes that user's, so
-    /// the command can build and write in it.
-    /// The tree goes back to the daemon's user when the guard is dropped, so that an
-    /// executor (or the daemon's next step) finds its worktree as it was.
+    /// the command can build and write in it; it goes back to the daemon's user when the
+    /// guard is dropped, so that an executor (or the daemon's next step) finds it as it
+    /// was.
     pub(super) fn hand_over<'d>(&self, dir: &'d Path) -> Result<HandedOver<'d>> {
         match &self.run_as {
             Some(user) => {
@@ -1015,11 +1006,7 @@ impl Service {
         if self.run_as.is_some() && self.worktrees.root.is_dir() {
             // A crash while a worktree was handed to `[commands] run_as` left it that
             // user's: every worktree comes back to the daemon's user first.
-            // SAFETY: geteuid and getegid have no preconditions.
-            let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-            if let Err(e) = worktree::give_to(&self.worktrees.root, uid, gid) {
-                warn!(error = %e, "could not take the worktrees back from [commands] run_as");
-            }
+            take_back(&self.worktrees.root);
         }
         for admin in self.worktrees.repair(&self.repo.common_dir) {
             warn!(path = %admin.display(), "removed the entry of a worktree add that was cut short");
@@ -1300,12 +1287,17 @@ pub(super) struct HandedOver<'d>(Option<&'d Path>);
 impl Drop for HandedOver<'_> {
     fn drop(&mut self) {
         if let Some(dir) = self.0 {
-            // SAFETY: geteuid and getegid have no preconditions.
-            let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-            if let Err(e) = worktree::give_to(dir, uid, gid).map(|_| ()) {
-                warn!(path = %dir.display(), error = %e, "could not take the worktree back from [commands] run_as");
-            }
+            take_back(dir);
         }
+    }
+}
+
+/// Gives the tree at `dir` back to the daemon's user, from `[commands] run_as`.
+fn take_back(dir: &Path) {
+    // SAFETY: geteuid and getegid have no preconditions.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    if let Err(e) = worktree::give_to(dir, uid, gid) {
+        warn!(path = %dir.display(), error = %e, "could not take the worktree back from [commands] run_as");
     }
 }
 
@@ -1356,10 +1348,8 @@ pub(super) fn traces_of_tasks(
     if which == Traces::Everywhere {
         globs.push("refs/remotes/*");
     }
-    for glob in globs {
-        let names = git::ref_names(main_root, glob)?;
-        ids.extend(names.iter().filter_map(|n| TaskId::owning(n)));
-    }
+    let names = git::ref_names(main_root, &globs)?;
+    ids.extend(names.iter().filter_map(|n| TaskId::owning(n)));
     match std::fs::read_dir(worktree_root) {
         Ok(entries) => {
             for entry in entries.flatten() {

@@ -189,8 +189,11 @@ pub struct Change {
 /// The paths changed from `from` to `to`, with renames detected.
 pub fn changes(root: &Path, from: &str, to: &str) -> Result<Vec<Change>, GitError> {
     let repo = Repository::open(root)?;
+    // Commits or trees alike: a candidate's tree is judged before it is committed.
     let tree = |rev: &str| -> Result<git2::Tree<'_>, GitError> {
-        Ok(repo.find_commit(git2::Oid::from_str(rev)?)?.tree()?)
+        Ok(repo
+            .find_object(git2::Oid::from_str(rev)?, None)?
+            .peel_to_tree()?)
     };
     let (old, new) = (tree(from)?, tree(to)?);
     let mut diff = repo.diff_tree_to_tree(Some(&old), Some(&new), None)?;

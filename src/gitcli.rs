@@ -165,7 +165,18 @@ fn commits_to_replay(repo: &Path, upstream: &str, tip: &str) -> Result<Vec<Strin
 
 /// One commit merged onto `tip`: the new tree, or the conflicting paths.
 fn pick(repo: &Path, commit: &str, tip: &str) -> Result<std::result::Result<String, Vec<String>>> {
-    let base = format!("--merge-base={commit}^");
+    merge_trees(repo, &format!("{commit}^"), tip, commit)
+}
+
+/// The three-way merge of `ours` and `theirs` from `base`, in memory: the merged tree,
+/// or the conflicting paths.
+pub fn merge_trees(
+    repo: &Path,
+    base: &str,
+    ours: &str,
+    theirs: &str,
+) -> Result<std::result::Result<String, Vec<String>>> {
+    let base = format!("--merge-base={base}");
     let args = [
         "merge-tree",
         "--write-tree",
@@ -173,8 +184,8 @@ fn pick(repo: &Path, commit: &str, tip: &str) -> Result<std::result::Result<Stri
         "--no-messages",
         "-z",
         &base,
-        tip,
-        commit,
+        ours,
+        theirs,
     ];
     let out = output(repo, &args, None, &[])?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -259,6 +270,63 @@ fn pick_each(
     Ok(Ok(head))
 }
 
+/// Who wrote a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    pub name: String,
+    pub email: String,
+    /// As git prints it with `%aI`.
+    pub date: String,
+}
+
+/// The authors of the non-merge commits of `upstream..tip`, oldest commit first (one
+/// entry per commit).
+pub fn authors(repo: &Path, upstream: &str, tip: &str) -> Result<Vec<Author>> {
+    let range = format!("{upstream}..{tip}");
+    let listed = git(
+        repo,
+        &[
+            "log",
+            "--reverse",
+            "--no-merges",
+            "--format=%an%x00%ae%x00%aI",
+            &range,
+        ],
+    )?;
+    Ok(listed
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, '\0');
+            Some(Author {
+                name: f.next()?.to_owned(),
+                email: f.next()?.to_owned(),
+                date: f.next()?.to_owned(),
+            })
+        })
+        .collect())
+}
+
+/// A commit of `tree` on `parent`, authored by `author`, with `message`.
+pub fn commit_tree(
+    repo: &Path,
+    tree: &str,
+    parent: &str,
+    author: &Author,
+    message: &str,
+) -> Result<String> {
+    let args = ["commit-tree", tree, "-p", parent, "-F", "-"];
+    let env = [
+        ("GIT_AUTHOR_NAME", author.name.as_str()),
+        ("GIT_AUTHOR_EMAIL", author.email.as_str()),
+        ("GIT_AUTHOR_DATE", author.date.as_str()),
+    ];
+    let out = output(repo, &args, Some(message), &env)?;
+    if !out.status.success() {
+        return Err(failed(&args, &out));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
 /// A new commit with `tree` on `parent`, keeping `original`'s author and message.
 fn commit_like(repo: &Path, original: &str, tree: &str, parent: &str) -> Result<String> {
     let meta = git(
@@ -266,23 +334,14 @@ fn commit_like(repo: &Path, original: &str, tree: &str, parent: &str) -> Result<
         &["show", "-s", "--format=%an%x00%ae%x00%aI%x00%B", original],
     )?;
     let mut parts = meta.splitn(4, '\0');
-    let (name, email, date, message) = (
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-    );
-    let args = ["commit-tree", tree, "-p", parent, "-F", "-"];
-    let env = [
-        ("GIT_AUTHOR_NAME", name),
-        ("GIT_AUTHOR_EMAIL", email),
-        ("GIT_AUTHOR_DATE", date),
-    ];
-    let out = output(repo, &args, Some(message.trim_end_matches('\n')), &env)?;
-    if !out.status.success() {
-        return Err(failed(&args, &out));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    let mut next = || parts.next().unwrap_or_default().to_owned();
+    let author = Author {
+        name: next(),
+        email: next(),
+        date: next(),
+    };
+    let message = next();
+    commit_tree(repo, tree, parent, &author, message.trim_end_matches('\n'))
 }
 
 pub fn rev_parse(repo: &Path, rev: &str) -> Result<String> {

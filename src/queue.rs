@@ -191,6 +191,35 @@ pub fn verify_commands(config: &Config, touched: &BTreeSet<SubsystemName>) -> Ve
     commands
 }
 
+/// The message of the one commit a task lands as (`[queue] land = "squash"`): the title,
+/// the request, the acceptance criteria, then trailers: the task, each check that
+/// `verified` it (it lands only once they passed) and the other authors of its commits.
+pub fn squash_message(task: &Task, verified: &[String], co_authors: &[(String, String)]) -> String {
+    // A trailer is one line; a command may span several.
+    let one_line = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut message = task.title.trim().to_owned();
+    if !task.body.trim().is_empty() {
+        message.push_str("\n\n");
+        message.push_str(task.body.trim());
+    }
+    if !task.accept.is_empty() {
+        message.push_str("\n\nAcceptance criteria:");
+        for a in &task.accept {
+            message.push_str("\n- ");
+            message.push_str(&one_line(a));
+        }
+    }
+    message.push_str(&format!("\n\nSwitchyard-Task: {}", task.id));
+    for v in verified {
+        message.push_str(&format!("\nSwitchyard-Verified: {}", one_line(v)));
+    }
+    for (name, email) in co_authors {
+        message.push_str(&format!("\nCo-authored-by: {name} <{email}>"));
+    }
+    message.push('\n');
+    message
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +289,36 @@ mod tests {
         assert_eq!(
             plan(&tasks),
             vec![TaskId(4), TaskId(2), TaskId(5), TaskId(1)]
+        );
+    }
+
+    #[test]
+    fn a_squashed_commit_says_what_the_task_was_and_what_verified_it() {
+        let mut t = task(7, TaskState::Verifying, 0, 0, &[]);
+        t.title = "Fix the login redirect".into();
+        t.body = "Users land on /home after login.\n".into();
+        t.accept = vec![
+            "login goes back\nto where it came from".into(),
+            "tests".into(),
+        ];
+        let co = [("Bo Builder".to_owned(), "bo@example.com".to_owned())];
+        assert_eq!(
+            squash_message(&t, &["make lint".into(), "cargo\ntest".into()], &co),
+            "Fix the login redirect\n\n\
+             Users land on /home after login.\n\n\
+             Acceptance criteria:\n\
+             - login goes back to where it came from\n\
+             - tests\n\n\
+             Switchyard-Task: t7\n\
+             Switchyard-Verified: make lint\n\
+             Switchyard-Verified: cargo test\n\
+             Co-authored-by: Bo Builder <bo@example.com>\n"
+        );
+        t.body.clear();
+        t.accept.clear();
+        assert_eq!(
+            squash_message(&t, &[], &[]),
+            "Fix the login redirect\n\nSwitchyard-Task: t7\n"
         );
     }
 

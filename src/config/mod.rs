@@ -51,7 +51,26 @@ pub struct Queue {
     pub verify_on: VerifyOn,
     /// Time limit for each verify command.
     pub verify_timeout: Duration,
+    /// How many candidates may be built and verified at once (1..=64).
+    pub max_parallel: NonZeroU32,
+    /// What lands on the base for a task.
+    pub land: Land,
 }
+
+/// What lands on the base for a task (`[queue] land`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Land {
+    /// One commit per task: the task's tree after the rebase, with the task's title,
+    /// request and acceptance criteria as the message. Every commit on the base was
+    /// verified.
+    #[default]
+    Squash,
+    /// The task's commits replayed one by one; only the last of them was verified.
+    Rebase,
+}
+
+/// The most candidates `[queue] max_parallel` may keep in flight.
+pub const MAX_QUEUE_PARALLEL: u32 = 64;
 
 /// Where the queue verifies a change.
 #[derive(Debug, Clone, PartialEq, Eq)]

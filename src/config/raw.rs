@@ -44,6 +44,8 @@ pub(crate) struct RawQueue {
     pub verify: Option<OneOrList>,
     pub verify_timeout: Option<Str>,
     pub required_checks: Option<StrList>,
+    pub max_parallel: Option<Spanned<i64>>,
+    pub land: Option<Str>,
 }
 
 /// A key that takes either a word or a list of strings (`verify`).
@@ -123,6 +125,8 @@ pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
                     verify: q.string_or_strings("verify"),
                     verify_timeout: q.string("verify_timeout"),
                     required_checks: q.strings("required_checks"),
+                    max_parallel: q.integer("max_parallel"),
+                    land: q.string("land"),
                 };
                 q.finish(QUEUE_KEYS);
                 queue
@@ -211,7 +215,13 @@ const TOP_KEYS: &[&str] = &[
     "commands",
     "github",
 ];
-const QUEUE_KEYS: &[&str] = &["verify", "verify_timeout", "required_checks"];
+const QUEUE_KEYS: &[&str] = &[
+    "verify",
+    "verify_timeout",
+    "required_checks",
+    "max_parallel",
+    "land",
+];
 const CLAIMS_KEYS: &[&str] = &["lease", "max_parallel"];
 const SUBSYSTEM_KEYS: &[&str] = &[
     "name",

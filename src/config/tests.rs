@@ -35,8 +35,34 @@ fn defaults() {
     assert_eq!(c.worktrees.pool, 2);
     assert_eq!(c.claims.lease, Duration::from_secs(1800));
     assert_eq!(c.claims.max_parallel, None);
+    assert_eq!(c.queue.max_parallel.get(), 1);
+    assert_eq!(c.queue.land, crate::config::Land::Squash);
     assert!(c.github.is_none());
     assert!(c.subsystems.is_empty());
+}
+
+#[test]
+fn queue_parallelism_and_landing() {
+    let c = parse(
+        "[queue]\nmax_parallel = 64\nland = \"rebase\"\n",
+        "sy.toml",
+        &Context::default(),
+    )
+    .unwrap()
+    .config;
+    assert_eq!(c.queue.max_parallel.get(), 64);
+    assert_eq!(c.queue.land, crate::config::Land::Rebase);
+    check(
+        "[queue]\nmax_parallel = 0\nland = \"merge\"\n",
+        &[
+            "sy.toml:2:16: [queue] `max_parallel` must be between 1 and 64, found 0",
+            "sy.toml:3:8: [queue] `land` must be \"squash\" or \"rebase\", found \"merge\"",
+        ],
+    );
+    check(
+        "[queue]\nmax_parallel = 65\n",
+        &["sy.toml:2:16: [queue] `max_parallel` must be between 1 and 64, found 65"],
+    );
 }
 
 #[test]

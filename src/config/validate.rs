@@ -13,8 +13,8 @@ use toml::Spanned;
 
 use super::raw::{OneOrList, Raw, Str, StrList};
 use super::{
-    Approval, Approver, Claims, Commands, Config, Context, Github, Queue, Subsystem, VerifyOn,
-    Webhook, Worktrees, normalize,
+    Approval, Approver, Claims, Commands, Config, Context, Github, Land, MAX_QUEUE_PARALLEL, Queue,
+    Subsystem, VerifyOn, Webhook, Worktrees, normalize,
 };
 use crate::diagnostic::{Diagnostic, Location};
 use crate::model::{SubsystemName, is_valid_branch_name};
@@ -157,6 +157,8 @@ pub(crate) fn validate(
             "verify_timeout",
             DEFAULT_VERIFY_TIMEOUT,
         ),
+        max_parallel: queue_parallel(&mut v, raw_queue.max_parallel.as_ref()),
+        land: land(&mut v, raw_queue.land.as_ref()),
     };
 
     let (subsystems, ownership) = subsystems(&mut v, &raw.subsystems);
@@ -194,6 +196,41 @@ pub(crate) fn validate(
         commands,
         github,
         ownership,
+    }
+}
+
+/// `[queue] max_parallel`: how many candidates are built and verified at once.
+fn queue_parallel(v: &mut Validator, value: Option<&Spanned<i64>>) -> NonZeroU32 {
+    let Some(value) = value else {
+        return NonZeroU32::MIN;
+    };
+    let n = *value.get_ref();
+    match u32::try_from(n).ok().and_then(NonZeroU32::new) {
+        Some(c) if c.get() <= MAX_QUEUE_PARALLEL => c,
+        _ => {
+            v.error(
+                value.span(),
+                format!(
+                    "[queue] `max_parallel` must be between 1 and {MAX_QUEUE_PARALLEL}, found {n}"
+                ),
+            );
+            NonZeroU32::MIN
+        }
+    }
+}
+
+/// `[queue] land`: `"squash"` (the default) or `"rebase"`.
+fn land(v: &mut Validator, value: Option<&Str>) -> Land {
+    match value.map(|s| (s.get_ref().as_str(), s.span())) {
+        None | Some(("squash", _)) => Land::Squash,
+        Some(("rebase", _)) => Land::Rebase,
+        Some((other, span)) => {
+            v.error(
+                span,
+                format!("[queue] `land` must be \"squash\" or \"rebase\", found {other:?}"),
+            );
+            Land::Squash
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use tracing::{info, info_span, warn};
 use super::service::{ApiError, Result, Service, name};
 use crate::api;
 use crate::command;
-use crate::config::VerifyOn;
+use crate::config::{Land, VerifyOn};
 use crate::git;
 use crate::gitcli::{self, Replayed};
 use crate::model::{Actor, EventKind, Pause, QueueEventKind, Task, TaskId, TaskState, Timestamp};
@@ -382,7 +382,10 @@ impl Service {
             self.give_back(i.task, EventKind::Conflict, nothing(reason))?;
             return Ok(None);
         }
-        let replayed = gitcli::replay(root, &i.onto, &upstream, &i.branch_tip)?;
+        let replayed = match self.config.queue.land {
+            Land::Squash => self.squash(i, &task, &upstream)?,
+            Land::Rebase => gitcli::replay(root, &i.onto, &upstream, &i.branch_tip)?,
+        };
         let head = match replayed {
             Replayed::Done { head } => head,
             Replayed::Conflict { commit, paths } => {
@@ -439,6 +442,48 @@ impl Service {
                 Timestamp::now(),
             )
         })?))
+    }
+
+    /// The task's change as one commit on `i.onto` (`land = "squash"`): the three-way
+    /// merge of its branch, authored by the author of its first commit, the others
+    /// credited as co-authors, and a message naming the task and the checks that must
+    /// pass before it lands.
+    fn squash(&self, i: &Integration, task: &Task, upstream: &str) -> Result<Replayed> {
+        let root = &self.repo.main_root;
+        let tree = match gitcli::merge_trees(root, upstream, &i.onto, &i.branch_tip)? {
+            Ok(tree) => tree,
+            Err(paths) => {
+                return Ok(Replayed::Conflict {
+                    commit: None,
+                    paths,
+                });
+            }
+        };
+        let touched =
+            queue::review(&git::changes(root, &i.onto, &tree)?, task, &self.config).touched;
+        let checks = match &self.config.queue.verify_on {
+            VerifyOn::Local => queue::verify_commands(&self.config, &touched),
+            VerifyOn::GithubChecks { required } => required
+                .iter()
+                .map(|c| format!("the GitHub check {c}"))
+                .collect(),
+        };
+        let authors = gitcli::authors(root, upstream, &i.branch_tip)?;
+        let Some(first) = authors.first() else {
+            return Ok(Replayed::Refused {
+                reason: "the branch has no commits of its own beyond its merges".to_owned(),
+            });
+        };
+        let mut co_authors: Vec<(String, String)> = Vec::new();
+        for a in &authors {
+            let who = (a.name.clone(), a.email.clone());
+            if (a.name != first.name || a.email != first.email) && !co_authors.contains(&who) {
+                co_authors.push(who);
+            }
+        }
+        let message = queue::squash_message(task, &checks, &co_authors);
+        let head = gitcli::commit_tree(root, &tree, &i.onto, first, &message)?;
+        Ok(Replayed::Done { head })
     }
 
     /// Step 2: run the verify commands in the integration worktree at the rebased commit.

@@ -12,6 +12,11 @@ use crate::support::{
 /// A repository whose verify checks every file for the word BROKEN, with subsystems
 /// `api`, `web` (verify: web has an index), `docs`, and `ci` (approval required).
 fn queue_repo(extra: &str) -> TestRepo {
+    queue_repo_with("", extra)
+}
+
+/// `queue_repo`, with more keys in its `[queue]` table.
+fn queue_repo_with(queue: &str, extra: &str) -> TestRepo {
     let repo = TestRepo::new();
     repo.file("api/handler.txt", "line 1\nline 2\nline 3\n");
     repo.file("web/index.html", "<html>home</html>\n");
@@ -27,7 +32,7 @@ fn queue_repo(extra: &str) -> TestRepo {
     )
     .unwrap();
     repo.config(&format!(
-        "[queue]\nverify = [\"./check.sh\"]\nverify_timeout = \"20s\"\n\
+        "[queue]\nverify = [\"./check.sh\"]\nverify_timeout = \"20s\"\n{queue}\
          [[subsystem]]\nname = \"api\"\npaths = [\"api/\"]\nmax_parallel = 3\n\
          [[subsystem]]\nname = \"web\"\npaths = [\"web/\"]\nverify = [\"test -f web/index.html\"]\n\
          [[subsystem]]\nname = \"docs\"\npaths = [\"docs/\", \"*.md\"]\n\
@@ -236,6 +241,18 @@ fn a_failing_verify_returns_the_task_with_evidence_and_a_fix_lands() {
         "Fix the page",
         &[("web/index.html", "<html>fixed</html>\n")],
     );
+    git_in(
+        &wt,
+        &[
+            "commit",
+            "-q",
+            "--allow-empty",
+            "--author=Bo Builder <bo@example.com>",
+            "-m",
+            "Reviewed in pairs",
+        ],
+    );
+    let executor = git_in(&wt, &["log", "-1", "--format=%an <%ae>", "HEAD^"]);
     let again = repo
         .run(["--json", "submit", &id, "--agent", "b1"])
         .expect(0)
@@ -246,7 +263,51 @@ fn a_failing_verify_returns_the_task_with_evidence_and_a_fix_lands() {
         repo.git(&["show", "main:web/index.html"]),
         "<html>fixed</html>\n"
     );
-    // Both commits landed, linear.
+    // One commit landed for the task, named after it, saying what verified it; the
+    // broken intermediate commit never reached main, so `git bisect` meets no red commit.
+    assert_eq!(
+        repo.git(&["log", "--format=%s", "main"])
+            .lines()
+            .collect::<Vec<_>>(),
+        vec!["Break the page", "init"]
+    );
+    assert_eq!(
+        repo.git(&["log", "-G", "<html>BROKEN", "--oneline", "main"]),
+        ""
+    );
+    let message = repo.git(&["log", "-1", "--format=%B", "main"]);
+    assert!(
+        message.trim_end().ends_with(
+            "\n\nSwitchyard-Task: t1\nSwitchyard-Verified: ./check.sh\n\
+             Switchyard-Verified: test -f web/index.html\n\
+             Co-authored-by: Bo Builder <bo@example.com>"
+        ),
+        "{message:?}"
+    );
+    let author = repo.git(&["log", "-1", "--format=%an <%ae> / %cn", "main"]);
+    assert_eq!(author.trim(), format!("{} / switchyard", executor.trim()));
+}
+
+#[test]
+fn land_rebase_replays_every_commit() {
+    let repo = queue_repo_with("land = \"rebase\"\n", "");
+    let _daemon = repo.start_daemon();
+    let (id, wt, _) = work(
+        &repo,
+        "Break the page",
+        &["web"],
+        "b1",
+        &[("web/index.html", "<html>BROKEN</html>\n")],
+    );
+    wait_state(&repo, &id, "returned");
+    commit_in(
+        &wt,
+        "Fix the page",
+        &[("web/index.html", "<html>fixed</html>\n")],
+    );
+    repo.run(["submit", &id, "--agent", "b1"]).expect(0);
+    wait_state(&repo, &id, "merged");
+    // Both commits landed, linear, with their own messages; only the last was verified.
     assert_eq!(
         repo.git(&["log", "--format=%s", "main"])
             .lines()
@@ -1043,7 +1104,7 @@ fn a_task_being_integrated_cannot_be_rejected_or_cancelled() {
 
 #[test]
 fn merge_commits_are_linearized_unless_they_carry_changes() {
-    let repo = queue_repo("");
+    let repo = queue_repo_with("land = \"rebase\"\n", "");
     let _daemon = repo.start_daemon();
     // A branch that merged main in (nothing of its own in the merge): lands, linear.
     let other = add(&repo, "Moves main", &["docs"]);

@@ -92,7 +92,7 @@ fn main() {
         let upstream = switchyard::git::merge_base(&repo, &tip, &onto)
             .unwrap()
             .unwrap();
-        let head = match gitcli::replay(&repo, &onto, &upstream, &tip).unwrap() {
+        let head = match gitcli::replay(&repo, &onto, &upstream, &tip, "bench").unwrap() {
             Replayed::Done { head } => head,
             other => panic!("not replayed: {other:?}"),
         };

@@ -115,23 +115,37 @@ pub enum Replayed {
     Refused { reason: String },
 }
 
-/// The branch switchyard replays onto: `git replay` reports the new tip of the branch
-/// it advances, so the base tip is copied here first. Only the daemon moves it.
-pub const SCRATCH_BRANCH: &str = "switchyard/integration";
+/// Where each candidate's scratch branch lives: `git replay` reports the new tip of the
+/// branch it advances, so the base tip is copied to `switchyard-scratch/<task>` first and
+/// the branch deleted once the tip is read. Outside `switchyard/`, where task branches
+/// live, so none is ever taken for a task's trace; only the daemon touches them.
+pub const SCRATCH_PREFIX: &str = "refs/heads/switchyard-scratch/";
 
 /// Replays the commits of `upstream..tip` onto `onto` without touching any worktree or
-/// user ref. A range without merge commits takes the fast path, one `git replay`; one
-/// with merges is linearized (their own changes checked, see `replay_linearized`).
-pub fn replay(repo: &Path, onto: &str, upstream: &str, tip: &str) -> Result<Replayed> {
+/// user ref, through the scratch branch named `scratch` (under `SCRATCH_PREFIX`). A
+/// range without merge commits takes the fast path, one `git replay`; one with merges is
+/// linearized (their own changes checked, see `replay_linearized`).
+pub fn replay(
+    repo: &Path,
+    onto: &str,
+    upstream: &str,
+    tip: &str,
+    scratch: &str,
+) -> Result<Replayed> {
     let range = format!("{upstream}..{tip}");
-    let scratch = format!("refs/heads/{SCRATCH_BRANCH}");
-    git(repo, &["update-ref", &scratch, onto])?;
-    let args = ["replay", "--advance", SCRATCH_BRANCH, &range];
-    let out = output(repo, &args, None, &[])?;
+    let scratch_ref = format!("{SCRATCH_PREFIX}{scratch}");
+    let branch = scratch_ref.trim_start_matches("refs/heads/");
+    git(repo, &["update-ref", &scratch_ref, onto])?;
+    let args = ["replay", "--advance", branch, &range];
+    let out = output(repo, &args, None, &[]);
+    // The tip is read from the output; the branch has done its job either way.
+    let deleted = git(repo, &["update-ref", "-d", &scratch_ref]);
+    let out = out?;
+    deleted?;
     match out.status.code() {
         Some(0) => {
             let text = String::from_utf8_lossy(&out.stdout);
-            // "update refs/heads/switchyard/integration <new> <old>"
+            // "update refs/heads/switchyard-scratch/t3 <new> <old>"
             let head = text
                 .lines()
                 .find_map(|l| l.strip_prefix("update ").and_then(|r| r.split(' ').nth(1)))
@@ -150,6 +164,20 @@ pub fn replay(repo: &Path, onto: &str, upstream: &str, tip: &str) -> Result<Repl
         }
         _ => Err(failed(&args, &out)),
     }
+}
+
+/// Deletes the scratch branches a crash left (and the single one older versions used).
+pub fn remove_scratch_branches(repo: &Path) -> Result<()> {
+    let listed = git(
+        repo,
+        &["for-each-ref", "--format=%(refname)", SCRATCH_PREFIX],
+    )?;
+    for r in listed.lines().chain(["refs/heads/switchyard/integration"]) {
+        if rev_parse(repo, r).is_ok() {
+            git(repo, &["update-ref", "-d", r])?;
+        }
+    }
+    Ok(())
 }
 
 /// The non-merge commits of `upstream..tip`, oldest first.

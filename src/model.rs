@@ -612,6 +612,55 @@ pub fn is_valid_branch_name(name: &str) -> bool {
             .all(|c| !c.starts_with('.') && !c.ends_with(".lock"))
 }
 
+/// How far an integration got. Each step is recorded before the next begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Decided; the rebase has not been recorded.
+    Started,
+    /// `head` is the branch replayed onto `onto`; verify has not passed yet.
+    Rebased,
+    /// `head` passed verify on exactly `onto`; the base may now move to it.
+    Verified,
+    /// The base points at `head`.
+    BaseMoved,
+    /// The task's branch points at `head`; only "merged" is left.
+    BranchUpdated,
+    /// Built onto another candidate, it conflicted or failed verify: it goes back once
+    /// it is first in line, or is built again if the one below it goes.
+    Failed,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Started => "started",
+            Step::Rebased => "rebased",
+            Step::Verified => "verified",
+            Step::BaseMoved => "base_moved",
+            Step::BranchUpdated => "branch_updated",
+            Step::Failed => "failed",
+        }
+    }
+
+    /// The base moved to the candidate: only bookkeeping is left.
+    pub fn landed(self) -> bool {
+        matches!(self, Step::BaseMoved | Step::BranchUpdated)
+    }
+
+    pub fn parse(s: &str) -> Option<Step> {
+        [
+            Step::Started,
+            Step::Rebased,
+            Step::Verified,
+            Step::BaseMoved,
+            Step::BranchUpdated,
+            Step::Failed,
+        ]
+        .into_iter()
+        .find(|step| step.as_str() == s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use serde_json::{Value, json};
 
+pub use crate::model::Step;
 use crate::model::{
     Actor, Event, EventKind, Pause, QueueEvent, QueueEventKind, SubsystemName, Task, TaskId,
     TaskState, Timestamp, task_branch,
@@ -171,6 +172,16 @@ CREATE TRIGGER queue_events_are_append_only_u BEFORE UPDATE ON queue_events
 CREATE TRIGGER queue_events_are_append_only_d BEFORE DELETE ON queue_events
     BEGIN SELECT RAISE(ABORT, 'ledger events are append-only'); END;
 "#,
+    r#"
+-- How many times in a row a step of this integration failed for a reason that is not
+-- the task's (git or the disk); it decides when the task goes back, so it outlives a
+-- restart.
+ALTER TABLE integrations ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+-- A candidate built onto another candidate that failed (step 'failed'): why, kept until
+-- it is first in line (then it goes back with this) or built again.
+ALTER TABLE integrations ADD COLUMN failure_kind TEXT;
+ALTER TABLE integrations ADD COLUMN failure TEXT;  -- JSON
+"#,
 ];
 
 /// Ports are handed out in blocks of this size, from `PORT_START` up.
@@ -233,45 +244,6 @@ pub struct Claimed {
     pub renewed: bool,
 }
 
-/// How far an integration got. Each step is recorded before the next begins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    /// Decided; the rebase has not been recorded.
-    Started,
-    /// `head` is the branch replayed onto `onto`; verify has not passed yet.
-    Rebased,
-    /// `head` passed verify on exactly `onto`; the base may now move to it.
-    Verified,
-    /// The base points at `head`.
-    BaseMoved,
-    /// The task's branch points at `head`; only "merged" is left.
-    BranchUpdated,
-}
-
-impl Step {
-    fn as_str(self) -> &'static str {
-        match self {
-            Step::Started => "started",
-            Step::Rebased => "rebased",
-            Step::Verified => "verified",
-            Step::BaseMoved => "base_moved",
-            Step::BranchUpdated => "branch_updated",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Step> {
-        [
-            Step::Started,
-            Step::Rebased,
-            Step::Verified,
-            Step::BaseMoved,
-            Step::BranchUpdated,
-        ]
-        .into_iter()
-        .find(|step| step.as_str() == s)
-    }
-}
-
 /// The integration in progress for one task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Integration {
@@ -284,6 +256,8 @@ pub struct Integration {
     pub branch_tip: String,
     /// The rebased commit, once there is one.
     pub head: Option<String>,
+    /// At `Step::Failed`: why, as the event the task goes back with.
+    pub failure: Option<(EventKind, Value)>,
 }
 
 /// A task's pull request, and what switchyard last wrote for it.
@@ -1079,7 +1053,8 @@ impl Ledger {
     ) -> Result<Integration> {
         let tx = self.write()?;
         let changed = tx.execute(
-            "UPDATE integrations SET step = ?1, head = COALESCE(?2, head), updated_at = ?3 WHERE task = ?4",
+            "UPDATE integrations SET step = ?1, head = COALESCE(?2, head), failures = 0, updated_at = ?3
+             WHERE task = ?4",
             params![step.as_str(), head, now.0, id.0],
         )?;
         if changed == 0 {
@@ -1103,7 +1078,52 @@ impl Ledger {
         Ok(integration)
     }
 
-    /// The base moved under an integration: start again onto the new tip.
+    /// The candidate failed (a conflict, a failed verify) while built onto another
+    /// candidate: recorded, not yet given back, since the one below may be the cause.
+    pub fn candidate_failed(
+        &mut self,
+        id: TaskId,
+        kind: EventKind,
+        evidence: Value,
+        now: Timestamp,
+    ) -> Result<Integration> {
+        let tx = self.write()?;
+        let changed = tx.execute(
+            "UPDATE integrations SET step = 'failed', failure_kind = ?1, failure = ?2, failures = 0,
+                 updated_at = ?3 WHERE task = ?4",
+            params![kind.as_str(), evidence.to_string(), now.0, id.0],
+        )?;
+        if changed == 0 {
+            return Err(LedgerError::Refused(format!(
+                "{id} has no integration in progress"
+            )));
+        }
+        let integration = load_integration(&tx, id)?.expect("just updated");
+        tx.commit()?;
+        Ok(integration)
+    }
+
+    /// A step of `id`'s integration failed (not for the task's own reasons): how many
+    /// times in a row it has now. 0 when there is no integration.
+    pub fn integration_failed(&mut self, id: TaskId) -> Result<u32> {
+        let tx = self.write()?;
+        tx.execute(
+            "UPDATE integrations SET failures = failures + 1 WHERE task = ?1",
+            [id.0],
+        )?;
+        let n: Option<u32> = tx
+            .query_row(
+                "SELECT failures FROM integrations WHERE task = ?1",
+                [id.0],
+                |r| r.get(0),
+            )
+            .optional()?;
+        tx.commit()?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// The candidate must be built again onto `onto`: the base moved under it, or the
+    /// candidate it was built onto is no longer ahead of it.
     pub fn restart_integration(
         &mut self,
         id: TaskId,
@@ -1113,7 +1133,8 @@ impl Ledger {
     ) -> Result<Integration> {
         let tx = self.write()?;
         tx.execute(
-            "UPDATE integrations SET step = 'started', onto = ?1, head = NULL, updated_at = ?2 WHERE task = ?3",
+            "UPDATE integrations SET step = 'started', onto = ?1, head = NULL, failure_kind = NULL,
+                 failure = NULL, updated_at = ?2 WHERE task = ?3",
             params![onto, now.0, id.0],
         )?;
         append(
@@ -1628,7 +1649,8 @@ const TASK_COLUMNS: &str =
 fn load_integration(conn: &Connection, id: TaskId) -> Result<Option<Integration>> {
     Ok(conn
         .query_row(
-            "SELECT task, attempt, step, onto, branch_tip, head FROM integrations WHERE task = ?1",
+            "SELECT task, attempt, step, onto, branch_tip, head, failure_kind, failure
+             FROM integrations WHERE task = ?1",
             [id.0],
             |r| {
                 let step: String = r.get(2)?;
@@ -1645,6 +1667,10 @@ fn load_integration(conn: &Connection, id: TaskId) -> Result<Option<Integration>
                     onto: r.get(3)?,
                     branch_tip: r.get(4)?,
                     head: r.get(5)?,
+                    failure: match r.get::<_, Option<String>>(6)? {
+                        Some(_) => Some((name_column(r, 6)?, json_column(r, 7)?)),
+                        None => None,
+                    },
                 })
             },
         )

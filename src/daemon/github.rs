@@ -27,7 +27,6 @@ use crate::github::client::PullRequest;
 use crate::github::command::{self, Command};
 use crate::github::{Client, Error as GhError, card};
 use crate::model::{Actor, EventKind, Task, TaskId, TaskState, Timestamp};
-use crate::queue;
 use crate::store::{Integration, PrRecord};
 
 /// What the daemon holds for GitHub.
@@ -976,8 +975,7 @@ impl Service {
 
     /// 1-based position in the queue and its length, for a queued task.
     fn position(&self, id: TaskId) -> Result<Option<(usize, usize)>> {
-        let tasks = self.ledger(|l| l.tasks(None))?;
-        let order = queue::plan(&tasks);
+        let order = self.queue_order()?.order;
         Ok(order
             .iter()
             .position(|t| *t == id)

@@ -9,6 +9,7 @@
 //! already points at the verified commit, and the base never moves to a commit that did
 //! not pass verify on exactly the base it replaces.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -23,6 +24,7 @@ use crate::git;
 use crate::gitcli::{self, Replayed};
 use crate::model::{Actor, EventKind, Pause, QueueEventKind, Task, TaskId, TaskState, Timestamp};
 use crate::queue;
+use crate::queue::planner::{self, Action, Candidate, Onto, Snapshot};
 use crate::store::{Integration, Step};
 use crate::worktree;
 
@@ -225,73 +227,87 @@ impl Service {
 
     // ---- integration ----------------------------------------------------------------
 
-    /// Integrates the queue's head, then the next, until the queue is empty or the
-    /// daemon is stopping.
-    pub fn run_queue(&self) -> Result<()> {
-        loop {
-            if self.stopping.load(Ordering::Relaxed) {
-                return Ok(());
+    /// What the queue does next (`queue::planner`), from the ledger as it is now. `busy`:
+    /// tasks with an action under way. Idle, a local base is looked at: a move made
+    /// behind the lander's back is caught now, not at the next landing.
+    pub(super) fn plan_queue(&self, busy: &BTreeSet<TaskId>) -> Result<Vec<Action>> {
+        let QueueNow {
+            order,
+            candidates,
+            base,
+            paused,
+        } = self.queue_order()?;
+        if order.is_empty() && busy.is_empty() {
+            if self.config.remote.is_none() && paused.is_none() {
+                self.base_is_ours(&self.base_tip()?)?;
             }
-            if self.ledger(|l| l.paused())?.is_some() {
-                return Ok(());
-            }
-            let tasks = self.ledger(|l| l.tasks(None))?;
-            let Some(&next) = queue::plan(&tasks).first() else {
-                // Idle: a local base is cheap to look at, so a move made behind the
-                // lander's back is caught now, not at the next landing.
-                if self.config.remote.is_none() {
-                    self.base_is_ours(&self.base_tip()?)?;
-                }
-                return Ok(());
-            };
-            let _span = info_span!("task", task = %next).entered();
-            let outcome = match self.ledger(|l| l.integration(next))? {
-                None => self
-                    .publish_before_integrating(next)
-                    .and_then(|()| self.integrate(next)),
-                Some(_) => self.integrate(next),
-            };
-            self.github_wanted();
-            match outcome {
-                Ok(()) => {
-                    self.failures(|f| f.remove(&next));
-                }
-                Err(e) if e.code == api::ErrorCode::Unavailable => {
-                    // GitHub is down: not the task's fault. The step stays recorded and the
-                    // next round tries again.
-                    warn!(error = %e.message, "integration waits for GitHub");
-                    return Err(e);
-                }
-                Err(e) => {
-                    // The step stays recorded and the next round tries again; a task that
-                    // keeps failing goes back to its executor instead of blocking the queue.
-                    let n = self.failures(|f| {
-                        let n = f.entry(next).or_insert(0);
-                        *n += 1;
-                        *n
-                    });
-                    warn!(error = %e.message, attempt = n, "integration failed");
-                    if n < MAX_INTEGRATION_FAILURES {
-                        return Err(e);
-                    }
-                    self.failures(|f| f.remove(&next));
-                    let evidence = json!({"error": e.message, "tries": n});
-                    self.give_back(next, EventKind::IntegrationFailed, evidence)?;
-                }
-            }
+            return Ok(Vec::new());
         }
+        Ok(planner::next(&Snapshot {
+            order: &order,
+            candidates: &candidates,
+            base: &base,
+            busy,
+            max_parallel: self.config.queue.max_parallel.get() as usize,
+            paused: paused.is_some(),
+        }))
     }
 
-    fn integrate(&self, id: TaskId) -> Result<()> {
-        let mut integration = match self.ledger(|l| l.integration(id))? {
-            Some(i) => i,
-            None => {
-                let task = self.ledger(|l| l.task(id))?;
-                let onto = self.current_base()?;
-                if !self.base_is_ours(&onto)? {
+    /// The queue in the order it is integrated (`planner::order`), from one read of the
+    /// ledger: with the candidates in flight, the base tip the lander expects, the pause.
+    pub(super) fn queue_order(&self) -> Result<QueueNow> {
+        let (tasks, integrations, paused, expected) = self.read(|l| {
+            Ok((
+                l.tasks_in(&[TaskState::Queued, TaskState::Verifying])?,
+                l.integrations()?,
+                l.paused()?,
+                l.base_expected()?,
+            ))
+        })?;
+        let base = match expected {
+            Some(tip) => tip,
+            None => self.base_tip()?,
+        };
+        let candidates: Vec<Candidate> = integrations
+            .into_iter()
+            .map(|i| Candidate {
+                task: i.task,
+                step: i.step,
+                onto: i.onto,
+                head: i.head,
+            })
+            .collect();
+        let order = planner::order(&tasks, &candidates, &base);
+        Ok(QueueNow {
+            order,
+            candidates,
+            base,
+            paused,
+        })
+    }
+
+    /// Carries out one of the planner's actions, recording each step before the next
+    /// begins. `dir`: the integration worktree a verify runs in.
+    pub(super) fn act(&self, action: &Action, dir: Option<&Path>) -> Result<()> {
+        let id = action.task();
+        let _span = info_span!("task", task = %id).entered();
+        let recorded = |i: Option<Integration>| -> Option<Integration> {
+            if i.is_some() {
+                self.count_step();
+            }
+            i
+        };
+        let integration = || -> Result<Integration> {
+            self.ledger(|l| l.integration(id))?
+                .ok_or_else(|| ApiError::internal(format!("{id} has no integration in progress")))
+        };
+        let outcome = match action {
+            Action::Start { onto, .. } => {
+                self.publish_before_integrating(id)?;
+                let Some(onto) = self.resolve(onto)? else {
                     return Ok(());
-                }
-                self.follow_remote(&onto)?;
+                };
+                let task = self.ledger(|l| l.task(id))?;
                 let tip =
                     match &task.submitted_head {
                         Some(head) => head.clone(),
@@ -300,34 +316,98 @@ impl Service {
                         )?,
                     };
                 info!(onto = %short(&onto), "integrating");
-                let started =
-                    self.ledger(|l| l.start_integration(id, &onto, &tip, Timestamp::now()))?;
-                self.github_wanted();
-                started
+                self.ledger(|l| l.start_integration(id, &onto, &tip, Timestamp::now()))?;
+                Ok(())
+            }
+            Action::Rebuild { onto, .. } => {
+                let i = integration()?;
+                let Some(onto) = self.resolve(onto)? else {
+                    return Ok(());
+                };
+                info!(was = %short(&i.onto), now = %short(&onto), "building the candidate again");
+                recorded(self.start_over(&i, &onto)?);
+                Ok(())
+            }
+            Action::Build { .. } => self.rebase(&integration()?).map(|i| {
+                recorded(i);
+            }),
+            Action::Verify { .. } => {
+                let dir = dir.ok_or_else(|| ApiError::internal("verify without a worktree"))?;
+                self.verify(&integration()?, dir).map(|i| {
+                    recorded(i);
+                })
+            }
+            Action::Land { .. } => match recorded(self.move_base(&integration()?)?) {
+                Some(i) if i.step == Step::BaseMoved => self.finish_landing(i),
+                _ => Ok(()),
+            },
+            Action::Finish { .. } => self.finish_landing(integration()?),
+            Action::Return { .. } => {
+                let i = integration()?;
+                let (kind, evidence) = i.failure.ok_or_else(|| {
+                    ApiError::internal(format!("{id} failed without a recorded reason"))
+                })?;
+                info!(
+                    kind = kind.as_str(),
+                    "first in line, its failure is its own; back to the executor"
+                );
+                self.give_back(id, kind, evidence)
             }
         };
-        loop {
-            if self.stopping.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            let next = match integration.step {
-                Step::Started => self.rebase(&integration)?,
-                Step::Rebased => self.verify(&integration)?,
-                Step::Verified => self.move_base(&integration)?,
-                Step::BaseMoved => self.update_branch(&integration)?,
-                Step::BranchUpdated => {
-                    self.finish(&integration)?;
-                    return Ok(());
-                }
-            };
-            match next {
-                Some(i) => {
+        self.github_wanted();
+        outcome
+    }
+
+    /// After the base moved: the task's branch, then merged.
+    fn finish_landing(&self, mut i: Integration) -> Result<()> {
+        if i.step == Step::BaseMoved {
+            match self.update_branch(&i)? {
+                Some(next) => {
                     self.count_step();
-                    integration = i;
+                    i = next;
                 }
                 None => return Ok(()),
             }
         }
+        self.finish(&i)
+    }
+
+    /// The commit a candidate is built onto: the base's tip, fetched with a remote and
+    /// judged (`None` when it is not the lander's: the queue pauses), or the candidate
+    /// ahead's commit.
+    fn resolve(&self, onto: &Onto) -> Result<Option<String>> {
+        match onto {
+            Onto::Candidate { head, .. } => Ok(Some(head.clone())),
+            Onto::Base => {
+                let tip = self.current_base()?;
+                if !self.base_is_ours(&tip)? {
+                    return Ok(None);
+                }
+                self.follow_remote(&tip)?;
+                Ok(Some(tip))
+            }
+        }
+    }
+
+    /// A step failed for a reason that is not the task's (git, the disk; not a conflict
+    /// or a failed verify): the step stays recorded and is tried again later; a task
+    /// that keeps failing goes back to its executor instead of blocking the queue. The
+    /// count lives in the ledger, so a restart does not reset it.
+    pub(super) fn step_failed(&self, id: TaskId, e: &ApiError) -> Result<()> {
+        let _span = info_span!("task", task = %id).entered();
+        if e.code == api::ErrorCode::Unavailable {
+            // GitHub is down, or the base cannot be judged: not the task's fault.
+            warn!(error = %e.message, "integration waits for GitHub or for the base to be judged");
+            return Ok(());
+        }
+        let n = self.ledger(|l| l.integration_failed(id))?;
+        warn!(error = %e.message, attempt = n, "integration failed");
+        if n >= MAX_INTEGRATION_FAILURES {
+            let evidence = json!({"error": e.message, "tries": n});
+            self.give_back(id, EventKind::IntegrationFailed, evidence)?;
+            self.github_wanted();
+        }
+        Ok(())
     }
 
     /// The base tip to integrate onto: with a remote, the remote's, fetched now.
@@ -379,12 +459,14 @@ impl Service {
                 "the submitted commit is already part of {}",
                 self.config.base
             );
-            self.give_back(i.task, EventKind::Conflict, nothing(reason))?;
+            self.fail_candidate(i, EventKind::Conflict, nothing(reason))?;
             return Ok(None);
         }
         let replayed = match self.config.queue.land {
             Land::Squash => self.squash(i, &task, &upstream)?,
-            Land::Rebase => gitcli::replay(root, &i.onto, &upstream, &i.branch_tip)?,
+            Land::Rebase => {
+                gitcli::replay(root, &i.onto, &upstream, &i.branch_tip, &i.task.to_string())?
+            }
         };
         let head = match replayed {
             Replayed::Done { head } => head,
@@ -396,12 +478,12 @@ impl Service {
                     "paths": paths,
                     "hint": format!("rebase {} onto {} in the task's worktree, resolve, and submit again", task.branch, self.config.base),
                 });
-                self.give_back(i.task, EventKind::Conflict, evidence)?;
+                self.fail_candidate(i, EventKind::Conflict, evidence)?;
                 return Ok(None);
             }
             Replayed::Refused { reason } => {
                 info!(%reason, "cannot be replayed faithfully; back to the executor");
-                self.give_back(i.task, EventKind::Conflict, nothing(reason))?;
+                self.fail_candidate(i, EventKind::Conflict, nothing(reason))?;
                 return Ok(None);
             }
         };
@@ -411,7 +493,7 @@ impl Service {
                 "replayed onto {}, its commits change nothing: their changes are already there",
                 self.config.base
             );
-            self.give_back(i.task, EventKind::Conflict, nothing(reason))?;
+            self.fail_candidate(i, EventKind::Conflict, nothing(reason))?;
             return Ok(None);
         }
         // The cheap invariant: what lands is what was checked.
@@ -486,8 +568,9 @@ impl Service {
         Ok(Replayed::Done { head })
     }
 
-    /// Step 2: run the verify commands in the integration worktree at the rebased commit.
-    fn verify(&self, i: &Integration) -> Result<Option<Integration>> {
+    /// Step 2: run the verify commands in the integration worktree `dir` at the rebased
+    /// commit.
+    fn verify(&self, i: &Integration, dir: &Path) -> Result<Option<Integration>> {
         let root = &self.repo.main_root;
         let head = i
             .head
@@ -511,12 +594,12 @@ impl Service {
                     evidence["head"] = json!(head);
                     evidence["onto"] = json!(i.onto);
                     evidence["attempt"] = json!(i.attempt);
-                    self.give_back(i.task, EventKind::VerifyFailed, evidence)?;
+                    self.fail_candidate(i, EventKind::VerifyFailed, evidence)?;
                     Ok(None)
                 }
             };
         }
-        let dir = self.integration_worktree(&head)?;
+        let dir = self.integration_worktree(dir, &head)?;
         let _handed = self.hand_over(&dir)?;
         let touched = git::changes(root, &i.onto, &head)
             .map(|c| queue::review(&c, &task, &self.config).touched)?;
@@ -563,7 +646,7 @@ impl Service {
                     "passed": &results[..results.len() - 1],
                 });
                 self.clean_integration_worktree(&dir);
-                self.give_back(i.task, EventKind::VerifyFailed, evidence)?;
+                self.fail_candidate(i, EventKind::VerifyFailed, evidence)?;
                 return Ok(None);
             }
         }
@@ -899,6 +982,28 @@ impl Service {
         Ok(())
     }
 
+    /// A candidate conflicted or failed verify. On exactly the base the failure is the
+    /// task's own: back to its executor. Built onto another candidate, that one may be
+    /// the cause: recorded, and decided once it is first in line (`Action::Return`) or
+    /// built again.
+    fn fail_candidate(
+        &self,
+        i: &Integration,
+        kind: EventKind,
+        evidence: serde_json::Value,
+    ) -> Result<()> {
+        let base = match self.ledger(|l| l.base_expected())? {
+            Some(tip) => tip,
+            None => self.base_tip()?,
+        };
+        if i.onto == base {
+            return self.give_back(i.task, kind, evidence);
+        }
+        info!(kind = kind.as_str(), onto = %short(&i.onto), "failed on top of another candidate; decided once it is first in line");
+        self.ledger(|l| l.candidate_failed(i.task, kind, evidence, Timestamp::now()))?;
+        Ok(())
+    }
+
     fn give_back(&self, id: TaskId, kind: EventKind, evidence: serde_json::Value) -> Result<()> {
         self.ledger(|l| {
             l.give_back(
@@ -953,9 +1058,9 @@ impl Service {
         ))
     }
 
-    /// The daemon's own worktree for verifying, detached at `head`.
-    fn integration_worktree(&self, head: &str) -> Result<PathBuf> {
-        let dir = self.integration_dir();
+    /// The daemon's worktree `dir` for verifying, detached at `head`.
+    fn integration_worktree(&self, dir: &Path, head: &str) -> Result<PathBuf> {
+        let dir = dir.to_path_buf();
         let registered = self.worktrees.list()?.iter().any(|l| l.path == dir);
         if registered && dir.is_dir() {
             worktree::git(&dir, &["checkout", "-q", "--detach", "-f", head])?;
@@ -986,6 +1091,16 @@ impl Service {
             std::process::abort();
         }
     }
+}
+
+/// The queue as the planner sees it, from one read of the ledger.
+pub(super) struct QueueNow {
+    /// In the order it is integrated (`planner::order`).
+    pub order: Vec<TaskId>,
+    pub candidates: Vec<Candidate>,
+    /// The base tip the lander expects.
+    pub base: String,
+    pub paused: Option<Pause>,
 }
 
 /// How many times in a row the queue tries to integrate a task whose integration fails

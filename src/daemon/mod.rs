@@ -6,6 +6,7 @@
 //! The server function takes its shutdown future as an argument, so the binary wires it
 //! to signals and a test could stop it at will.
 
+mod engine;
 mod github;
 pub mod harden;
 mod http;
@@ -247,13 +248,11 @@ pub async fn run(
         stop_rx.clone(),
     ));
     let leases = tokio::spawn(lease_ticker(Arc::clone(&service), stop_rx.clone()));
-    let runner = tokio::spawn(on_demand(
+    let runner = tokio::spawn(engine::run(
         Arc::clone(&service),
         Arc::clone(&queue_wanted),
         QUEUE_EVERY,
         stop_rx.clone(),
-        "integrating the queue",
-        service::Service::run_queue,
     ));
     queue_wanted.notify_one();
     let github_loop = service.github.as_ref().map(|hub| {

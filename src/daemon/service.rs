@@ -169,8 +169,6 @@ pub struct Service {
     refilling: Mutex<()>,
     /// Per-task locks for worktree work (see `task_lock`).
     task_locks: Mutex<HashMap<TaskId, Arc<Mutex<()>>>>,
-    /// Integrations that failed in a row, per task (see `run_queue`).
-    integration_failures: Mutex<HashMap<TaskId, u32>>,
     /// Integration steps recorded since start, and the test-only hook that aborts the
     /// process after the Nth (crash tests).
     pub(super) steps: std::sync::atomic::AtomicU32,
@@ -209,7 +207,6 @@ impl Service {
             stopping: AtomicBool::new(false),
             refilling: Mutex::new(()),
             task_locks: Mutex::new(HashMap::new()),
-            integration_failures: Mutex::new(HashMap::new()),
             steps: std::sync::atomic::AtomicU32::new(0),
             abort_after_steps,
             github: None,
@@ -383,19 +380,16 @@ impl Service {
 
     /// Submitted tasks in the order they will be integrated.
     pub fn queue(&self) -> Result<Vec<api::QueueEntry>> {
-        let (mut waiting, paused) = self.read(|l| {
-            Ok((
-                l.tasks_in(&[
-                    TaskState::Queued,
-                    TaskState::Verifying,
-                    TaskState::AwaitingApproval,
-                ])?,
-                l.paused()?,
-            ))
+        let mut waiting = self.read(|l| {
+            l.tasks_in(&[
+                TaskState::Queued,
+                TaskState::Verifying,
+                TaskState::AwaitingApproval,
+            ])
         })?;
-        // In the order the queue will take them (`queue::plan`, the one place that
-        // decides it); tasks still at a checkpoint after them, by priority.
-        let order = crate::queue::plan(&waiting);
+        // In the order the queue will take them (`queue::planner::order`, the one place
+        // that decides it); tasks still at a checkpoint after them, by priority.
+        let super::integrate::QueueNow { order, paused, .. } = self.queue_order()?;
         let rank = |t: &Task| {
             order
                 .iter()
@@ -594,13 +588,6 @@ impl Service {
             }
         }
         Ok(expired)
-    }
-
-    pub(super) fn failures<T>(&self, f: impl FnOnce(&mut HashMap<TaskId, u32>) -> T) -> T {
-        f(&mut self
-            .integration_failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The lock that serializes worktree work for one task: making its worktree, and
@@ -865,9 +852,22 @@ impl Service {
         self.logs.with_file_name("running")
     }
 
-    /// The daemon's own worktree, where verify runs.
-    pub(super) fn integration_dir(&self) -> PathBuf {
-        self.worktrees.root.join(".integration")
+    /// The daemon's own worktrees, where verify runs: one per candidate that may be
+    /// verified at once (`[queue] max_parallel`), each used by one candidate at a time.
+    pub(super) fn integration_dir(&self, slot: usize) -> PathBuf {
+        match slot {
+            0 => self.worktrees.root.join(".integration"),
+            n => self.worktrees.root.join(format!(".integration-{n}")),
+        }
+    }
+
+    fn is_integration_dir(&self, path: &Path) -> bool {
+        path.parent() == Some(self.worktrees.root.as_path())
+            && path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n == ".integration"
+                    || n.strip_prefix(".integration-")
+                        .is_some_and(|k| k.parse::<u32>().is_ok())
+            })
     }
 
     fn next_pool_path(&self) -> PathBuf {
@@ -1013,6 +1013,8 @@ impl Service {
         }
         self.worktrees.prune()?;
         self.clear_stale_locks();
+        // Candidates are built again after a restart; their scratch branches go.
+        crate::gitcli::remove_scratch_branches(&self.repo.main_root)?;
 
         // Pool members: only ready ones that exist survive.
         let listed = self.worktrees.list()?;
@@ -1091,7 +1093,18 @@ impl Service {
             warn!(path = %base_lock.display(), "removing a stale lock on the base");
             let _ = std::fs::remove_file(&base_lock);
         }
-        // Only refs no executor writes: the queue's scratch branch, and the branches of
+        // The queue's scratch branches: only the daemon writes them.
+        let scratch = self
+            .repo
+            .common_dir
+            .join(crate::gitcli::SCRATCH_PREFIX.trim_end_matches('/'));
+        for lock in std::fs::read_dir(&scratch).into_iter().flatten().flatten() {
+            if lock.path().extension().is_some_and(|e| e == "lock") {
+                warn!(path = %lock.path().display(), "removing a stale lock on a scratch branch");
+                let _ = std::fs::remove_file(lock.path());
+            }
+        }
+        // And the branches of
         // claims whose worktree was not handed out yet (the daemon was creating them).
         let tasks = self.ledger(|l| l.tasks(None)).unwrap_or_default();
         let unready_ids: Vec<TaskId> = self
@@ -1101,8 +1114,7 @@ impl Service {
         let daemon_only = tasks
             .iter()
             .filter(|t| t.worktree.is_none() || unready_ids.contains(&t.id))
-            .map(|t| t.branch.clone())
-            .chain([crate::gitcli::SCRATCH_BRANCH.to_owned()]);
+            .map(|t| t.branch.clone());
         for branch in daemon_only {
             let lock = self
                 .repo
@@ -1119,7 +1131,7 @@ impl Service {
             .unwrap_or_default();
         for entry in self.worktrees.list().unwrap_or_default() {
             let ours = self.worktrees.is_pool_path(&entry.path)
-                || entry.path == self.integration_dir()
+                || self.is_integration_dir(&entry.path)
                 || unready.iter().any(|u| Path::new(u) == entry.path);
             if !ours {
                 continue;
@@ -1253,7 +1265,7 @@ impl Service {
             }
             let path = entry.path.display().to_string();
             let known = pool.contains(&path)
-                || entry.path == self.integration_dir()
+                || self.is_integration_dir(&entry.path)
                 || tasks
                     .iter()
                     .any(|t| t.worktree.as_deref() == Some(path.as_str()));

@@ -831,17 +831,26 @@ fn with_a_remote_the_base_is_pushed_and_a_moved_remote_means_again() {
 /// of a merged task.
 #[test]
 fn crashes_at_every_step_never_land_anything_twice_or_unverified() {
-    let runs: Vec<Option<u32>> = [1u32, 2, 3, 4, 5, 6, 7, 8, 9, 11]
-        .into_iter()
-        .map(Some)
-        .chain([None])
-        .collect();
+    crashes_at_every_step(1, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 11]);
+}
+
+#[test]
+fn crashes_with_four_candidates_in_flight_never_land_anything_twice_or_unverified() {
+    crashes_at_every_step(4, &[2, 4, 6, 9, 12, 15]);
+}
+
+/// Four tasks (the third fails verify) integrated through daemons that crash: aborted
+/// by the test hook after each of `steps` recorded steps, then killed with SIGKILL at
+/// random moments. No task is lost, none lands twice, every commit on the base was
+/// verified on exactly its parent, and no scratch branch is left.
+fn crashes_at_every_step(max_parallel: u32, steps: &[u32]) {
+    let runs: Vec<Option<u32>> = steps.iter().copied().map(Some).chain([None]).collect();
     for abort_after in runs {
         let what = match abort_after {
-            Some(n) => format!("abort after {n} steps"),
-            None => "random SIGKILLs".to_owned(),
+            Some(n) => format!("max_parallel {max_parallel}, abort after {n} steps"),
+            None => format!("max_parallel {max_parallel}, random SIGKILLs"),
         };
-        let repo = queue_repo("");
+        let repo = queue_repo_with(&format!("max_parallel = {max_parallel}\n"), "");
         // Verify waits for a gate, so the first daemon (killed once the tasks are in)
         // integrates nothing: every integration step happens under the crashes.
         let text = std::fs::read_to_string(repo.root.join("switchyard.toml")).unwrap();
@@ -989,7 +998,155 @@ fn crashes_at_every_step_never_land_anything_twice_or_unverified() {
                 "{what}: {commit} was not verified on its parent {parent}"
             );
         }
+        assert_eq!(
+            repo.git(&["for-each-ref", "refs/heads/switchyard-scratch/"]),
+            "",
+            "{what}: a scratch branch was left behind"
+        );
+        if max_parallel > 1 {
+            // The pipeline really filled: some candidate was built onto another's commit.
+            let logs: Vec<Value> = ids.iter().map(|id| log(&repo, id)).collect();
+            let heads: Vec<&Value> = logs
+                .iter()
+                .flat_map(|l| l.as_array().unwrap())
+                .filter(|e| e["event"] == "rebased")
+                .map(|e| &e["evidence"]["head"])
+                .collect();
+            let stacked = logs
+                .iter()
+                .flat_map(|l| l.as_array().unwrap())
+                .filter(|e| e["event"] == "integration_started")
+                .any(|e| heads.contains(&&e["evidence"]["onto"]));
+            assert!(
+                stacked,
+                "{what}: no candidate was ever built onto another:\n{}",
+                dump_ledger(&repo)
+            );
+        }
     }
+}
+
+#[test]
+fn several_candidates_verify_at_once_and_land_in_order_each_on_its_parent() {
+    let repo = queue_repo_with("max_parallel = 3\n", "");
+    // Each verify says it started, then waits for the gate: all three running at once
+    // is the proof that none waits for another.
+    let text = std::fs::read_to_string(repo.root.join("switchyard.toml")).unwrap();
+    repo.config(&text.replace(
+        "verify = [\"./check.sh\"]",
+        "verify = [\"touch \\\"$HOME/started-$SWITCHYARD_TASK\\\"; while [ ! -f \\\"$HOME/go\\\" ]; do sleep 0.05; done; ./check.sh\"]",
+    ));
+    repo.commit("gated verify");
+    let start = repo.git(&["rev-parse", "main"]).trim().to_owned();
+    let _daemon = repo.start_daemon();
+    let mut ids = Vec::new();
+    for (i, (scope, file)) in [
+        ("api", "api/a.txt"),
+        ("docs", "docs/b.md"),
+        ("web", "web/c.html"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (id, _, _) = work(
+            &repo,
+            &format!("task {i}"),
+            &[scope],
+            &format!("agent{i}"),
+            &[(file, &format!("{i}\n"))],
+        );
+        ids.push(id);
+    }
+    eventually(60, "three verifies running at once", || {
+        ids.iter()
+            .all(|id| repo.home().join(format!("started-{id}")).exists())
+    });
+    std::fs::write(repo.home().join("go"), "").unwrap();
+    for id in &ids {
+        wait_state(&repo, id, "merged");
+    }
+    // Landed in queue order, each verified on exactly the commit before it.
+    let landed = linear_history(&repo, &start);
+    assert_eq!(landed.len(), 3, "{landed:?}");
+    let mut parent = start;
+    for (id, commit) in ids.iter().zip(&landed) {
+        let log = log(&repo, id);
+        assert_eq!(event(&log, "merged")["evidence"]["commit"], commit.as_str());
+        let passed = event(&log, "verify_passed");
+        assert_eq!(passed["evidence"]["head"], commit.as_str(), "{id}");
+        assert_eq!(passed["evidence"]["onto"], parent.as_str(), "{id}");
+        parent = commit.clone();
+    }
+}
+
+#[test]
+fn a_failing_candidate_returns_alone_and_the_ones_built_on_it_are_built_again() {
+    let repo = queue_repo_with("max_parallel = 3\n", "");
+    let text = std::fs::read_to_string(repo.root.join("switchyard.toml")).unwrap();
+    repo.config(&text.replace(
+        "verify = [\"./check.sh\"]",
+        "verify = [\"while [ ! -f \\\"$HOME/go\\\" ]; do sleep 0.05; done; ./check.sh\"]",
+    ));
+    repo.commit("gated verify");
+    let start = repo.git(&["rev-parse", "main"]).trim().to_owned();
+    let _daemon = repo.start_daemon();
+    let mut ids = Vec::new();
+    for (i, (scope, file, content)) in [
+        ("api", "api/a.txt", "a\n"),
+        ("web", "web/c.html", "BROKEN\n"),
+        ("docs", "docs/b.md", "b\n"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (id, _, _) = work(
+            &repo,
+            &format!("task {i}"),
+            &[scope],
+            &format!("agent{i}"),
+            &[(file, content)],
+        );
+        ids.push(id);
+    }
+    // The third is built onto the second's commit before anything is verified.
+    eventually(60, "the pipeline to fill", || {
+        events(&repo, &ids[2]).contains(&"rebased".to_owned())
+    });
+    std::fs::write(repo.home().join("go"), "").unwrap();
+    wait_state(&repo, &ids[0], "merged");
+    wait_state(&repo, &ids[1], "returned");
+    wait_state(&repo, &ids[2], "merged");
+    let log = log(&repo, &ids[2]);
+    let rebuilt = event(&log, "base_raced");
+    assert_eq!(rebuilt["evidence"]["was"], log_head_of(&repo, &ids[1]));
+    let landed = linear_history(&repo, &start);
+    assert_eq!(
+        landed.len(),
+        2,
+        "only the two that passed landed: {landed:?}"
+    );
+    let passed = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "verify_passed")
+        .unwrap()
+        .clone();
+    assert_eq!(passed["evidence"]["onto"], landed[0].as_str());
+    assert_eq!(passed["evidence"]["head"], landed[1].as_str());
+}
+
+/// The commit a task's (last) candidate was built as.
+fn log_head_of(repo: &TestRepo, id: &str) -> Value {
+    let log = log(repo, id);
+    log.as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "rebased")
+        .map(|e| e["evidence"]["head"].clone())
+        .unwrap_or(Value::Null)
 }
 
 /// Every task's events, straight from the ledger, for a failure message.

@@ -4,6 +4,8 @@
 //! `daemon::integrate`; later lanes, speculation and batching change this module, not
 //! that machinery.
 
+pub mod planner;
+
 use std::collections::BTreeSet;
 
 use serde::Serialize;

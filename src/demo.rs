@@ -124,6 +124,7 @@ pub fn run(opts: DemoOptions, say: Sender<String>) -> Result<Outcome> {
             env: opts.env,
             secrets: Vec::new(),
             abort_after_steps: None,
+            queue_tick: None,
             new_ledger: false,
         },
         async move {

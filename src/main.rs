@@ -44,6 +44,8 @@ fn main() -> ExitCode {
         vars: std::env::vars().collect(),
         temp_dir: std::env::temp_dir(),
         abort_after_steps: var("SWITCHYARD_TEST_ABORT_AFTER_STEPS").and_then(|v| v.parse().ok()),
+        queue_tick: var("SWITCHYARD_TEST_QUEUE_TICK")
+            .and_then(|v| switchyard::config::parse_duration(&v).ok()),
         exe: std::env::current_exe().ok(),
         timeout: match var("SWITCHYARD_TIMEOUT") {
             None => None,

@@ -244,6 +244,14 @@ pub struct Claimed {
     pub renewed: bool,
 }
 
+/// The ids of the newest task event and queue event: where a reader of the event logs
+/// left off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventMarks {
+    pub task: i64,
+    pub queue: i64,
+}
+
 /// The integration in progress for one task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Integration {
@@ -456,15 +464,57 @@ impl Ledger {
         let mut stmt = self
             .conn
             .prepare("SELECT at, kind, actor, evidence FROM queue_events ORDER BY id")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(QueueEvent {
-                at: Timestamp(r.get(0)?),
-                event: name_column(r, 1)?,
-                by: json_column(r, 2)?,
-                evidence: json_column(r, 3)?,
-            })
-        })?;
+        let rows = stmt.query_map([], queue_event_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Rows this connection changed since it was opened: a write since the last look
+    /// changes it, a read does not.
+    pub fn changes(&self) -> u64 {
+        self.conn.total_changes()
+    }
+
+    /// Where the event logs end now.
+    pub fn event_marks(&self) -> Result<EventMarks> {
+        let newest = |table: &str| -> Result<i64> {
+            Ok(self.conn.query_row(
+                &format!("SELECT COALESCE(MAX(id), 0) FROM {table}"),
+                [],
+                |r| r.get(0),
+            )?)
+        };
+        Ok(EventMarks {
+            task: newest("events")?,
+            queue: newest("queue_events")?,
+        })
+    }
+
+    /// The events committed after `marks`, oldest first, and where the logs end now.
+    pub fn events_after(
+        &self,
+        marks: EventMarks,
+    ) -> Result<(Vec<Event>, Vec<QueueEvent>, EventMarks)> {
+        let mut stmt = self.conn.prepare(
+            "SELECT task, at, kind, actor, state, evidence, id FROM events WHERE id > ?1 ORDER BY id",
+        )?;
+        let mut task = marks.task;
+        let events = stmt
+            .query_map([marks.task], |r| {
+                task = task.max(r.get(6)?);
+                event_from_row(r)
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut stmt = self.conn.prepare(
+            "SELECT at, kind, actor, evidence, id FROM queue_events WHERE id > ?1 ORDER BY id",
+        )?;
+        let mut queue = marks.queue;
+        let queue_events = stmt
+            .query_map([marks.queue], |r| {
+                queue = queue.max(r.get(4)?);
+                queue_event_from_row(r)
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((events, queue_events, EventMarks { task, queue }))
     }
 
     fn migrate(&mut self) -> Result<()> {
@@ -1774,6 +1824,15 @@ fn name_column<T: serde::de::DeserializeOwned>(row: &Row<'_>, i: usize) -> rusql
     })
 }
 
+fn queue_event_from_row(r: &Row<'_>) -> rusqlite::Result<QueueEvent> {
+    Ok(QueueEvent {
+        at: Timestamp(r.get(0)?),
+        event: name_column(r, 1)?,
+        by: json_column(r, 2)?,
+        evidence: json_column(r, 3)?,
+    })
+}
+
 fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
     Ok(Event {
         task: TaskId(row.get(0)?),
@@ -2100,6 +2159,35 @@ mod tests {
         assert!(err.to_string().contains("append-only"));
         let err = l.conn.execute("DELETE FROM events", []).unwrap_err();
         assert!(err.to_string().contains("append-only"));
+    }
+
+    #[test]
+    fn events_after_a_mark_are_what_was_committed_since_in_order() {
+        let (_d, mut l) = ledger();
+        let start = l.event_marks().unwrap();
+        let before = l.changes();
+        l.add_task(&new_task("x", &[], 0), Timestamp(1), &|_| false)
+            .unwrap();
+        l.add_task(&new_task("y", &[], 0), Timestamp(2), &|_| false)
+            .unwrap();
+        assert_ne!(l.changes(), before, "a write is seen as a change");
+        let unchanged = l.changes();
+        l.tasks(None).unwrap();
+        assert_eq!(l.changes(), unchanged, "a read is not");
+        let (events, queue, marks) = l.events_after(start).unwrap();
+        let titles: Vec<(TaskId, EventKind)> = events.iter().map(|e| (e.task, e.event)).collect();
+        assert_eq!(
+            titles,
+            [
+                (TaskId(1), EventKind::Created),
+                (TaskId(2), EventKind::Created)
+            ]
+        );
+        assert!(queue.is_empty());
+        assert_eq!(marks, l.event_marks().unwrap());
+        let (events, _, again) = l.events_after(marks).unwrap();
+        assert!(events.is_empty());
+        assert_eq!(again, marks);
     }
 
     #[test]

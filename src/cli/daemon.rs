@@ -107,6 +107,7 @@ pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
         env: ctx.env.vars.clone(),
         secrets,
         abort_after_steps: ctx.env.abort_after_steps,
+        queue_tick: ctx.env.queue_tick,
         new_ledger: args.new_ledger,
     };
     let out = &mut *ctx.out;

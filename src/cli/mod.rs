@@ -41,6 +41,9 @@ pub struct Env {
     pub temp_dir: PathBuf,
     /// `SWITCHYARD_TEST_ABORT_AFTER_STEPS`: a test-only crash hook for the daemon.
     pub abort_after_steps: Option<u32>,
+    /// `SWITCHYARD_TEST_QUEUE_TICK`: how often the idle queue looks again (tests set it
+    /// long, to show that the queue is woken by what happens, not by its timer).
+    pub queue_tick: Option<std::time::Duration>,
     /// This program's executable, for the daemon's restart with a clean environment.
     pub exe: Option<PathBuf>,
     /// `SWITCHYARD_TIMEOUT` (a duration, like `30s`): how long a client command waits

@@ -12,13 +12,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::service::{ApiError, Result, Service};
-use crate::model::TaskId;
+use super::github::Hub;
+use super::service::{ApiError, Committed, Result, Service};
+use crate::model::{EventKind, QueueEventKind, TaskId, TaskState};
 use crate::queue::planner::Action;
 
 /// How long a task whose step failed rests before its next try.
@@ -29,10 +31,13 @@ type Done = (TaskId, Option<PathBuf>, Result<()>);
 
 pub(super) async fn run(
     service: Arc<Service>,
-    wanted: Arc<Notify>,
+    github: Option<Arc<Hub>>,
     every: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
+    // Woken by what the ledger commits: a task entering the queue (a submit, an approval,
+    // a retry, through any door), a priority changed, the queue resumed.
+    let mut committed = service.subscribe();
     let slots = service.config.queue.max_parallel.get() as usize;
     let mut free: Vec<PathBuf> = (0..slots)
         .rev()
@@ -44,7 +49,7 @@ pub(super) async fn run(
     loop {
         let now = Instant::now();
         resting.retain(|_, until| *until > now);
-        if !*stop.borrow() {
+        if !stop.is_cancelled() {
             let held: BTreeSet<TaskId> = busy.iter().chain(resting.keys()).copied().collect();
             let s = Arc::clone(&service);
             match tokio::task::spawn_blocking(move || s.plan_queue(&held)).await {
@@ -61,10 +66,11 @@ pub(super) async fn run(
                         let task = action.task();
                         busy.insert(task);
                         let s = Arc::clone(&service);
+                        let gh = github.clone();
                         running.spawn_blocking(move || {
                             // A panic is one failed step of one task, not the queue's end.
                             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                                s.act(&action, dir.as_deref())
+                                s.act(&action, dir.as_deref(), gh.as_deref())
                             }))
                             .unwrap_or_else(|_| Err(ApiError::internal("the step panicked")));
                             (task, dir, outcome)
@@ -75,33 +81,65 @@ pub(super) async fn run(
                 Err(e) => warn!(error = %e, "planning the queue failed"),
             }
         }
-        tokio::select! {
-            Some(done) = running.join_next(), if !running.is_empty() => {
-                match done {
-                    Ok((task, dir, outcome)) => {
-                        busy.remove(&task);
-                        free.extend(dir);
-                        if let Err(e) = outcome {
-                            resting.insert(task, Instant::now() + REST);
-                            let s = Arc::clone(&service);
-                            let recorded = tokio::task::spawn_blocking(move || s.step_failed(task, &e)).await;
-                            if let Ok(Err(e)) = recorded {
-                                warn!(error = %e.message, "could not record a failed step");
+        // Wait for a reason to plan again: a step done, an event, the tick, or the end of
+        // a failed task's rest.
+        let wait = resting
+            .values()
+            .map(|until| until.saturating_duration_since(Instant::now()))
+            .fold(every, Duration::min);
+        let tick = tokio::time::sleep(wait);
+        tokio::pin!(tick);
+        loop {
+            tokio::select! {
+                Some(done) = running.join_next(), if !running.is_empty() => {
+                    match done {
+                        Ok((task, dir, outcome)) => {
+                            busy.remove(&task);
+                            free.extend(dir);
+                            if let Err(e) = outcome {
+                                resting.insert(task, Instant::now() + REST);
+                                let s = Arc::clone(&service);
+                                let recorded =
+                                    tokio::task::spawn_blocking(move || s.step_failed(task, &e)).await;
+                                if let Ok(Err(e)) = recorded {
+                                    warn!(error = %e.message, "could not record a failed step");
+                                }
                             }
                         }
+                        // Only a runtime shutting down gets here: the daemon is going away.
+                        Err(e) => warn!(error = %e, "an integration step was cut short"),
                     }
-                    // Only a cancelled runtime gets here: the daemon is going away.
-                    Err(e) => warn!(error = %e, "an integration step was cut short"),
+                    break;
+                }
+                event = committed.recv() => match event {
+                    Ok(event) if !wakes_the_queue(&event) => continue,
+                    // Lagged behind: something happened, look.
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    // Cannot happen while the service lives; the tick still runs.
+                    Err(broadcast::error::RecvError::Closed) => {
+                        (&mut tick).await;
+                        break;
+                    }
+                },
+                () = &mut tick => break,
+                () = stop.cancelled() => {
+                    // Actions see `stopping` (a verify is cancelled and runs again after
+                    // the restart); the daemon's drain limit bounds the wait.
+                    while running.join_next().await.is_some() {}
+                    return;
                 }
             }
-            _ = wanted.notified() => {}
-            _ = tokio::time::sleep(every) => {}
-            () = async { let _ = stop.wait_for(|s| *s).await; } => {
-                // Actions see `stopping` (a verify is cancelled and runs again after the
-                // restart); the daemon's drain limit bounds the wait.
-                while running.join_next().await.is_some() {}
-                return;
-            }
         }
+    }
+}
+
+/// Whether a committed event may give the planner something new to do. The engine's
+/// own steps do not count: it plans again after each of them anyway.
+fn wakes_the_queue(event: &Committed) -> bool {
+    match event {
+        Committed::Task(e) => {
+            e.state == Some(TaskState::Queued) || e.event == EventKind::PriorityChanged
+        }
+        Committed::Queue(e) => e.event == QueueEventKind::Resumed,
     }
 }

@@ -62,6 +62,7 @@ impl Hub {
         settings: config::Github,
         remote: String,
         rt: tokio::runtime::Handle,
+        wanted: std::sync::Arc<Notify>,
     ) -> Hub {
         let quick = client.with_retry(crate::github::Retry {
             tries: 1,
@@ -73,7 +74,7 @@ impl Hub {
             settings,
             remote,
             rt,
-            wanted: std::sync::Arc::new(Notify::new()),
+            wanted,
             etag: Mutex::new(None),
             nudged: Mutex::new(BTreeSet::new()),
             writing: Mutex::new(()),
@@ -123,17 +124,14 @@ fn gh_err(e: GhError) -> ApiError {
     }
 }
 
-impl Service {
+impl Hub {
     /// One round of the GitHub loop: read, then publish.
-    pub fn sync_github(&self) -> Result<()> {
-        let Some(hub) = &self.github else {
-            return Ok(());
-        };
-        self.read_github(hub)?;
-        let tasks = self.ledger(|l| l.tasks(None))?;
-        let prs = self.ledger(|l| l.prs())?;
+    pub fn sync_github(&self, svc: &Service) -> Result<()> {
+        self.read_github(svc)?;
+        let tasks = svc.ledger(|l| l.tasks(None))?;
+        let prs = svc.ledger(|l| l.prs())?;
         for task in tasks.iter().filter(|t| t.submitted_head.is_some()) {
-            if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            if svc.stopping.load(std::sync::atomic::Ordering::Relaxed) {
                 break;
             }
             let rec = prs.iter().find(|p| p.task == task.id);
@@ -142,7 +140,7 @@ impl Service {
                 continue;
             }
             let _span = info_span!("task", task = %task.id).entered();
-            if let Err(e) = self.publish(hub, &hub.client, task.id) {
+            if let Err(e) = self.publish(svc, &self.client, task.id) {
                 warn!(error = %e.message, "could not bring GitHub up to date");
                 if e.code == crate::api::ErrorCode::Unavailable {
                     return Err(e); // Down: the next round tries everything again.
@@ -157,23 +155,20 @@ impl Service {
     /// being busy (it publishes the task itself then), holds nothing up. But a PR a
     /// person closed or retargeted is reopened first, or the task could never land (the
     /// check before the base moves would send it back every time).
-    pub(super) fn publish_before_integrating(&self, id: TaskId) -> Result<()> {
-        let Some(hub) = &self.github else {
-            return Ok(());
-        };
-        if self.ledger(|l| l.pr(id))?.is_some_and(|r| r.reopen) {
+    pub(super) fn publish_before_integrating(&self, svc: &Service, id: TaskId) -> Result<()> {
+        if svc.ledger(|l| l.pr(id))?.is_some_and(|r| r.reopen) {
             // Never wait for the loop here: if it is busy, try again next round.
-            let Ok(_writing) = hub.writing.try_lock() else {
+            let Ok(_writing) = self.writing.try_lock() else {
                 return Err(ApiError::unavailable(
                     "the PR must be reopened first and the GitHub loop is busy",
                 ));
             };
-            return self.publish_locked(hub, &hub.client, id);
+            return self.publish_locked(svc, &self.client, id);
         }
-        let Ok(_writing) = hub.writing.try_lock() else {
+        let Ok(_writing) = self.writing.try_lock() else {
             return Ok(());
         };
-        if let Err(e) = self.publish_locked(hub, &hub.quick, id) {
+        if let Err(e) = self.publish_locked(svc, &self.quick, id) {
             warn!(error = %e.message, "could not update the PR before integrating; going on");
         }
         Ok(())
@@ -181,16 +176,16 @@ impl Service {
 
     // ---- reading GitHub ---------------------------------------------------------------
 
-    fn read_github(&self, hub: &Hub) -> Result<()> {
+    fn read_github(&self, svc: &Service) -> Result<()> {
         // Reading also writes the PR records; the queue's calls must not interleave.
-        let _writing = hub.writing.lock().unwrap_or_else(|p| p.into_inner());
-        let prs = self.ledger(|l| l.prs())?;
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let prs = svc.ledger(|l| l.prs())?;
         if prs.is_empty() {
             return Ok(());
         }
-        let etag = hub.etag.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let listed = hub
-            .block_on(hub.client.recent_pulls(etag.as_deref()))
+        let etag = self.etag.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let listed = self
+            .block_on(self.client.recent_pulls(etag.as_deref()))
             .map_err(gh_err)?;
         let mut changed: Vec<PullRequest> = Vec::new();
         let mut new_etag = None;
@@ -210,14 +205,14 @@ impl Service {
             }
         }
         let mut nudged: Vec<u64> =
-            std::mem::take(&mut *hub.nudged.lock().unwrap_or_else(|p| p.into_inner()))
+            std::mem::take(&mut *self.nudged.lock().unwrap_or_else(|p| p.into_inner()))
                 .into_iter()
                 .collect();
-        let round = hub
+        let round = self
             .rounds
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if round.is_multiple_of(SWEEP_EVERY) {
-            let tasks = self.ledger(|l| l.tasks(None))?;
+            let tasks = svc.ledger(|l| l.tasks(None))?;
             let live = |id: TaskId| tasks.iter().any(|t| t.id == id && !t.state.is_final());
             nudged.extend(prs.iter().filter(|r| live(r.task)).map(|r| r.number));
         }
@@ -225,7 +220,7 @@ impl Service {
             if changed.iter().any(|p| p.number == n) || !prs.iter().any(|r| r.number == n) {
                 continue;
             }
-            match hub.block_on(hub.client.pull(n)) {
+            match self.block_on(self.client.pull(n)) {
                 Ok(pr) => changed.push(pr),
                 Err(e) => warn!(pr = n, error = %e, "cannot read a PR a webhook named"),
             }
@@ -235,25 +230,25 @@ impl Service {
                 continue;
             };
             let _span = info_span!("task", task = %rec.task).entered();
-            self.read_pull(hub, rec.task, &pr)?;
+            self.read_pull(svc, rec.task, &pr)?;
         }
         // Only now: a round that failed halfway lists the same changes again.
         if let Some(tag) = new_etag {
-            *hub.etag.lock().unwrap_or_else(|p| p.into_inner()) = tag;
+            *self.etag.lock().unwrap_or_else(|p| p.into_inner()) = tag;
         }
         Ok(())
     }
 
     /// A PR changed on GitHub: decisions in its reviews and comments, and what a person
     /// did to the PR itself.
-    fn read_pull(&self, hub: &Hub, id: TaskId, pr: &PullRequest) -> Result<()> {
-        let reviews = hub
-            .block_on(hub.client.reviews(pr.number))
+    fn read_pull(&self, svc: &Service, id: TaskId, pr: &PullRequest) -> Result<()> {
+        let reviews = self
+            .block_on(self.client.reviews(pr.number))
             .map_err(gh_err)?;
-        let comments = hub
-            .block_on(hub.client.comments(pr.number))
+        let comments = self
+            .block_on(self.client.comments(pr.number))
             .map_err(gh_err)?;
-        let Some(mut rec) = self.ledger(|l| l.pr(id))? else {
+        let Some(mut rec) = svc.ledger(|l| l.pr(id))? else {
             return Ok(());
         };
         let shown = digest(&[&pr.title, pr.body.as_deref().unwrap_or("")]);
@@ -261,9 +256,7 @@ impl Service {
             // The card is switchyard's; a person's edit is replaced on this round's publish.
             info!("the PR's title or description was edited on GitHub; restoring the card");
             rec.body_digest = None;
-            self.reply(
-                hub,
-                pr.number,
+            self.reply(pr.number,
                 "The title and description of this PR are switchyard's card for the task and are rewritten as it moves, so the edit was replaced. Please comment instead; nothing else changed.",
             );
         }
@@ -271,18 +264,18 @@ impl Service {
         for review in reviews.iter().filter(|r| r.id > seen_review) {
             let login = review.user.as_ref().map_or("", |u| u.login.as_str());
             if review.state == "APPROVED" {
-                let task = self.ledger(|l| l.task(id))?;
+                let task = svc.ledger(|l| l.task(id))?;
                 // Only a review of exactly the submitted commit, while the PR shows it,
                 // approves it: never one of an earlier push.
-                let current = self.pr_shows_submission(id)?
+                let current = self.pr_shows_submission(svc, id)?
                     && review.commit_id.is_some()
                     && review.commit_id == task.submitted_head;
                 if !current {
                     debug!(login, "an approving review of another commit; ignored");
                 } else if task.state != TaskState::AwaitingApproval {
                     debug!(login, "an approving review while nothing waits for one");
-                } else if self.may_decide(hub, login)? {
-                    match self.approve(
+                } else if self.may_decide(login)? {
+                    match svc.approve(
                         id,
                         api::Decision {
                             by: login.to_owned(),
@@ -295,18 +288,16 @@ impl Service {
                         }
                     }
                 } else {
-                    self.reply(
-                        hub,
-                        pr.number,
+                    self.reply(pr.number,
                         &format!(
                             "@{login} thanks for the review. Only {} can approve switchyard's checkpoints, so {id} still waits for an approval.",
-                            approvers_text(&hub.settings.approvers)
+                            approvers_text(&self.settings.approvers)
                         ),
                     );
                 }
             }
             rec.last_review = rec.last_review.max(review.id);
-            self.ledger(|l| l.save_pr(&rec))?;
+            svc.ledger(|l| l.save_pr(&rec))?;
         }
         let seen_comment = rec.last_comment;
         for comment in comments.iter().filter(|c| c.id > seen_comment) {
@@ -314,33 +305,33 @@ impl Service {
             let parsed = command::parse(comment.body.as_deref().unwrap_or(""));
             // Asked once, before anything is carried out: a failure here leaves the whole
             // comment for the next round instead of half of it done.
-            let allowed = parsed.iter().any(|p| p.is_ok()) && self.may_decide(hub, login)?;
+            let allowed = parsed.iter().any(|p| p.is_ok()) && self.may_decide(login)?;
             let mut answers = Vec::new();
             for parsed in parsed {
                 answers.push(match parsed {
                     Err(command::BadCommand(why)) => format!("@{login} {why}. Nothing changed."),
                     Ok(cmd) if !allowed => format!(
                         "@{login} sorry, only {} may give switchyard commands here; `{}` was not carried out and nothing changed.",
-                        approvers_text(&hub.settings.approvers),
+                        approvers_text(&self.settings.approvers),
                         cmd.verb()
                     ),
-                    Ok(cmd) => self.carry_out(id, login, &cmd),
+                    Ok(cmd) => self.carry_out(svc, id, login, &cmd),
                 });
             }
             // Recorded before answering: a command is carried out once, even if its
             // answer cannot be posted.
             rec.last_comment = rec.last_comment.max(comment.id);
-            self.ledger(|l| l.save_pr(&rec))?;
+            svc.ledger(|l| l.save_pr(&rec))?;
             for answer in answers {
-                self.reply(hub, pr.number, &answer);
+                self.reply(pr.number, &answer);
             }
         }
-        if self.notice_changes(hub, id, pr, &rec)? {
+        if self.notice_changes(svc, id, pr, &rec)? {
             rec.reopen = true;
-            self.ledger(|l| l.set_reopen(id, true))?;
+            svc.ledger(|l| l.set_reopen(id, true))?;
         }
         rec.seen_updated = Some(pr.updated_at.clone());
-        self.ledger(|l| l.save_pr(&rec))?;
+        svc.ledger(|l| l.save_pr(&rec))?;
         Ok(())
     }
 
@@ -349,7 +340,7 @@ impl Service {
     /// the queue checks for itself just before the base moves.)
     fn notice_changes(
         &self,
-        hub: &Hub,
+        svc: &Service,
         id: TaskId,
         pr: &PullRequest,
         rec: &PrRecord,
@@ -366,8 +357,8 @@ impl Service {
         );
         // `reopen`: already noticed; the next submission reopens and retargets it.
         let what = if !pr.is_open() && !pr.is_merged() && !rec.closed && !rec.reopen {
-            Some(self.why_closed(hub, pr))
-        } else if pr.is_open() && self.pushed_by_someone_else(id, pr, rec)? {
+            Some(self.why_closed(svc, pr))
+        } else if pr.is_open() && self.pushed_by_someone_else(svc, id, pr, rec)? {
             Some((
                 PrChange::Pushed,
                 format!(
@@ -376,12 +367,12 @@ impl Service {
                     short(&pr.head.sha)
                 ),
             ))
-        } else if pr.is_open() && pr.base.name != self.config.base && !rec.reopen {
+        } else if pr.is_open() && pr.base.name != svc.config.base && !rec.reopen {
             Some((
                 PrChange::BaseChanged,
                 format!(
                     "the PR's base was changed to {} on GitHub; switchyard integrates into {} only, and puts the base back on the next submit",
-                    pr.base.name, self.config.base
+                    pr.base.name, svc.config.base
                 ),
             ))
         } else {
@@ -392,8 +383,8 @@ impl Service {
         };
         let evidence =
             json!({"what": what, "reason": reason, "pr": pr.number, "head": pr.head.sha});
-        let lease = self.config.claims.lease;
-        let returned = self.ledger(|l| {
+        let lease = svc.config.claims.lease;
+        let returned = svc.ledger(|l| {
             let task = l.task(id)?;
             if !matches!(task.state, TaskState::Queued | TaskState::AwaitingApproval) {
                 return Ok(None);
@@ -411,7 +402,6 @@ impl Service {
         if returned.is_some() {
             info!(?what, "changed on GitHub; back to its executor");
             self.reply(
-                hub,
                 pr.number,
                 &format!("{id} left the merge queue and went back to its executor: {reason}."),
             );
@@ -421,19 +411,25 @@ impl Service {
 
     /// The PR's head is neither what switchyard pushed nor part of the task's latest
     /// submission (which may have taken the person's commits in already).
-    fn pushed_by_someone_else(&self, id: TaskId, pr: &PullRequest, rec: &PrRecord) -> Result<bool> {
+    fn pushed_by_someone_else(
+        &self,
+        svc: &Service,
+        id: TaskId,
+        pr: &PullRequest,
+        rec: &PrRecord,
+    ) -> Result<bool> {
         if rec.pushed_head.as_deref().is_none_or(|h| h == pr.head.sha) {
             return Ok(false);
         }
-        let submitted = self.ledger(|l| l.task(id))?.submitted_head;
-        let root = &self.repo.main_root;
+        let submitted = svc.ledger(|l| l.task(id))?.submitted_head;
+        let root = &svc.repo.main_root;
         Ok(!submitted.is_some_and(|s| {
             s == pr.head.sha || git::is_ancestor(root, &pr.head.sha, &s).unwrap_or(false)
         }))
     }
 
-    fn why_closed(&self, hub: &Hub, pr: &PullRequest) -> (PrChange, String) {
-        let tip = gitcli::remote_tip(&self.repo.main_root, &hub.remote, &pr.head.name);
+    fn why_closed(&self, svc: &Service, pr: &PullRequest) -> (PrChange, String) {
+        let tip = gitcli::remote_tip(&svc.repo.main_root, &self.remote, &pr.head.name);
         debug!(branch = %pr.head.name, ?tip, "the PR is closed; is its branch there?");
         let gone = tip.map(|t| t.is_none()).unwrap_or(false);
         if gone {
@@ -454,22 +450,22 @@ impl Service {
 
     /// Whether the PR shows exactly the task's current submission, so that a person on
     /// GitHub deciding about the PR decides about what would land.
-    fn pr_shows_submission(&self, id: TaskId) -> Result<bool> {
-        let task = self.ledger(|l| l.task(id))?;
-        let rec = self.ledger(|l| l.pr(id))?;
+    fn pr_shows_submission(&self, svc: &Service, id: TaskId) -> Result<bool> {
+        let task = svc.ledger(|l| l.task(id))?;
+        let rec = svc.ledger(|l| l.pr(id))?;
         Ok(task.submitted_head.is_some()
             && rec.is_some_and(|r| r.pushed_head == task.submitted_head))
     }
 
     /// Whether `login` is one of the configured approvers.
-    fn may_decide(&self, hub: &Hub, login: &str) -> Result<bool> {
-        for a in &hub.settings.approvers {
+    fn may_decide(&self, login: &str) -> Result<bool> {
+        for a in &self.settings.approvers {
             match a {
                 Approver::User(u) if u.eq_ignore_ascii_case(login) => return Ok(true),
                 Approver::User(_) => {}
                 Approver::Team { org, slug } => {
-                    if hub
-                        .block_on(hub.client.is_team_member(org, slug, login))
+                    if self
+                        .block_on(self.client.is_team_member(org, slug, login))
                         .map_err(gh_err)?
                     {
                         return Ok(true);
@@ -481,16 +477,16 @@ impl Service {
     }
 
     /// Carries out a permitted command; the answer to post.
-    fn carry_out(&self, id: TaskId, login: &str, cmd: &Command) -> String {
+    fn carry_out(&self, svc: &Service, id: TaskId, login: &str, cmd: &Command) -> String {
         // GitHub logins are case-insensitive ASCII: recorded like every other name.
         let person = || crate::model::normalize_name(login).unwrap_or_else(|_| login.to_owned());
         let done = match cmd {
-            Command::Approve if !self.pr_shows_submission(id).unwrap_or(false) => {
+            Command::Approve if !self.pr_shows_submission(svc, id).unwrap_or(false) => {
                 Err(ApiError::refused(format!(
                     "this PR does not show {id}'s latest submission yet; look at it again in a moment and approve then"
                 )))
             }
-            Command::Approve => self
+            Command::Approve => svc
                 .approve(
                     id,
                     api::Decision {
@@ -499,7 +495,7 @@ impl Service {
                     },
                 )
                 .map(|t| format!("approved; {id} is {} now", t.state)),
-            Command::Reject { reason } => self
+            Command::Reject { reason } => svc
                 .reject(
                     id,
                     api::Decision {
@@ -508,7 +504,7 @@ impl Service {
                     },
                 )
                 .map(|_| format!("rejected; {id} went back to its executor with your reason")),
-            Command::Cancel => self
+            Command::Cancel => svc
                 .cancel(
                     id,
                     api::Cancel {
@@ -517,8 +513,8 @@ impl Service {
                     },
                 )
                 .map(|_| format!("cancelled {id}; its branch stays")),
-            Command::Retry => self.retry(id, login),
-            Command::Priority(n) => self
+            Command::Retry => self.retry(svc, id, login),
+            Command::Priority(n) => svc
                 .ledger(|l| l.set_priority(id, &Actor::Person(person()), *n, Timestamp::now()))
                 .map_err(ApiError::from)
                 .map(|t| format!("{id}'s priority is {} now", t.priority)),
@@ -541,8 +537,8 @@ impl Service {
 
     /// `/switchyard retry`: a task that came back (a flaky verify, say) is submitted
     /// again: the very commit submitted before, not whatever its branch holds now.
-    fn retry(&self, id: TaskId, login: &str) -> Result<String> {
-        let task = self.ledger(|l| l.task(id))?;
+    fn retry(&self, svc: &Service, id: TaskId, login: &str) -> Result<String> {
+        let task = svc.ledger(|l| l.task(id))?;
         if task.state != TaskState::Returned {
             return Err(ApiError::refused(format!(
                 "{id} is {}; only a task that came back from the queue can be retried",
@@ -554,7 +550,7 @@ impl Service {
                 "{id} has no executor or no earlier submission"
             )));
         };
-        self.ledger(|l| {
+        svc.ledger(|l| {
             l.note(
                 id,
                 EventKind::Retried,
@@ -565,7 +561,7 @@ impl Service {
                 Timestamp::now(),
             )
         })?;
-        let submitted = self.submit_commit(id, &agent, Some(&commit))?;
+        let submitted = svc.submit_commit(id, &agent, Some(&commit))?;
         Ok(format!(
             "submitted {id} again ({}) as attempt {}; it is {} now",
             short(&commit),
@@ -574,8 +570,8 @@ impl Service {
         ))
     }
 
-    fn reply(&self, hub: &Hub, number: u64, text: &str) {
-        if let Err(e) = hub.block_on(hub.client.comment(number, text)) {
+    fn reply(&self, number: u64, text: &str) {
+        if let Err(e) = self.block_on(self.client.comment(number, text)) {
             warn!(pr = number, error = %e, "could not answer on GitHub");
         }
     }
@@ -583,18 +579,18 @@ impl Service {
     // ---- making GitHub match the ledger -----------------------------------------------
 
     /// Brings one task's PR up to date: branch, PR, body, check run, closing notes.
-    fn publish(&self, hub: &Hub, client: &Client, id: TaskId) -> Result<()> {
-        let _writing = hub.writing.lock().unwrap_or_else(|p| p.into_inner());
-        self.publish_locked(hub, client, id)
+    fn publish(&self, svc: &Service, client: &Client, id: TaskId) -> Result<()> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        self.publish_locked(svc, client, id)
     }
 
-    /// `publish`, with `hub.writing` held by the caller.
-    fn publish_locked(&self, hub: &Hub, client: &Client, id: TaskId) -> Result<()> {
-        let task = self.ledger(|l| l.task(id))?;
+    /// `publish`, with `self.writing` held by the caller.
+    fn publish_locked(&self, svc: &Service, client: &Client, id: TaskId) -> Result<()> {
+        let task = svc.ledger(|l| l.task(id))?;
         let Some(head) = task.submitted_head.clone() else {
             return Ok(());
         };
-        let mut rec = self.ledger(|l| l.pr(id))?;
+        let mut rec = svc.ledger(|l| l.pr(id))?;
         let waiting = matches!(task.state, TaskState::Queued | TaskState::AwaitingApproval);
         if rec.is_none() && task.state.is_final() {
             return Ok(()); // Landed or cancelled before GitHub heard of it.
@@ -604,24 +600,24 @@ impl Service {
         let stale = rec.as_ref().and_then(|r| r.pushed_head.as_deref()) != Some(head.as_str())
             || rec.as_ref().is_some_and(|r| r.reopen);
         if (waiting || (rec.is_none() && !task.state.is_final())) && stale {
-            if !self.push_branch(hub, &task, &head, rec.as_ref())? {
+            if !self.push_branch(svc, &task, &head, rec.as_ref())? {
                 return Ok(());
             }
             if let Some(r) = &mut rec {
                 r.pushed_head = Some(head.clone());
-                self.ledger(|l| l.set_pushed_head(id, &head))?;
+                svc.ledger(|l| l.set_pushed_head(id, &head))?;
             }
         }
-        let events = self.ledger(|l| l.events(id))?;
+        let events = svc.ledger(|l| l.events(id))?;
         let cx = card::Context {
-            base: &self.config.base,
-            position: self.position(id)?,
+            base: &svc.config.base,
+            position: self.position(svc, id)?,
         };
         let body = card::body(&task, &events, &cx);
         let mut rec = match rec {
             Some(r) => r,
             None => {
-                let Some(r) = self.open_pull(hub, client, &task, &head, &body)? else {
+                let Some(r) = self.open_pull(svc, client, &task, &head, &body)? else {
                     return Ok(());
                 };
                 r
@@ -635,9 +631,9 @@ impl Service {
             let mut changes = json!({"title": card::title(&task), "body": body});
             if reopen {
                 changes["state"] = json!("open");
-                changes["base"] = json!(self.config.base);
+                changes["base"] = json!(svc.config.base);
             }
-            let pr = match hub.block_on(client.update_pull(rec.number, changes)) {
+            let pr = match self.block_on(client.update_pull(rec.number, changes)) {
                 Ok(pr) => pr,
                 Err(GhError::Refused { status: 422, .. }) if reopen => {
                     // GitHub will not reopen a PR whose branch was recreated: open anew,
@@ -646,19 +642,19 @@ impl Service {
                         old = rec.number,
                         "the closed PR cannot be reopened; opening a new one"
                     );
-                    let found = hub
+                    let found = self
                         .block_on(client.find_pull(&task.branch))
                         .map_err(gh_err)?
                         .filter(|p| p.is_open() && p.number != rec.number);
                     let new = match found {
                         Some(pr) => pr,
-                        None => match self.create_pull(hub, client, &task, &body)? {
+                        None => match self.create_pull(svc, client, &task, &body)? {
                             Some(pr) => pr,
                             None => return Ok(()),
                         },
                     };
                     let evidence = json!({"number": new.number, "url": new.html_url, "head": head, "replaces": rec.number});
-                    self.ledger(|l| {
+                    svc.ledger(|l| {
                         l.note(
                             id,
                             EventKind::PrOpened,
@@ -688,32 +684,32 @@ impl Service {
             rec.seen_updated = Some(pr.updated_at);
             // The PR (perhaps a new one) first, then `reopen` cleared: a crash between
             // the two only reopens an open PR once more.
-            self.ledger(|l| l.save_pr(&rec))?;
+            svc.ledger(|l| l.save_pr(&rec))?;
             if reopen {
                 rec.reopen = false;
-                self.ledger(|l| l.set_reopen(id, false))?;
+                svc.ledger(|l| l.set_reopen(id, false))?;
             }
         }
         if task.state == TaskState::Merged && !rec.merged_noted {
-            self.point_pr_at_landed(hub, &task, &events, &mut rec)?;
+            self.point_pr_at_landed(svc, &task, &events, &mut rec)?;
         }
-        self.publish_check(hub, client, &task, &events, &cx, &mut rec)?;
+        self.publish_check(svc, client, &task, &events, &cx, &mut rec)?;
         match task.state {
             TaskState::Merged if !rec.merged_noted => {
                 let commit = landed_commit(&events).unwrap_or("").to_owned();
                 let text = format!(
                     "Merged: `{}` is on `{}` after verify passed on exactly its parent. switchyard pushed the verified commit to this branch and fast-forwarded `{}` to it.",
-                    commit, self.config.base, self.config.base
+                    commit, svc.config.base, svc.config.base
                 );
-                hub.block_on(client.comment(rec.number, &text))
+                self.block_on(client.comment(rec.number, &text))
                     .map_err(gh_err)?;
                 // Only the commit that landed is deleted: a branch someone pushed to since
                 // stays.
-                if hub.settings.delete_branch
+                if self.settings.delete_branch
                     && let Some(landed) = rec.pushed_head.as_deref()
                     && let Err(e) = gitcli::delete_remote_branch(
-                        &self.repo.main_root,
-                        &hub.remote,
+                        &svc.repo.main_root,
+                        &self.remote,
                         &task.branch,
                         landed,
                     )
@@ -721,7 +717,7 @@ impl Service {
                     warn!(error = %e, "could not delete the merged branch on GitHub");
                 }
                 rec.merged_noted = true;
-                self.ledger(|l| l.save_pr(&rec))?;
+                svc.ledger(|l| l.save_pr(&rec))?;
             }
             TaskState::Cancelled if !rec.closed => {
                 let reason = events
@@ -740,14 +736,13 @@ impl Service {
                         )
                     })
                     .unwrap_or_default();
-                let pr = hub
+                let pr = self
                     .block_on(client.update_pull(rec.number, json!({"state": "closed"})))
                     .map_err(gh_err)?;
                 rec.closed = true;
                 rec.seen_updated = Some(pr.updated_at);
-                self.ledger(|l| l.save_pr(&rec))?;
+                svc.ledger(|l| l.save_pr(&rec))?;
                 self.reply(
-                    hub,
                     rec.number,
                     &format!("{id} was cancelled ({reason}); closed. Its branch stays."),
                 );
@@ -762,7 +757,7 @@ impl Service {
     /// there), and GitHub shows it merged.
     fn point_pr_at_landed(
         &self,
-        hub: &Hub,
+        svc: &Service,
         task: &Task,
         events: &[crate::model::Event],
         rec: &mut PrRecord,
@@ -773,12 +768,12 @@ impl Service {
         if rec.pushed_head.as_deref() == Some(landed) {
             return Ok(());
         }
-        let root = &self.repo.main_root;
-        let theirs = gitcli::remote_tip(root, &hub.remote, &task.branch)?;
+        let root = &svc.repo.main_root;
+        let theirs = gitcli::remote_tip(root, &self.remote, &task.branch)?;
         if theirs == rec.pushed_head
-            && gitcli::push_with_lease(root, &hub.remote, landed, &task.branch, theirs.as_deref())?
+            && gitcli::push_with_lease(root, &self.remote, landed, &task.branch, theirs.as_deref())?
         {
-            self.ledger(|l| l.set_pushed_head(task.id, landed))?;
+            svc.ledger(|l| l.set_pushed_head(task.id, landed))?;
             rec.pushed_head = Some(landed.to_owned());
         }
         Ok(())
@@ -789,13 +784,13 @@ impl Service {
     /// the task goes back to its executor. `false` when nothing was pushed.
     fn push_branch(
         &self,
-        hub: &Hub,
+        svc: &Service,
         task: &Task,
         head: &str,
         rec: Option<&PrRecord>,
     ) -> Result<bool> {
-        let root = &self.repo.main_root;
-        let theirs = gitcli::remote_tip(root, &hub.remote, &task.branch)?;
+        let root = &svc.repo.main_root;
+        let theirs = gitcli::remote_tip(root, &self.remote, &task.branch)?;
         if theirs.as_deref() == Some(head) {
             return Ok(true);
         }
@@ -806,18 +801,18 @@ impl Service {
             Some(t) => git::is_ancestor(root, t, head).unwrap_or(false),
         };
         if safe
-            && gitcli::push_with_lease(root, &hub.remote, head, &task.branch, theirs.as_deref())?
+            && gitcli::push_with_lease(root, &self.remote, head, &task.branch, theirs.as_deref())?
         {
             info!(branch = %task.branch, head = %short(head), "pushed the task's branch");
             return Ok(true);
         }
         let reason = format!(
             "{} on {} has commits this submission does not contain; fetch them into the task's branch (or delete the remote branch) and submit again",
-            task.branch, hub.remote
+            task.branch, self.remote
         );
         let evidence = json!({"what": PrChange::Pushed, "reason": reason, "remote_tip": theirs});
-        let lease = self.config.claims.lease;
-        self.ledger(|l| {
+        let lease = svc.config.claims.lease;
+        svc.ledger(|l| {
             let t = l.task(task.id)?;
             if matches!(t.state, TaskState::Queued | TaskState::AwaitingApproval) {
                 l.give_back(
@@ -839,19 +834,19 @@ impl Service {
     /// recording it) or opens one, and records it.
     fn open_pull(
         &self,
-        hub: &Hub,
+        svc: &Service,
         client: &Client,
         task: &Task,
         head: &str,
         body: &str,
     ) -> Result<Option<PrRecord>> {
-        let found = hub
+        let found = self
             .block_on(client.find_pull(&task.branch))
             .map_err(gh_err)?;
         let existed = found.is_some();
         let pr = match found {
             Some(pr) => pr,
-            None => match self.create_pull(hub, client, task, body)? {
+            None => match self.create_pull(svc, client, task, body)? {
                 Some(pr) => pr,
                 None => return Ok(None),
             },
@@ -874,10 +869,10 @@ impl Service {
             // A PR found closed is reopened below.
             reopen: !pr.is_open(),
         };
-        self.ledger(|l| l.record_pr(&rec, existed, Timestamp::now()))?;
+        svc.ledger(|l| l.record_pr(&rec, existed, Timestamp::now()))?;
         info!(pr = pr.number, url = %pr.html_url, existed, "PR recorded");
-        if !existed && !hub.settings.labels.is_empty() {
-            hub.block_on(client.add_labels(pr.number, &hub.settings.labels))
+        if !existed && !self.settings.labels.is_empty() {
+            self.block_on(client.add_labels(pr.number, &self.settings.labels))
                 .map_err(gh_err)?;
         }
         Ok(Some(rec))
@@ -887,14 +882,14 @@ impl Service {
     /// task already landed).
     fn create_pull(
         &self,
-        hub: &Hub,
+        svc: &Service,
         client: &Client,
         task: &Task,
         body: &str,
     ) -> Result<Option<PullRequest>> {
-        let created = hub.block_on(client.create_pull(
+        let created = self.block_on(client.create_pull(
             &task.branch,
-            &self.config.base,
+            &svc.config.base,
             &card::title(task),
             body,
         ));
@@ -911,13 +906,13 @@ impl Service {
             Err(e) => return Err(gh_err(e)),
         };
         // Created, not yet recorded: the window a crash test must reach.
-        self.count_step();
+        svc.count_step();
         Ok(Some(pr))
     }
 
     fn publish_check(
         &self,
-        hub: &Hub,
+        svc: &Service,
         client: &Client,
         task: &Task,
         events: &[crate::model::Event],
@@ -943,11 +938,11 @@ impl Service {
             .check_run
             .filter(|_| rec.check_head.as_deref() == Some(head.as_str()))
         {
-            Some(run) => hub
+            Some(run) => self
                 .block_on(client.update_check(run, &view, &rec.url))
                 .map_err(gh_err)?,
             None => {
-                let run = hub
+                let run = self
                     .block_on(client.create_check(&head, &view, &rec.url))
                     .map_err(gh_err)?;
                 // The run on the previous head stops claiming to be queued or verifying.
@@ -958,7 +953,7 @@ impl Service {
                         title: "Superseded".into(),
                         summary: format!("The PR's head moved to `{}`.", short(&head)),
                     };
-                    if let Err(e) = hub.block_on(client.update_check(old, &superseded, &rec.url)) {
+                    if let Err(e) = self.block_on(client.update_check(old, &superseded, &rec.url)) {
                         warn!(error = %e, "could not close the previous check run");
                     }
                 }
@@ -969,13 +964,13 @@ impl Service {
         debug!(status = view.status, title = %view.title, "check run updated");
         rec.check_digest = Some(digest);
         rec.check_done = view.status == "completed";
-        self.ledger(|l| l.save_pr(rec))?;
+        svc.ledger(|l| l.save_pr(rec))?;
         Ok(())
     }
 
     /// 1-based position in the queue and its length, for a queued task.
-    fn position(&self, id: TaskId) -> Result<Option<(usize, usize)>> {
-        let order = self.queue_order()?.order;
+    fn position(&self, svc: &Service, id: TaskId) -> Result<Option<(usize, usize)>> {
+        let order = svc.queue_order()?.order;
         Ok(order
             .iter()
             .position(|t| *t == id)
@@ -989,21 +984,19 @@ impl Service {
     /// `Some(reason)` when a person changed the PR: the task must not land.
     pub(super) fn prepare_pr_for_merge(
         &self,
+        svc: &Service,
         i: &Integration,
         head: &str,
     ) -> Result<Option<(PrChange, String)>> {
-        let Some(hub) = &self.github else {
-            return Ok(None);
-        };
-        // No `hub.writing` here: the GitHub loop only pushes a waiting task's branch, and
+        // No `self.writing` here: the GitHub loop only pushes a waiting task's branch, and
         // this task is being integrated; the fields written have their own setters.
-        let Some(rec) = self.ledger(|l| l.pr(i.task))? else {
+        let Some(rec) = svc.ledger(|l| l.pr(i.task))? else {
             return Ok(None); // GitHub never heard of it; nothing to keep in step.
         };
         // Nothing lands from a PR that cannot be seen to be open and on the base: if
         // GitHub cannot say, the integration waits (not the task's fault).
-        let pr = hub
-            .block_on(hub.client.pull(rec.number))
+        let pr = self
+            .block_on(self.client.pull(rec.number))
             .map_err(|e| match e {
                 e if e.is_transient() => ApiError::unavailable(format!(
                     "cannot confirm on GitHub that PR #{} is still open: {e}",
@@ -1012,19 +1005,19 @@ impl Service {
                 e => gh_err(e),
             })?;
         if !pr.is_open() && !pr.is_merged() {
-            self.ledger(|l| l.set_reopen(i.task, true))?;
-            return Ok(Some(self.why_closed(hub, &pr)));
+            svc.ledger(|l| l.set_reopen(i.task, true))?;
+            return Ok(Some(self.why_closed(svc, &pr)));
         }
-        if pr.base.name != self.config.base {
-            self.ledger(|l| l.set_reopen(i.task, true))?;
+        if pr.base.name != svc.config.base {
+            svc.ledger(|l| l.set_reopen(i.task, true))?;
             return Ok(Some((
                 PrChange::BaseChanged,
                 format!("the PR's base was changed to {} on GitHub", pr.base.name),
             )));
         }
-        let task = self.ledger(|l| l.task(i.task))?;
-        let root = &self.repo.main_root;
-        let theirs = gitcli::remote_tip(root, &hub.remote, &task.branch)?;
+        let task = svc.ledger(|l| l.task(i.task))?;
+        let root = &svc.repo.main_root;
+        let theirs = gitcli::remote_tip(root, &self.remote, &task.branch)?;
         if theirs.as_deref() != Some(head) {
             let expected = rec.pushed_head.clone();
             if theirs.is_none() && expected.is_some() {
@@ -1045,7 +1038,7 @@ impl Service {
             if theirs != expected
                 || !gitcli::push_with_lease(
                     root,
-                    &hub.remote,
+                    &self.remote,
                     head,
                     &task.branch,
                     expected.as_deref(),
@@ -1056,10 +1049,10 @@ impl Service {
                     format!("new commits were pushed to {} on GitHub", task.branch),
                 )));
             }
-            self.count_step();
+            svc.count_step();
             info!(branch = %task.branch, head = %short(head), "force-updated the PR's branch to the verified commit");
         }
-        self.ledger(|l| l.set_pushed_head(i.task, head))?;
+        svc.ledger(|l| l.set_pushed_head(i.task, head))?;
         Ok(None)
     }
 
@@ -1067,38 +1060,34 @@ impl Service {
     /// and waits for the required checks on it. `Ok(None)` when stopping.
     pub(super) fn verify_on_github(
         &self,
+        svc: &Service,
         i: &Integration,
         head: &str,
         required: &[String],
     ) -> Result<Option<std::result::Result<serde_json::Value, serde_json::Value>>> {
-        let Some(hub) = &self.github else {
-            return Err(ApiError::internal(
-                "verify = \"github-checks\" without [github]",
-            ));
-        };
-        let root = &self.repo.main_root;
+        let root = &svc.repo.main_root;
         let branch = crate::github::verify_branch(i.task);
-        let theirs = gitcli::remote_tip(root, &hub.remote, &branch)?;
+        let theirs = gitcli::remote_tip(root, &self.remote, &branch)?;
         if theirs.as_deref() != Some(head)
-            && !gitcli::push_with_lease(root, &hub.remote, head, &branch, theirs.as_deref())?
+            && !gitcli::push_with_lease(root, &self.remote, head, &branch, theirs.as_deref())?
         {
             return Err(ApiError::internal(format!("cannot push {branch}")));
         }
         info!(branch, head = %short(head), checks = ?required, "waiting for GitHub's checks");
         let started = Instant::now();
-        let every = hub
+        let every = self
             .settings
             .poll_interval
             .clamp(Duration::from_millis(100), Duration::from_secs(15));
-        let timeout = self.config.queue.verify_timeout;
+        let timeout = svc.config.queue.verify_timeout;
         let mut last_pending: Vec<String> = Vec::new();
         let verdict = loop {
-            if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            if svc.stopping.load(std::sync::atomic::Ordering::Relaxed) {
                 return Ok(None);
             }
-            let read = hub.block_on(async {
-                let runs = hub.client.check_runs(head).await?;
-                let statuses = hub.client.statuses(head).await?;
+            let read = self.block_on(async {
+                let runs = self.client.check_runs(head).await?;
+                let statuses = self.client.statuses(head).await?;
                 Ok::<_, GhError>((runs, statuses))
             });
             match read {
@@ -1127,17 +1116,10 @@ impl Service {
             }
             std::thread::sleep(every);
         };
-        if let Err(e) = gitcli::delete_remote_branch(root, &hub.remote, &branch, head) {
+        if let Err(e) = gitcli::delete_remote_branch(root, &self.remote, &branch, head) {
             warn!(error = %e, "could not delete {branch}");
         }
         Ok(Some(verdict))
-    }
-
-    /// Wakes the GitHub loop (after a submit or a step of the queue).
-    pub(super) fn github_wanted(&self) {
-        if let Some(hub) = &self.github {
-            hub.wanted.notify_one();
-        }
     }
 }
 

@@ -12,7 +12,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::Notify;
 
 use super::service::{ApiError, Service};
 use crate::api::{self, ErrorBody, ErrorCode, ErrorDetail, VERSION, VERSION_HEADER};
@@ -21,10 +20,6 @@ use crate::model::TaskId;
 #[derive(Clone)]
 pub(super) struct AppState {
     pub service: Arc<Service>,
-    /// Wakes the pool filler after a claim took a worktree.
-    pub pool_wanted: Arc<Notify>,
-    /// Wakes the queue runner after a submit or an approval.
-    pub queue_wanted: Arc<Notify>,
 }
 
 pub(super) fn router(state: AppState) -> Router {
@@ -197,7 +192,6 @@ async fn events(
 enum Wake {
     Nothing,
     Pool,
-    Queue,
 }
 
 /// A POST on one task: parse the id and the body, run the service call on a blocking
@@ -219,8 +213,7 @@ where
     let reply = blocking(move || call(&service, id, req)).await;
     match wake {
         Wake::Nothing => {}
-        Wake::Pool => s.pool_wanted.notify_one(),
-        Wake::Queue => s.queue_wanted.notify_one(),
+        Wake::Pool => s.service.wake.pool.notify_one(),
     }
     reply
 }
@@ -244,11 +237,11 @@ async fn submit(
     Path(id): Path<String>,
     b: Bytes,
 ) -> Reply<api::Submitted> {
-    on_task(s, id, b, Wake::Queue, Service::submit).await
+    on_task(s, id, b, Wake::Nothing, Service::submit).await
 }
 
 async fn approve(State(s): State<AppState>, Path(id): Path<String>, b: Bytes) -> Reply<Task> {
-    on_task(s, id, b, Wake::Queue, Service::approve).await
+    on_task(s, id, b, Wake::Nothing, Service::approve).await
 }
 
 async fn reject(State(s): State<AppState>, Path(id): Path<String>, b: Bytes) -> Reply<Task> {
@@ -257,9 +250,9 @@ async fn reject(State(s): State<AppState>, Path(id): Path<String>, b: Bytes) -> 
 
 async fn claim(State(s): State<AppState>, bytes: Bytes) -> Reply<api::Claimed> {
     let req: api::Claim = body(&bytes)?;
-    let notify = Arc::clone(&s.pool_wanted);
-    let reply = blocking(move || s.service.claim(req)).await;
-    notify.notify_one();
+    let service = Arc::clone(&s.service);
+    let reply = blocking(move || service.claim(req)).await;
+    s.service.wake.pool.notify_one();
     reply
 }
 
@@ -274,7 +267,5 @@ async fn queue_events(State(s): State<AppState>) -> Reply<api::QueueEvents> {
 async fn resume(State(s): State<AppState>, bytes: Bytes) -> Reply<api::Resumed> {
     let req: api::Resume = body(&bytes)?;
     let service = Arc::clone(&s.service);
-    let reply = blocking(move || service.resume(req)).await;
-    s.queue_wanted.notify_one();
-    reply
+    blocking(move || service.resume(req)).await
 }

@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering;
 use serde_json::json;
 use tracing::{info, info_span, warn};
 
+use super::github::Hub;
 use super::service::{ApiError, Result, Service, name};
 use crate::api;
 use crate::command;
@@ -288,7 +289,7 @@ impl Service {
 
     /// Carries out one of the planner's actions, recording each step before the next
     /// begins. `dir`: the integration worktree a verify runs in.
-    pub(super) fn act(&self, action: &Action, dir: Option<&Path>) -> Result<()> {
+    pub(super) fn act(&self, action: &Action, dir: Option<&Path>, gh: Option<&Hub>) -> Result<()> {
         let id = action.task();
         let _span = info_span!("task", task = %id).entered();
         let recorded = |i: Option<Integration>| -> Option<Integration> {
@@ -303,7 +304,9 @@ impl Service {
         };
         let outcome = match action {
             Action::Start { onto, .. } => {
-                self.publish_before_integrating(id)?;
+                if let Some(hub) = gh {
+                    hub.publish_before_integrating(self, id)?;
+                }
                 let Some(onto) = self.resolve(onto)? else {
                     return Ok(());
                 };
@@ -333,11 +336,11 @@ impl Service {
             }),
             Action::Verify { .. } => {
                 let dir = dir.ok_or_else(|| ApiError::internal("verify without a worktree"))?;
-                self.verify(&integration()?, dir).map(|i| {
+                self.verify(&integration()?, dir, gh).map(|i| {
                     recorded(i);
                 })
             }
-            Action::Land { .. } => match recorded(self.move_base(&integration()?)?) {
+            Action::Land { .. } => match recorded(self.move_base(&integration()?, gh)?) {
                 Some(i) if i.step == Step::BaseMoved => self.finish_landing(i),
                 _ => Ok(()),
             },
@@ -570,7 +573,7 @@ impl Service {
 
     /// Step 2: run the verify commands in the integration worktree `dir` at the rebased
     /// commit.
-    fn verify(&self, i: &Integration, dir: &Path) -> Result<Option<Integration>> {
+    fn verify(&self, i: &Integration, dir: &Path, gh: Option<&Hub>) -> Result<Option<Integration>> {
         let root = &self.repo.main_root;
         let head = i
             .head
@@ -578,7 +581,9 @@ impl Service {
             .ok_or_else(|| ApiError::internal("rebased without a head"))?;
         let task = self.ledger(|l| l.task(i.task))?;
         if let VerifyOn::GithubChecks { required } = &self.config.queue.verify_on {
-            let Some(verdict) = self.verify_on_github(i, &head, required)? else {
+            let hub = gh
+                .ok_or_else(|| ApiError::internal("verify = \"github-checks\" without [github]"))?;
+            let Some(verdict) = hub.verify_on_github(self, i, &head, required)? else {
                 return Ok(None); // Stopping: verify again after restart.
             };
             return match verdict {
@@ -679,7 +684,7 @@ impl Service {
     /// only as a fast-forward). If the base moved meanwhile, start over from the rebase;
     /// if it already holds the verified commit (a move made before a crash, perhaps with
     /// more on top since), the move is recorded as done and never made twice.
-    fn move_base(&self, i: &Integration) -> Result<Option<Integration>> {
+    fn move_base(&self, i: &Integration, gh: Option<&Hub>) -> Result<Option<Integration>> {
         let root = &self.repo.main_root;
         let head = i
             .head
@@ -701,7 +706,11 @@ impl Service {
                 }
                 // The PR's branch first, so GitHub shows the PR merged once the base
                 // reaches it; and nothing lands from a PR a person closed or changed.
-                if let Some((what, reason)) = self.prepare_pr_for_merge(i, &head)? {
+                let changed = match gh {
+                    Some(hub) => hub.prepare_pr_for_merge(self, i, &head)?,
+                    None => None,
+                };
+                if let Some((what, reason)) = changed {
                     info!(?what, %reason, "the PR changed on GitHub; not merging");
                     let evidence = json!({"what": what, "reason": reason, "head": head});
                     self.give_back(i.task, EventKind::ChangedOnGithub, evidence)?;

@@ -24,7 +24,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::client::{socket_path, state_dir};
@@ -72,6 +74,8 @@ pub struct Options {
     pub secrets: Vec<(String, String)>,
     /// Test-only: abort the process right after the Nth recorded integration step.
     pub abort_after_steps: Option<u32>,
+    /// How often the idle queue looks again; `QUEUE_EVERY` unless a test says otherwise.
+    pub queue_tick: Option<Duration>,
     /// Begin a new ledger, archiving what is there (`switchyard daemon --new-ledger`).
     pub new_ledger: bool,
 }
@@ -210,9 +214,19 @@ pub async fn run(
             dir.join("logs"),
             opts.abort_after_steps,
         )
-        .with_github(github)
         .with_run_as(run_as),
     );
+    // The GitHub side holds the service's wake-up for it, so a webhook delivery and a
+    // change in the ledger wake the same loop.
+    let github = github.map(|connected| {
+        Arc::new(github::Hub::new(
+            connected.client,
+            connected.settings,
+            connected.remote,
+            tokio::runtime::Handle::current(),
+            Arc::clone(&service.wake.github),
+        ))
+    });
     info!(repo = %main_root.display(), root = %service.worktrees.root.display(), "reconciling worktrees with the ledger");
     {
         let service = Arc::clone(&service);
@@ -233,60 +247,60 @@ pub async fn run(
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| setup("cannot restrict the socket", &e))?;
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let pool_wanted = Arc::new(Notify::new());
-    let queue_wanted = Arc::new(Notify::new());
+    // Every background task is tracked and stops when `stop` is cancelled; shutdown
+    // waits for them, within DRAIN.
+    let stop = CancellationToken::new();
+    let tracker = TaskTracker::new();
     let state = http::AppState {
         service: Arc::clone(&service),
-        pool_wanted: Arc::clone(&pool_wanted),
-        queue_wanted: Arc::clone(&queue_wanted),
     };
-    let server = tokio::spawn(serve::serve(
+    tracker.spawn(serve::serve(
         listener,
         http::router(state),
         serve::API,
-        stop_rx.clone(),
+        stop.clone(),
     ));
-    let leases = tokio::spawn(lease_ticker(Arc::clone(&service), stop_rx.clone()));
-    let runner = tokio::spawn(engine::run(
+    tracker.spawn(lease_ticker(Arc::clone(&service), stop.clone()));
+    tracker.spawn(engine::run(
         Arc::clone(&service),
-        Arc::clone(&queue_wanted),
-        QUEUE_EVERY,
-        stop_rx.clone(),
+        github.clone(),
+        opts.queue_tick.unwrap_or(QUEUE_EVERY),
+        stop.clone(),
     ));
-    queue_wanted.notify_one();
-    let github_loop = service.github.as_ref().map(|hub| {
+    if let Some(hub) = &github {
         hub.wanted.notify_one();
-        tokio::spawn(on_demand(
+        let hub = Arc::clone(hub);
+        let every = hub.settings.poll_interval;
+        let wanted = Arc::clone(&hub.wanted);
+        tracker.spawn(on_demand(
             Arc::clone(&service),
-            Arc::clone(&hub.wanted),
-            hub.settings.poll_interval,
-            stop_rx.clone(),
+            wanted,
+            every,
+            stop.clone(),
             "syncing with GitHub",
-            service::Service::sync_github,
-        ))
-    });
-    let hook_server = match hook_secret {
-        Some((addr, secret)) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| setup(&format!("cannot listen for webhooks on {addr}"), &e))?;
-            info!(%addr, path = webhook::PATH, "listening for GitHub webhooks");
-            Some(tokio::spawn(serve::serve(
-                listener,
-                webhook::router(Arc::clone(&service), secret.into_bytes()),
-                serve::WEBHOOK,
-                stop_rx.clone(),
-            )))
-        }
-        None => None,
-    };
-    let filler = tokio::spawn(pool_filler(
+            move |s| hub.sync_github(s),
+        ));
+    }
+    // A webhook secret is configured only with [github].
+    if let (Some((addr, secret)), Some(hub)) = (hook_secret, &github) {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| setup(&format!("cannot listen for webhooks on {addr}"), &e))?;
+        info!(%addr, path = webhook::PATH, "listening for GitHub webhooks");
+        tracker.spawn(serve::serve(
+            listener,
+            webhook::router(Arc::clone(hub), secret.into_bytes()),
+            serve::WEBHOOK,
+            stop.clone(),
+        ));
+    }
+    tracker.spawn(pool_filler(
         Arc::clone(&service),
-        Arc::clone(&pool_wanted),
-        stop_rx,
+        Arc::clone(&service.wake.pool),
+        stop.clone(),
     ));
-    pool_wanted.notify_one();
+    tracker.close();
+    service.wake.pool.notify_one();
 
     let ready = Ready {
         socket: socket.clone(),
@@ -298,20 +312,8 @@ pub async fn run(
     shutdown.await;
     info!("stopping: no new requests; letting in-flight work finish");
     service.stopping.store(true, Ordering::Relaxed);
-    let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(DRAIN, async {
-        let _ = server.await;
-        let _ = leases.await;
-        let _ = filler.await;
-        let _ = runner.await;
-        if let Some(g) = github_loop {
-            let _ = g.await;
-        }
-        if let Some(h) = hook_server {
-            let _ = h.await;
-        }
-    })
-    .await;
+    stop.cancel();
+    let drained = tokio::time::timeout(DRAIN, tracker.wait()).await;
     if drained.is_err() {
         warn!(
             "in-flight work did not finish in time; the ledger is consistent, a restart picks it up"
@@ -480,7 +482,7 @@ async fn in_background(
     }
 }
 
-async fn lease_ticker(service: Arc<service::Service>, mut stop: watch::Receiver<bool>) {
+async fn lease_ticker(service: Arc<service::Service>, stop: CancellationToken) {
     let tick = LEASE_TICK
         .min(service.config.claims.lease / 4)
         .max(Duration::from_millis(50));
@@ -488,7 +490,7 @@ async fn lease_ticker(service: Arc<service::Service>, mut stop: watch::Receiver<
     loop {
         tokio::select! {
             _ = interval.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
+            () = stop.cancelled() => return,
         }
         in_background(&service, "checking leases", |s| {
             s.expire_leases().map(|_| ())
@@ -497,44 +499,40 @@ async fn lease_ticker(service: Arc<service::Service>, mut stop: watch::Receiver<
     }
 }
 
-/// Runs `call` whenever `wanted` is notified, and at least every `every`: the queue
-/// runner (woken by submits and approvals) and the GitHub loop (by submits, queue steps
-/// and webhook deliveries). An error leaves its work for the next round.
+/// Runs `call` whenever `wanted` is notified, and at least every `every`: the GitHub
+/// loop (woken by submits, queue steps and webhook deliveries). An error leaves its work
+/// for the next round.
 async fn on_demand(
     service: Arc<service::Service>,
     wanted: Arc<Notify>,
     every: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
     what: &'static str,
-    call: fn(&service::Service) -> Result<(), ApiError>,
+    call: impl Fn(&service::Service) -> Result<(), ApiError> + Clone + Send + Sync + 'static,
 ) {
     loop {
         tokio::select! {
             _ = wanted.notified() => {}
             _ = tokio::time::sleep(every) => {}
-            _ = stop.wait_for(|s| *s) => return,
+            () = stop.cancelled() => return,
         }
-        in_background(&service, what, call).await;
+        in_background(&service, what, call.clone()).await;
     }
 }
 
-async fn pool_filler(
-    service: Arc<service::Service>,
-    wanted: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn pool_filler(service: Arc<service::Service>, wanted: Arc<Notify>, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = wanted.notified() => {}
             _ = tokio::time::sleep(REFILL_EVERY) => {}
-            _ = stop.wait_for(|s| *s) => return,
+            () = stop.cancelled() => return,
         }
         // Let a burst of claims finish before writing new worktrees.
         loop {
             tokio::select! {
                 _ = wanted.notified() => continue,
                 _ = tokio::time::sleep(REFILL_DELAY) => break,
-                _ = stop.wait_for(|s| *s) => return,
+                () = stop.cancelled() => return,
             }
         }
         in_background(
@@ -553,7 +551,7 @@ async fn connect_github(
     settings: &crate::config::Github,
     config: &Config,
     secrets: &[(String, String)],
-) -> Result<github::Hub, DaemonError> {
+) -> Result<Connected, DaemonError> {
     let token = env_value(secrets, &settings.token_env).ok_or_else(|| {
         DaemonError::Setup(format!(
             "the GitHub token is missing: set the environment variable {} ([github] token_env), or remove [github] to work locally",
@@ -570,12 +568,18 @@ async fn connect_github(
         Err(e) => return Err(DaemonError::Setup(e.to_string())),
     }
     let remote = config.remote.clone().unwrap_or_else(|| "origin".to_owned());
-    Ok(github::Hub::new(
+    Ok(Connected {
         client,
-        settings.clone(),
+        settings: settings.clone(),
         remote,
-        tokio::runtime::Handle::current(),
-    ))
+    })
+}
+
+/// A GitHub client whose token was checked, and what the GitHub side needs with it.
+struct Connected {
+    client: crate::github::Client,
+    settings: crate::config::Github,
+    remote: String,
 }
 
 /// A secret's value by its variable's name; empty counts as unset.

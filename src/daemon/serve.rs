@@ -16,8 +16,9 @@ use axum::serve::Listener;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::debug;
 
@@ -44,13 +45,13 @@ pub(super) const WEBHOOK: Limits = Limits {
     lifetime: Duration::from_secs(30),
 };
 
-/// Serves `router` on `listener` until `stop` turns true, then lets the requests in
+/// Serves `router` on `listener` until `stop` is cancelled, then lets the requests in
 /// flight finish (the caller bounds how long it waits for that).
 pub(super) async fn serve<L: Listener>(
     mut listener: L,
     router: Router,
     limits: Limits,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut connections = JoinSet::new();
@@ -60,18 +61,18 @@ pub(super) async fn serve<L: Listener>(
                 Ok(p) => p,
                 Err(_) => break,
             },
-            _ = stop.wait_for(|s| *s) => break,
+            () = stop.cancelled() => break,
         };
         let io = tokio::select! {
             (io, _) = listener.accept() => io,
-            _ = stop.wait_for(|s| *s) => break,
+            () = stop.cancelled() => break,
         };
         let service = TowerToHyperService::new(
             router
                 .clone()
                 .map_request(|req: http::Request<Incoming>| req.map(axum::body::Body::new)),
         );
-        let mut stop = stop.clone();
+        let stop = stop.clone();
         connections.spawn(async move {
             let _permit = permit;
             let connection = hyper::server::conn::http1::Builder::new()
@@ -85,7 +86,7 @@ pub(super) async fn serve<L: Listener>(
                     debug!("closing a connection that outlived its limit");
                     return;
                 }
-                _ = stop.wait_for(|s| *s) => connection.as_mut().graceful_shutdown(),
+                () = stop.cancelled() => connection.as_mut().graceful_shutdown(),
             }
             // Stopping: the request in flight may finish; the daemon's drain deadline
             // bounds the wait.

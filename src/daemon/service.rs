@@ -16,16 +16,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::json;
+use tokio::sync::{Notify, broadcast};
 use tracing::{info, info_span, warn};
 
 use crate::api::{self, ErrorCode};
 use crate::command;
 use crate::config::Config;
 use crate::git::{self, RepoLocation};
-use crate::model::{Actor, Event, EventKind, Task, TaskId, TaskState, Timestamp};
+use crate::model::{Actor, Event, EventKind, QueueEvent, Task, TaskId, TaskState, Timestamp};
 use crate::scheduler::Caps;
 use crate::scope;
-use crate::store::{ClaimRequest, Ledger, LedgerError, NewTask, PORT_BLOCK};
+use crate::store::{ClaimRequest, EventMarks, Ledger, LedgerError, NewTask, PORT_BLOCK};
 use crate::worktree::{self, ENV_FILE, Worktrees};
 
 /// Limits on what a task may hold; beyond them a request is refused, not truncated.
@@ -173,9 +174,34 @@ pub struct Service {
     /// process after the Nth (crash tests).
     pub(super) steps: std::sync::atomic::AtomicU32,
     pub(super) abort_after_steps: Option<u32>,
-    /// The GitHub side, when `[github]` is configured.
-    pub(super) github: Option<super::github::Hub>,
+    /// Who wants to hear about what: the service wakes the background loops.
+    pub(super) wake: Wake,
+    /// Every committed ledger event, in commit order, to whoever subscribes.
+    committed: broadcast::Sender<Committed>,
+    /// Where the last broadcast left off in the ledger's event logs.
+    broadcast_marks: Mutex<EventMarks>,
 }
+
+/// The background loops' wake-ups; the service owns them, so that a change made through
+/// any door (the API, the GitHub loop, a restart) wakes the same loops.
+#[derive(Debug, Default)]
+pub(super) struct Wake {
+    /// The pool filler: a claim took a worktree, a worktree was let go.
+    pub pool: Arc<Notify>,
+    /// The GitHub loop: the ledger changed, or a webhook named a PR.
+    pub github: Arc<Notify>,
+}
+
+/// A ledger event, once committed.
+#[derive(Debug, Clone)]
+pub enum Committed {
+    Task(Event),
+    Queue(QueueEvent),
+}
+
+/// How many committed events a slow subscriber may fall behind before it is told it
+/// lagged (it then reads the ledger itself).
+const BROADCAST_BACKLOG: usize = 1024;
 
 impl Service {
     pub fn new(
@@ -190,6 +216,7 @@ impl Service {
         let env = command::base_env(&env, &config.commands.env);
         let caps = Caps::from_config(&config);
         let ledger_path = ledger.path().to_owned();
+        let marks = ledger.event_marks().unwrap_or_default();
         Service {
             ledger: Mutex::new(ledger),
             readers: Readers {
@@ -209,20 +236,21 @@ impl Service {
             task_locks: Mutex::new(HashMap::new()),
             steps: std::sync::atomic::AtomicU32::new(0),
             abort_after_steps,
-            github: None,
             run_as: None,
+            wake: Wake::default(),
+            committed: broadcast::channel(BROADCAST_BACKLOG).0,
+            broadcast_marks: Mutex::new(marks),
         }
+    }
+
+    /// Every ledger event committed from now on, in commit order.
+    pub fn subscribe(&self) -> broadcast::Receiver<Committed> {
+        self.committed.subscribe()
     }
 
     /// Commands run as this user (`[commands] run_as`).
     pub(super) fn with_run_as(mut self, run_as: Option<command::RunAs>) -> Service {
         self.run_as = run_as;
-        self
-    }
-
-    /// The GitHub side, when `[github]` is configured.
-    pub(super) fn with_github(mut self, github: Option<super::github::Hub>) -> Service {
-        self.github = github;
         self
     }
 
@@ -232,11 +260,43 @@ impl Service {
         // A panic while holding the lock cannot leave the database half-written (every
         // change is one transaction), so a poisoned lock is still usable.
         let mut guard = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
+        let before = guard.changes();
+        let out = f(&mut guard);
+        if guard.changes() != before {
+            // Still under the lock, so subscribers see events in commit order.
+            self.broadcast(&guard);
+        }
+        out
     }
 
     /// Runs `f` on a read-only connection of its own: for requests that only read, so
     /// they never wait for a write in progress.
+    /// Sends the events committed since the last broadcast. Nobody listening is fine;
+    /// a read that fails leaves them for the next write's broadcast.
+    fn broadcast(&self, ledger: &Ledger) {
+        let mut marks = self
+            .broadcast_marks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match ledger.events_after(*marks) {
+            Ok((events, queue_events, now)) => {
+                *marks = now;
+                for e in events {
+                    let _ = self.committed.send(Committed::Task(e));
+                }
+                for e in queue_events {
+                    let _ = self.committed.send(Committed::Queue(e));
+                }
+            }
+            Err(e) => warn!(error = %e, "could not read the events just committed"),
+        }
+    }
+
+    /// Wakes the GitHub loop.
+    pub(super) fn github_wanted(&self) {
+        self.wake.github.notify_one();
+    }
+
     pub(super) fn read<T>(
         &self,
         f: impl FnOnce(&Ledger) -> Result<T, crate::store::LedgerError>,

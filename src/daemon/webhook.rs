@@ -11,25 +11,25 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use tracing::{debug, warn};
 
-use super::service::Service;
+use super::github::Hub;
 use crate::github::webhook;
 
 #[derive(Clone)]
 struct Hook {
-    service: Arc<Service>,
+    hub: Arc<Hub>,
     secret: Arc<Vec<u8>>,
 }
 
 pub const PATH: &str = "/github/webhook";
 
-pub fn router(service: Arc<Service>, secret: Vec<u8>) -> Router {
+pub fn router(hub: Arc<Hub>, secret: Vec<u8>) -> Router {
     // A delivery only nudges the GitHub loop, which reads the PR itself; one cut short
     // by the limit costs a poll's delay, nothing else.
     Router::new()
         .route(PATH, post(deliver))
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .with_state(Hook {
-            service,
+            hub,
             secret: Arc::new(secret),
         })
 }
@@ -54,8 +54,6 @@ async fn deliver(
     let payload: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let number = webhook::pull_number(event, &payload);
     debug!(event, pr = ?number, "webhook delivery");
-    if let Some(hub) = hook.service.github.as_ref() {
-        hub.nudge(number);
-    }
+    hook.hub.nudge(number);
     (StatusCode::ACCEPTED, "ok\n".into())
 }

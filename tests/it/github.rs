@@ -361,7 +361,8 @@ fn a_pr_opens_with_the_card_the_check_run_follows_the_queue_and_merging_by_push_
 #[test]
 fn an_approving_review_from_an_approver_unblocks_a_checkpoint() {
     let s = Setup::new("verify = [\"true\"]", "approvers = [\"alice\"]");
-    let daemon = s.daemon();
+    // The queue's timer is an hour: the approval read from GitHub must wake it.
+    let daemon = s.daemon_with(&[("SWITCHYARD_TEST_QUEUE_TICK", "1h")]);
     let (id, wt) = s.work(
         "Tune CI",
         &["ci"],

@@ -17,7 +17,7 @@ use serde_json::json;
 use tracing::{info, info_span, warn};
 
 use super::github::Hub;
-use super::service::{ApiError, Result, Service, name};
+use super::service::{ApiError, QueueNow, Result, Service, name};
 use crate::api;
 use crate::command;
 use crate::config::{Land, VerifyOn};
@@ -25,7 +25,7 @@ use crate::git;
 use crate::gitcli::{self, Replayed};
 use crate::model::{Actor, EventKind, Pause, QueueEventKind, Task, TaskId, TaskState, Timestamp};
 use crate::queue;
-use crate::queue::planner::{self, Action, Candidate, Onto, Snapshot};
+use crate::queue::planner::{self, Action, Onto, Snapshot};
 use crate::store::{Integration, Step};
 use crate::worktree;
 
@@ -252,39 +252,6 @@ impl Service {
             max_parallel: self.config.queue.max_parallel.get() as usize,
             paused: paused.is_some(),
         }))
-    }
-
-    /// The queue in the order it is integrated (`planner::order`), from one read of the
-    /// ledger: with the candidates in flight, the base tip the lander expects, the pause.
-    pub(super) fn queue_order(&self) -> Result<QueueNow> {
-        let (tasks, integrations, paused, expected) = self.read(|l| {
-            Ok((
-                l.tasks_in(&[TaskState::Queued, TaskState::Verifying])?,
-                l.integrations()?,
-                l.paused()?,
-                l.base_expected()?,
-            ))
-        })?;
-        let base = match expected {
-            Some(tip) => tip,
-            None => self.base_tip()?,
-        };
-        let candidates: Vec<Candidate> = integrations
-            .into_iter()
-            .map(|i| Candidate {
-                task: i.task,
-                step: i.step,
-                onto: i.onto,
-                head: i.head,
-            })
-            .collect();
-        let order = planner::order(&tasks, &candidates, &base);
-        Ok(QueueNow {
-            order,
-            candidates,
-            base,
-            paused,
-        })
     }
 
     /// Carries out one of the planner's actions, recording each step before the next
@@ -1100,16 +1067,6 @@ impl Service {
             std::process::abort();
         }
     }
-}
-
-/// The queue as the planner sees it, from one read of the ledger.
-pub(super) struct QueueNow {
-    /// In the order it is integrated (`planner::order`).
-    pub order: Vec<TaskId>,
-    pub candidates: Vec<Candidate>,
-    /// The base tip the lander expects.
-    pub base: String,
-    pub paused: Option<Pause>,
 }
 
 /// How many times in a row the queue tries to integrate a task whose integration fails

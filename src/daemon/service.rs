@@ -23,7 +23,10 @@ use crate::api::{self, ErrorCode};
 use crate::command;
 use crate::config::Config;
 use crate::git::{self, RepoLocation};
-use crate::model::{Actor, Event, EventKind, QueueEvent, Task, TaskId, TaskState, Timestamp};
+use crate::model::{
+    Actor, Event, EventKind, Pause, QueueEvent, Task, TaskId, TaskState, Timestamp,
+};
+use crate::queue::planner::{self, Candidate};
 use crate::scheduler::Caps;
 use crate::scope;
 use crate::store::{ClaimRequest, EventMarks, Ledger, LedgerError, NewTask, PORT_BLOCK};
@@ -197,6 +200,16 @@ pub(super) struct Wake {
 pub enum Committed {
     Task(Event),
     Queue(QueueEvent),
+}
+
+/// The queue as the planner sees it, from one read of the ledger.
+pub(super) struct QueueNow {
+    /// In the order it is integrated (`planner::order`).
+    pub order: Vec<TaskId>,
+    pub candidates: Vec<Candidate>,
+    /// The base tip the lander expects.
+    pub base: String,
+    pub paused: Option<Pause>,
 }
 
 /// How many committed events a slow subscriber may fall behind before it is told it
@@ -449,7 +462,7 @@ impl Service {
         })?;
         // In the order the queue will take them (`queue::planner::order`, the one place
         // that decides it); tasks still at a checkpoint after them, by priority.
-        let super::integrate::QueueNow { order, paused, .. } = self.queue_order()?;
+        let QueueNow { order, paused, .. } = self.queue_order()?;
         let rank = |t: &Task| {
             order
                 .iter()
@@ -478,6 +491,39 @@ impl Service {
                 },
             })
             .collect())
+    }
+
+    /// The queue in the order it is integrated (`planner::order`), from one read of the
+    /// ledger: with the candidates in flight, the base tip the lander expects, the pause.
+    pub(super) fn queue_order(&self) -> Result<QueueNow> {
+        let (tasks, integrations, paused, expected) = self.read(|l| {
+            Ok((
+                l.tasks_in(&[TaskState::Queued, TaskState::Verifying])?,
+                l.integrations()?,
+                l.paused()?,
+                l.base_expected()?,
+            ))
+        })?;
+        let base = match expected {
+            Some(tip) => tip,
+            None => self.base_tip()?,
+        };
+        let candidates: Vec<Candidate> = integrations
+            .into_iter()
+            .map(|i| Candidate {
+                task: i.task,
+                step: i.step,
+                onto: i.onto,
+                head: i.head,
+            })
+            .collect();
+        let order = planner::order(&tasks, &candidates, &base);
+        Ok(QueueNow {
+            order,
+            candidates,
+            base,
+            paused,
+        })
     }
 
     pub fn status(&self) -> Result<api::Status> {

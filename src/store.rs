@@ -494,7 +494,8 @@ impl Ledger {
         &self,
         marks: EventMarks,
     ) -> Result<(Vec<Event>, Vec<QueueEvent>, EventMarks)> {
-        let mut stmt = self.conn.prepare(
+        // Cached: this runs after every write.
+        let mut stmt = self.conn.prepare_cached(
             "SELECT task, at, kind, actor, state, evidence, id FROM events WHERE id > ?1 ORDER BY id",
         )?;
         let mut task = marks.task;
@@ -504,7 +505,7 @@ impl Ledger {
                 event_from_row(r)
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare_cached(
             "SELECT at, kind, actor, evidence, id FROM queue_events WHERE id > ?1 ORDER BY id",
         )?;
         let mut queue = marks.queue;

@@ -10,13 +10,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::github::Hub;
 use super::service::{ApiError, Committed, Result, Service};
@@ -46,6 +47,8 @@ pub(super) async fn run(
     let mut busy: BTreeSet<TaskId> = BTreeSet::new();
     let mut resting: BTreeMap<TaskId, Instant> = BTreeMap::new();
     let mut running: JoinSet<Done> = JoinSet::new();
+    // What cuts each running action short: a stale candidate, or the daemon stopping.
+    let mut cancels: BTreeMap<TaskId, Arc<AtomicBool>> = BTreeMap::new();
     loop {
         let now = Instant::now();
         resting.retain(|_, until| *until > now);
@@ -53,24 +56,36 @@ pub(super) async fn run(
             let held: BTreeSet<TaskId> = busy.iter().chain(resting.keys()).copied().collect();
             let s = Arc::clone(&service);
             match tokio::task::spawn_blocking(move || s.plan_queue(&held)).await {
+                // Stopping meanwhile: nothing new starts.
+                Ok(Ok(_)) if stop.is_cancelled() => {}
                 Ok(Ok(actions)) => {
                     for action in actions {
+                        let task = action.task();
+                        if let Action::Abandon { .. } = action {
+                            if let Some(cancel) = cancels.get(&task) {
+                                info!(task = %task, "cutting short the work on a stale candidate");
+                                cancel.store(true, Ordering::Relaxed);
+                            }
+                            continue;
+                        }
                         let dir = match action {
                             Action::Verify { .. } => match free.pop() {
                                 Some(dir) => Some(dir),
-                                // Cannot happen: the planner's window is as wide as the slots.
+                                // Every slot is held by a verify that fell out of the
+                                // window (a priority changed): this one waits for a slot.
                                 None => continue,
                             },
                             _ => None,
                         };
-                        let task = action.task();
                         busy.insert(task);
+                        let cancel = Arc::new(AtomicBool::new(false));
+                        cancels.insert(task, Arc::clone(&cancel));
                         let s = Arc::clone(&service);
                         let gh = github.clone();
                         running.spawn_blocking(move || {
                             // A panic is one failed step of one task, not the queue's end.
                             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                                s.act(&action, dir.as_deref(), gh.as_deref())
+                                s.act(&action, dir.as_deref(), gh.as_deref(), &cancel)
                             }))
                             .unwrap_or_else(|_| Err(ApiError::internal("the step panicked")));
                             (task, dir, outcome)
@@ -95,7 +110,14 @@ pub(super) async fn run(
                     match done {
                         Ok((task, dir, outcome)) => {
                             busy.remove(&task);
-                            free.extend(dir);
+                            cancels.remove(&task);
+                            match (&outcome, dir) {
+                                // A slot whose worktree just failed is the last one
+                                // handed out again.
+                                (Err(_), Some(dir)) => free.insert(0, dir),
+                                (Ok(()), Some(dir)) => free.push(dir),
+                                (_, None) => {}
+                            }
                             if let Err(e) = outcome {
                                 resting.insert(task, Instant::now() + REST);
                                 let s = Arc::clone(&service);
@@ -123,8 +145,11 @@ pub(super) async fn run(
                 },
                 () = &mut tick => break,
                 () = stop.cancelled() => {
-                    // Actions see `stopping` (a verify is cancelled and runs again after
-                    // the restart); the daemon's drain limit bounds the wait.
+                    // A verify is cut short and runs again after the restart; the
+                    // daemon's drain limit bounds the wait for the rest.
+                    for cancel in cancels.values() {
+                        cancel.store(true, Ordering::Relaxed);
+                    }
                     while running.join_next().await.is_some() {}
                     return;
                 }

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::json;
 use tracing::{info, info_span, warn};
@@ -256,7 +256,13 @@ impl Service {
 
     /// Carries out one of the planner's actions, recording each step before the next
     /// begins. `dir`: the integration worktree a verify runs in.
-    pub(super) fn act(&self, action: &Action, dir: Option<&Path>, gh: Option<&Hub>) -> Result<()> {
+    pub(super) fn act(
+        &self,
+        action: &Action,
+        dir: Option<&Path>,
+        gh: Option<&Hub>,
+        cancel: &AtomicBool,
+    ) -> Result<()> {
         let id = action.task();
         let _span = info_span!("task", task = %id).entered();
         let recorded = |i: Option<Integration>| -> Option<Integration> {
@@ -269,6 +275,18 @@ impl Service {
             self.ledger(|l| l.integration(id))?
                 .ok_or_else(|| ApiError::internal(format!("{id} has no integration in progress")))
         };
+        if cancel.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let step = self.ledger(|l| l.integration(id))?.map(|i| i.step);
+        if !action.fits(step) {
+            info!(
+                ?action,
+                ?step,
+                "the candidate changed since this was planned; planning again"
+            );
+            return Ok(());
+        }
         let outcome = match action {
             Action::Start { onto, .. } => {
                 if let Some(hub) = gh {
@@ -303,7 +321,7 @@ impl Service {
             }),
             Action::Verify { .. } => {
                 let dir = dir.ok_or_else(|| ApiError::internal("verify without a worktree"))?;
-                self.verify(&integration()?, dir, gh).map(|i| {
+                self.verify(&integration()?, dir, gh, cancel).map(|i| {
                     recorded(i);
                 })
             }
@@ -312,6 +330,8 @@ impl Service {
                 _ => Ok(()),
             },
             Action::Finish { .. } => self.finish_landing(integration()?),
+            // The engine's own: it cuts a running action short.
+            Action::Abandon { .. } => Ok(()),
             Action::Return { .. } => {
                 let i = integration()?;
                 let (kind, evidence) = i.failure.ok_or_else(|| {
@@ -540,7 +560,13 @@ impl Service {
 
     /// Step 2: run the verify commands in the integration worktree `dir` at the rebased
     /// commit.
-    fn verify(&self, i: &Integration, dir: &Path, gh: Option<&Hub>) -> Result<Option<Integration>> {
+    fn verify(
+        &self,
+        i: &Integration,
+        dir: &Path,
+        gh: Option<&Hub>,
+        cancel: &AtomicBool,
+    ) -> Result<Option<Integration>> {
         let root = &self.repo.main_root;
         let head = i
             .head
@@ -598,11 +624,12 @@ impl Service {
                     run_as: self.run_as.as_ref(),
                     supervised: true,
                 },
-                &self.stopping,
+                cancel,
             )
             .map_err(|e| ApiError::internal(format!("cannot run {cmd:?}: {e}")))?;
             if finished.outcome == command::Outcome::Cancelled {
-                // Stopping: the step stays at "rebased", so verify runs again after restart.
+                // Stopping, or the candidate went stale: the step stays at "rebased", so
+                // verify runs again (after the restart, or once it is built again).
                 return Ok(None);
             }
             let passed = finished.succeeded();

@@ -29,6 +29,7 @@ use crate::model::{
 use crate::queue::planner::{self, Candidate};
 use crate::scheduler::Caps;
 use crate::scope;
+use crate::store::Step;
 use crate::store::{ClaimRequest, EventMarks, Ledger, LedgerError, NewTask, PORT_BLOCK};
 use crate::worktree::{self, ENV_FILE, Worktrees};
 
@@ -179,7 +180,8 @@ pub struct Service {
     pub(super) abort_after_steps: Option<u32>,
     /// Who wants to hear about what: the service wakes the background loops.
     pub(super) wake: Wake,
-    /// Every committed ledger event, in commit order, to whoever subscribes.
+    /// Every committed ledger event to whoever subscribes: per write, its task events in
+    /// order, then its queue events.
     committed: broadcast::Sender<Committed>,
     /// Where the last broadcast left off in the ledger's event logs.
     broadcast_marks: Mutex<EventMarks>,
@@ -256,7 +258,8 @@ impl Service {
         }
     }
 
-    /// Every ledger event committed from now on, in commit order.
+    /// Every ledger event committed from now on: writes in commit order; within one, its
+    /// task events, then its queue events.
     pub fn subscribe(&self) -> broadcast::Receiver<Committed> {
         self.committed.subscribe()
     }
@@ -462,7 +465,13 @@ impl Service {
         })?;
         // In the order the queue will take them (`queue::planner::order`, the one place
         // that decides it); tasks still at a checkpoint after them, by priority.
-        let QueueNow { order, paused, .. } = self.queue_order()?;
+        let QueueNow {
+            order,
+            paused,
+            candidates,
+            ..
+        } = self.queue_order()?;
+        let step = |id: TaskId| candidates.iter().find(|c| c.task == id).map(|c| c.step);
         let rank = |t: &Task| {
             order
                 .iter()
@@ -486,7 +495,18 @@ impl Service {
                 waiting_for: match (&paused, t.state) {
                     (_, TaskState::AwaitingApproval) => "a person's approval".to_owned(),
                     (Some(p), _) => format!("the queue to resume (paused: {})", p.reason),
-                    (None, TaskState::Verifying) => "verify to finish".to_owned(),
+                    (None, TaskState::Verifying) => match step(t.id) {
+                        Some(Step::Started) => "its candidate to be built",
+                        Some(Step::Verified) => "the candidates ahead of it to land",
+                        Some(Step::BaseMoved | Step::BranchUpdated) => {
+                            "its landing to be recorded"
+                        }
+                        Some(Step::Failed) => {
+                            "the candidate below it (it failed on top of it: its own failure, or that one's)"
+                        }
+                        Some(Step::Rebased) | None => "verify to finish",
+                    }
+                    .to_owned(),
                     (None, _) => "its turn".to_owned(),
                 },
             })

@@ -75,6 +75,9 @@ pub enum Action {
     /// The candidate failed on exactly the base: the task goes back to its executor
     /// with the evidence.
     Return { task: TaskId },
+    /// The action under way for this (busy) task is for a stale candidate: cut it short.
+    /// The only action for a busy task.
+    Abandon { task: TaskId },
 }
 
 impl Action {
@@ -86,12 +89,32 @@ impl Action {
             | Action::Land { task }
             | Action::Finish { task }
             | Action::Rebuild { task, .. }
-            | Action::Return { task } => *task,
+            | Action::Return { task }
+            | Action::Abandon { task } => *task,
         }
     }
 }
 
-/// The next actions, in queue order; at most one per task, none for a busy task.
+impl Action {
+    /// Whether the action still fits the candidate's step as the ledger has it now
+    /// (`None`: no candidate): an action is planned from a snapshot, and is carried out
+    /// only if what it was planned on is still there.
+    pub fn fits(&self, step: Option<Step>) -> bool {
+        match self {
+            Action::Start { .. } => step.is_none(),
+            Action::Rebuild { .. } => step.is_some_and(|s| !s.landed()),
+            Action::Build { .. } => step == Some(Step::Started),
+            Action::Verify { .. } => step == Some(Step::Rebased),
+            Action::Land { .. } => step == Some(Step::Verified),
+            Action::Finish { .. } => step.is_some_and(Step::landed),
+            Action::Return { .. } => step == Some(Step::Failed),
+            Action::Abandon { .. } => true,
+        }
+    }
+}
+
+/// The next actions, in queue order; at most one per task, and for a busy task only
+/// `Abandon`.
 pub fn next(s: &Snapshot<'_>) -> Vec<Action> {
     let mut actions = Vec::new();
     let candidate = |id: TaskId| s.candidates.iter().find(|c| c.task == id);
@@ -128,7 +151,11 @@ pub fn next(s: &Snapshot<'_>) -> Vec<Action> {
             Onto::Candidate { head, .. } => head.as_str(),
         };
         if c.onto != built_onto {
-            if free && !s.paused {
+            if !free {
+                // Whatever it is doing (a verify, most likely) is wasted: stop it, so
+                // that it can be built again sooner and its slot goes to live work.
+                actions.push(Action::Abandon { task });
+            } else if !s.paused {
                 actions.push(Action::Rebuild {
                     task,
                     onto: expected,
@@ -395,6 +422,25 @@ mod tests {
             .parallel(2)
             .busy(&[1])
             .want(vec![Verify { task: t(2) }]),
+            case(
+                "a busy candidate made stale by a failure below it is abandoned",
+                &[2, 3],
+                vec![
+                    c(2, Failed, "B", Some("h2")),
+                    c(3, Rebased, "h2x", Some("h3")),
+                ],
+            )
+            .parallel(2)
+            .busy(&[3])
+            .want(vec![Return { task: t(2) }]),
+            case(
+                "a busy candidate whose base went is abandoned, then built again",
+                &[3],
+                vec![c(3, Rebased, "h2", Some("h3"))],
+            )
+            .parallel(2)
+            .busy(&[3])
+            .want(vec![Abandon { task: t(3) }]),
             case(
                 "a busy head being started holds everything back",
                 &[1, 2],

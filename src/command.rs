@@ -11,8 +11,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 /// How many lines of output the evidence keeps.
 pub const TAIL_LINES: usize = 50;
 /// Output beyond this is dropped (and the log says so).
@@ -49,37 +47,9 @@ pub struct Spec<'a> {
     pub supervised: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Outcome {
-    Exited {
-        code: i32,
-    },
-    /// Ended by a signal it did not get from us.
-    Signaled {
-        signal: i32,
-    },
-    TimedOut,
-    /// Stopped because the daemon is shutting down.
-    Cancelled,
-}
-
-/// What a finished command leaves as evidence.
-#[derive(Debug, Clone, Serialize)]
-pub struct Finished {
-    pub command: String,
-    #[serde(flatten)]
-    pub outcome: Outcome,
-    pub duration_ms: u64,
-    pub log: PathBuf,
-    pub tail: Vec<String>,
-}
-
-impl Finished {
-    pub fn succeeded(&self) -> bool {
-        self.outcome == Outcome::Exited { code: 0 }
-    }
-}
+// What a command leaves behind is ledger evidence (`setup_failed`, `verify_*`), so its
+// type lives with the other event payloads.
+pub use crate::model::evidence::{Finished, Outcome};
 
 /// What every command gets from the daemon's environment, whatever the config says:
 /// enough to find programs, write temporary files and speak the user's language.

@@ -8,15 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::api;
 use crate::client::{Client, state_dir};
 use crate::config::{self, Context};
 use crate::daemon::{self, Options};
 use crate::git::RepoLocation;
 use crate::gitcli;
-use crate::model::{Task, TaskState};
+use crate::model::evidence::{self, Conflict, Verification, VerifyFailed, VerifyFailure};
+use crate::model::{Actor, Event, Evidence, Task, TaskState};
 
 /// The sample repository, embedded so the demo runs from an installed binary too.
 const FILES: &[(&str, &str)] = &[
@@ -411,21 +410,20 @@ fn bob(client: &Client, progress: &Progress) -> Result<()> {
     me.commit(&wt, &[("web/index.html", page)], "Announce the spring sale")?;
     me.submit("t2")?;
     wait_for(client, "t2", &[TaskState::Returned])?;
-    let events: Vec<Value> = get(client, "/v1/tasks/t2/events")?;
-    if let Some(failed) = events.iter().rev().find(|e| e["event"] == "verify_failed") {
-        let f = &failed["evidence"]["failed"];
+    let events: Vec<Event> = get(client, "/v1/tasks/t2/events")?;
+    let failed = events.iter().rev().find_map(|e| match &e.what {
+        Evidence::VerifyFailed(VerifyFailed {
+            failure: VerifyFailure::Command { failed, .. },
+            ..
+        }) => Some(failed),
+        _ => None,
+    });
+    if let Some(f) = failed {
         me.say(&format!(
-            "got it back: `{}` exited {}; its output ends {:?}",
-            f["command"].as_str().unwrap_or("?"),
-            f["code"],
-            f["tail"]
-                .as_array()
-                .map(|t| t
-                    .iter()
-                    .filter_map(|l| l.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" | "))
-                .unwrap_or_default()
+            "got it back: `{}` {}; its output ends {:?}",
+            f.command,
+            ended(f.outcome),
+            f.tail.join(" | ")
         ));
     }
     let fixed = "<html>\n  <h1>tinyshop</h1>\n  <p>Spring sale: everything 20% off</p>\n</html>\n";
@@ -476,12 +474,14 @@ fn dee(client: &Client, progress: &Progress) -> Result<()> {
     wait_for(client, "t1", &[TaskState::Merged])?;
     me.submit("t4")?;
     wait_for(client, "t4", &[TaskState::Returned])?;
-    let events: Vec<Value> = get(client, "/v1/tasks/t4/events")?;
+    let events: Vec<Event> = get(client, "/v1/tasks/t4/events")?;
     let paths = events
         .iter()
         .rev()
-        .find(|e| e["event"] == "conflict")
-        .map(|e| e["evidence"]["paths"].to_string())
+        .find_map(|e| match &e.what {
+            Evidence::Conflict(Conflict::Paths { paths, .. }) => Some(format!("{paths:?}")),
+            _ => None,
+        })
         .unwrap_or_default();
     me.say(&format!(
         "got it back: conflict in {paths}; rebasing onto main"
@@ -533,27 +533,19 @@ fn watch(client: &Client, progress: &Progress, ids: &[&str]) -> Result<()> {
     let deadline = Instant::now() + DEADLINE;
     loop {
         let mut done = true;
-        let mut fresh: Vec<(String, &str, Value)> = Vec::new();
+        let mut fresh: Vec<(&str, Event)> = Vec::new();
         for (i, id) in ids.iter().enumerate() {
-            let events: Vec<Value> = get(client, &format!("/v1/tasks/{id}/events"))?;
+            let events: Vec<Event> = get(client, &format!("/v1/tasks/{id}/events"))?;
             for e in &events[seen[i].min(events.len())..] {
-                fresh.push((
-                    e["at"].as_str().unwrap_or_default().to_owned(),
-                    id,
-                    e.clone(),
-                ));
+                fresh.push((id, e.clone()));
             }
             seen[i] = events.len();
-            let state = events
-                .iter()
-                .rev()
-                .find_map(|e| e["state"].as_str())
-                .unwrap_or("open");
-            done &= state == "merged";
+            let state = events.iter().rev().find_map(|e| e.state);
+            done &= state == Some(TaskState::Merged);
         }
-        fresh.sort_by(|a, b| a.0.cmp(&b.0));
-        for (_, id, e) in fresh {
-            if e["by"]["kind"] == "daemon"
+        fresh.sort_by_key(|(_, e)| e.at);
+        for (id, e) in fresh {
+            if e.by == Actor::Daemon
                 && let Some(line) = describe(&e)
             {
                 progress.line("queue", &format!("{id} {line}"));
@@ -566,33 +558,53 @@ fn watch(client: &Client, progress: &Progress, ids: &[&str]) -> Result<()> {
     }
 }
 
-fn describe(e: &Value) -> Option<String> {
-    let ev = &e["evidence"];
-    let short = |v: &Value| {
-        v.as_str()
-            .map(|s| s[..s.len().min(8)].to_owned())
-            .unwrap_or_default()
-    };
-    Some(match e["event"].as_str()? {
-        "integration_started" => format!("integrating onto main at {}", short(&ev["onto"])),
-        "rebased" => format!(
+fn describe(e: &Event) -> Option<String> {
+    let short = |sha: &str| sha[..sha.len().min(8)].to_owned();
+    Some(match &e.what {
+        Evidence::IntegrationStarted(started) => {
+            format!("integrating onto main at {}", short(&started.onto))
+        }
+        Evidence::Rebased(rebased) => format!(
             "rebased {} commit(s) -> {}",
-            ev["commits"],
-            short(&ev["head"])
+            rebased.commits,
+            short(&rebased.head)
         ),
-        "verify_passed" => format!(
-            "verify passed ({} command(s))",
-            ev["commands"].as_array().map_or(0, Vec::len)
+        Evidence::VerifyPassed(passed) => match &passed.by {
+            Verification::Commands { commands } => {
+                format!("verify passed ({} command(s))", commands.len())
+            }
+            Verification::Checks { checks } => format!("verify passed ({} check(s))", checks.len()),
+        },
+        Evidence::VerifyFailed(VerifyFailed {
+            failure: VerifyFailure::Command { failed, .. },
+            ..
+        }) => format!(
+            "verify FAILED: `{}` {}; back to its executor",
+            failed.command,
+            ended(failed.outcome)
         ),
-        "verify_failed" => format!(
-            "verify FAILED: `{}` exited {}; back to its executor",
-            ev["failed"]["command"].as_str().unwrap_or("?"),
-            ev["failed"]["code"]
-        ),
-        "conflict" => format!("CONFLICT in {}; back to its executor", ev["paths"]),
-        "base_raced" => "main moved while verifying; again from the rebase".to_owned(),
-        "base_moved" => format!("main {} -> {}", short(&ev["from"]), short(&ev["to"])),
-        "merged" => "merged".to_owned(),
+        Evidence::VerifyFailed(_) => "verify FAILED; back to its executor".to_owned(),
+        Evidence::Conflict(Conflict::Paths { paths, .. }) => {
+            format!("CONFLICT in {paths:?}; back to its executor")
+        }
+        Evidence::Conflict(Conflict::Unreplayable { reason, .. }) => {
+            format!("CONFLICT: {reason}; back to its executor")
+        }
+        Evidence::BaseRaced(_) => "main moved while verifying; again from the rebase".to_owned(),
+        Evidence::BaseMoved(moved) => {
+            format!("main {} -> {}", short(&moved.from), short(&moved.to))
+        }
+        Evidence::Merged(_) => "merged".to_owned(),
         _ => return None,
     })
+}
+
+/// How a command ended, for a line of the story.
+fn ended(outcome: evidence::Outcome) -> String {
+    match outcome {
+        evidence::Outcome::Exited { code } => format!("exited {code}"),
+        evidence::Outcome::Signaled { signal } => format!("was killed by signal {signal}"),
+        evidence::Outcome::TimedOut => "timed out".to_owned(),
+        evidence::Outcome::Cancelled => "was cancelled".to_owned(),
+    }
 }

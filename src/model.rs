@@ -5,6 +5,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub mod evidence;
+
+pub use evidence::{Evidence, QueueEvidence};
+
 /// The name of a subsystem: ASCII letters, digits, `-`, `_` and `.`, starting with a
 /// letter or digit, so that it can never be mistaken for a path glob on the command line
 /// and is safe inside a branch name.
@@ -515,16 +519,23 @@ impl EventKind {
 }
 
 /// One ledger event: who did what to which task, when, into which state, and the
-/// evidence (paths, commits, command output) as a JSON object.
+/// evidence (paths, commits, command output; see [`evidence`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     pub at: Timestamp,
-    pub event: EventKind,
     pub task: TaskId,
     pub by: Actor,
     /// The task's state after the event, when the event changed it.
     pub state: Option<TaskState>,
-    pub evidence: serde_json::Value,
+    /// What happened: its kind (`event` in JSON) and its payload (`evidence`).
+    #[serde(flatten)]
+    pub what: Evidence,
+}
+
+impl Event {
+    pub fn kind(&self) -> EventKind {
+        self.what.kind()
+    }
 }
 
 /// Something that happened to the queue as a whole rather than to one task.
@@ -553,9 +564,16 @@ impl QueueEventKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueEvent {
     pub at: Timestamp,
-    pub event: QueueEventKind,
     pub by: Actor,
-    pub evidence: serde_json::Value,
+    /// What happened: its kind (`event` in JSON) and its payload (`evidence`).
+    #[serde(flatten)]
+    pub what: QueueEvidence,
+}
+
+impl QueueEvent {
+    pub fn kind(&self) -> QueueEventKind {
+        self.what.kind()
+    }
 }
 
 /// Why the queue integrates nothing now, until a person resumes it.
@@ -563,11 +581,11 @@ pub struct QueueEvent {
 pub struct Pause {
     pub since: Timestamp,
     pub by: Actor,
-    /// The event that paused it.
-    pub event: QueueEventKind,
     /// One line, for people.
     pub reason: String,
-    pub evidence: serde_json::Value,
+    /// The event that paused it: its kind (`event` in JSON) and payload (`evidence`).
+    #[serde(flatten)]
+    pub what: QueueEvidence,
 }
 
 /// A git branch name for a task: `switchyard/<id>-<slug>`, where the slug keeps only

@@ -16,9 +16,13 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use serde_json::{Value, json};
 
 pub use crate::model::Step;
+use crate::model::evidence::{
+    self, After, Attempt, Cancelled, Created, IntegrationStarted, LeftBase, LetGo, Merged,
+    NeedsApproval, PrOpened, PriorityChanged, Resumed, Submitted, WorktreeFailed,
+};
 use crate::model::{
-    Actor, Event, EventKind, Pause, QueueEvent, QueueEventKind, SubsystemName, Task, TaskId,
-    TaskState, Timestamp, task_branch,
+    Actor, Event, EventKind, Evidence, Pause, QueueEvent, QueueEvidence, SubsystemName, Task,
+    TaskId, TaskState, Timestamp, task_branch,
 };
 use crate::scheduler::{self, Blocked, Caps, Load};
 
@@ -252,6 +256,27 @@ pub struct EventMarks {
     pub queue: i64,
 }
 
+/// Why a claim ends without a submission: the event [`Ledger::release`] records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Release {
+    /// Its agent let go of it (`released`).
+    Released,
+    /// Its lease ran out (`lease_expired`).
+    LeaseExpired,
+    /// No worktree could be made for it (`worktree_failed`).
+    WorktreeFailed { error: String, after: Option<After> },
+}
+
+impl Release {
+    fn kind(&self) -> EventKind {
+        match self {
+            Release::Released => EventKind::Released,
+            Release::LeaseExpired => EventKind::LeaseExpired,
+            Release::WorktreeFailed { .. } => EventKind::WorktreeFailed,
+        }
+    }
+}
+
 /// The integration in progress for one task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Integration {
@@ -265,7 +290,7 @@ pub struct Integration {
     /// The rebased commit, once there is one.
     pub head: Option<String>,
     /// At `Step::Failed`: why, as the event the task goes back with.
-    pub failure: Option<(EventKind, Value)>,
+    pub failure: Option<Evidence>,
 }
 
 /// A task's pull request, and what switchyard last wrote for it.
@@ -419,19 +444,18 @@ impl Ledger {
 
     /// Pauses the queue, with its event, and notes on each of `affected` (merged tasks
     /// whose commit left the base) why.
-    pub fn pause(&mut self, pause: &Pause, affected: &[(TaskId, Value)]) -> Result<()> {
+    pub fn pause(&mut self, pause: &Pause, affected: &[(TaskId, LeftBase)]) -> Result<()> {
         let tx = self.write()?;
-        append_queue_event(&tx, pause.since, pause.event, &pause.by, &pause.evidence)?;
+        append_queue_event(&tx, pause.since, &pause.by, &pause.what)?;
         set_meta(&tx, META_PAUSED, Some(&json!(pause)))?;
         for (id, evidence) in affected {
             append(
                 &tx,
                 *id,
                 pause.since,
-                EventKind::LeftBase,
                 &Actor::Daemon,
                 None,
-                evidence.clone(),
+                &Evidence::LeftBase(evidence.clone()),
             )?;
         }
         tx.commit()?;
@@ -447,8 +471,12 @@ impl Ledger {
             return Err(LedgerError::Refused("the queue is not paused".into()));
         };
         let was = expected_tip(&tx)?;
-        let evidence = json!({"base": tip, "was": was, "paused": pause});
-        append_queue_event(&tx, now, QueueEventKind::Resumed, by, &evidence)?;
+        let evidence = QueueEvidence::Resumed(Resumed {
+            base: tip.to_owned(),
+            was,
+            paused: Box::new(pause.clone()),
+        });
+        append_queue_event(&tx, now, by, &evidence)?;
         set_meta(
             &tx,
             META_BASE,
@@ -633,22 +661,14 @@ impl Ledger {
                 params![id.0, s.as_str()],
             )?;
         }
-        let evidence = json!({
-            "title": new.title,
-            "scope": new.scope,
-            "subsystems": new.subsystems,
-            "priority": new.priority,
-            "request_id": new.request_id,
+        let evidence = Evidence::Created(Created {
+            title: new.title.clone(),
+            scope: new.scope.clone(),
+            subsystems: new.subsystems.clone(),
+            priority: new.priority,
+            request_id: new.request_id.clone(),
         });
-        append(
-            &tx,
-            id,
-            now,
-            EventKind::Created,
-            &new.by,
-            Some(TaskState::Open),
-            evidence,
-        )?;
+        append(&tx, id, now, &new.by, Some(TaskState::Open), &evidence)?;
         let task = load_task(&tx, id)?;
         tx.commit()?;
         Ok(task)
@@ -767,22 +787,21 @@ impl Ledger {
                 task.id.0
             ],
         )?;
-        let evidence = json!({
-            "agent": req.agent,
-            "lease_expires_at": expires,
-            "branch": task.branch,
-            "base_sha": task.base_sha.as_deref().unwrap_or(req.base_sha),
-            "port_base": port,
+        let evidence = Evidence::Claimed(evidence::Claimed {
+            agent: req.agent.to_owned(),
+            lease_expires_at: expires,
+            branch: task.branch.clone(),
+            base_sha: task.base_sha.as_deref().unwrap_or(req.base_sha).to_owned(),
+            port_base: port,
         });
         let by = Actor::Agent(req.agent.to_owned());
         append(
             &tx,
             task.id,
             req.now,
-            EventKind::Claimed,
             &by,
             Some(TaskState::Claimed),
-            evidence,
+            &evidence,
         )?;
         let task = load_task(&tx, task.id)?;
         tx.commit()?;
@@ -819,12 +838,12 @@ impl Ledger {
         &mut self,
         id: TaskId,
         by: &Actor,
-        kind: EventKind,
-        evidence: Value,
+        why: Release,
         now: Timestamp,
     ) -> Result<Task> {
         let tx = self.write()?;
         let task = load_task(&tx, id)?;
+        let kind = why.kind();
         if kind == EventKind::Released && !task.state.holds_lease() && is_replay(&tx, id, kind, by)?
         {
             return Ok(task);
@@ -850,12 +869,25 @@ impl Ledger {
                  updated_at = ?1 WHERE seq = ?2",
             params![now.0, id.0],
         )?;
-        let mut evidence = evidence;
-        if let Value::Object(map) = &mut evidence {
-            map.insert("agent".into(), json!(task.agent));
-            map.insert("lease_expires_at".into(), json!(task.lease_expires_at));
-        }
-        append(&tx, id, now, kind, by, Some(TaskState::Open), evidence)?;
+        // Who held the claim, and until when: the claim is gone from the task after this.
+        let (agent, lease_expires_at) = (task.agent.clone(), task.lease_expires_at);
+        let evidence = match why {
+            Release::Released => Evidence::Released(LetGo {
+                agent,
+                lease_expires_at,
+            }),
+            Release::LeaseExpired => Evidence::LeaseExpired(LetGo {
+                agent,
+                lease_expires_at,
+            }),
+            Release::WorktreeFailed { error, after } => Evidence::WorktreeFailed(WorktreeFailed {
+                error,
+                after,
+                agent,
+                lease_expires_at,
+            }),
+        };
+        append(&tx, id, now, by, Some(TaskState::Open), &evidence)?;
         let task = load_task(&tx, id)?;
         tx.commit()?;
         Ok(task)
@@ -869,7 +901,7 @@ impl Ledger {
         agent: &str,
         head: &str,
         to: TaskState,
-        evidence: Value,
+        evidence: Submitted,
         now: Timestamp,
     ) -> Result<Task> {
         let tx = self.write()?;
@@ -881,18 +913,18 @@ impl Ledger {
                  updated_at = ?4 WHERE seq = ?5",
             params![to.as_str(), queued_at, head, now.0, id.0],
         )?;
-        let mut evidence = evidence;
-        if let Value::Object(map) = &mut evidence {
-            map.insert("attempt".into(), json!(task.attempt + 1));
-        }
+        // The ledger counts attempts, inside this transaction.
+        let evidence = Evidence::Submitted(Submitted {
+            attempt: task.attempt + 1,
+            ..evidence
+        });
         append(
             &tx,
             id,
             now,
-            EventKind::Submitted,
             &Actor::Agent(agent.to_owned()),
             Some(to),
-            evidence,
+            &evidence,
         )?;
         let task = load_task(&tx, id)?;
         tx.commit()?;
@@ -905,7 +937,13 @@ impl Ledger {
         let task = load_task(&tx, id)?;
         if task.state != TaskState::AwaitingApproval {
             let approved_this_attempt = last_event(&tx, id, Newest::Of(EventKind::Approved))?
-                .is_some_and(|e| e.by == *by && e.evidence["attempt"] == json!(task.attempt));
+                .is_some_and(|e| {
+                    let attempt = match e.what {
+                        Evidence::Approved(a) => Some(a.attempt),
+                        _ => None,
+                    };
+                    e.by == *by && attempt == Some(task.attempt)
+                });
             // The same approval again (its reply lost): the answer it got the first time,
             // with the task as it is now, landed perhaps.
             if approved_this_attempt && task.approved_attempt == Some(task.attempt) {
@@ -928,16 +966,10 @@ impl Ledger {
                  updated_at = ?1 WHERE seq = ?2",
             params![now.0, id.0],
         )?;
-        let evidence = json!({"attempt": task.attempt});
-        append(
-            &tx,
-            id,
-            now,
-            EventKind::Approved,
-            by,
-            Some(TaskState::Queued),
-            evidence,
-        )?;
+        let evidence = Evidence::Approved(Attempt {
+            attempt: task.attempt,
+        });
+        append(&tx, id, now, by, Some(TaskState::Queued), &evidence)?;
         let task = load_task(&tx, id)?;
         tx.commit()?;
         Ok(task)
@@ -950,57 +982,45 @@ impl Ledger {
         &mut self,
         id: TaskId,
         by: &Actor,
-        kind: EventKind,
-        evidence: Value,
+        evidence: Evidence,
         lease: Duration,
         now: Timestamp,
     ) -> Result<Task> {
-        self.leave_queue(
-            id,
-            by,
-            kind,
-            TaskState::Returned,
-            evidence,
-            Some(lease),
-            now,
-        )
+        self.leave_queue(id, by, TaskState::Returned, evidence, Some(lease), now)
     }
 
     /// The rebased change needs an approval it does not have: back to the checkpoint.
     pub fn hold_for_approval(
         &mut self,
         id: TaskId,
-        evidence: Value,
+        evidence: NeedsApproval,
         now: Timestamp,
     ) -> Result<Task> {
         self.leave_queue(
             id,
             &Actor::Daemon,
-            EventKind::NeedsApproval,
             TaskState::AwaitingApproval,
-            evidence,
+            Evidence::NeedsApproval(evidence),
             None,
             now,
         )
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn leave_queue(
         &mut self,
         id: TaskId,
         by: &Actor,
-        kind: EventKind,
         to: TaskState,
-        evidence: Value,
+        evidence: Evidence,
         lease: Option<Duration>,
         now: Timestamp,
     ) -> Result<Task> {
         let tx = self.write()?;
         let task = load_task(&tx, id)?;
-        if kind == EventKind::Rejected
+        if matches!(evidence, Evidence::Rejected(_))
             && task.state == to
             && last_event(&tx, id, Newest::Change)?
-                .is_some_and(|e| e.event == kind && e.by == *by && e.evidence == evidence)
+                .is_some_and(|e| e.by == *by && e.what == evidence)
         {
             return Ok(task);
         }
@@ -1028,7 +1048,7 @@ impl Ledger {
             params![to.as_str(), expires, now.0, id.0],
         )?;
         tx.execute("DELETE FROM integrations WHERE task = ?1", [id.0])?;
-        append(&tx, id, now, kind, by, Some(to), evidence)?;
+        append(&tx, id, now, by, Some(to), &evidence)?;
         let task = load_task(&tx, id)?;
         tx.commit()?;
         Ok(task)
@@ -1059,15 +1079,18 @@ impl Ledger {
              VALUES (?1, ?2, 'started', ?3, ?4, NULL, ?5)",
             params![id.0, task.attempt, onto, branch_tip, now.0],
         )?;
-        let evidence = json!({"attempt": task.attempt, "onto": onto, "branch_tip": branch_tip});
+        let evidence = Evidence::IntegrationStarted(IntegrationStarted {
+            attempt: task.attempt,
+            onto: onto.to_owned(),
+            branch_tip: branch_tip.to_owned(),
+        });
         append(
             &tx,
             id,
             now,
-            EventKind::IntegrationStarted,
             &Actor::Daemon,
             Some(TaskState::Verifying),
-            evidence,
+            &evidence,
         )?;
         let integration = load_integration(&tx, id)?.expect("just written");
         tx.commit()?;
@@ -1098,8 +1121,7 @@ impl Ledger {
         id: TaskId,
         step: Step,
         head: Option<&str>,
-        kind: EventKind,
-        evidence: Value,
+        evidence: Evidence,
         now: Timestamp,
     ) -> Result<Integration> {
         let tx = self.write()?;
@@ -1113,7 +1135,7 @@ impl Ledger {
                 "{id} has no integration in progress"
             )));
         }
-        append(&tx, id, now, kind, &Actor::Daemon, None, evidence)?;
+        append(&tx, id, now, &Actor::Daemon, None, &evidence)?;
         let integration = load_integration(&tx, id)?.expect("just updated");
         if step == Step::BaseMoved
             && let Some(head) = &integration.head
@@ -1134,15 +1156,19 @@ impl Ledger {
     pub fn candidate_failed(
         &mut self,
         id: TaskId,
-        kind: EventKind,
-        evidence: Value,
+        evidence: Evidence,
         now: Timestamp,
     ) -> Result<Integration> {
         let tx = self.write()?;
         let changed = tx.execute(
             "UPDATE integrations SET step = 'failed', failure_kind = ?1, failure = ?2, failures = 0,
                  updated_at = ?3 WHERE task = ?4",
-            params![kind.as_str(), evidence.to_string(), now.0, id.0],
+            params![
+                evidence.kind().as_str(),
+                payload_text(&evidence)?,
+                now.0,
+                id.0
+            ],
         )?;
         if changed == 0 {
             return Err(LedgerError::Refused(format!(
@@ -1179,7 +1205,7 @@ impl Ledger {
         &mut self,
         id: TaskId,
         onto: &str,
-        evidence: Value,
+        evidence: evidence::BaseRaced,
         now: Timestamp,
     ) -> Result<Integration> {
         let tx = self.write()?;
@@ -1192,10 +1218,9 @@ impl Ledger {
             &tx,
             id,
             now,
-            EventKind::BaseRaced,
             &Actor::Daemon,
             None,
-            evidence,
+            &Evidence::BaseRaced(evidence),
         )?;
         let integration = load_integration(&tx, id)?
             .ok_or_else(|| LedgerError::Refused(format!("{id} has no integration in progress")))?;
@@ -1204,13 +1229,7 @@ impl Ledger {
     }
 
     /// The task landed: merged, its claim and ports freed, its integration done.
-    pub fn merged(
-        &mut self,
-        id: TaskId,
-        commit: &str,
-        evidence: Value,
-        now: Timestamp,
-    ) -> Result<Task> {
+    pub fn merged(&mut self, id: TaskId, evidence: Merged, now: Timestamp) -> Result<Task> {
         let tx = self.write()?;
         tx.execute(
             "UPDATE tasks SET state = 'merged', agent = NULL, lease_expires_at = NULL, port_base = NULL,
@@ -1218,18 +1237,13 @@ impl Ledger {
             params![now.0, id.0],
         )?;
         tx.execute("DELETE FROM integrations WHERE task = ?1", [id.0])?;
-        let mut evidence = evidence;
-        if let Value::Object(map) = &mut evidence {
-            map.insert("commit".into(), json!(commit));
-        }
         append(
             &tx,
             id,
             now,
-            EventKind::Merged,
             &Actor::Daemon,
             Some(TaskState::Merged),
-            evidence,
+            &Evidence::Merged(evidence),
         )?;
         let task = load_task(&tx, id)?;
         tx.commit()?;
@@ -1267,8 +1281,11 @@ impl Ledger {
             "UPDATE tasks SET priority = ?1, updated_at = ?2 WHERE seq = ?3",
             params![priority, now.0, id.0],
         )?;
-        let evidence = json!({"from": task.priority, "to": priority});
-        append(&tx, id, now, EventKind::PriorityChanged, by, None, evidence)?;
+        let evidence = Evidence::PriorityChanged(PriorityChanged {
+            from: task.priority,
+            to: priority,
+        });
+        append(&tx, id, now, by, None, &evidence)?;
         let task = load_task(&tx, id)?;
         tx.commit()?;
         Ok(task)
@@ -1318,16 +1335,14 @@ impl Ledger {
         let tx = self.write()?;
         load_task(&tx, pr.task)?;
         save_pr(&tx, pr)?;
-        let evidence = json!({"number": pr.number, "url": pr.url, "found_existing": found});
-        append(
-            &tx,
-            pr.task,
-            now,
-            EventKind::PrOpened,
-            &Actor::Daemon,
-            None,
-            evidence,
-        )?;
+        let evidence = Evidence::PrOpened(PrOpened {
+            number: pr.number,
+            url: pr.url.clone(),
+            found_existing: Some(found),
+            head: None,
+            replaces: None,
+        });
+        append(&tx, pr.task, now, &Actor::Daemon, None, &evidence)?;
         tx.commit()?;
         Ok(())
     }
@@ -1364,7 +1379,7 @@ impl Ledger {
         let tx = self.write()?;
         let task = load_task(&tx, id)?;
         let same_cancel = last_event(&tx, id, Newest::Change)?.is_some_and(|e| {
-            e.event == EventKind::Cancelled && e.by == *by && e.evidence["reason"] == reason
+            e.by == *by && matches!(&e.what, Evidence::Cancelled(c) if c.reason == reason)
         });
         if task.state == TaskState::Cancelled && same_cancel {
             return Ok(task);
@@ -1387,16 +1402,12 @@ impl Ledger {
                  port_base = NULL, updated_at = ?1 WHERE seq = ?2",
             params![now.0, id.0],
         )?;
-        let evidence = json!({"reason": reason, "was": task.state, "branch": task.branch});
-        append(
-            &tx,
-            id,
-            now,
-            EventKind::Cancelled,
-            by,
-            Some(TaskState::Cancelled),
-            evidence,
-        )?;
+        let evidence = Evidence::Cancelled(Cancelled {
+            reason: reason.to_owned(),
+            was: task.state,
+            branch: task.branch.clone(),
+        });
+        append(&tx, id, now, by, Some(TaskState::Cancelled), &evidence)?;
         let task = load_task(&tx, id)?;
         tx.commit()?;
         Ok(task)
@@ -1408,7 +1419,7 @@ impl Ledger {
         id: TaskId,
         path: Option<&str>,
         ready: bool,
-        event: Option<(EventKind, Value)>,
+        event: Option<Evidence>,
         now: Timestamp,
     ) -> Result<Task> {
         let tx = self.write()?;
@@ -1416,8 +1427,8 @@ impl Ledger {
             "UPDATE tasks SET worktree = ?1, worktree_ready = ?2, updated_at = ?3 WHERE seq = ?4",
             params![path, ready, now.0, id.0],
         )?;
-        if let Some((kind, evidence)) = event {
-            append(&tx, id, now, kind, &Actor::Daemon, None, evidence)?;
+        if let Some(evidence) = event {
+            append(&tx, id, now, &Actor::Daemon, None, &evidence)?;
         }
         let task = load_task(&tx, id)?;
         tx.commit()?;
@@ -1428,14 +1439,13 @@ impl Ledger {
     pub fn note(
         &mut self,
         id: TaskId,
-        kind: EventKind,
         by: &Actor,
-        evidence: Value,
+        evidence: Evidence,
         now: Timestamp,
     ) -> Result<()> {
         let tx = self.write()?;
         load_task(&tx, id)?;
-        append(&tx, id, now, kind, by, None, evidence)?;
+        append(&tx, id, now, by, None, &evidence)?;
         tx.commit()?;
         Ok(())
     }
@@ -1572,17 +1582,19 @@ fn set_meta(conn: &Connection, key: &str, value: Option<&Value>) -> Result<()> {
 fn append_queue_event(
     conn: &Connection,
     at: Timestamp,
-    kind: QueueEventKind,
     by: &Actor,
-    evidence: &Value,
+    evidence: &QueueEvidence,
 ) -> Result<()> {
+    let payload = evidence
+        .payload()
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     conn.execute(
         "INSERT INTO queue_events (at, kind, actor, evidence) VALUES (?1, ?2, ?3, ?4)",
         params![
             at.0,
-            kind.as_str(),
+            evidence.kind().as_str(),
             json!(by).to_string(),
-            evidence.to_string()
+            payload.to_string()
         ],
     )?;
     Ok(())
@@ -1616,7 +1628,7 @@ fn last_event(conn: &Connection, id: TaskId, which: Newest) -> Result<Option<Eve
 /// refused now is a retry of one that succeeded (its reply lost), and gets the same
 /// answer.
 fn is_replay(conn: &Connection, id: TaskId, kind: EventKind, by: &Actor) -> Result<bool> {
-    Ok(last_event(conn, id, Newest::Change)?.is_some_and(|e| e.event == kind && e.by == *by))
+    Ok(last_event(conn, id, Newest::Change)?.is_some_and(|e| e.kind() == kind && e.by == *by))
 }
 
 fn check_holder(task: &Task, agent: &str) -> Result<()> {
@@ -1673,23 +1685,31 @@ fn append(
     tx: &Transaction<'_>,
     id: TaskId,
     at: Timestamp,
-    kind: EventKind,
     by: &Actor,
     state: Option<TaskState>,
-    evidence: Value,
+    evidence: &Evidence,
 ) -> Result<()> {
     tx.execute(
         "INSERT INTO events (task, at, kind, actor, state, evidence) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             id.0,
             at.0,
-            kind.as_str(),
+            evidence.kind().as_str(),
             json!(by).to_string(),
             state.map(TaskState::as_str),
-            evidence.to_string()
+            payload_text(evidence)?
         ],
     )?;
     Ok(())
+}
+
+/// An event's payload as the `evidence` column holds it: a JSON object.
+fn payload_text(evidence: &Evidence) -> Result<String> {
+    // Only a payload that JSON cannot hold fails (a log path that is not UTF-8).
+    let payload = evidence
+        .payload()
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    Ok(payload.to_string())
 }
 
 const TASK_COLUMNS: &str =
@@ -1719,7 +1739,10 @@ fn load_integration(conn: &Connection, id: TaskId) -> Result<Option<Integration>
                     branch_tip: r.get(4)?,
                     head: r.get(5)?,
                     failure: match r.get::<_, Option<String>>(6)? {
-                        Some(_) => Some((name_column(r, 6)?, json_column(r, 7)?)),
+                        Some(_) => Some(Evidence::from_payload(
+                            name_column(r, 6)?,
+                            json_column(r, 7)?,
+                        )),
                         None => None,
                     },
                 })
@@ -1828,9 +1851,8 @@ fn name_column<T: serde::de::DeserializeOwned>(row: &Row<'_>, i: usize) -> rusql
 fn queue_event_from_row(r: &Row<'_>) -> rusqlite::Result<QueueEvent> {
     Ok(QueueEvent {
         at: Timestamp(r.get(0)?),
-        event: name_column(r, 1)?,
         by: json_column(r, 2)?,
-        evidence: json_column(r, 3)?,
+        what: QueueEvidence::from_payload(name_column(r, 1)?, json_column(r, 3)?),
     })
 }
 
@@ -1838,7 +1860,6 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
     Ok(Event {
         task: TaskId(row.get(0)?),
         at: Timestamp(row.get(1)?),
-        event: name_column(row, 2)?,
         by: json_column(row, 3)?,
         state: row
             .get::<_, Option<String>>(4)?
@@ -1847,7 +1868,9 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
             .map_err(|e: String| {
                 rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, e.into())
             })?,
-        evidence: json_column(row, 5)?,
+        // A payload that does not fit its kind's type reads as `Evidence::Unknown`: one
+        // old event of an odd shape must not make a task's whole timeline unreadable.
+        what: Evidence::from_payload(name_column(row, 2)?, json_column(row, 5)?),
     })
 }
 
@@ -1941,16 +1964,18 @@ mod tests {
         rec.pushed_head = Some("def".into());
         assert_eq!(l.prs().unwrap(), vec![rec]);
         let opened = l.events(t.id).unwrap().pop().unwrap();
-        assert_eq!(opened.event, EventKind::PrOpened);
-        assert_eq!(opened.evidence["found_existing"], true);
+        match opened.what {
+            Evidence::PrOpened(pr) => assert_eq!(pr.found_existing, Some(true)),
+            other => panic!("{other:?}"),
+        }
 
         let by = Actor::Person("alice".into());
         let t = l.set_priority(t.id, &by, 5, Timestamp(3)).unwrap();
         assert_eq!(t.priority, 5);
         let e = l.events(t.id).unwrap().pop().unwrap();
         assert_eq!(
-            (e.event, e.evidence["from"].clone()),
-            (EventKind::PriorityChanged, serde_json::json!(0))
+            e.what,
+            Evidence::PriorityChanged(PriorityChanged { from: 0, to: 5 })
         );
         l.cancel(t.id, &by, "no", Timestamp(4)).unwrap();
         assert!(matches!(
@@ -2025,7 +2050,7 @@ mod tests {
         assert_eq!(a.state, TaskState::Open);
         let events = l.events(a.id).unwrap();
         assert_eq!(events.len(), 1);
-        assert_eq!(events[0].event, EventKind::Created);
+        assert_eq!(events[0].kind(), EventKind::Created);
         assert_eq!(events[0].by, Actor::Person("planner".into()));
     }
 
@@ -2071,8 +2096,7 @@ mod tests {
         l.release(
             TaskId(1),
             &Actor::Agent("a".into()),
-            EventKind::Released,
-            json!({}),
+            Release::Released,
             Timestamp(30),
         )
         .unwrap();
@@ -2096,8 +2120,7 @@ mod tests {
             .release(
                 TaskId(1),
                 &Actor::Agent("b".into()),
-                EventKind::Released,
-                json!({}),
+                Release::Released,
                 Timestamp(20),
             )
             .unwrap_err();
@@ -2125,8 +2148,7 @@ mod tests {
             .release(
                 TaskId(1),
                 &Actor::Daemon,
-                EventKind::LeaseExpired,
-                json!({}),
+                Release::LeaseExpired,
                 Timestamp(60_000),
             )
             .unwrap();
@@ -2136,7 +2158,7 @@ mod tests {
             .events(TaskId(1))
             .unwrap()
             .iter()
-            .map(|e| e.event)
+            .map(|e| e.kind())
             .collect();
         assert_eq!(
             kinds,
@@ -2176,7 +2198,8 @@ mod tests {
         l.tasks(None).unwrap();
         assert_eq!(l.changes(), unchanged, "a read is not");
         let (events, queue, marks) = l.events_after(start).unwrap();
-        let titles: Vec<(TaskId, EventKind)> = events.iter().map(|e| (e.task, e.event)).collect();
+        let titles: Vec<(TaskId, EventKind)> =
+            events.iter().map(|e| (e.task, e.what.kind())).collect();
         assert_eq!(
             titles,
             [
@@ -2242,6 +2265,91 @@ mod tests {
             .unwrap();
         assert_eq!(next.id, TaskId(8));
         assert!(l.queue_events().unwrap().is_empty());
+    }
+
+    #[test]
+    fn events_an_older_version_wrote_still_read_whatever_their_shape() {
+        // Payloads as earlier versions wrote them: a `created` before request ids, a
+        // release that also noted the branch, a verify before attempts were noted, and
+        // two shapes no type of this version has (a `what` since renamed, a PR replaced
+        // under another field name).
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..4] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 4).unwrap();
+            conn.execute(
+                "INSERT INTO tasks (seq, title, body, accept, scope, priority, state, branch,
+                     created_at, updated_at)
+                 VALUES (7, 'Old', '', '[]', '[]', 0, 'open', 'switchyard/t7-old', 1, 1)",
+                [],
+            )
+            .unwrap();
+            for (kind, evidence) in [
+                (
+                    "created",
+                    r#"{"title":"Old","scope":[],"subsystems":[],"priority":0}"#,
+                ),
+                (
+                    "released",
+                    r#"{"agent":"alice","lease_expires_at":null,"branch":"switchyard/t7-old"}"#,
+                ),
+                ("verify_passed", r#"{"head":"h","onto":"o","commands":[]}"#),
+                (
+                    "changed_on_github",
+                    r#"{"what":"changed","reason":"r","head":"h"}"#,
+                ),
+                (
+                    "pr_opened",
+                    r#"{"number":2,"url":"u","head":"h","replaces_closed_pr":true}"#,
+                ),
+            ] {
+                conn.execute(
+                    "INSERT INTO events (task, at, kind, actor, state, evidence)
+                     VALUES (7, 1, ?1, '{\"kind\":\"daemon\"}', NULL, ?2)",
+                    params![kind, evidence],
+                )
+                .unwrap();
+            }
+        }
+        let l = Ledger::open(&path).unwrap();
+        let events = l.events(TaskId(7)).unwrap();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind().as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "created",
+                "released",
+                "verify_passed",
+                "changed_on_github",
+                "pr_opened"
+            ]
+        );
+        assert!(matches!(&events[0].what, Evidence::Created(c) if c.request_id.is_none()));
+        assert!(
+            matches!(&events[1].what, Evidence::Released(r) if r.agent.as_deref() == Some("alice"))
+        );
+        assert!(matches!(&events[2].what, Evidence::VerifyPassed(v) if v.attempt.is_none()));
+        // No shape fits: kept as it was written, and shown so.
+        assert_eq!(
+            events[3].what,
+            Evidence::Unknown {
+                kind: EventKind::ChangedOnGithub,
+                raw: json!({"what": "changed", "reason": "r", "head": "h"})
+            }
+        );
+        assert!(matches!(&events[4].what, Evidence::PrOpened(p) if p.replaces.is_none()));
+        let changed = l
+            .last_event(TaskId(7), EventKind::ChangedOnGithub)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(&changed).unwrap()["evidence"]["what"],
+            "changed"
+        );
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub fn pause(p: &Pause) -> String {
     format!(
         "the queue is paused since {} ({}): {}\n  `switchyard resume --by NAME` accepts the base as it is and goes on; `switchyard log --queue` has the details",
         p.since,
-        p.event.as_str(),
+        p.what.kind().as_str(),
         p.reason
     )
 }
@@ -100,7 +100,9 @@ pub fn queue_event_line(e: &QueueEvent) -> String {
         Actor::Person(n) => n.clone(),
         Actor::Daemon => "daemon".to_owned(),
     };
-    format!("{}  {:<18} by {by}  {}", e.at, e.event.as_str(), e.evidence)
+    // The payload as the ledger holds it: every field, whatever the kind.
+    let evidence = e.what.payload().unwrap_or_default();
+    format!("{}  {:<18} by {by}  {evidence}", e.at, e.kind().as_str())
 }
 
 pub fn event_line(e: &Event) -> String {
@@ -110,14 +112,16 @@ pub fn event_line(e: &Event) -> String {
         Actor::Daemon => "daemon".to_owned(),
     };
     let state = e.state.map(|s| format!(" -> {s}")).unwrap_or_default();
-    let evidence = match &e.evidence {
-        serde_json::Value::Object(m) if m.is_empty() => String::new(),
-        v => format!("  {v}"),
+    // The payload as the ledger holds it: every field, whatever the kind.
+    let evidence = match e.what.payload() {
+        Ok(serde_json::Value::Object(m)) if m.is_empty() => String::new(),
+        Ok(v) => format!("  {v}"),
+        Err(_) => String::new(),
     };
     format!(
         "{}  {:<18} by {by}{state}{evidence}",
         e.at,
-        e.event.as_str()
+        e.kind().as_str()
     )
 }
 

@@ -163,8 +163,8 @@ pub(super) async fn run(
 fn wakes_the_queue(event: &Committed) -> bool {
     match event {
         Committed::Task(e) => {
-            e.state == Some(TaskState::Queued) || e.event == EventKind::PriorityChanged
+            e.state == Some(TaskState::Queued) || e.what.kind() == EventKind::PriorityChanged
         }
-        Committed::Queue(e) => e.event == QueueEventKind::Resumed,
+        Committed::Queue(e) => e.what.kind() == QueueEventKind::Resumed,
     }
 }

@@ -26,7 +26,10 @@ use crate::github::checks::{self, Verdict};
 use crate::github::client::PullRequest;
 use crate::github::command::{self, Command};
 use crate::github::{Client, Error as GhError, card};
-use crate::model::{Actor, EventKind, Task, TaskId, TaskState, Timestamp};
+use crate::model::evidence::{
+    self, ChangedOnGithub, CheckResult, PrChange, PrOpened, VerifyFailure,
+};
+use crate::model::{Actor, EventKind, Evidence, Task, TaskId, TaskState, Timestamp};
 use crate::store::{Integration, PrRecord};
 
 /// What the daemon holds for GitHub.
@@ -96,17 +99,6 @@ impl Hub {
     fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
     }
-}
-
-/// What a person did to a task's PR on GitHub (`changed_on_github`'s `what`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub(super) enum PrChange {
-    Closed,
-    BranchDeleted,
-    BaseChanged,
-    /// Commits the submission does not contain were pushed to its branch.
-    Pushed,
 }
 
 impl PrChange {
@@ -381,23 +373,20 @@ impl Hub {
         let Some((what, reason)) = what else {
             return Ok(false);
         };
-        let evidence =
-            json!({"what": what, "reason": reason, "pr": pr.number, "head": pr.head.sha});
+        let evidence = Evidence::ChangedOnGithub(ChangedOnGithub::OnPr {
+            what,
+            reason: reason.clone(),
+            pr: pr.number,
+            head: pr.head.sha.clone(),
+        });
         let lease = svc.config.claims.lease;
         let returned = svc.ledger(|l| {
             let task = l.task(id)?;
             if !matches!(task.state, TaskState::Queued | TaskState::AwaitingApproval) {
                 return Ok(None);
             }
-            l.give_back(
-                id,
-                &Actor::Daemon,
-                EventKind::ChangedOnGithub,
-                evidence,
-                lease,
-                Timestamp::now(),
-            )
-            .map(Some)
+            l.give_back(id, &Actor::Daemon, evidence, lease, Timestamp::now())
+                .map(Some)
         })?;
         if returned.is_some() {
             info!(?what, "changed on GitHub; back to its executor");
@@ -553,11 +542,12 @@ impl Hub {
         svc.ledger(|l| {
             l.note(
                 id,
-                EventKind::Retried,
                 &Actor::Person(
                     crate::model::normalize_name(login).unwrap_or_else(|_| login.to_owned()),
                 ),
-                json!({"attempt": task.attempt}),
+                Evidence::Retried(evidence::Attempt {
+                    attempt: task.attempt,
+                }),
                 Timestamp::now(),
             )
         })?;
@@ -653,16 +643,14 @@ impl Hub {
                             None => return Ok(()),
                         },
                     };
-                    let evidence = json!({"number": new.number, "url": new.html_url, "head": head, "replaces": rec.number});
-                    svc.ledger(|l| {
-                        l.note(
-                            id,
-                            EventKind::PrOpened,
-                            &Actor::Daemon,
-                            evidence,
-                            Timestamp::now(),
-                        )
-                    })?;
+                    let evidence = Evidence::PrOpened(PrOpened {
+                        number: new.number,
+                        url: new.html_url.clone(),
+                        found_existing: None,
+                        head: Some(head.clone()),
+                        replaces: Some(rec.number),
+                    });
+                    svc.ledger(|l| l.note(id, &Actor::Daemon, evidence, Timestamp::now()))?;
                     new
                 }
                 Err(e) => return Err(gh_err(e)),
@@ -723,17 +711,15 @@ impl Hub {
                 let reason = events
                     .iter()
                     .rev()
-                    .find(|e| e.event == EventKind::Cancelled)
+                    .find(|e| e.kind() == EventKind::Cancelled)
                     .map(|e| {
-                        format!(
-                            "{} cancelled it{}",
-                            e.by,
-                            e.evidence
-                                .get("reason")
-                                .and_then(|r| r.as_str())
-                                .filter(|r| !r.is_empty())
-                                .map_or(String::new(), |r| format!(": {r}"))
-                        )
+                        let why = match &e.what {
+                            Evidence::Cancelled(c) if !c.reason.is_empty() => {
+                                format!(": {}", c.reason)
+                            }
+                            _ => String::new(),
+                        };
+                        format!("{} cancelled it{why}", e.by)
                     })
                     .unwrap_or_default();
                 let pr = self
@@ -810,19 +796,16 @@ impl Hub {
             "{} on {} has commits this submission does not contain; fetch them into the task's branch (or delete the remote branch) and submit again",
             task.branch, self.remote
         );
-        let evidence = json!({"what": PrChange::Pushed, "reason": reason, "remote_tip": theirs});
+        let evidence = Evidence::ChangedOnGithub(ChangedOnGithub::OnRemoteBranch {
+            what: PrChange::Pushed,
+            reason,
+            remote_tip: theirs,
+        });
         let lease = svc.config.claims.lease;
         svc.ledger(|l| {
             let t = l.task(task.id)?;
             if matches!(t.state, TaskState::Queued | TaskState::AwaitingApproval) {
-                l.give_back(
-                    task.id,
-                    &Actor::Daemon,
-                    EventKind::ChangedOnGithub,
-                    evidence,
-                    lease,
-                    Timestamp::now(),
-                )?;
+                l.give_back(task.id, &Actor::Daemon, evidence, lease, Timestamp::now())?;
             }
             Ok::<_, crate::store::LedgerError>(())
         })?;
@@ -1064,7 +1047,7 @@ impl Hub {
         i: &Integration,
         head: &str,
         required: &[String],
-    ) -> Result<Option<std::result::Result<serde_json::Value, serde_json::Value>>> {
+    ) -> Result<Option<std::result::Result<Vec<CheckResult>, VerifyFailure>>> {
         let root = &svc.repo.main_root;
         let branch = crate::github::verify_branch(i.task);
         let theirs = gitcli::remote_tip(root, &self.remote, &branch)?;
@@ -1098,21 +1081,21 @@ impl Hub {
                             last_pending = waiting;
                         }
                     }
-                    Verdict::Passed(checks) => break Ok(json!({"checks": checks})),
-                    Verdict::Failed(check) => break Err(json!({"check": check})),
+                    Verdict::Passed(checks) => break Ok(checks),
+                    Verdict::Failed(check) => break Err(VerifyFailure::Check { check }),
                 },
                 Err(e) if e.is_transient() => warn!(error = %e, "cannot read the checks yet"),
                 Err(e) => return Err(gh_err(e)),
             }
             if started.elapsed() >= timeout {
-                break Err(json!({
-                    "reason": format!(
+                break Err(VerifyFailure::TimedOut {
+                    reason: format!(
                         "timed out after {}s waiting for {}",
                         timeout.as_secs(),
                         last_pending.join(", ")
                     ),
-                    "pending": last_pending,
-                }));
+                    pending: last_pending,
+                });
             }
             std::thread::sleep(every);
         };
@@ -1125,11 +1108,10 @@ impl Hub {
 
 /// The commit a merged task landed as.
 fn landed_commit(events: &[crate::model::Event]) -> Option<&str> {
-    events
-        .iter()
-        .rev()
-        .find(|e| e.event == EventKind::BaseMoved)
-        .and_then(|e| e.evidence.get("to").and_then(|v| v.as_str()))
+    events.iter().rev().find_map(|e| match &e.what {
+        Evidence::BaseMoved(moved) => Some(moved.to.as_str()),
+        _ => None,
+    })
 }
 
 fn approvers_text(approvers: &[Approver]) -> String {

@@ -13,7 +13,6 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde_json::json;
 use tracing::{info, info_span, warn};
 
 use super::github::Hub;
@@ -23,7 +22,14 @@ use crate::command;
 use crate::config::{Land, VerifyOn};
 use crate::git;
 use crate::gitcli::{self, Replayed};
-use crate::model::{Actor, EventKind, Pause, QueueEventKind, Task, TaskId, TaskState, Timestamp};
+use crate::model::evidence::{
+    self, BaseNotOurs, BranchUpdated, ChangedOnGithub, CheckoutLeftBehind, CheckoutUpdated,
+    CommitLine, Conflict, IntegrationFailed, LeftBase, Merged, NeedsApproval, Submitted,
+    Verification, VerifyFailed, VerifyFailure, VerifyPassed,
+};
+use crate::model::{
+    Actor, EventKind, Evidence, Pause, QueueEvidence, Task, TaskId, TaskState, Timestamp,
+};
 use crate::queue;
 use crate::queue::planner::{self, Action, Onto, Snapshot};
 use crate::store::{Integration, Step};
@@ -112,14 +118,16 @@ impl Service {
         } else {
             TaskState::Queued
         };
-        let evidence = json!({
-            "head": tip,
-            "merge_base": merge_base,
-            "paths": review.paths,
-            "subsystems": review.touched,
-            "checkpoints": review.reasons(),
-            "out_of_scope": review.out_of_scope,
-        });
+        let evidence = Submitted {
+            head: tip.clone(),
+            merge_base,
+            paths: review.paths as u64,
+            subsystems: review.touched.iter().cloned().collect(),
+            checkpoints: review.reasons(),
+            out_of_scope: review.out_of_scope.clone(),
+            // The ledger counts attempts; this is what it will count.
+            attempt: task.attempt + 1,
+        };
         // What was submitted is what gets integrated (and what an approval approves),
         // whatever happens to the branch afterwards; a ref keeps it reachable.
         gitcli::git(root, &["update-ref", &submitted_ref(id), &tip])?;
@@ -147,7 +155,11 @@ impl Service {
         let Some(event) = self.ledger(|l| l.last_event(task.id, EventKind::Submitted))? else {
             return Ok(None);
         };
-        let submitted = event.evidence["head"].as_str();
+        // A submission the ledger cannot read is not one to answer for again.
+        let Evidence::Submitted(submission) = event.what else {
+            return Ok(None);
+        };
+        let submitted = Some(submission.head.as_str());
         if event.by != Actor::Agent(agent.to_owned()) || submitted != task.submitted_head.as_deref()
         {
             return Ok(None);
@@ -164,8 +176,11 @@ impl Service {
             // submitted, if its executor had moved on).
             TaskState::Merged => {
                 let landed = self.ledger(|l| l.last_event(task.id, EventKind::Merged))?;
-                let landed = landed.as_ref().and_then(|e| e.evidence["commit"].as_str());
-                tip.as_deref() == submitted || (tip.is_some() && tip.as_deref() == landed)
+                let landed = match landed.map(|e| e.what) {
+                    Some(Evidence::Merged(m)) => Some(m.commit),
+                    _ => None,
+                };
+                tip.as_deref() == submitted || (tip.is_some() && tip == landed)
             }
             TaskState::Open | TaskState::Claimed | TaskState::Returned | TaskState::Cancelled => {
                 false
@@ -174,17 +189,9 @@ impl Service {
         if !same {
             return Ok(None);
         }
-        let checkpoints = event.evidence["checkpoints"]
-            .as_array()
-            .map(|c| {
-                c.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
         Ok(Some(api::Submitted {
             task: task.clone(),
-            checkpoints,
+            checkpoints: submission.checkpoints,
             warnings: vec![format!(
                 "{} was already submitted (attempt {}); nothing changed",
                 task.id, task.attempt
@@ -209,12 +216,13 @@ impl Service {
                 "a rejection needs a --reason for the executor",
             ));
         }
-        let evidence = json!({"reason": reason});
+        let evidence = Evidence::Rejected(evidence::Rejected {
+            reason: reason.to_owned(),
+        });
         let task = self.ledger(|l| {
             l.give_back(
                 id,
                 &by,
-                EventKind::Rejected,
                 evidence,
                 self.config.claims.lease,
                 Timestamp::now(),
@@ -334,14 +342,14 @@ impl Service {
             Action::Abandon { .. } => Ok(()),
             Action::Return { .. } => {
                 let i = integration()?;
-                let (kind, evidence) = i.failure.ok_or_else(|| {
+                let evidence = i.failure.ok_or_else(|| {
                     ApiError::internal(format!("{id} failed without a recorded reason"))
                 })?;
                 info!(
-                    kind = kind.as_str(),
+                    kind = evidence.kind().as_str(),
                     "first in line, its failure is its own; back to the executor"
                 );
-                self.give_back(id, kind, evidence)
+                self.give_back(id, evidence)
             }
         };
         self.github_wanted();
@@ -393,8 +401,11 @@ impl Service {
         let n = self.ledger(|l| l.integration_failed(id))?;
         warn!(error = %e.message, attempt = n, "integration failed");
         if n >= MAX_INTEGRATION_FAILURES {
-            let evidence = json!({"error": e.message, "tries": n});
-            self.give_back(id, EventKind::IntegrationFailed, evidence)?;
+            let evidence = Evidence::IntegrationFailed(IntegrationFailed {
+                error: e.message.clone(),
+                tries: n,
+            });
+            self.give_back(id, evidence)?;
             self.github_wanted();
         }
         Ok(())
@@ -442,14 +453,20 @@ impl Service {
         let task = self.ledger(|l| l.task(i.task))?;
         let upstream =
             git::merge_base(root, &i.branch_tip, &i.onto)?.unwrap_or_else(|| i.onto.clone());
-        let nothing = |reason: String| json!({"onto": i.onto, "paths": [], "reason": reason});
+        let nothing = |reason: String| {
+            Evidence::Conflict(Conflict::Unreplayable {
+                onto: i.onto.clone(),
+                paths: Vec::new(),
+                reason,
+            })
+        };
         if upstream == i.branch_tip {
             info!("nothing to land: the submitted commit is already in the base");
             let reason = format!(
                 "the submitted commit is already part of {}",
                 self.config.base
             );
-            self.fail_candidate(i, EventKind::Conflict, nothing(reason))?;
+            self.fail_candidate(i, nothing(reason))?;
             return Ok(None);
         }
         let replayed = match self.config.queue.land {
@@ -462,18 +479,21 @@ impl Service {
             Replayed::Done { head } => head,
             Replayed::Conflict { commit, paths } => {
                 info!(?paths, "conflict; back to the executor");
-                let evidence = json!({
-                    "onto": i.onto,
-                    "commit": commit,
-                    "paths": paths,
-                    "hint": format!("rebase {} onto {} in the task's worktree, resolve, and submit again", task.branch, self.config.base),
+                let evidence = Evidence::Conflict(Conflict::Paths {
+                    onto: i.onto.clone(),
+                    commit,
+                    paths,
+                    hint: format!(
+                        "rebase {} onto {} in the task's worktree, resolve, and submit again",
+                        task.branch, self.config.base
+                    ),
                 });
-                self.fail_candidate(i, EventKind::Conflict, evidence)?;
+                self.fail_candidate(i, evidence)?;
                 return Ok(None);
             }
             Replayed::Refused { reason } => {
                 info!(%reason, "cannot be replayed faithfully; back to the executor");
-                self.fail_candidate(i, EventKind::Conflict, nothing(reason))?;
+                self.fail_candidate(i, nothing(reason))?;
                 return Ok(None);
             }
         };
@@ -483,7 +503,7 @@ impl Service {
                 "replayed onto {}, its commits change nothing: their changes are already there",
                 self.config.base
             );
-            self.fail_candidate(i, EventKind::Conflict, nothing(reason))?;
+            self.fail_candidate(i, nothing(reason))?;
             return Ok(None);
         }
         // The cheap invariant: what lands is what was checked.
@@ -491,7 +511,10 @@ impl Service {
         let review = queue::review(&changes, &task, &self.config);
         if review.needs_person() && task.approved_attempt != Some(task.attempt) {
             info!("the rebased change needs an approval it does not have");
-            let evidence = json!({"head": head, "checkpoints": review.reasons()});
+            let evidence = NeedsApproval {
+                head: head.clone(),
+                checkpoints: review.reasons(),
+            };
             self.ledger(|l| l.hold_for_approval(i.task, evidence, Timestamp::now()))?;
             return Ok(None);
         }
@@ -501,15 +524,18 @@ impl Service {
         )
         .map(|c| c.trim().parse::<u64>().unwrap_or(0))
         .unwrap_or(0);
-        let evidence =
-            json!({"onto": i.onto, "head": head, "commits": commits, "subsystems": review.touched});
+        let evidence = Evidence::Rebased(evidence::Rebased {
+            onto: i.onto.clone(),
+            head: head.clone(),
+            commits,
+            subsystems: review.touched.iter().cloned().collect(),
+        });
         info!(head = %short(&head), commits, "rebased");
         Ok(Some(self.ledger(|l| {
             l.advance(
                 i.task,
                 Step::Rebased,
                 Some(&head),
-                EventKind::Rebased,
                 evidence,
                 Timestamp::now(),
             )
@@ -580,19 +606,27 @@ impl Service {
                 return Ok(None); // Stopping: verify again after restart.
             };
             return match verdict {
-                Ok(mut evidence) => {
+                Ok(checks) => {
                     info!("the required checks passed");
-                    evidence["head"] = json!(head);
-                    evidence["onto"] = json!(i.onto);
-                    evidence["attempt"] = json!(i.attempt);
-                    self.verified(i, evidence)
+                    self.verified(
+                        i,
+                        VerifyPassed {
+                            head,
+                            onto: i.onto.clone(),
+                            attempt: Some(i.attempt),
+                            by: Verification::Checks { checks },
+                        },
+                    )
                 }
-                Err(mut evidence) => {
-                    info!(evidence = %evidence, "a required check failed; back to the executor");
-                    evidence["head"] = json!(head);
-                    evidence["onto"] = json!(i.onto);
-                    evidence["attempt"] = json!(i.attempt);
-                    self.fail_candidate(i, EventKind::VerifyFailed, evidence)?;
+                Err(failure) => {
+                    info!(failure = ?failure, "a required check failed; back to the executor");
+                    let evidence = Evidence::VerifyFailed(VerifyFailed {
+                        head,
+                        onto: i.onto.clone(),
+                        attempt: Some(i.attempt),
+                        failure,
+                    });
+                    self.fail_candidate(i, evidence)?;
                     Ok(None)
                 }
             };
@@ -637,37 +671,38 @@ impl Service {
             if !passed {
                 let failed = results.last().expect("just pushed");
                 info!(command = %cmd, outcome = ?failed.outcome, log = %failed.log.display(), "verify failed; back to the executor");
-                let evidence = json!({
-                    "head": head,
-                    "onto": i.onto,
-                    "attempt": i.attempt,
-                    "failed": failed,
-                    "passed": &results[..results.len() - 1],
+                let evidence = Evidence::VerifyFailed(VerifyFailed {
+                    head,
+                    onto: i.onto.clone(),
+                    attempt: Some(i.attempt),
+                    failure: VerifyFailure::Command {
+                        failed: failed.clone(),
+                        passed: results[..results.len() - 1].to_vec(),
+                    },
                 });
                 self.clean_integration_worktree(&dir);
-                self.fail_candidate(i, EventKind::VerifyFailed, evidence)?;
+                self.fail_candidate(i, evidence)?;
                 return Ok(None);
             }
         }
         self.clean_integration_worktree(&dir);
         info!(commands = results.len(), "verify passed");
-        let evidence =
-            json!({"head": head, "onto": i.onto, "attempt": i.attempt, "commands": results});
+        let evidence = VerifyPassed {
+            head,
+            onto: i.onto.clone(),
+            attempt: Some(i.attempt),
+            by: Verification::Commands { commands: results },
+        };
         self.verified(i, evidence)
     }
 
-    fn verified(
-        &self,
-        i: &Integration,
-        evidence: serde_json::Value,
-    ) -> Result<Option<Integration>> {
+    fn verified(&self, i: &Integration, evidence: VerifyPassed) -> Result<Option<Integration>> {
         Ok(Some(self.ledger(|l| {
             l.advance(
                 i.task,
                 Step::Verified,
                 None,
-                EventKind::VerifyPassed,
-                evidence,
+                Evidence::VerifyPassed(evidence),
                 Timestamp::now(),
             )
         })?))
@@ -706,8 +741,12 @@ impl Service {
                 };
                 if let Some((what, reason)) = changed {
                     info!(?what, %reason, "the PR changed on GitHub; not merging");
-                    let evidence = json!({"what": what, "reason": reason, "head": head});
-                    self.give_back(i.task, EventKind::ChangedOnGithub, evidence)?;
+                    let evidence = Evidence::ChangedOnGithub(ChangedOnGithub::BeforeMerge {
+                        what,
+                        reason,
+                        head,
+                    });
+                    self.give_back(i.task, evidence)?;
                     return Ok(None);
                 }
                 let pushed = gitcli::push(root, remote, &head, &self.config.base)
@@ -722,16 +761,11 @@ impl Service {
                     }
                 }
                 self.count_step();
-                let evidence = json!({"remote": remote, "commit": head});
-                self.ledger(|l| {
-                    l.note(
-                        i.task,
-                        EventKind::Pushed,
-                        &Actor::Daemon,
-                        evidence,
-                        Timestamp::now(),
-                    )
-                })?;
+                let evidence = Evidence::Pushed(evidence::Pushed {
+                    remote: remote.clone(),
+                    commit: head.clone(),
+                });
+                self.ledger(|l| l.note(i.task, &Actor::Daemon, evidence, Timestamp::now()))?;
             }
             // The remote holds the truth; the local base follows when it can.
             let local = self.base_tip()?;
@@ -754,16 +788,13 @@ impl Service {
             }
         }
         info!(from = %short(&i.onto), to = %short(&head), "base moved");
-        let evidence = json!({"from": i.onto, "to": head, "base": self.config.base});
+        let evidence = Evidence::BaseMoved(evidence::BaseMoved {
+            from: i.onto.clone(),
+            to: head,
+            base: self.config.base.clone(),
+        });
         Ok(Some(self.ledger(|l| {
-            l.advance(
-                i.task,
-                Step::BaseMoved,
-                None,
-                EventKind::BaseMoved,
-                evidence,
-                Timestamp::now(),
-            )
+            l.advance(i.task, Step::BaseMoved, None, evidence, Timestamp::now())
         })?))
     }
 
@@ -815,9 +846,9 @@ impl Service {
         // The description is best effort (the expected commit may be gone after a
         // force-push); the pause is recorded whatever it can say.
         let forward = git::is_ancestor(root, expected, actual).unwrap_or(false);
-        let (event, range, reason) = if forward {
+        let (event, range, reason): (fn(BaseNotOurs) -> QueueEvidence, _, _) = if forward {
             (
-                QueueEventKind::BaseMovedOutside,
+                QueueEvidence::BaseMovedOutside,
                 format!("{expected}..{actual}"),
                 format!(
                     "{base} moved from {} to {}, to commits switchyard did not verify",
@@ -827,7 +858,7 @@ impl Service {
             )
         } else {
             (
-                QueueEventKind::BaseRewound,
+                QueueEvidence::BaseRewound,
                 format!("{actual}..{expected}"),
                 format!(
                     "{base} was moved back from {} to {}: commits that landed are no longer on it",
@@ -841,10 +872,13 @@ impl Service {
             &["log", "--format=%H%x09%s", "--max-count=50", &range],
         )
         .unwrap_or_default();
-        let commits: Vec<serde_json::Value> = listed
+        let commits: Vec<CommitLine> = listed
             .lines()
             .filter_map(|l| l.split_once('\t'))
-            .map(|(sha, subject)| json!({"commit": sha, "subject": subject}))
+            .map(|(sha, subject)| CommitLine {
+                commit: sha.to_owned(),
+                subject: subject.to_owned(),
+            })
             .collect();
         let count = gitcli::git(root, &["rev-list", "--count", &range])
             .ok()
@@ -860,34 +894,37 @@ impl Service {
                     .collect();
             for task in self.ledger(|l| l.tasks(Some(TaskState::Merged)))? {
                 let merged = self.ledger(|l| l.last_event(task.id, EventKind::Merged))?;
-                if let Some(commit) = merged
-                    .as_ref()
-                    .and_then(|e| e.evidence["commit"].as_str())
-                    .filter(|c| lost.contains(*c))
+                if let Some(Evidence::Merged(Merged { commit, .. })) = merged.map(|e| e.what)
+                    && lost.contains(&commit)
                 {
                     affected.push((
                         task.id,
-                        json!({"commit": commit, "base": base, "now": actual}),
+                        LeftBase {
+                            commit,
+                            base: base.clone(),
+                            now: actual.to_owned(),
+                        },
                     ));
                 }
             }
         }
-        let evidence = json!({
-            "base": base,
-            "expected": expected,
-            "found": actual,
-            "commits": commits,
-            "count": count,
-            "tasks": affected.iter().map(|(id, _)| id.to_string()).collect::<Vec<_>>(),
-            "hint": format!("find out who moved {base} and why; `switchyard resume --by NAME` accepts {base} as it is now and the queue goes on"),
-        });
+        let evidence = BaseNotOurs {
+            base: base.clone(),
+            expected: expected.to_owned(),
+            found: actual.to_owned(),
+            commits,
+            count,
+            tasks: affected.iter().map(|(id, _)| *id).collect(),
+            hint: format!(
+                "find out who moved {base} and why; `switchyard resume --by NAME` accepts {base} as it is now and the queue goes on"
+            ),
+        };
         tracing::error!(%reason, count, "the queue is paused: the base moved, and not by switchyard");
         let pause = Pause {
             since: Timestamp::now(),
             by: Actor::Daemon,
-            event,
             reason,
-            evidence,
+            what: event(evidence),
         };
         self.ledger(|l| l.pause(&pause, &affected))?;
         self.github_wanted();
@@ -904,7 +941,11 @@ impl Service {
     }
 
     fn start_over(&self, i: &Integration, now: &str) -> Result<Option<Integration>> {
-        let evidence = json!({"was": i.onto, "now": now});
+        let evidence = evidence::BaseRaced {
+            was: i.onto.clone(),
+            now: now.to_owned(),
+            remote: None,
+        };
         Ok(Some(self.ledger(|l| {
             l.restart_integration(i.task, now, evidence, Timestamp::now())
         })?))
@@ -927,8 +968,8 @@ impl Service {
         let branch_ref = format!("refs/heads/{}", task.branch);
         // The user's checkout follows the base first; this runs again after a crash, and
         // does nothing when it already did its part.
-        if let Some((kind, evidence)) = self.follow_base(&i.onto, &head) {
-            self.ledger(|l| l.note(i.task, kind, &Actor::Daemon, evidence, Timestamp::now()))?;
+        if let Some(evidence) = self.follow_base(&i.onto, &head) {
+            self.ledger(|l| l.note(i.task, &Actor::Daemon, evidence, Timestamp::now()))?;
         }
         // Free the branch from the task's worktree first, so moving it does not leave
         // that checkout behind its HEAD.
@@ -943,16 +984,29 @@ impl Service {
             worktree::detach(Path::new(wt))?;
         }
         let current = git::branch_tip(root, &task.branch)?;
-        let evidence = match current.as_deref() {
-            Some(c) if c == head => json!({"branch": task.branch, "to": head}),
+        let branch = task.branch.clone();
+        let evidence = match current {
+            Some(c) if c == head => BranchUpdated::Moved {
+                branch,
+                from: None,
+                to: head,
+            },
             Some(c)
-                if c == i.branch_tip && gitcli::compare_and_swap(root, &branch_ref, &head, c)? =>
+                if c == i.branch_tip && gitcli::compare_and_swap(root, &branch_ref, &head, &c)? =>
             {
-                json!({"branch": task.branch, "from": c, "to": head})
+                BranchUpdated::Moved {
+                    branch,
+                    from: Some(c),
+                    to: head,
+                }
             }
-            other => {
+            left_at => {
                 warn!(branch = %task.branch, "the branch has commits after the submitted ones; left as it is");
-                json!({"branch": task.branch, "left_at": other, "landed": head})
+                BranchUpdated::LeftAlone {
+                    branch,
+                    left_at,
+                    landed: head,
+                }
             }
         };
         Ok(Some(self.ledger(|l| {
@@ -960,8 +1014,7 @@ impl Service {
                 i.task,
                 Step::BranchUpdated,
                 None,
-                EventKind::BranchUpdated,
-                evidence,
+                Evidence::BranchUpdated(evidence),
                 Timestamp::now(),
             )
         })?))
@@ -972,14 +1025,11 @@ impl Service {
         let lock = self.task_lock(i.task);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
         let head = i.head.clone().unwrap_or_default();
-        let task = self.ledger(|l| {
-            l.merged(
-                i.task,
-                &head,
-                json!({"base": self.config.base}),
-                Timestamp::now(),
-            )
-        })?;
+        let evidence = Merged {
+            base: self.config.base.clone(),
+            commit: head.clone(),
+        };
+        let task = self.ledger(|l| l.merged(i.task, evidence, Timestamp::now()))?;
         info!(commit = %short(&head), "merged");
         self.let_go_of_worktree(task);
         Ok(())
@@ -989,30 +1039,24 @@ impl Service {
     /// task's own: back to its executor. Built onto another candidate, that one may be
     /// the cause: recorded, and decided once it is first in line (`Action::Return`) or
     /// built again.
-    fn fail_candidate(
-        &self,
-        i: &Integration,
-        kind: EventKind,
-        evidence: serde_json::Value,
-    ) -> Result<()> {
+    fn fail_candidate(&self, i: &Integration, evidence: Evidence) -> Result<()> {
         let base = match self.ledger(|l| l.base_expected())? {
             Some(tip) => tip,
             None => self.base_tip()?,
         };
         if i.onto == base {
-            return self.give_back(i.task, kind, evidence);
+            return self.give_back(i.task, evidence);
         }
-        info!(kind = kind.as_str(), onto = %short(&i.onto), "failed on top of another candidate; decided once it is first in line");
-        self.ledger(|l| l.candidate_failed(i.task, kind, evidence, Timestamp::now()))?;
+        info!(kind = evidence.kind().as_str(), onto = %short(&i.onto), "failed on top of another candidate; decided once it is first in line");
+        self.ledger(|l| l.candidate_failed(i.task, evidence, Timestamp::now()))?;
         Ok(())
     }
 
-    fn give_back(&self, id: TaskId, kind: EventKind, evidence: serde_json::Value) -> Result<()> {
+    fn give_back(&self, id: TaskId, evidence: Evidence) -> Result<()> {
         self.ledger(|l| {
             l.give_back(
                 id,
                 &Actor::Daemon,
-                kind,
                 evidence,
                 self.config.claims.lease,
                 Timestamp::now(),
@@ -1024,7 +1068,7 @@ impl Service {
     /// Keeps the user's checkout of the base in step after the base moved from `from`
     /// to `to`: fast-forwarded when it is clean, left alone (and said so) when it has
     /// local changes. `None` when the base is not checked out there.
-    fn follow_base(&self, from: &str, to: &str) -> Option<(EventKind, serde_json::Value)> {
+    fn follow_base(&self, from: &str, to: &str) -> Option<Evidence> {
         let root = &self.repo.main_root;
         let on_base = worktree::current_branch(root).ok().flatten().as_deref()
             == Some(self.config.base.as_str());
@@ -1038,7 +1082,10 @@ impl Service {
             match gitcli::git(root, &["read-tree", "-m", "-u", from, to]) {
                 Ok(_) => {
                     info!(path = %root.display(), "fast-forwarded the checkout of the base");
-                    return Some((EventKind::CheckoutUpdated, json!({"path": root, "to": to})));
+                    return Some(Evidence::CheckoutUpdated(CheckoutUpdated {
+                        path: root.display().to_string(),
+                        to: to.to_owned(),
+                    }));
                 }
                 Err(e) => warn!(error = %e, "could not fast-forward the checkout of the base"),
             }
@@ -1050,15 +1097,12 @@ impl Service {
             "the checkout of {} has local changes; left alone at {} while {} moved to {}",
             self.config.base, short(from), self.config.base, short(to)
         );
-        Some((
-            EventKind::CheckoutLeftBehind,
-            json!({
-                "path": root,
-                "at": from,
-                "base_now": to,
-                "hint": "commit or stash your changes there, then `git reset --keep` to the base; or keep the main checkout off the base branch (see the README)",
-            }),
-        ))
+        Some(Evidence::CheckoutLeftBehind(CheckoutLeftBehind {
+            path: root.display().to_string(),
+            at: from.to_owned(),
+            base_now: to.to_owned(),
+            hint: "commit or stash your changes there, then `git reset --keep` to the base; or keep the main checkout off the base branch (see the README)".to_owned(),
+        }))
     }
 
     /// The daemon's worktree `dir` for verifying, detached at `head`.

@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use serde_json::json;
 use tokio::sync::{Notify, broadcast};
 use tracing::{info, info_span, warn};
 
@@ -23,14 +22,17 @@ use crate::api::{self, ErrorCode};
 use crate::command;
 use crate::config::Config;
 use crate::git::{self, RepoLocation};
-use crate::model::{
-    Actor, Event, EventKind, Pause, QueueEvent, Task, TaskId, TaskState, Timestamp,
+use crate::model::evidence::{
+    After, WorktreeKept, WorktreeReady, WorktreeRecycled, WorktreeRestored,
+    WorktreeSource as Source,
 };
+use crate::model::{Actor, Event, Evidence, Pause, QueueEvent, Task, TaskId, TaskState, Timestamp};
 use crate::queue::planner::{self, Candidate};
 use crate::scheduler::Caps;
 use crate::scope;
-use crate::store::Step;
-use crate::store::{ClaimRequest, EventMarks, Ledger, LedgerError, NewTask, PORT_BLOCK};
+use crate::store::{
+    ClaimRequest, EventMarks, Ledger, LedgerError, NewTask, PORT_BLOCK, Release, Step,
+};
 use crate::worktree::{self, ENV_FILE, Worktrees};
 
 /// Limits on what a task may hold; beyond them a request is refused, not truncated.
@@ -640,16 +642,11 @@ impl Service {
                 Err(e) => {
                     // No worktree, no claim: give the slot back, with the reason on record.
                     warn!(error = %e.message, "no worktree; the claim is given back");
-                    let evidence = json!({"error": e.message});
-                    let _ = self.ledger(|l| {
-                        l.release(
-                            id,
-                            &Actor::Daemon,
-                            EventKind::WorktreeFailed,
-                            evidence,
-                            Timestamp::now(),
-                        )
-                    });
+                    let why = Release::WorktreeFailed {
+                        error: e.message.clone(),
+                        after: None,
+                    };
+                    let _ = self.ledger(|l| l.release(id, &Actor::Daemon, why, Timestamp::now()));
                     if req.id.is_some() || failed.len() >= MAX_CLAIM_TRIES {
                         return Err(ApiError {
                             code: e.code,
@@ -676,8 +673,7 @@ impl Service {
             l.release(
                 id,
                 &Actor::Agent(agent.clone()),
-                EventKind::Released,
-                json!({}),
+                Release::Released,
                 Timestamp::now(),
             )
         })?;
@@ -700,9 +696,7 @@ impl Service {
             let Ok(_held) = lock.try_lock() else { continue };
             let _span = info_span!("task", task = %id).entered();
             let now = Timestamp::now();
-            match self
-                .ledger(|l| l.release(id, &Actor::Daemon, EventKind::LeaseExpired, json!({}), now))
-            {
+            match self.ledger(|l| l.release(id, &Actor::Daemon, Release::LeaseExpired, now)) {
                 Ok(task) => {
                     info!("lease expired; the task is open again");
                     self.let_go_of_worktree(task);
@@ -795,28 +789,28 @@ impl Service {
                 self.ledger(|l| {
                     l.note(
                         task.id,
-                        EventKind::SetupFailed,
                         &Actor::Daemon,
-                        json!(finished),
+                        Evidence::SetupFailed(finished),
                         Timestamp::now(),
                     )
                 })?;
             }
         }
         let ms = started.elapsed().as_millis() as u64;
-        let evidence = json!({
-            "path": target_str,
-            "branch": task.branch,
-            "head": head,
-            "source": source.as_str(),
-            "ms": ms,
+        let evidence = Evidence::WorktreeReady(WorktreeReady {
+            path: target_str.clone(),
+            branch: task.branch.clone(),
+            head: Some(head),
+            source,
+            ms: Some(ms),
+            after: None,
         });
         task = self.ledger(|l| {
             l.set_worktree(
                 task.id,
                 Some(&target_str),
                 true,
-                Some((EventKind::WorktreeReady, evidence)),
+                Some(evidence),
                 Timestamp::now(),
             )
         })?;
@@ -902,33 +896,20 @@ impl Service {
             }
         };
         if !clean {
-            let evidence = json!({"path": path, "reason": "uncommitted changes"});
+            let evidence = Evidence::WorktreeKept(WorktreeKept {
+                path: path.clone(),
+                reason: "uncommitted changes".to_owned(),
+            });
             info!(path = %path, "worktree has uncommitted changes; it stays with the task");
             return self
-                .ledger(|l| {
-                    l.note(
-                        task.id,
-                        EventKind::WorktreeKept,
-                        &Actor::Daemon,
-                        evidence,
-                        now,
-                    )
-                })
+                .ledger(|l| l.note(task.id, &Actor::Daemon, evidence, now))
                 .and_then(|_| self.ledger(|l| l.task(task.id)))
                 .unwrap_or(task);
         }
         let _ = std::fs::remove_file(dir.join(ENV_FILE));
         let outcome = self.recycle(&dir);
-        let evidence = json!({"path": path, "to": outcome});
-        match self.ledger(|l| {
-            l.set_worktree(
-                task.id,
-                None,
-                false,
-                Some((EventKind::WorktreeRecycled, evidence)),
-                now,
-            )
-        }) {
+        let evidence = Evidence::WorktreeRecycled(WorktreeRecycled { path, to: outcome });
+        match self.ledger(|l| l.set_worktree(task.id, None, false, Some(evidence), now)) {
             Ok(task) => task,
             Err(e) => {
                 warn!(error = %e, "could not record the recycled worktree");
@@ -1296,13 +1277,20 @@ impl Service {
             }
         };
         worktree::write_env(&target, &self.task_env(task))?;
-        let evidence = json!({"path": target.display().to_string(), "branch": task.branch, "source": source.as_str(), "after": "restart"});
+        let evidence = Evidence::WorktreeReady(WorktreeReady {
+            path: target.display().to_string(),
+            branch: task.branch.clone(),
+            head: None,
+            source,
+            ms: None,
+            after: Some(After::Restart),
+        });
         self.ledger(|l| {
             l.set_worktree(
                 task.id,
                 task.worktree.as_deref(),
                 true,
-                Some((EventKind::WorktreeReady, evidence)),
+                Some(evidence),
                 Timestamp::now(),
             )
         })?;
@@ -1333,17 +1321,12 @@ impl Service {
         if !task.state.holds_lease() {
             return;
         }
-        let evidence = json!({"error": error, "after": "restart"});
+        let why = Release::WorktreeFailed {
+            error: error.to_owned(),
+            after: Some(After::Restart),
+        };
         let _ = self.ledger(|l| l.set_worktree(task.id, None, false, None, Timestamp::now()));
-        if let Err(e) = self.ledger(|l| {
-            l.release(
-                task.id,
-                &Actor::Daemon,
-                EventKind::WorktreeFailed,
-                evidence,
-                Timestamp::now(),
-            )
-        }) {
+        if let Err(e) = self.ledger(|l| l.release(task.id, &Actor::Daemon, why, Timestamp::now())) {
             warn!(error = %e, "could not give the claim back");
         }
     }
@@ -1361,16 +1344,12 @@ impl Service {
         worktree::write_env(dir, &self.task_env(task))?;
         let path = dir.display().to_string();
         info!(path = %path, "worktree restored from the branch");
-        let evidence = json!({"path": path, "branch": task.branch, "head": head});
-        self.ledger(|l| {
-            l.note(
-                task.id,
-                EventKind::WorktreeRestored,
-                &Actor::Daemon,
-                evidence,
-                Timestamp::now(),
-            )
-        })?;
+        let evidence = Evidence::WorktreeRestored(WorktreeRestored {
+            path,
+            branch: task.branch.clone(),
+            head,
+        });
+        self.ledger(|l| l.note(task.id, &Actor::Daemon, evidence, Timestamp::now()))?;
         Ok(())
     }
 
@@ -1436,23 +1415,6 @@ fn take_back(dir: &Path) {
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     if let Err(e) = worktree::give_to(dir, uid, gid) {
         warn!(path = %dir.display(), error = %e, "could not take the worktree back from [commands] run_as");
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Pool,
-    Fresh,
-    Existing,
-}
-
-impl Source {
-    fn as_str(self) -> &'static str {
-        match self {
-            Source::Pool => "pool",
-            Source::Fresh => "fresh",
-            Source::Existing => "existing",
-        }
     }
 }
 

@@ -1,18 +1,17 @@
 //! `verify = "github-checks"`: whether the required check runs and statuses on a
 //! commit have all succeeded, one has failed, or some are still to come.
 
-use serde_json::{Value, json};
-
 use super::client::{CheckRun, Status};
+use crate::model::evidence::{CheckKind, CheckResult};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     /// Still waiting for these.
     Pending(Vec<String>),
-    /// Every required check succeeded; one evidence object per check.
-    Passed(Vec<Value>),
-    /// This one did not succeed: name, summary, link.
-    Failed(Value),
+    /// Every required check succeeded; one result per check.
+    Passed(Vec<CheckResult>),
+    /// This one did not succeed.
+    Failed(CheckResult),
 }
 
 /// Judges `required` against what GitHub reports for one commit. A name is looked up
@@ -38,7 +37,13 @@ pub fn judge(required: &[String], runs: &[CheckRun], statuses: &[Status]) -> Ver
                 continue;
             }
             let conclusion = run.conclusion.as_deref().unwrap_or("");
-            let evidence = json!({"name": name, "kind": "check_run", "conclusion": conclusion, "summary": summary, "url": url});
+            let evidence = CheckResult {
+                name: name.clone(),
+                kind: CheckKind::CheckRun,
+                conclusion: conclusion.to_owned(),
+                summary,
+                url,
+            };
             if matches!(conclusion, "success" | "neutral" | "skipped") {
                 passed.push(evidence);
                 continue;
@@ -47,13 +52,13 @@ pub fn judge(required: &[String], runs: &[CheckRun], statuses: &[Status]) -> Ver
         }
         match statuses.iter().find(|s| &s.context == name) {
             Some(s) => {
-                let evidence = json!({
-                    "name": name,
-                    "kind": "status",
-                    "conclusion": s.state,
-                    "summary": s.description.clone().unwrap_or_default(),
-                    "url": s.target_url.clone().unwrap_or_default(),
-                });
+                let evidence = CheckResult {
+                    name: name.clone(),
+                    kind: CheckKind::Status,
+                    conclusion: s.state.clone(),
+                    summary: s.description.clone().unwrap_or_default(),
+                    url: s.target_url.clone().unwrap_or_default(),
+                };
                 match s.state.as_str() {
                     "success" => passed.push(evidence),
                     "pending" => pending.push(name.clone()),
@@ -119,14 +124,14 @@ mod tests {
             Verdict::Pending(vec!["lint".into()])
         );
         match judge(&req, &runs, &[status("lint", "error")]) {
-            Verdict::Failed(e) => assert_eq!(e["name"], "lint"),
+            Verdict::Failed(e) => assert_eq!(e.name, "lint"),
             other => panic!("{other:?}"),
         }
         let failing = [run(3, "build", "completed", Some("timed_out"))];
         match judge(&req, &failing, &[]) {
             Verdict::Failed(e) => {
-                assert_eq!(e["summary"], "run 3");
-                assert_eq!(e["url"], "https://ci/3");
+                assert_eq!(e.summary, "run 3");
+                assert_eq!(e.url, "https://ci/3");
             }
             other => panic!("{other:?}"),
         }

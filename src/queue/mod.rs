@@ -50,11 +50,8 @@ pub struct Review {
     pub paths: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutOfScope {
-    pub path: String,
-    pub owner: Option<SubsystemName>,
-}
+/// Recorded in `submitted` events, so its type lives with the other event payloads.
+pub use crate::model::evidence::OutOfScope;
 
 impl Review {
     /// Whether a person must approve before the change may land.

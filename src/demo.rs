@@ -590,7 +590,10 @@ fn describe(e: &Event) -> Option<String> {
         Evidence::Conflict(Conflict::Unreplayable { reason, .. }) => {
             format!("CONFLICT: {reason}; back to its executor")
         }
-        Evidence::BaseRaced(_) => "main moved while verifying; again from the rebase".to_owned(),
+        Evidence::BaseRaced(_) => "built again onto what is there now".to_owned(),
+        Evidence::CandidateFailed(_) => {
+            "failed on top of another candidate; decided once it is first in line".to_owned()
+        }
         Evidence::BaseMoved(moved) => {
             format!("main {} -> {}", short(&moved.from), short(&moved.to))
         }

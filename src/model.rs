@@ -453,6 +453,9 @@ pub enum EventKind {
     NeedsApproval,
     /// The base moved while integrating: start again from the rebase.
     BaseRaced,
+    /// Built onto another candidate, it conflicted or failed verify; decided once it is
+    /// first in line (the one below may be the cause).
+    CandidateFailed,
     /// The base now points at the verified commit.
     BaseMoved,
     Pushed,
@@ -502,6 +505,7 @@ impl EventKind {
             EventKind::VerifyFailed => "verify_failed",
             EventKind::NeedsApproval => "needs_approval",
             EventKind::BaseRaced => "base_raced",
+            EventKind::CandidateFailed => "candidate_failed",
             EventKind::BaseMoved => "base_moved",
             EventKind::Pushed => "pushed",
             EventKind::BranchUpdated => "branch_updated",

@@ -177,10 +177,10 @@ CREATE TRIGGER queue_events_are_append_only_d BEFORE DELETE ON queue_events
     BEGIN SELECT RAISE(ABORT, 'ledger events are append-only'); END;
 "#,
     r#"
--- How many times in a row a step of this integration failed for a reason that is not
--- the task's (git or the disk); it decides when the task goes back, so it outlives a
--- restart.
-ALTER TABLE integrations ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+-- How many times in a row a step of the task's integration (its start included) failed
+-- for a reason that is not the task's (git or the disk); it decides when the task goes
+-- back, so it outlives a restart. Any step that succeeds sets it back to 0.
+ALTER TABLE tasks ADD COLUMN integration_failures INTEGER NOT NULL DEFAULT 0;
 -- A candidate built onto another candidate that failed (step 'failed'): why, kept until
 -- it is first in line (then it goes back with this) or built again.
 ALTER TABLE integrations ADD COLUMN failure_kind TEXT;
@@ -1043,7 +1043,7 @@ impl Ledger {
         }
         let expires = lease.map(|l| now.plus(l).0);
         tx.execute(
-            "UPDATE tasks SET state = ?1, queued_at = NULL,
+            "UPDATE tasks SET state = ?1, queued_at = NULL, integration_failures = 0,
                  lease_expires_at = COALESCE(?2, lease_expires_at), updated_at = ?3 WHERE seq = ?4",
             params![to.as_str(), expires, now.0, id.0],
         )?;
@@ -1071,7 +1071,8 @@ impl Ledger {
             )));
         }
         tx.execute(
-            "UPDATE tasks SET state = 'verifying', updated_at = ?1 WHERE seq = ?2",
+            "UPDATE tasks SET state = 'verifying', integration_failures = 0, updated_at = ?1
+             WHERE seq = ?2",
             params![now.0, id.0],
         )?;
         tx.execute(
@@ -1126,7 +1127,7 @@ impl Ledger {
     ) -> Result<Integration> {
         let tx = self.write()?;
         let changed = tx.execute(
-            "UPDATE integrations SET step = ?1, head = COALESCE(?2, head), failures = 0, updated_at = ?3
+            "UPDATE integrations SET step = ?1, head = COALESCE(?2, head), updated_at = ?3
              WHERE task = ?4",
             params![step.as_str(), head, now.0, id.0],
         )?;
@@ -1136,6 +1137,7 @@ impl Ledger {
             )));
         }
         append(&tx, id, now, &Actor::Daemon, None, &evidence)?;
+        step_succeeded(&tx, id)?;
         let integration = load_integration(&tx, id)?.expect("just updated");
         if step == Step::BaseMoved
             && let Some(head) = &integration.head
@@ -1161,7 +1163,7 @@ impl Ledger {
     ) -> Result<Integration> {
         let tx = self.write()?;
         let changed = tx.execute(
-            "UPDATE integrations SET step = 'failed', failure_kind = ?1, failure = ?2, failures = 0,
+            "UPDATE integrations SET step = 'failed', failure_kind = ?1, failure = ?2,
                  updated_at = ?3 WHERE task = ?4",
             params![
                 evidence.kind().as_str(),
@@ -1176,27 +1178,31 @@ impl Ledger {
             )));
         }
         let integration = load_integration(&tx, id)?.expect("just updated");
+        let recorded = Evidence::CandidateFailed(evidence::CandidateFailed {
+            onto: integration.onto.clone(),
+            failure: Box::new(evidence),
+        });
+        append(&tx, id, now, &Actor::Daemon, None, &recorded)?;
+        step_succeeded(&tx, id)?;
         tx.commit()?;
         Ok(integration)
     }
 
-    /// A step of `id`'s integration failed (not for the task's own reasons): how many
-    /// times in a row it has now. 0 when there is no integration.
+    /// A step of `id`'s integration (or its start) failed, not for the task's own
+    /// reasons: how many times in a row it has now.
     pub fn integration_failed(&mut self, id: TaskId) -> Result<u32> {
         let tx = self.write()?;
         tx.execute(
-            "UPDATE integrations SET failures = failures + 1 WHERE task = ?1",
+            "UPDATE tasks SET integration_failures = integration_failures + 1 WHERE seq = ?1",
             [id.0],
         )?;
-        let n: Option<u32> = tx
-            .query_row(
-                "SELECT failures FROM integrations WHERE task = ?1",
-                [id.0],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let n: u32 = tx.query_row(
+            "SELECT integration_failures FROM tasks WHERE seq = ?1",
+            [id.0],
+            |r| r.get(0),
+        )?;
         tx.commit()?;
-        Ok(n.unwrap_or(0))
+        Ok(n)
     }
 
     /// The candidate must be built again onto `onto`: the base moved under it, or the
@@ -1222,6 +1228,7 @@ impl Ledger {
             None,
             &Evidence::BaseRaced(evidence),
         )?;
+        step_succeeded(&tx, id)?;
         let integration = load_integration(&tx, id)?
             .ok_or_else(|| LedgerError::Refused(format!("{id} has no integration in progress")))?;
         tx.commit()?;
@@ -1233,7 +1240,7 @@ impl Ledger {
         let tx = self.write()?;
         tx.execute(
             "UPDATE tasks SET state = 'merged', agent = NULL, lease_expires_at = NULL, port_base = NULL,
-                 queued_at = NULL, updated_at = ?1 WHERE seq = ?2",
+                 queued_at = NULL, integration_failures = 0, updated_at = ?1 WHERE seq = ?2",
             params![now.0, id.0],
         )?;
         tx.execute("DELETE FROM integrations WHERE task = ?1", [id.0])?;
@@ -1846,6 +1853,15 @@ fn name_column<T: serde::de::DeserializeOwned>(row: &Row<'_>, i: usize) -> rusql
     serde_json::from_value(Value::String(name)).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
     })
+}
+
+/// A step of the task's integration was recorded: failures in a row start again at 0.
+fn step_succeeded(tx: &Connection, id: TaskId) -> Result<()> {
+    tx.execute(
+        "UPDATE tasks SET integration_failures = 0 WHERE seq = ?1",
+        [id.0],
+    )?;
+    Ok(())
 }
 
 fn queue_event_from_row(r: &Row<'_>) -> rusqlite::Result<QueueEvent> {

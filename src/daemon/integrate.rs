@@ -398,6 +398,14 @@ impl Service {
             warn!(error = %e.message, "integration waits for GitHub or for the base to be judged");
             return Ok(());
         }
+        let landed = self
+            .ledger(|l| l.integration(id))?
+            .is_some_and(|i| i.step.landed());
+        if landed {
+            // Its commit is on the base: it can only be finished, never given back.
+            warn!(error = %e.message, "finishing a landing failed; trying again");
+            return Ok(());
+        }
         let n = self.ledger(|l| l.integration_failed(id))?;
         warn!(error = %e.message, attempt = n, "integration failed");
         if n >= MAX_INTEGRATION_FAILURES {

@@ -46,6 +46,7 @@ pub enum Evidence {
     VerifyFailed(VerifyFailed),
     NeedsApproval(NeedsApproval),
     BaseRaced(BaseRaced),
+    CandidateFailed(CandidateFailed),
     BaseMoved(BaseMoved),
     Pushed(Pushed),
     BranchUpdated(BranchUpdated),
@@ -97,6 +98,7 @@ impl Evidence {
             Evidence::VerifyFailed(_) => EventKind::VerifyFailed,
             Evidence::NeedsApproval(_) => EventKind::NeedsApproval,
             Evidence::BaseRaced(_) => EventKind::BaseRaced,
+            Evidence::CandidateFailed(_) => EventKind::CandidateFailed,
             Evidence::BaseMoved(_) => EventKind::BaseMoved,
             Evidence::Pushed(_) => EventKind::Pushed,
             Evidence::BranchUpdated(_) => EventKind::BranchUpdated,
@@ -551,6 +553,18 @@ pub struct BaseRaced {
     /// The remote whose base moved (written by older versions only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<String>,
+}
+
+/// `candidate_failed`: the candidate, built onto another candidate's commit, conflicted
+/// or failed verify. Not yet the task's verdict: the one below may be the cause. Once it
+/// is first in line the task goes back with `failure` (as its own event); if the one
+/// below goes first, it is built again (`base_raced`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CandidateFailed {
+    /// The commit it was built onto: the head of the candidate ahead.
+    pub onto: String,
+    /// What failed, as the event the task goes back with if the failure is its own.
+    pub failure: Box<Evidence>,
 }
 
 /// `base_moved`: the base branch now points at the verified commit: the task landed.
@@ -1085,6 +1099,17 @@ mod tests {
                 json!({"was": "a", "now": "b"}),
             ),
             (
+                Evidence::CandidateFailed(CandidateFailed {
+                    onto: "h1".into(),
+                    failure: Box::new(Evidence::BaseRaced(BaseRaced {
+                        was: "a".into(),
+                        now: "b".into(),
+                        remote: None,
+                    })),
+                }),
+                json!({"onto": "h1", "failure": {"event": "base_raced", "evidence": {"was": "a", "now": "b"}}}),
+            ),
+            (
                 Evidence::BaseMoved(BaseMoved {
                     from: "a".into(),
                     to: "b".into(),
@@ -1243,7 +1268,7 @@ mod tests {
         }
         let mut kinds: Vec<&str> = samples.iter().map(|(e, _)| e.kind().as_str()).collect();
         kinds.dedup();
-        assert_eq!(kinds.len(), 33, "every kind has a sample: {kinds:?}");
+        assert_eq!(kinds.len(), 34, "every kind has a sample: {kinds:?}");
     }
 
     #[test]

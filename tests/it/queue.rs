@@ -44,6 +44,41 @@ fn queue_repo_with(queue: &str, extra: &str) -> TestRepo {
     repo
 }
 
+/// `queue_repo_with(queue)`, whose verify first runs `before` and then waits until the
+/// test creates `$HOME/go`, then runs `./check.sh`: the integrations the test wants to
+/// watch happen only once it lets them.
+fn gated_queue_repo(queue: &str, before: &str) -> TestRepo {
+    let repo = queue_repo_with(queue, "");
+    let text = std::fs::read_to_string(repo.root.join("switchyard.toml")).unwrap();
+    repo.config(&text.replace(
+        "verify = [\"./check.sh\"]",
+        &format!(
+            "verify = [\"{before}while [ ! -f \\\"$HOME/go\\\" ]; do sleep 0.05; done; ./check.sh\"]"
+        ),
+    ));
+    repo.commit("gate verify");
+    repo
+}
+
+/// One task per `(scope, file, content)`, each by an agent of its own, submitted in
+/// order: their ids.
+fn work_all(repo: &TestRepo, changes: &[(&str, &str, &str)]) -> Vec<String> {
+    changes
+        .iter()
+        .enumerate()
+        .map(|(i, (scope, file, content))| {
+            work(
+                repo,
+                &format!("task {i}"),
+                &[scope],
+                &format!("agent{i}"),
+                &[(file, content)],
+            )
+            .0
+        })
+        .collect()
+}
+
 /// Claims `scope`'s new task, writes `files` in its worktree, commits, and submits.
 fn work(
     repo: &TestRepo,
@@ -850,41 +885,23 @@ fn crashes_at_every_step(max_parallel: u32, steps: &[u32]) {
             Some(n) => format!("max_parallel {max_parallel}, abort after {n} steps"),
             None => format!("max_parallel {max_parallel}, random SIGKILLs"),
         };
-        let repo = queue_repo_with(&format!("max_parallel = {max_parallel}\n"), "");
         // Verify waits for a gate, so the first daemon (killed once the tasks are in)
         // integrates nothing: every integration step happens under the crashes.
-        let text = std::fs::read_to_string(repo.root.join("switchyard.toml")).unwrap();
-        repo.config(&text.replace(
-            "verify = [\"./check.sh\"]",
-            "verify = [\"while [ ! -f \\\"$HOME/go\\\" ]; do sleep 0.05; done; ./check.sh\"]",
-        ));
-        repo.commit("gate verify");
+        let repo = gated_queue_repo(&format!("max_parallel = {max_parallel}\n"), "");
         repo.git(&["checkout", "-q", "--detach"]);
         let start = repo.git(&["rev-parse", "main"]).trim().to_owned();
-        let mut ids = Vec::new();
-        {
-            let first = repo.start_daemon();
-            for (i, (scope, file, content)) in [
+        let first = repo.start_daemon();
+        let ids = work_all(
+            &repo,
+            &[
                 ("api", "api/a.txt", "a\n"),
                 ("docs", "docs/b.md", "b\n"),
                 ("web", "web/c.html", "BROKEN\n"),
                 ("api", "api/d.txt", "d\n"),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                let (id, _, _) = work(
-                    &repo,
-                    &format!("task {i}"),
-                    &[scope],
-                    &format!("agent{i}"),
-                    &[(file, content)],
-                );
-                ids.push(id);
-            }
-            // Down in the middle of whatever it was doing.
-            first.kill9();
-        }
+            ],
+        );
+        // Down in the middle of whatever it was doing.
+        first.kill9();
         std::fs::write(repo.home().join("go"), "").unwrap();
         let n = abort_after.map(|n| n.to_string()).unwrap_or_default();
         let env: Vec<(&str, &str)> = match abort_after {
@@ -1028,35 +1045,22 @@ fn crashes_at_every_step(max_parallel: u32, steps: &[u32]) {
 
 #[test]
 fn several_candidates_verify_at_once_and_land_in_order_each_on_its_parent() {
-    let repo = queue_repo_with("max_parallel = 3\n", "");
     // Each verify says it started, then waits for the gate: all three running at once
     // is the proof that none waits for another.
-    let text = std::fs::read_to_string(repo.root.join("switchyard.toml")).unwrap();
-    repo.config(&text.replace(
-        "verify = [\"./check.sh\"]",
-        "verify = [\"touch \\\"$HOME/started-$SWITCHYARD_TASK\\\"; while [ ! -f \\\"$HOME/go\\\" ]; do sleep 0.05; done; ./check.sh\"]",
-    ));
-    repo.commit("gated verify");
+    let repo = gated_queue_repo(
+        "max_parallel = 3\n",
+        "touch \\\"$HOME/started-$SWITCHYARD_TASK\\\"; ",
+    );
     let start = repo.git(&["rev-parse", "main"]).trim().to_owned();
     let _daemon = repo.start_daemon();
-    let mut ids = Vec::new();
-    for (i, (scope, file)) in [
-        ("api", "api/a.txt"),
-        ("docs", "docs/b.md"),
-        ("web", "web/c.html"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let (id, _, _) = work(
-            &repo,
-            &format!("task {i}"),
-            &[scope],
-            &format!("agent{i}"),
-            &[(file, &format!("{i}\n"))],
-        );
-        ids.push(id);
-    }
+    let ids = work_all(
+        &repo,
+        &[
+            ("api", "api/a.txt", "0\n"),
+            ("docs", "docs/b.md", "1\n"),
+            ("web", "web/c.html", "2\n"),
+        ],
+    );
     eventually(60, "three verifies running at once", || {
         ids.iter()
             .all(|id| repo.home().join(format!("started-{id}")).exists())
@@ -1081,33 +1085,17 @@ fn several_candidates_verify_at_once_and_land_in_order_each_on_its_parent() {
 
 #[test]
 fn a_failing_candidate_returns_alone_and_the_ones_built_on_it_are_built_again() {
-    let repo = queue_repo_with("max_parallel = 3\n", "");
-    let text = std::fs::read_to_string(repo.root.join("switchyard.toml")).unwrap();
-    repo.config(&text.replace(
-        "verify = [\"./check.sh\"]",
-        "verify = [\"while [ ! -f \\\"$HOME/go\\\" ]; do sleep 0.05; done; ./check.sh\"]",
-    ));
-    repo.commit("gated verify");
+    let repo = gated_queue_repo("max_parallel = 3\n", "");
     let start = repo.git(&["rev-parse", "main"]).trim().to_owned();
     let _daemon = repo.start_daemon();
-    let mut ids = Vec::new();
-    for (i, (scope, file, content)) in [
-        ("api", "api/a.txt", "a\n"),
-        ("web", "web/c.html", "BROKEN\n"),
-        ("docs", "docs/b.md", "b\n"),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let (id, _, _) = work(
-            &repo,
-            &format!("task {i}"),
-            &[scope],
-            &format!("agent{i}"),
-            &[(file, content)],
-        );
-        ids.push(id);
-    }
+    let ids = work_all(
+        &repo,
+        &[
+            ("api", "api/a.txt", "a\n"),
+            ("web", "web/c.html", "BROKEN\n"),
+            ("docs", "docs/b.md", "b\n"),
+        ],
+    );
     // The third is built onto the second's commit before anything is verified.
     eventually(60, "the pipeline to fill", || {
         events(&repo, &ids[2]).contains(&"rebased".to_owned())

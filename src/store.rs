@@ -2250,6 +2250,16 @@ mod tests {
         assert_eq!(c.task.port_base, Some(PORT_START + PORT_BLOCK));
     }
 
+    /// A database with the schema the release before this one left (four migrations).
+    fn schema_of_the_last_release(path: &Path) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn
+    }
+
     #[test]
     fn a_ledger_of_the_last_release_opens_and_keeps_its_tasks() {
         // The schema as the release before this one left it (four migrations), with a
@@ -2257,11 +2267,7 @@ mod tests {
         let dir = tempfile::TempDir::new().unwrap();
         let path = dir.path().join("old.db");
         {
-            let conn = Connection::open(&path).unwrap();
-            for sql in &MIGRATIONS[..4] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.pragma_update(None, "user_version", 4).unwrap();
+            let conn = schema_of_the_last_release(&path);
             conn.execute(
                 "INSERT INTO tasks (seq, title, body, accept, scope, priority, state, branch,
                      agent, created_at, updated_at)
@@ -2292,11 +2298,7 @@ mod tests {
         let dir = tempfile::TempDir::new().unwrap();
         let path = dir.path().join("old.db");
         {
-            let conn = Connection::open(&path).unwrap();
-            for sql in &MIGRATIONS[..4] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.pragma_update(None, "user_version", 4).unwrap();
+            let conn = schema_of_the_last_release(&path);
             conn.execute(
                 "INSERT INTO tasks (seq, title, body, accept, scope, priority, state, branch,
                      created_at, updated_at)

@@ -54,6 +54,9 @@ fn output<S: AsRef<OsStr>>(
     // remotes with the user's own credentials (SSH agent, credential helper).
     cmd.args(args).envs(env.iter().copied());
     let spawn = |e: std::io::Error| GitCliError::Spawn(e.to_string());
+    // Every git command's duration, for `SWITCHYARD_LOG=debug`: where the queue's time
+    // goes on a large repository, command by command.
+    let _timed = Timed::start(args);
     let Some(input) = stdin else {
         return cmd.output().map_err(spawn);
     };
@@ -70,6 +73,37 @@ fn output<S: AsRef<OsStr>>(
         .write_all(input.as_bytes())
         .map_err(spawn)?;
     child.wait_with_output().map_err(spawn)
+}
+
+/// Logs a git command's arguments and duration when dropped, at debug level (nothing
+/// is formatted unless that level is on).
+struct Timed<'a, S: AsRef<OsStr>> {
+    args: &'a [S],
+    started: std::time::Instant,
+}
+
+impl<'a, S: AsRef<OsStr>> Timed<'a, S> {
+    fn start(args: &'a [S]) -> Timed<'a, S> {
+        Timed {
+            args,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl<S: AsRef<OsStr>> Drop for Timed<'_, S> {
+    fn drop(&mut self) {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let args: Vec<_> = self
+                .args
+                .iter()
+                .take(4)
+                .map(|a| a.as_ref().to_string_lossy())
+                .collect();
+            let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+            tracing::debug!(ms = format_args!("{ms:.1}"), "git {}", args.join(" "));
+        }
+    }
 }
 
 fn failed<S: AsRef<OsStr>>(args: &[S], out: &Output) -> GitCliError {

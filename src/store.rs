@@ -316,6 +316,16 @@ pub struct PrRecord {
     pub reopen: bool,
 }
 
+/// A move of the base by the lander, as its `base_moved` event records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Landing {
+    /// The event's id: landings are followed in this order.
+    pub event: i64,
+    pub task: TaskId,
+    pub from: String,
+    pub to: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolMember {
     pub path: String,
@@ -419,6 +429,77 @@ impl Ledger {
 
     pub fn meta(&self, key: &str) -> Result<Option<Value>> {
         meta(&self.conn, key)
+    }
+
+    // ---- the user's checkout, following the landings ---------------------------------
+
+    /// Sets where the checkout follower starts, on a ledger that has never said: after
+    /// every landing but one the daemon was still following when it stopped (an
+    /// integration recorded at `base_moved`, from a daemon that followed inline).
+    pub fn init_checkout_followed(&mut self) -> Result<()> {
+        let tx = self.write()?;
+        if meta(&tx, META_CHECKOUT)?.is_none() {
+            let done: i64 = tx.query_row(
+                "SELECT COALESCE(MAX(id), 0) FROM events WHERE kind = ?1
+                 AND task NOT IN (SELECT task FROM integrations WHERE step = ?2)",
+                params![EventKind::BaseMoved.as_str(), Step::BaseMoved.as_str()],
+                |r| r.get(0),
+            )?;
+            set_meta(&tx, META_CHECKOUT, Some(&json!({"followed": done})))?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The landings (`base_moved` events) the user's checkout has not followed yet,
+    /// oldest first.
+    pub fn landings_to_follow(&self) -> Result<Vec<Landing>> {
+        let followed = meta(&self.conn, META_CHECKOUT)?
+            .and_then(|v| v["followed"].as_i64())
+            .unwrap_or(0);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, task, evidence FROM events WHERE kind = ?1 AND id > ?2 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![EventKind::BaseMoved.as_str(), followed], |r| {
+            let raw: Value = json_column(r, 2)?;
+            Ok((r.get::<_, i64>(0)?, TaskId(r.get(1)?), raw))
+        })?;
+        let mut landings = Vec::new();
+        for row in rows {
+            let (event, task, raw) = row?;
+            // A landing an older version wrote in another shape cannot be followed: the
+            // checkout catches up at the next one.
+            if let Evidence::BaseMoved(moved) = Evidence::from_payload(EventKind::BaseMoved, raw) {
+                landings.push(Landing {
+                    event,
+                    task,
+                    from: moved.from,
+                    to: moved.to,
+                });
+            }
+        }
+        Ok(landings)
+    }
+
+    /// The checkout followed `landing`, or had nothing to do: recorded with what it did
+    /// (an event on the landing's task), in one transaction.
+    pub fn followed(
+        &mut self,
+        landing: &Landing,
+        event: Option<Evidence>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let tx = self.write()?;
+        if let Some(evidence) = event {
+            append(&tx, landing.task, now, &Actor::Daemon, None, &evidence)?;
+        }
+        set_meta(
+            &tx,
+            META_CHECKOUT,
+            Some(&json!({"followed": landing.event})),
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     // ---- the base and the queue's pause ---------------------------------------------
@@ -1482,6 +1563,36 @@ impl Ledger {
             .collect()
     }
 
+    /// Tasks that are done (landed or cancelled) but still hold a worktree in place:
+    /// the worktrees the daemon lets go of in the background, after a landing and after
+    /// a restart. `true` beside a task whose worktree was already kept, since it ended,
+    /// for the uncommitted changes in it.
+    pub fn worktrees_to_let_go(&self) -> Result<Vec<(Task, bool)>> {
+        let finished: Vec<String> = TaskState::ALL
+            .into_iter()
+            .filter(|s| s.is_final())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let sql = format!(
+            "SELECT t.seq, EXISTS (
+                 SELECT 1 FROM events k WHERE k.task = t.seq AND k.kind = '{kept}'
+                 AND k.id > (SELECT MAX(c.id) FROM events c WHERE c.task = t.seq AND c.state IS NOT NULL))
+             FROM tasks t
+             WHERE t.state IN ({states}) AND t.worktree IS NOT NULL AND t.worktree_ready = 1
+             ORDER BY t.seq",
+            kept = EventKind::WorktreeKept.as_str(),
+            states = finished.join(", "),
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let found: Vec<(i64, bool)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        found
+            .into_iter()
+            .map(|(id, kept)| Ok((load_task(&self.conn, TaskId(id))?, kept)))
+            .collect()
+    }
+
     pub fn pool(&self) -> Result<Vec<PoolMember>> {
         let mut stmt = self
             .conn
@@ -1519,10 +1630,12 @@ impl Ledger {
         Ok(())
     }
 
-    pub fn pool_remove(&mut self, path: &str) -> Result<()> {
-        self.conn
+    /// Takes a worktree out of the pool; `false` when it was not there (a claim took it).
+    pub fn pool_remove(&mut self, path: &str) -> Result<bool> {
+        let removed = self
+            .conn
             .execute("DELETE FROM pool WHERE path = ?1", [path])?;
-        Ok(())
+        Ok(removed > 0)
     }
 
     /// Takes a ready pool worktree for task `id`, recording in the same transaction that
@@ -1561,6 +1674,8 @@ fn slot_states() -> Vec<TaskState> {
 }
 
 const META_BASE: &str = "base";
+/// The newest landing the user's checkout followed (an event id).
+const META_CHECKOUT: &str = "checkout";
 const META_PAUSED: &str = "paused";
 
 fn meta(conn: &Connection, key: &str) -> Result<Option<Value>> {
@@ -2184,6 +2299,121 @@ mod tests {
                 EventKind::LeaseExpired
             ]
         );
+    }
+
+    /// The background job's list: finished tasks that still hold a worktree in place,
+    /// each marked once its worktree was kept for uncommitted changes.
+    #[test]
+    fn finished_tasks_holding_a_worktree_are_listed_to_let_go() {
+        let (_d, mut l) = ledger();
+        let daemon = Actor::Daemon;
+        for title in ["landed", "cancelled", "open", "unready"] {
+            l.add_task(&new_task(title, &[], 0), Timestamp(1), &|_| false)
+                .unwrap();
+        }
+        for n in 1..=4 {
+            claim(&mut l, Some(TaskId(n)), "a", &Caps::default(), 2).unwrap();
+            let path = format!("/wt/t{n}");
+            l.set_worktree(TaskId(n), Some(&path), n != 4, None, Timestamp(3))
+                .unwrap();
+        }
+        let listed = |l: &Ledger| -> Vec<(i64, bool)> {
+            l.worktrees_to_let_go()
+                .unwrap()
+                .into_iter()
+                .map(|(t, kept)| (t.id.0, kept))
+                .collect()
+        };
+        assert_eq!(listed(&l), vec![]);
+        let landed = |commit: &str| Merged {
+            base: "main".into(),
+            commit: commit.into(),
+        };
+        l.merged(TaskId(1), landed("c1"), Timestamp(4)).unwrap();
+        l.cancel(TaskId(2), &daemon, "no", Timestamp(4)).unwrap();
+        l.release(TaskId(3), &daemon, Release::Released, Timestamp(4))
+            .unwrap();
+        l.merged(TaskId(4), landed("c4"), Timestamp(4)).unwrap();
+        assert_eq!(listed(&l), vec![(1, false), (2, false)]);
+        // Kept for its uncommitted changes: still listed, but marked, so the job does not
+        // record that again at every round.
+        let kept = Evidence::WorktreeKept(evidence::WorktreeKept {
+            path: "/wt/t2".into(),
+            reason: "uncommitted changes".into(),
+        });
+        l.note(TaskId(2), &daemon, kept, Timestamp(5)).unwrap();
+        assert_eq!(listed(&l), vec![(1, false), (2, true)]);
+        l.set_worktree(TaskId(1), None, false, None, Timestamp(6))
+            .unwrap();
+        assert_eq!(listed(&l), vec![(2, true)]);
+    }
+
+    /// The checkout follower's list: landings after the newest one followed; on a ledger
+    /// that never said, the one an older daemon was still following when it stopped.
+    #[test]
+    fn landings_are_followed_in_order_from_where_the_ledger_says() {
+        let (_d, mut l) = ledger();
+        let land = |l: &mut Ledger, id: i64, from: &str, to: &str, step: Step| {
+            let id = TaskId(id);
+            l.add_task(&new_task("x", &[], 0), Timestamp(1), &|_| false)
+                .unwrap();
+            claim(l, Some(id), "a", &Caps::default(), 2).unwrap();
+            let submitted = Submitted {
+                head: "tip".into(),
+                merge_base: "mb".into(),
+                paths: 1,
+                subsystems: vec![],
+                checkpoints: vec![],
+                out_of_scope: vec![],
+                attempt: 0,
+            };
+            l.submit(id, "a", "tip", TaskState::Queued, submitted, Timestamp(3))
+                .unwrap();
+            l.start_integration(id, from, "tip", Timestamp(4)).unwrap();
+            let moved = Evidence::BaseMoved(evidence::BaseMoved {
+                from: from.into(),
+                to: to.into(),
+                base: "main".into(),
+            });
+            l.advance(id, Step::BaseMoved, Some(to), moved, Timestamp(5))
+                .unwrap();
+            if step == Step::BranchUpdated {
+                let updated = Evidence::BranchUpdated(evidence::BranchUpdated::Moved {
+                    branch: "b".into(),
+                    from: None,
+                    to: to.into(),
+                });
+                l.advance(id, step, None, updated, Timestamp(6)).unwrap();
+            }
+        };
+        let pending = |l: &Ledger| -> Vec<(i64, String, String)> {
+            l.landings_to_follow()
+                .unwrap()
+                .into_iter()
+                .map(|g| (g.task.0, g.from, g.to))
+                .collect()
+        };
+        land(&mut l, 1, "a", "b", Step::BranchUpdated);
+        land(&mut l, 2, "b", "c", Step::BaseMoved);
+        l.init_checkout_followed().unwrap();
+        assert_eq!(pending(&l), vec![(2, "b".into(), "c".into())]);
+        // Said once: a later start changes nothing.
+        l.init_checkout_followed().unwrap();
+        land(&mut l, 3, "c", "d", Step::BranchUpdated);
+        let next = l.landings_to_follow().unwrap().remove(0);
+        let updated = Evidence::CheckoutUpdated(evidence::CheckoutUpdated {
+            path: "/repo".into(),
+            to: "c".into(),
+            already: false,
+        });
+        l.followed(&next, Some(updated.clone()), Timestamp(7))
+            .unwrap();
+        assert_eq!(pending(&l), vec![(3, "c".into(), "d".into())]);
+        let last = l.last_event(TaskId(2), EventKind::CheckoutUpdated).unwrap();
+        assert_eq!(last.unwrap().what, updated);
+        let next = l.landings_to_follow().unwrap().remove(0);
+        l.followed(&next, None, Timestamp(8)).unwrap();
+        assert_eq!(pending(&l), vec![]);
     }
 
     #[test]

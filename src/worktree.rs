@@ -87,6 +87,11 @@ impl Worktrees {
         self.root.join(".archive")
     }
 
+    /// Where worktrees being deleted wait for their files to go (see `discard`).
+    pub fn trash_dir(&self) -> PathBuf {
+        self.root.join(".trash")
+    }
+
     pub fn task_path(&self, id: &str) -> PathBuf {
         self.root.join(id)
     }
@@ -211,6 +216,38 @@ impl Worktrees {
         .map(|_| ())
     }
 
+    /// Deletes a worktree that holds nobody's work (a pool member). Deleting a large
+    /// checkout's files takes from half a second to several seconds on a busy disk, and
+    /// `git worktree remove` would hold the registry lock all along, so that every claim
+    /// and the integration worktree's listing would wait for it. Instead the directory is
+    /// renamed into the trash and git forgets it (both quick, under the lock), and its
+    /// files are deleted after, outside the lock. What a crash leaves in the trash goes
+    /// later (`empty_trash`).
+    pub fn discard(&self, path: &Path) -> Result<()> {
+        let trash = self.trash_dir();
+        std::fs::create_dir_all(&trash).map_err(|e| io("create", &trash, e))?;
+        static DISCARDED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = DISCARDED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let to = trash.join(format!("{name}-{}-{n}", std::process::id()));
+        {
+            let _registry = registry();
+            std::fs::rename(path, &to).map_err(|e| io("move into the trash", path, e))?;
+            git(&self.main_root, &["worktree", "prune"])?;
+        }
+        std::fs::remove_dir_all(&to).map_err(|e| io("delete", &to, e))
+    }
+
+    /// Deletes what is left in the trash (by a crash in the middle of `discard`).
+    pub fn empty_trash(&self) -> Result<()> {
+        match std::fs::remove_dir_all(self.trash_dir()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io("delete", &self.trash_dir(), e))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Removes a worktree; `force` also discards its changes, so callers only force
     /// worktrees that hold no one's work.
     pub fn remove(&self, path: &Path, force: bool) -> Result<()> {
@@ -253,9 +290,23 @@ pub fn attach(dir: &Path, branch: &str, branch_tip: &str) -> Result<()> {
     }
 }
 
-/// Detaches HEAD where it is, freeing the branch for other worktrees.
+/// Detaches HEAD where it is, freeing the branch for other worktrees. Only HEAD is
+/// rewritten (to the commit it names): the files and the index stay as they are, which
+/// they would with `git checkout --detach` too, but that also refreshes the whole index,
+/// tens of milliseconds on a 20k-file worktree, on the queue's path after every landing.
 pub fn detach(dir: &Path) -> Result<()> {
-    git(dir, &["checkout", "-q", "--detach"]).map(|_| ())
+    git(
+        dir,
+        &[
+            "update-ref",
+            "--no-deref",
+            "-m",
+            "switchyard: detach",
+            "HEAD",
+            "HEAD",
+        ],
+    )
+    .map(|_| ())
 }
 
 /// Whether the worktree has no uncommitted changes and no untracked files, apart from

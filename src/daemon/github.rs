@@ -146,9 +146,15 @@ impl Hub {
     /// it and GitHub shows it merged. Best effort: GitHub being down, or the GitHub loop
     /// being busy (it publishes the task itself then), holds nothing up. But a PR a
     /// person closed or retargeted is reopened first, or the task could never land (the
-    /// check before the base moves would send it back every time).
+    /// check before the base moves would send it back every time). A PR that exists is
+    /// left to the GitHub loop (woken by every step of the queue): updating its card
+    /// here would put GitHub's round trips on the queue's path before every integration.
     pub(super) fn publish_before_integrating(&self, svc: &Service, id: TaskId) -> Result<()> {
-        if svc.ledger(|l| l.pr(id))?.is_some_and(|r| r.reopen) {
+        let rec = svc.ledger(|l| l.pr(id))?;
+        if rec.as_ref().is_some_and(|r| !r.reopen) {
+            return Ok(());
+        }
+        if rec.is_some_and(|r| r.reopen) {
             // Never wait for the loop here: if it is busy, try again next round.
             let Ok(_writing) = self.writing.try_lock() else {
                 return Err(ApiError::unavailable(

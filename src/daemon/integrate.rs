@@ -23,9 +23,9 @@ use crate::config::{Land, VerifyOn};
 use crate::git;
 use crate::gitcli::{self, Replayed};
 use crate::model::evidence::{
-    self, BaseNotOurs, BranchUpdated, ChangedOnGithub, CheckoutLeftBehind, CheckoutUpdated,
-    CommitLine, Conflict, IntegrationFailed, LeftBase, Merged, NeedsApproval, Submitted,
-    Verification, VerifyFailed, VerifyFailure, VerifyPassed,
+    self, BaseNotOurs, BranchUpdated, ChangedOnGithub, CommitLine, Conflict, IntegrationFailed,
+    LeftBase, Merged, NeedsApproval, Submitted, Verification, VerifyFailed, VerifyFailure,
+    VerifyPassed,
 };
 use crate::model::{
     Actor, EventKind, Evidence, Pause, QueueEvidence, Task, TaskId, TaskState, Timestamp,
@@ -442,7 +442,7 @@ impl Service {
         if git::is_ancestor(root, &local, theirs)? {
             let base_ref = format!("refs/heads/{}", self.config.base);
             if gitcli::compare_and_swap(root, &base_ref, theirs, &local)? {
-                self.follow_base(&local, theirs);
+                self.follow_checkout(&local, theirs)?;
                 info!(to = %short(theirs), "the base followed {remote}");
             }
         } else {
@@ -974,11 +974,9 @@ impl Service {
             .ok_or_else(|| ApiError::internal("base moved without a head"))?;
         let task = self.ledger(|l| l.task(i.task))?;
         let branch_ref = format!("refs/heads/{}", task.branch);
-        // The user's checkout follows the base first; this runs again after a crash, and
-        // does nothing when it already did its part.
-        if let Some(evidence) = self.follow_base(&i.onto, &head) {
-            self.ledger(|l| l.note(i.task, &Actor::Daemon, evidence, Timestamp::now()))?;
-        }
+        // The user's checkout follows the base in the background (`daemon::checkout`),
+        // from the ledger's record of this landing, also after a crash.
+        self.wake.checkout.notify_one();
         // Free the branch from the task's worktree first, so moving it does not leave
         // that checkout behind its HEAD.
         if let Some(wt) = &task.worktree
@@ -1028,7 +1026,9 @@ impl Service {
         })?))
     }
 
-    /// Step 5: merged; the worktree goes back to the pool.
+    /// Step 5: merged. The worktree goes back to the pool in the background job (which
+    /// finds it from the ledger, also after a crash right now): recycling a large
+    /// checkout must not hold up the next integration.
     fn finish(&self, i: &Integration) -> Result<()> {
         let lock = self.task_lock(i.task);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -1037,9 +1037,10 @@ impl Service {
             base: self.config.base.clone(),
             commit: head.clone(),
         };
-        let task = self.ledger(|l| l.merged(i.task, evidence, Timestamp::now()))?;
+        self.ledger(|l| l.merged(i.task, evidence, Timestamp::now()))?;
         info!(commit = %short(&head), "merged");
-        self.let_go_of_worktree(task);
+        self.count_step(); // The window before the recycling, for the crash tests.
+        self.wake.pool.notify_one();
         Ok(())
     }
 
@@ -1073,49 +1074,10 @@ impl Service {
         Ok(())
     }
 
-    /// Keeps the user's checkout of the base in step after the base moved from `from`
-    /// to `to`: fast-forwarded when it is clean, left alone (and said so) when it has
-    /// local changes. `None` when the base is not checked out there.
-    fn follow_base(&self, from: &str, to: &str) -> Option<Evidence> {
-        let root = &self.repo.main_root;
-        let on_base = worktree::current_branch(root).ok().flatten().as_deref()
-            == Some(self.config.base.as_str());
-        if !on_base {
-            return None;
-        }
-        let quiet = |args: &[&str]| gitcli::git(root, args).is_ok();
-        let index_at_from = quiet(&["diff-index", "--quiet", "--cached", from, "--"]);
-        let files_match_index = quiet(&["diff-files", "--quiet"]);
-        if index_at_from && files_match_index {
-            match gitcli::git(root, &["read-tree", "-m", "-u", from, to]) {
-                Ok(_) => {
-                    info!(path = %root.display(), "fast-forwarded the checkout of the base");
-                    return Some(Evidence::CheckoutUpdated(CheckoutUpdated {
-                        path: root.display().to_string(),
-                        to: to.to_owned(),
-                    }));
-                }
-                Err(e) => warn!(error = %e, "could not fast-forward the checkout of the base"),
-            }
-        } else if quiet(&["diff-index", "--quiet", "--cached", to, "--"]) && files_match_index {
-            return None; // Already there.
-        }
-        warn!(
-            path = %root.display(),
-            "the checkout of {} has local changes; left alone at {} while {} moved to {}",
-            self.config.base, short(from), self.config.base, short(to)
-        );
-        Some(Evidence::CheckoutLeftBehind(CheckoutLeftBehind {
-            path: root.display().to_string(),
-            at: from.to_owned(),
-            base_now: to.to_owned(),
-            hint: "commit or stash your changes there, then `git reset --keep` to the base; or keep the main checkout off the base branch (see the README)".to_owned(),
-        }))
-    }
-
     /// The daemon's worktree `dir` for verifying, detached at `head`.
     fn integration_worktree(&self, dir: &Path, head: &str) -> Result<PathBuf> {
         let dir = dir.to_path_buf();
+        self.integration_worktree_cleaned(&dir);
         let registered = self.worktrees.list()?.iter().any(|l| l.path == dir);
         if registered && dir.is_dir() {
             worktree::git(&dir, &["checkout", "-q", "--detach", "-f", head])?;
@@ -1130,11 +1092,10 @@ impl Service {
     }
 
     /// After verify: untracked files it made are removed (ignored ones, such as build
-    /// caches, stay), so the next verify starts from exactly its commit.
+    /// caches, stay), so the next verify starts from exactly its commit; off the queue's
+    /// path (`clean_integration_worktree_later`).
     fn clean_integration_worktree(&self, dir: &Path) {
-        if let Err(e) = worktree::git(dir, &["clean", "-ffdq"]) {
-            warn!(error = %e, "could not clean the integration worktree");
-        }
+        self.clean_integration_worktree_later(dir);
     }
 
     /// Counts recorded steps, and the git actions between them, for the test-only hook

@@ -6,6 +6,7 @@
 //! The server function takes its shutdown future as an argument, so the binary wires it
 //! to signals and a test could stop it at will.
 
+mod checkout;
 mod engine;
 mod github;
 pub mod harden;
@@ -267,6 +268,15 @@ pub async fn run(
         opts.queue_tick.unwrap_or(QUEUE_EVERY),
         stop.clone(),
     ));
+    tracker.spawn(on_demand(
+        Arc::clone(&service),
+        Arc::clone(&service.wake.checkout),
+        QUEUE_EVERY,
+        stop.clone(),
+        "following the base in the user's checkout",
+        service::Service::follow_landings,
+    ));
+    service.wake.checkout.notify_one();
     if let Some(hub) = &github {
         hub.wanted.notify_one();
         let hub = Arc::clone(hub);
@@ -499,9 +509,9 @@ async fn lease_ticker(service: Arc<service::Service>, stop: CancellationToken) {
     }
 }
 
-/// Runs `call` whenever `wanted` is notified, and at least every `every`: the GitHub
-/// loop (woken by submits, queue steps and webhook deliveries). An error leaves its work
-/// for the next round.
+/// Runs `call` whenever `wanted` is notified, and at least every `every`: the checkout
+/// follower (woken by landings) and the GitHub loop (by submits, queue steps and webhook
+/// deliveries). An error leaves its work for the next round.
 async fn on_demand(
     service: Arc<service::Service>,
     wanted: Arc<Notify>,
@@ -520,15 +530,31 @@ async fn on_demand(
     }
 }
 
+/// The background job for worktrees: woken after claims, releases, cancels and
+/// landings, and at least every `REFILL_EVERY`. At once, it lets go of the worktrees of
+/// tasks that landed or were cancelled (back to the pool); once claims have paused for
+/// `REFILL_DELAY`, it tops the pool up, and deletes members beyond its size while the
+/// queue is idle. None of this is on the queue's path: a landing only wakes it.
 async fn pool_filler(service: Arc<service::Service>, wanted: Arc<Notify>, stop: CancellationToken) {
+    // The first round also looks again at worktrees kept for their changes before the
+    // start, and finishes what a crash left between a landing and its recycling.
+    let mut first = true;
     loop {
         tokio::select! {
             _ = wanted.notified() => {}
             _ = tokio::time::sleep(REFILL_EVERY) => {}
             () = stop.cancelled() => return,
         }
-        // Let a burst of claims finish before writing new worktrees.
+        // Let a burst of claims finish before writing new worktrees; finished tasks'
+        // worktrees are let go of at every wake meanwhile.
         loop {
+            let recheck = std::mem::take(&mut first);
+            in_background(
+                &service,
+                "letting go of finished tasks' worktrees",
+                move |s| s.let_go_of_finished_worktrees(recheck),
+            )
+            .await;
             tokio::select! {
                 _ = wanted.notified() => continue,
                 _ = tokio::time::sleep(REFILL_DELAY) => break,
@@ -539,6 +565,12 @@ async fn pool_filler(service: Arc<service::Service>, wanted: Arc<Notify>, stop: 
             &service,
             "refilling the worktree pool",
             service::Service::refill_pool,
+        )
+        .await;
+        in_background(
+            &service,
+            "trimming the worktree pool",
+            service::Service::trim_pool,
         )
         .await;
     }

@@ -187,16 +187,24 @@ pub struct Service {
     committed: broadcast::Sender<Committed>,
     /// Where the last broadcast left off in the ledger's event logs.
     broadcast_marks: Mutex<EventMarks>,
+    /// Per integration worktree: whether it may still hold what its last verify made
+    /// (see `clean_integration_worktree_later`); shared with the thread that cleans it.
+    integration_scratch: Mutex<HashMap<PathBuf, Arc<Mutex<Scratch>>>>,
+    /// Keeps the checkout follower (`daemon::checkout`) to one at a time.
+    pub(super) following: Mutex<()>,
 }
 
 /// The background loops' wake-ups; the service owns them, so that a change made through
 /// any door (the API, the GitHub loop, a restart) wakes the same loops.
 #[derive(Debug, Default)]
 pub(super) struct Wake {
-    /// The pool filler: a claim took a worktree, a worktree was let go.
+    /// The worktree job (`daemon::pool_filler`): a claim took a worktree, a task let go
+    /// of one or landed.
     pub pool: Arc<Notify>,
     /// The GitHub loop: the ledger changed, or a webhook named a PR.
     pub github: Arc<Notify>,
+    /// The checkout follower (`daemon::checkout`): the base moved.
+    pub checkout: Arc<Notify>,
 }
 
 /// A ledger event, once committed.
@@ -257,6 +265,8 @@ impl Service {
             wake: Wake::default(),
             committed: broadcast::channel(BROADCAST_BACKLOG).0,
             broadcast_marks: Mutex::new(marks),
+            following: Mutex::new(()),
+            integration_scratch: Mutex::new(HashMap::new()),
         }
     }
 
@@ -880,14 +890,15 @@ impl Service {
         }
     }
 
-    /// After a release, an expiry or a cancel: a clean worktree goes back to the pool (or
-    /// away when the pool is full); one with uncommitted work stays with the task.
+    /// After a release, an expiry or a cancel (right away: the answer says where the
+    /// worktree went), and in the background after a landing
+    /// (`let_go_of_finished_worktrees`): a clean worktree goes back to the pool; one with
+    /// uncommitted work stays with the task.
     pub(super) fn let_go_of_worktree(&self, task: Task) -> Task {
         let Some(path) = task.worktree.clone() else {
             return task;
         };
         let dir = PathBuf::from(&path);
-        let now = Timestamp::now();
         let clean = match worktree::is_clean(&dir, &self.config.worktrees.copy) {
             Ok(clean) => clean,
             Err(e) => {
@@ -902,14 +913,16 @@ impl Service {
             });
             info!(path = %path, "worktree has uncommitted changes; it stays with the task");
             return self
-                .ledger(|l| l.note(task.id, &Actor::Daemon, evidence, now))
+                .ledger(|l| l.note(task.id, &Actor::Daemon, evidence, Timestamp::now()))
                 .and_then(|_| self.ledger(|l| l.task(task.id)))
                 .unwrap_or(task);
         }
         let _ = std::fs::remove_file(dir.join(ENV_FILE));
         let outcome = self.recycle(&dir);
         let evidence = Evidence::WorktreeRecycled(WorktreeRecycled { path, to: outcome });
-        match self.ledger(|l| l.set_worktree(task.id, None, false, Some(evidence), now)) {
+        match self
+            .ledger(|l| l.set_worktree(task.id, None, false, Some(evidence), Timestamp::now()))
+        {
             Ok(task) => task,
             Err(e) => {
                 warn!(error = %e, "could not record the recycled worktree");
@@ -918,14 +931,14 @@ impl Service {
         }
     }
 
-    /// Detaches a clean worktree and moves it into the pool, or removes it. Returns where
-    /// it went, for the event.
+    /// Detaches a clean worktree and moves it into the pool, or removes it when there is
+    /// no pool. Returns where it went, for the event. It joins the pool even when the
+    /// pool is full: deleting a large checkout is slow (seconds for 20k files on a busy
+    /// disk) and would compete with the queue, and a claim coming meanwhile takes it
+    /// instead of a new one. Members beyond the pool's size are deleted once the queue
+    /// is idle (`trim_pool`).
     fn recycle(&self, dir: &Path) -> String {
-        let pooled = self
-            .ledger(|l| l.pool())
-            .map(|p| p.len())
-            .unwrap_or(usize::MAX);
-        if pooled < self.config.worktrees.pool as usize {
+        if self.config.worktrees.pool > 0 {
             let to = self.next_pool_path();
             // A pool worktree must carry nothing of its last task into the next one: its
             // ignored files (build output, local data) go too.
@@ -954,6 +967,84 @@ impl Service {
         }
     }
 
+    /// The background job's first part, run whenever it is woken (after every landing)
+    /// and at its first round after a start: every finished task's worktree that is
+    /// still held is let go of, as `let_go_of_worktree` does (a clean one to the pool,
+    /// one with uncommitted work kept with the task, said once). The ledger says which
+    /// (`worktrees_to_let_go`), so a landing's worktree is never lost to a crash between
+    /// `merged` and this. `recheck` (the first round) also looks again at worktrees kept
+    /// before: their changes may have been committed or removed since.
+    pub fn let_go_of_finished_worktrees(&self, recheck: bool) -> Result<()> {
+        for (task, kept) in self.ledger(|l| l.worktrees_to_let_go())? {
+            if self.stopping.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            if kept && !recheck {
+                continue;
+            }
+            let lock = self.task_lock(task.id);
+            let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+            // As it is now that nobody else works on its worktree.
+            let task = self.ledger(|l| l.task(task.id))?;
+            let Some(path) = task.worktree.clone().filter(|_| task.state.is_final()) else {
+                continue;
+            };
+            let _span = info_span!("task", task = %task.id).entered();
+            if kept
+                && !worktree::is_clean(Path::new(&path), &self.config.worktrees.copy)
+                    .unwrap_or(false)
+            {
+                // The ledger says so already.
+                info!(path = %path, "still has uncommitted changes; it stays with the task");
+                continue;
+            }
+            self.let_go_of_worktree(task);
+        }
+        Ok(())
+    }
+
+    /// The background job's last part: pool members beyond the configured size (clean
+    /// worktrees given back while the pool was full), oldest first, and what a crash left
+    /// in the trash, are deleted while no task waits to be integrated; otherwise at a
+    /// later round.
+    pub fn trim_pool(&self) -> Result<()> {
+        loop {
+            if self.stopping.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let busy = self.ledger(|l| l.state_counts())?.iter().any(|(state, n)| {
+                *n > 0 && matches!(state, TaskState::Queued | TaskState::Verifying)
+            });
+            if busy {
+                return Ok(());
+            }
+            // What a crash left half deleted goes first.
+            if let Err(e) = self.worktrees.empty_trash() {
+                warn!(error = %e, "could not empty the trash of deleted worktrees");
+            }
+            let pool = self.ledger(|l| l.pool())?;
+            if pool.len() <= self.config.worktrees.pool as usize {
+                return Ok(());
+            }
+            let Some(member) = pool.into_iter().find(|m| m.ready) else {
+                return Ok(());
+            };
+            // Out of the pool first, so no claim takes it; unless a claim just did.
+            if !self.ledger(|l| l.pool_remove(&member.path))? {
+                continue;
+            }
+            let started = Instant::now();
+            match self.worktrees.discard(Path::new(&member.path)) {
+                Ok(()) => {
+                    info!(path = %member.path, ms = started.elapsed().as_millis() as u64, "deleted a pool worktree beyond the pool's size")
+                }
+                Err(e) => {
+                    warn!(path = %member.path, error = %e, "could not delete a pool worktree")
+                }
+            }
+        }
+    }
+
     /// Where running commands note their process groups.
     pub(super) fn running_dir(&self) -> PathBuf {
         self.logs.with_file_name("running")
@@ -975,6 +1066,61 @@ impl Service {
                     || n.strip_prefix(".integration-")
                         .is_some_and(|k| k.parse::<u32>().is_ok())
             })
+    }
+
+    /// The cleanliness of the integration worktree `dir`; unknown after a start (a
+    /// verify may have been cut short), so it is cleaned first.
+    fn scratch_of(&self, dir: &Path) -> Arc<Mutex<Scratch>> {
+        let mut all = self
+            .integration_scratch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        Arc::clone(
+            all.entry(dir.to_owned())
+                .or_insert_with(|| Arc::new(Mutex::new(Scratch::Used))),
+        )
+    }
+
+    /// Before a verify: the untracked files the last verify made are gone, cleaned now
+    /// if the background has not done it yet (or is doing it: then it is waited for),
+    /// and after a start or a verify cut short.
+    pub(super) fn integration_worktree_cleaned(&self, dir: &Path) {
+        let scratch = self.scratch_of(dir);
+        let mut scratch = scratch.lock().unwrap_or_else(|p| p.into_inner());
+        if *scratch != Scratch::Clean && dir.is_dir() {
+            clean_scratch(dir);
+        }
+        *scratch = Scratch::Verifying;
+    }
+
+    /// After a verify: its untracked files are removed (ignored ones, such as build
+    /// caches, stay), so the next verify starts from exactly its commit. `git clean` walks
+    /// the whole worktree (about 20 ms for 20k files), so it runs on a thread of its own
+    /// while the queue moves the base; the next verify waits for it, or does it itself if
+    /// the thread has not started. With `[commands] run_as` it runs now, before the
+    /// worktree is taken back from that user.
+    pub(super) fn clean_integration_worktree_later(&self, dir: &Path) {
+        if self.run_as.is_some() {
+            clean_scratch(dir);
+            return;
+        }
+        let scratch = self.scratch_of(dir);
+        *scratch.lock().unwrap_or_else(|p| p.into_inner()) = Scratch::Used;
+        let dir = dir.to_owned();
+        let cleaning = move || {
+            let mut scratch = scratch.lock().unwrap_or_else(|p| p.into_inner());
+            // Unless the next verify has already taken the worktree (and cleaned it).
+            if *scratch == Scratch::Used {
+                clean_scratch(&dir);
+                *scratch = Scratch::Clean;
+            }
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("clean-integration".into())
+            .spawn(cleaning)
+        {
+            warn!(error = %e, "cannot start a thread to clean the integration worktree; the next verify does it");
+        }
     }
 
     fn next_pool_path(&self) -> PathBuf {
@@ -1118,6 +1264,8 @@ impl Service {
         for admin in self.worktrees.repair(&self.repo.common_dir) {
             warn!(path = %admin.display(), "removed the entry of a worktree add that was cut short");
         }
+        // What a crash left in the trash is deleted by the worktree job (`trim_pool`),
+        // not here: the socket would wait for it.
         self.worktrees.prune()?;
         self.clear_stale_locks();
         // Candidates are built again after a restart; their scratch branches go.
@@ -1144,11 +1292,10 @@ impl Service {
                 self.give_up_claim(&task, &e.message);
             }
         }
+        // Tasks that landed or were cancelled just before a crash, still holding their
+        // worktree, are the background job's first round (`let_go_of_finished_worktrees`).
         for task in self.ledger(|l| l.tasks(None))? {
-            if task.state.is_final() && task.worktree.is_some() {
-                // Landed or cancelled just before a crash, still holding its worktree.
-                self.let_go_of_worktree(task);
-            } else if task.state.holds_lease() && task.worktree.is_none() {
+            if task.state.holds_lease() && task.worktree.is_none() {
                 // Claimed just before a crash, before any worktree was chosen.
                 let _span = info_span!("task", task = %task.id).entered();
                 info!("giving an interrupted claim its worktree");
@@ -1176,6 +1323,9 @@ impl Service {
             warn!(error = %e.message, "could not look at the worktrees under the root");
         }
         self.expire_leases()?;
+        // Landings the user's checkout has yet to follow are the checkout loop's first
+        // round; before the queue runs, the ledger says where that starts.
+        self.ledger(|l| l.init_checkout_followed())?;
         // A local base is judged from the first start on; with a remote, its tip is
         // adopted when the queue first fetches it.
         if self.config.remote.is_none() && self.ledger(|l| l.base_expected())?.is_none() {
@@ -1395,6 +1545,24 @@ impl Service {
             }
         }
         Ok(())
+    }
+}
+
+/// The integration worktree between verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scratch {
+    /// Nothing a verify made is left in it.
+    Clean,
+    /// A verify ran in it (or the daemon just started): to be cleaned before the next.
+    Used,
+    /// Taken for a verify (cleaned first); still so if that verify was cut short, so the
+    /// next one cleans it too.
+    Verifying,
+}
+
+fn clean_scratch(dir: &Path) {
+    if let Err(e) = worktree::git(dir, &["clean", "-ffdq"]) {
+        warn!(error = %e, "could not clean the integration worktree");
     }
 }
 

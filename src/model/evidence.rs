@@ -621,6 +621,9 @@ pub struct Merged {
 pub struct CheckoutUpdated {
     pub path: String,
     pub to: String,
+    /// It was there already (followed just before a crash, or by hand).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub already: bool,
 }
 
 /// `checkout_left_behind`: the user's checkout of the base has local changes, so it was
@@ -1159,6 +1162,7 @@ mod tests {
                 Evidence::CheckoutUpdated(CheckoutUpdated {
                     path: "/repo".into(),
                     to: "c".into(),
+                    already: false,
                 }),
                 json!({"path": "/repo", "to": "c"}),
             ),

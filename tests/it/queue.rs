@@ -163,9 +163,17 @@ fn a_clean_change_lands_by_fast_forward() {
     assert_eq!(submitted["state"], "queued");
     assert_eq!(submitted["attempt"], 1);
     wait_state(&repo, &id, "merged");
-    eventually(30, "the worktree to be recycled", || {
-        events(&repo, &id).last().map(String::as_str) == Some("worktree_recycled")
-    });
+    // The user's checkout and the task's worktree are seen to in the background, off the
+    // queue's path: their events come after the base moved, in no fixed order.
+    eventually(
+        30,
+        "the checkout to follow and the worktree to be recycled",
+        || {
+            let kinds = events(&repo, &id);
+            kinds.contains(&"checkout_updated".to_owned())
+                && kinds.contains(&"worktree_recycled".to_owned())
+        },
+    );
 
     let landed = linear_history(&repo, &start);
     assert_eq!(landed.len(), 1);
@@ -197,7 +205,13 @@ fn a_clean_change_lands_by_fast_forward() {
     );
     eventually(10, "the worktree to be recycled", || !wt.exists());
     let kinds = events(&repo, &id);
-    let tail: Vec<&str> = kinds.iter().skip(3).map(String::as_str).collect();
+    let background = ["checkout_updated", "worktree_recycled"];
+    let tail: Vec<&str> = kinds
+        .iter()
+        .skip(3)
+        .map(String::as_str)
+        .filter(|k| !background.contains(k))
+        .collect();
     assert_eq!(
         tail,
         vec![
@@ -206,12 +220,14 @@ fn a_clean_change_lands_by_fast_forward() {
             "rebased",
             "verify_passed",
             "base_moved",
-            "checkout_updated",
             "branch_updated",
             "merged",
-            "worktree_recycled"
         ]
     );
+    let at = |kind: &str| kinds.iter().position(|k| k == kind).unwrap();
+    assert!(at("base_moved") < at("checkout_updated"), "{kinds:?}");
+    assert!(at("merged") < at("worktree_recycled"), "{kinds:?}");
+    assert_eq!(kinds.len(), 3 + tail.len() + background.len(), "{kinds:?}");
     let passed = last_event(&repo, &id, "verify_passed");
     let commands: Vec<&str> = passed["evidence"]["commands"]
         .as_array()
@@ -755,6 +771,9 @@ fn a_dirty_checkout_of_the_base_is_left_alone() {
         &[("api/handler.txt", "h1\n")],
     );
     wait_state(&repo, &id, "merged");
+    eventually(30, "the checkout to be looked at", || {
+        events(&repo, &id).contains(&"checkout_left_behind".to_owned())
+    });
     let left = last_event(&repo, &id, "checkout_left_behind");
     assert!(left["evidence"]["hint"].as_str().unwrap().contains("stash"));
     assert_eq!(
@@ -1405,4 +1424,285 @@ fn the_queue_is_shown_in_the_order_it_integrates() {
     );
     std::fs::write(repo.home().join("go"), "").unwrap();
     wait_state(&repo, &early, "merged");
+}
+
+/// The worktrees under the root that git knows, by kind: pool members, and the others
+/// (task worktrees; the integration worktree is left out).
+fn registered_worktrees(repo: &TestRepo) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let root = repo
+        .tmp
+        .path()
+        .canonicalize()
+        .unwrap()
+        .join("repo.worktrees");
+    let mut pool = Vec::new();
+    let mut others = Vec::new();
+    for line in repo.git(&["worktree", "list", "--porcelain"]).lines() {
+        let Some(path) = line.strip_prefix("worktree ").map(PathBuf::from) else {
+            continue;
+        };
+        if !path.starts_with(&root) || path == root.join(".integration") {
+            continue;
+        }
+        if path.parent() == Some(root.join(".pool").as_path()) {
+            pool.push(path);
+        } else {
+            others.push(path);
+        }
+    }
+    (pool, others)
+}
+
+fn count(kinds: &[String], kind: &str) -> usize {
+    kinds.iter().filter(|k| *k == kind).count()
+}
+
+/// After a landing, the task's worktree goes back to the pool from the daemon's
+/// background job, not on the queue's path: the event comes after `merged`, the pool
+/// gets the worktree (detached at what landed, without the task's files), and members
+/// beyond the pool's size are deleted once the queue is idle. A worktree with
+/// uncommitted changes stays with its task, said once however often the job looks,
+/// and is let go of at a restart once it is clean.
+#[test]
+fn a_landed_tasks_worktree_goes_back_to_the_pool_in_the_background() {
+    let repo = queue_repo("");
+    repo.git(&["checkout", "-q", "--detach"]);
+    let daemon = repo.start_daemon();
+    eventually(30, "the pool to fill", || {
+        registered_worktrees(&repo).0.len() == 2
+    });
+    let id = add(&repo, "Lands", &["api"]);
+    let wt = PathBuf::from(claim(&repo, Some(&id), "l1")["worktree"].as_str().unwrap());
+    // The claim took a member; the pool is topped up again before the landing, so the
+    // worktree coming back makes one too many.
+    eventually(30, "the pool to be topped up", || {
+        registered_worktrees(&repo).0.len() == 2
+    });
+    commit_in(&wt, "Lands", &[("api/handler.txt", "landed\n")]);
+    let submitted = git_in(&wt, &["rev-parse", "HEAD"]).trim().to_owned();
+    repo.run(["submit", &id, "--agent", "l1"]).expect(0);
+    wait_state(&repo, &id, "merged");
+    eventually(30, "the worktree to be recycled", || {
+        events(&repo, &id).contains(&"worktree_recycled".to_owned())
+    });
+    let kinds = events(&repo, &id);
+    let at = |kind: &str| kinds.iter().position(|k| k == kind).unwrap();
+    assert!(at("merged") < at("worktree_recycled"), "{kinds:?}");
+    let recycled = last_event(&repo, &id, "worktree_recycled");
+    assert_eq!(recycled["evidence"]["to"], "pool", "{recycled}");
+    assert_eq!(show(&repo, &id)["worktree"], Value::Null);
+    assert!(!wt.exists());
+    // In the pool, which holds three until the queue is idle; then the oldest beyond its
+    // size goes. The landed task's worktree stays: clean, detached where the task's
+    // branch was when it was freed for the landing.
+    eventually(30, "the pool to be trimmed to its size", || {
+        registered_worktrees(&repo).0.len() == 2
+    });
+    let (pool, others) = registered_worktrees(&repo);
+    assert_eq!(others, Vec::<PathBuf>::new(), "no task holds a worktree");
+    let member = pool
+        .iter()
+        .find(|p| git_in(p, &["rev-parse", "HEAD"]).trim() == submitted)
+        .unwrap_or_else(|| {
+            panic!(
+                "the landed task's worktree is not in the pool: {pool:?}\n{}",
+                daemon.log_text()
+            )
+        });
+    assert_eq!(git_in(member, &["status", "--porcelain", "--ignored"]), "");
+    assert_eq!(
+        git_in(member, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+        "HEAD"
+    );
+    eventually(30, "the trimmed worktree's files to be deleted", || {
+        daemon
+            .log_text()
+            .contains("deleted a pool worktree beyond the pool's size")
+    });
+
+    // Uncommitted work in a task's worktree when it lands: it stays with the task,
+    // said once, however many times the job runs (every landing wakes it).
+    let id2 = add(&repo, "Lands, leaving notes", &["docs"]);
+    let wt2 = PathBuf::from(claim(&repo, Some(&id2), "l2")["worktree"].as_str().unwrap());
+    commit_in(&wt2, "Docs", &[("docs/guide.md", "# landed\n")]);
+    std::fs::write(wt2.join("notes.txt"), "mine\n").unwrap();
+    repo.run(["submit", &id2, "--agent", "l2"]).expect(0);
+    wait_state(&repo, &id2, "merged");
+    eventually(30, "the worktree to be kept", || {
+        events(&repo, &id2).contains(&"worktree_kept".to_owned())
+    });
+    for (i, file) in ["api/a.txt", "api/b.txt"].into_iter().enumerate() {
+        let (other, _, _) = work(
+            &repo,
+            &format!("Later {i}"),
+            &["api"],
+            "l3",
+            &[(file, "x\n")],
+        );
+        wait_state(&repo, &other, "merged");
+        eventually(30, "the later task's worktree to be recycled", || {
+            events(&repo, &other).contains(&"worktree_recycled".to_owned())
+        });
+    }
+    assert_eq!(count(&events(&repo, &id2), "worktree_kept"), 1);
+    assert_eq!(show(&repo, &id2)["worktree"], wt2.display().to_string());
+    // A restart looks again: still changed, nothing new said; once clean, let go of.
+    daemon.stop();
+    let daemon = repo.start_daemon();
+    eventually(30, "the job's first round", || {
+        daemon
+            .log_text()
+            .contains("still has uncommitted changes; it stays with the task")
+    });
+    assert_eq!(count(&events(&repo, &id2), "worktree_kept"), 1);
+    assert!(wt2.join("notes.txt").exists());
+    daemon.stop();
+    std::fs::remove_file(wt2.join("notes.txt")).unwrap();
+    let _daemon = repo.start_daemon();
+    eventually(30, "the cleaned worktree to be recycled", || {
+        events(&repo, &id2).contains(&"worktree_recycled".to_owned())
+    });
+    assert!(!wt2.exists());
+}
+
+/// A SIGKILL between `merged` and the recycling (the test hook aborts right after
+/// `merged` is recorded): after the restart, the background job finds the worktree from
+/// the ledger and recycles it; nothing is leaked, nothing is recorded twice.
+#[test]
+fn a_crash_between_merged_and_the_recycling_leaks_no_worktree() {
+    let repo = queue_repo("");
+    repo.git(&["checkout", "-q", "--detach"]);
+    // Steps: rebased (1), verified (2), the compare-and-swap (3), base moved (4),
+    // branch updated (5), merged (6): abort right after it.
+    let mut daemon = repo
+        .try_start_daemon_with(&[("SWITCHYARD_TEST_ABORT_AFTER_STEPS", "6")])
+        .unwrap();
+    let (id, wt, _) = work(
+        &repo,
+        "Lands, then the crash",
+        &["api"],
+        "k1",
+        &[("api/handler.txt", "k1\n")],
+    );
+    eventually(30, "the abort", || {
+        daemon.child.try_wait().unwrap().is_some()
+    });
+    assert!(
+        daemon
+            .log_text()
+            .contains("test hook: aborting the process now")
+    );
+    assert_eq!(state_offline(&repo, &id), "merged");
+    assert!(wt.is_dir(), "the crash came before the recycling");
+    let (_, others) = registered_worktrees(&repo);
+    assert_eq!(others, vec![wt.clone()]);
+    // As a crash in the middle of deleting a trimmed pool member leaves it.
+    let trash = repo.tmp.path().join("repo.worktrees/.trash");
+    std::fs::create_dir_all(trash.join("p1-0-0/src")).unwrap();
+    std::fs::write(trash.join("p1-0-0/src/half-deleted.rs"), "x\n").unwrap();
+
+    let _daemon = repo.start_daemon();
+    eventually(30, "the worktree to be recycled after the restart", || {
+        events(&repo, &id).contains(&"worktree_recycled".to_owned())
+    });
+    let kinds = events(&repo, &id);
+    assert_eq!(count(&kinds, "merged"), 1, "{kinds:?}");
+    assert_eq!(count(&kinds, "worktree_recycled"), 1, "{kinds:?}");
+    assert_eq!(kinds.last().map(String::as_str), Some("worktree_recycled"));
+    assert_eq!(show(&repo, &id)["worktree"], Value::Null);
+    assert!(!wt.exists());
+    eventually(30, "the pool to be trimmed to its size", || {
+        registered_worktrees(&repo).0.len() == 2
+    });
+    let (_, others) = registered_worktrees(&repo);
+    assert_eq!(others, Vec::<PathBuf>::new(), "a worktree leaked");
+    eventually(30, "the trash to be emptied", || {
+        std::fs::read_dir(&trash).map_or(true, |d| d.count() == 0)
+    });
+}
+
+/// The user's checkout of the base follows a landing in the background, from the
+/// ledger's record of it: a SIGKILL right after the base move is recorded (the test hook
+/// aborts after step 4, before anything woke the follower) leaves the checkout behind
+/// the base, and the restart fast-forwards it, once.
+#[test]
+fn a_crash_before_the_checkout_follows_leaves_it_to_the_restart() {
+    let repo = queue_repo("");
+    // Steps: rebased (1), verified (2), the compare-and-swap (3), base moved (4).
+    let mut daemon = repo
+        .try_start_daemon_with(&[("SWITCHYARD_TEST_ABORT_AFTER_STEPS", "4")])
+        .unwrap();
+    let (id, _, _) = work(
+        &repo,
+        "Lands while the checkout waits",
+        &["api"],
+        "c1",
+        &[("api/handler.txt", "c1\n")],
+    );
+    eventually(30, "the abort", || {
+        daemon.child.try_wait().unwrap().is_some()
+    });
+    assert_eq!(repo.git(&["show", "main:api/handler.txt"]), "c1\n");
+    assert_eq!(
+        std::fs::read_to_string(repo.root.join("api/handler.txt")).unwrap(),
+        "line 1\nline 2\nline 3\n",
+        "the crash came before the checkout followed"
+    );
+    let _daemon = repo.start_daemon();
+    wait_state(&repo, &id, "merged");
+    eventually(30, "the checkout to follow", || {
+        events(&repo, &id).contains(&"checkout_updated".to_owned())
+    });
+    assert_eq!(count(&events(&repo, &id), "checkout_updated"), 1);
+    assert_eq!(
+        std::fs::read_to_string(repo.root.join("api/handler.txt")).unwrap(),
+        "c1\n"
+    );
+    assert_eq!(
+        repo.git(&["status", "--porcelain", "--untracked-files=no"]),
+        ""
+    );
+}
+
+/// Verify runs in the daemon's own worktree, cleaned of what the last verify made
+/// (untracked files; ignored ones such as build caches stay) before the next one: the
+/// cleaning runs off the queue's path, and also after a verify cut short by a SIGKILL.
+#[test]
+fn what_a_verify_leaves_never_reaches_the_next_one() {
+    let repo = queue_repo("");
+    repo.config(
+        "[queue]\nverify = [\"./v.sh\"]\n[[subsystem]]\nname = \"api\"\npaths = [\"api/\"]\n",
+    );
+    repo.file(".gitignore", "build/\n");
+    repo.file(
+        "v.sh",
+        "#!/bin/sh\n\
+         test ! -e made-by-verify || { echo \"the last verify's file is still here\"; exit 1; }\n\
+         touch made-by-verify; mkdir -p build; echo run >> build/runs\n\
+         while [ ! -f \"$HOME/go\" ]; do sleep 0.05; done\n",
+    );
+    std::fs::set_permissions(
+        repo.root.join("v.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    repo.commit("verify leaves files");
+    repo.git(&["checkout", "-q", "--detach"]);
+    let integration = repo.tmp.path().join("repo.worktrees/.integration");
+    let daemon = repo.start_daemon();
+    let (first, _, _) = work(&repo, "First", &["api"], "v1", &[("api/a.txt", "a\n")]);
+    eventually(30, "the first verify to make its file", || {
+        integration.join("made-by-verify").exists()
+    });
+    daemon.kill9();
+    std::fs::write(repo.home().join("go"), "").unwrap();
+    let _daemon = repo.start_daemon();
+    wait_state(&repo, &first, "merged");
+    let (second, _, _) = work(&repo, "Second", &["api"], "v2", &[("api/b.txt", "b\n")]);
+    wait_state(&repo, &second, "merged");
+    assert_eq!(
+        std::fs::read_to_string(integration.join("build/runs")).unwrap(),
+        "run\nrun\nrun\n",
+        "ignored files stay from one verify to the next"
+    );
 }

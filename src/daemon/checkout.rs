@@ -42,11 +42,13 @@ impl Service {
 
     /// With a remote, the local base may follow the remote's tip outside a landing
     /// (`follow_remote`); the checkout follows it too, after the landings before it.
-    pub(super) fn follow_checkout(&self, from: &str, to: &str) -> Result<()> {
+    /// Best effort, as the checkout is: nothing here holds the queue up.
+    pub(super) fn follow_checkout(&self, from: &str, to: &str) {
         let _one_at_a_time = self.following.lock().unwrap_or_else(|p| p.into_inner());
-        self.follow_pending()?;
+        if let Err(e) = self.follow_pending() {
+            warn!(error = %e.message, "could not follow the landings in the checkout of the base");
+        }
         self.follow_base(from, to);
-        Ok(())
     }
 
     fn follow_pending(&self) -> Result<()> {

@@ -442,7 +442,7 @@ impl Service {
         if git::is_ancestor(root, &local, theirs)? {
             let base_ref = format!("refs/heads/{}", self.config.base);
             if gitcli::compare_and_swap(root, &base_ref, theirs, &local)? {
-                self.follow_checkout(&local, theirs)?;
+                self.follow_checkout(&local, theirs);
                 info!(to = %short(theirs), "the base followed {remote}");
             }
         } else {

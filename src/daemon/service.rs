@@ -1264,8 +1264,8 @@ impl Service {
         for admin in self.worktrees.repair(&self.repo.common_dir) {
             warn!(path = %admin.display(), "removed the entry of a worktree add that was cut short");
         }
-        // What a crash left in the trash is deleted by the worktree job (`trim_pool`),
-        // not here: the socket would wait for it.
+        // (What a crash left in `<root>/.trash` is deleted by the worktree job, not here:
+        // the socket would wait for it.)
         self.worktrees.prune()?;
         self.clear_stale_locks();
         // Candidates are built again after a restart; their scratch branches go.

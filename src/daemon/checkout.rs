@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use tracing::{info, info_span, warn};
 
 use super::service::{Result, Service};
+use crate::git;
 use crate::gitcli;
 use crate::model::evidence::{CheckoutLeftBehind, CheckoutUpdated};
 use crate::model::{Evidence, Timestamp};
@@ -48,7 +49,9 @@ impl Service {
         if let Err(e) = self.follow_pending() {
             warn!(error = %e.message, "could not follow the landings in the checkout of the base");
         }
-        self.follow_base(from, to);
+        if let Err(e) = self.follow_base(from, to) {
+            warn!(error = %e.message, "could not follow the remote's tip in the checkout of the base");
+        }
     }
 
     fn follow_pending(&self) -> Result<()> {
@@ -57,6 +60,12 @@ impl Service {
                 return Ok(());
             }
             let _span = info_span!("task", task = %landing.task).entered();
+            // The files follow the branch, never run ahead of it (with a remote, the
+            // local base may not have followed a landing yet): later, then.
+            let tip = self.base_tip()?;
+            if tip != landing.to && !git::is_ancestor(&self.repo.main_root, &landing.to, &tip)? {
+                return Ok(());
+            }
             let path = self.repo.main_root.display().to_string();
             let updated = |already| {
                 Evidence::CheckoutUpdated(CheckoutUpdated {
@@ -65,7 +74,7 @@ impl Service {
                     already,
                 })
             };
-            let event = match self.follow_base(&landing.from, &landing.to) {
+            let event = match self.follow_base(&landing.from, &landing.to)? {
                 Followed::NotOnBase => None,
                 Followed::Updated => Some(updated(false)),
                 Followed::AlreadyThere => Some(updated(true)),
@@ -84,33 +93,31 @@ impl Service {
     /// Keeps the user's checkout of the base in step after the base moved from `from`
     /// to `to`: fast-forwarded when it is clean, left alone (and said so) when it has
     /// local changes.
-    fn follow_base(&self, from: &str, to: &str) -> Followed {
+    fn follow_base(&self, from: &str, to: &str) -> Result<Followed> {
         let root = &self.repo.main_root;
         let on_base = worktree::current_branch(root).ok().flatten().as_deref()
             == Some(self.config.base.as_str());
         if !on_base {
-            return Followed::NotOnBase;
+            return Ok(Followed::NotOnBase);
         }
         let quiet = |args: &[&str]| gitcli::git(root, args).is_ok();
         let index_at_from = quiet(&["diff-index", "--quiet", "--cached", from, "--"]);
         let files_match_index = quiet(&["diff-files", "--quiet"]);
         if index_at_from && files_match_index {
-            match gitcli::git(root, &["read-tree", "-m", "-u", from, to]) {
-                Ok(_) => {
-                    info!(path = %root.display(), "fast-forwarded the checkout of the base");
-                    return Followed::Updated;
-                }
-                Err(e) => warn!(error = %e, "could not fast-forward the checkout of the base"),
-            }
+            // A failure (the user's git holding the index lock, say) is tried again at
+            // the next round: recorded as left behind, the checkout never catches up.
+            gitcli::git(root, &["read-tree", "-m", "-u", from, to])?;
+            info!(path = %root.display(), "fast-forwarded the checkout of the base");
+            return Ok(Followed::Updated);
         } else if quiet(&["diff-index", "--quiet", "--cached", to, "--"]) && files_match_index {
-            return Followed::AlreadyThere;
+            return Ok(Followed::AlreadyThere);
         }
         warn!(
             path = %root.display(),
             "the checkout of {} has local changes; left alone at {} while {} moved to {}",
             self.config.base, short(from), self.config.base, short(to)
         );
-        Followed::LeftBehind
+        Ok(Followed::LeftBehind)
     }
 }
 

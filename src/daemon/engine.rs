@@ -111,12 +111,10 @@ pub(super) async fn run(
                         Ok((task, dir, outcome)) => {
                             busy.remove(&task);
                             cancels.remove(&task);
-                            match (&outcome, dir) {
-                                // A slot whose worktree just failed is the last one
-                                // handed out again.
-                                (Err(_), Some(dir)) => free.insert(0, dir),
-                                (Ok(()), Some(dir)) => free.push(dir),
-                                (_, None) => {}
+                            // Slots are handed out oldest-freed first: the one just
+                            // used is being cleaned, or its worktree just failed.
+                            if let Some(dir) = dir {
+                                free.insert(0, dir);
                             }
                             if let Err(e) = outcome {
                                 resting.insert(task, Instant::now() + REST);

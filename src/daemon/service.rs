@@ -936,9 +936,16 @@ impl Service {
     /// pool is full: deleting a large checkout is slow (seconds for 20k files on a busy
     /// disk) and would compete with the queue, and a claim coming meanwhile takes it
     /// instead of a new one. Members beyond the pool's size are deleted once the queue
-    /// is idle (`trim_pool`).
+    /// is idle (`trim_pool`); but a busy queue never lets the pool grow past its size
+    /// plus one worktree per candidate in flight: beyond that, it is removed now.
     fn recycle(&self, dir: &Path) -> String {
-        if self.config.worktrees.pool > 0 {
+        let pool = self.config.worktrees.pool as usize;
+        let cap = pool + self.config.queue.max_parallel.get() as usize;
+        let pooled = self
+            .ledger(|l| l.pool())
+            .map(|p| p.len())
+            .unwrap_or(usize::MAX);
+        if pool > 0 && pooled < cap {
             let to = self.next_pool_path();
             // A pool worktree must carry nothing of its last task into the next one: its
             // ignored files (build output, local data) go too.

@@ -28,7 +28,7 @@ use crate::model::evidence::{
     VerifyPassed,
 };
 use crate::model::{
-    Actor, EventKind, Evidence, Pause, QueueEvidence, Task, TaskId, TaskState, Timestamp,
+    Actor, Event, EventKind, Evidence, Pause, QueueEvidence, Task, TaskId, TaskState, Timestamp,
 };
 use crate::queue;
 use crate::queue::planner::{self, Action, Onto, Snapshot};
@@ -477,11 +477,13 @@ impl Service {
             self.fail_candidate(i, nothing(reason))?;
             return Ok(None);
         }
-        let replayed = match self.config.queue.land {
+        // A squash has judged its tree already: its changes are reused below.
+        let (replayed, judged) = match self.config.queue.land {
             Land::Squash => self.squash(i, &task, &upstream)?,
-            Land::Rebase => {
-                gitcli::replay(root, &i.onto, &upstream, &i.branch_tip, &i.task.to_string())?
-            }
+            Land::Rebase => (
+                gitcli::replay(root, &i.onto, &upstream, &i.branch_tip, &i.task.to_string())?,
+                None,
+            ),
         };
         let head = match replayed {
             Replayed::Done { head } => head,
@@ -505,7 +507,11 @@ impl Service {
                 return Ok(None);
             }
         };
-        if git::tree_of(root, &head)? == git::tree_of(root, &i.onto)? {
+        let unchanged = match &judged {
+            Some(changes) => changes.is_empty(),
+            None => git::tree_of(root, &head)? == git::tree_of(root, &i.onto)?,
+        };
+        if unchanged {
             info!("its commits change nothing on top of the base any more; back to the executor");
             let reason = format!(
                 "replayed onto {}, its commits change nothing: their changes are already there",
@@ -515,7 +521,10 @@ impl Service {
             return Ok(None);
         }
         // The cheap invariant: what lands is what was checked.
-        let changes = git::changes(root, &i.onto, &head)?;
+        let changes = match judged {
+            Some(changes) => changes,
+            None => git::changes(root, &i.onto, &head)?,
+        };
         let review = queue::review(&changes, &task, &self.config);
         if review.needs_person() && task.approved_attempt != Some(task.attempt) {
             info!("the rebased change needs an approval it does not have");
@@ -526,12 +535,15 @@ impl Service {
             self.ledger(|l| l.hold_for_approval(i.task, evidence, Timestamp::now()))?;
             return Ok(None);
         }
-        let commits = gitcli::git(
-            root,
-            &["rev-list", "--count", &format!("{}..{head}", i.onto)],
-        )
-        .map(|c| c.trim().parse::<u64>().unwrap_or(0))
-        .unwrap_or(0);
+        let commits = match self.config.queue.land {
+            Land::Squash => 1,
+            Land::Rebase => gitcli::git(
+                root,
+                &["rev-list", "--count", &format!("{}..{head}", i.onto)],
+            )
+            .map(|c| c.trim().parse::<u64>().unwrap_or(0))
+            .unwrap_or(0),
+        };
         let evidence = Evidence::Rebased(evidence::Rebased {
             onto: i.onto.clone(),
             head: head.clone(),
@@ -554,19 +566,26 @@ impl Service {
     /// merge of its branch, authored by the author of its first commit, the others
     /// credited as co-authors, and a message naming the task and the checks that must
     /// pass before it lands.
-    fn squash(&self, i: &Integration, task: &Task, upstream: &str) -> Result<Replayed> {
+    /// Also returns the change's paths against `i.onto` (none on a conflict).
+    fn squash(
+        &self,
+        i: &Integration,
+        task: &Task,
+        upstream: &str,
+    ) -> Result<(Replayed, Option<Vec<git::Change>>)> {
         let root = &self.repo.main_root;
         let tree = match gitcli::merge_trees(root, upstream, &i.onto, &i.branch_tip)? {
             Ok(tree) => tree,
             Err(paths) => {
-                return Ok(Replayed::Conflict {
+                let conflict = Replayed::Conflict {
                     commit: None,
                     paths,
-                });
+                };
+                return Ok((conflict, None));
             }
         };
-        let touched =
-            queue::review(&git::changes(root, &i.onto, &tree)?, task, &self.config).touched;
+        let changes = git::changes(root, &i.onto, &tree)?;
+        let touched = queue::review(&changes, task, &self.config).touched;
         let checks = match &self.config.queue.verify_on {
             VerifyOn::Local => queue::verify_commands(&self.config, &touched),
             VerifyOn::GithubChecks { required } => required
@@ -576,9 +595,10 @@ impl Service {
         };
         let authors = gitcli::authors(root, upstream, &i.branch_tip)?;
         let Some(first) = authors.first() else {
-            return Ok(Replayed::Refused {
+            let refused = Replayed::Refused {
                 reason: "the branch has no commits of its own beyond its merges".to_owned(),
-            });
+            };
+            return Ok((refused, None));
         };
         let mut co_authors: Vec<(String, String)> = Vec::new();
         for a in &authors {
@@ -589,7 +609,7 @@ impl Service {
         }
         let message = queue::squash_message(task, &checks, &co_authors);
         let head = gitcli::commit_tree(root, &tree, &i.onto, first, &message)?;
-        Ok(Replayed::Done { head })
+        Ok((Replayed::Done { head }, Some(changes)))
     }
 
     /// Step 2: run the verify commands in the integration worktree `dir` at the rebased
@@ -641,8 +661,19 @@ impl Service {
         }
         let dir = self.integration_worktree(dir, &head)?;
         let _handed = self.hand_over(&dir)?;
-        let touched = git::changes(root, &i.onto, &head)
-            .map(|c| queue::review(&c, &task, &self.config).touched)?;
+        // What the build step judged, when its record is of this very commit.
+        let judged = match self.ledger(|l| l.last_event(i.task, EventKind::Rebased))? {
+            Some(Event {
+                what: Evidence::Rebased(r),
+                ..
+            }) if r.head == head && r.onto == i.onto => Some(r.subsystems.into_iter().collect()),
+            _ => None,
+        };
+        let touched = match judged {
+            Some(touched) => touched,
+            None => git::changes(root, &i.onto, &head)
+                .map(|c| queue::review(&c, &task, &self.config).touched)?,
+        };
         let commands = queue::verify_commands(&self.config, &touched);
         let mut env = self.env.clone();
         env.extend(self.task_env(&task));
@@ -1078,6 +1109,13 @@ impl Service {
     fn integration_worktree(&self, dir: &Path, head: &str) -> Result<PathBuf> {
         let dir = dir.to_path_buf();
         self.integration_worktree_cleaned(&dir);
+        // The usual case, without listing every worktree first: it is there and checks
+        // out. Anything else (gone, half made, not registered) is made again.
+        if dir.join(".git").is_file()
+            && worktree::git(&dir, &["checkout", "-q", "--detach", "-f", head]).is_ok()
+        {
+            return Ok(dir);
+        }
         let registered = self.worktrees.list()?.iter().any(|l| l.path == dir);
         if registered && dir.is_dir() {
             worktree::git(&dir, &["checkout", "-q", "--detach", "-f", head])?;

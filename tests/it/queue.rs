@@ -1156,6 +1156,25 @@ fn log_head_of(repo: &TestRepo, id: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// Starts a daemon that aborts after `steps` recorded steps (the test hook), submits one
+/// task that writes `content` into `api/handler.txt`, and waits for the abort: its id.
+fn one_task_through_a_crash(repo: &TestRepo, steps: &str, content: &str) -> String {
+    let mut daemon = repo
+        .try_start_daemon_with(&[("SWITCHYARD_TEST_ABORT_AFTER_STEPS", steps)])
+        .unwrap();
+    let (id, _, _) = work(
+        repo,
+        "Through a crash",
+        &["api"],
+        "c1",
+        &[("api/handler.txt", content)],
+    );
+    eventually(30, "the abort", || {
+        daemon.child.try_wait().unwrap().is_some()
+    });
+    id
+}
+
 /// Every task's events, straight from the ledger, for a failure message.
 fn dump_ledger(repo: &TestRepo) -> String {
     let db = repo.root.join(".git/switchyard/ledger.db");
@@ -1329,19 +1348,7 @@ fn a_base_move_made_before_a_crash_is_never_made_twice() {
     repo.git(&["checkout", "-q", "--detach"]);
     let start = repo.git(&["rev-parse", "main"]).trim().to_owned();
     // Steps: rebased (1), verified (2), the compare-and-swap (3): abort right after it.
-    let mut daemon = repo
-        .try_start_daemon_with(&[("SWITCHYARD_TEST_ABORT_AFTER_STEPS", "3")])
-        .unwrap();
-    let (id, _, _) = work(
-        &repo,
-        "Once",
-        &["api"],
-        "o1",
-        &[("api/handler.txt", "once\n")],
-    );
-    eventually(30, "the abort", || {
-        daemon.child.try_wait().unwrap().is_some()
-    });
+    let id = one_task_through_a_crash(&repo, "3", "once\n");
     let moved = repo.git(&["rev-parse", "main"]).trim().to_owned();
     assert_ne!(moved, start, "the base moved before the abort");
     assert_eq!(
@@ -1361,7 +1368,7 @@ fn a_base_move_made_before_a_crash_is_never_made_twice() {
         .lines()
         .map(str::to_owned)
         .collect();
-    assert_eq!(subjects, vec!["Hotfix", "Once", "init"]);
+    assert_eq!(subjects, vec!["Hotfix", "Through a crash", "init"]);
     // The task's own move is recorded as its landing; the hotfix on top of it, made
     // behind the lander's back, pauses the queue until a person accepts it.
     eventually(30, "the queue to pause for the hotfix", || {
@@ -1629,19 +1636,7 @@ fn a_crash_between_merged_and_the_recycling_leaks_no_worktree() {
 fn a_crash_before_the_checkout_follows_leaves_it_to_the_restart() {
     let repo = queue_repo("");
     // Steps: rebased (1), verified (2), the compare-and-swap (3), base moved (4).
-    let mut daemon = repo
-        .try_start_daemon_with(&[("SWITCHYARD_TEST_ABORT_AFTER_STEPS", "4")])
-        .unwrap();
-    let (id, _, _) = work(
-        &repo,
-        "Lands while the checkout waits",
-        &["api"],
-        "c1",
-        &[("api/handler.txt", "c1\n")],
-    );
-    eventually(30, "the abort", || {
-        daemon.child.try_wait().unwrap().is_some()
-    });
+    let id = one_task_through_a_crash(&repo, "4", "c1\n");
     assert_eq!(repo.git(&["show", "main:api/handler.txt"]), "c1\n");
     assert_eq!(
         std::fs::read_to_string(repo.root.join("api/handler.txt")).unwrap(),

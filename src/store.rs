@@ -510,6 +510,16 @@ impl Ledger {
         expected_tip(&self.conn)
     }
 
+    /// The speculation window the queue last adapted to (`queue::planner::adapt`), if
+    /// it ever did.
+    pub fn window(&self) -> Result<Option<u32>> {
+        Ok(meta(&self.conn, META_WINDOW)?.and_then(|v| v["window"].as_u64().map(|w| w as u32)))
+    }
+
+    pub fn set_window(&mut self, window: u32) -> Result<()> {
+        set_meta(&self.conn, META_WINDOW, Some(&json!({"window": window})))
+    }
+
     /// Takes `tip` as the base the daemon found, the first time it looks.
     pub fn adopt_base(&mut self, tip: &str, now: Timestamp) -> Result<()> {
         set_meta(
@@ -1677,6 +1687,7 @@ const META_BASE: &str = "base";
 /// The newest landing the user's checkout followed (an event id).
 const META_CHECKOUT: &str = "checkout";
 const META_PAUSED: &str = "paused";
+const META_WINDOW: &str = "window";
 
 fn meta(conn: &Connection, key: &str) -> Result<Option<Value>> {
     let text: Option<String> = conn

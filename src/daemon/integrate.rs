@@ -31,7 +31,7 @@ use crate::model::{
     Actor, Event, EventKind, Evidence, Pause, QueueEvidence, Task, TaskId, TaskState, Timestamp,
 };
 use crate::queue;
-use crate::queue::planner::{self, Action, Onto, Snapshot};
+use crate::queue::planner::{self, Action, Onto, Outcome, Snapshot};
 use crate::store::{Integration, Step};
 use crate::worktree;
 
@@ -245,6 +245,7 @@ impl Service {
             candidates,
             base,
             paused,
+            window,
         } = self.queue_order()?;
         if order.is_empty() && busy.is_empty() {
             if self.config.remote.is_none() && paused.is_none() {
@@ -257,7 +258,7 @@ impl Service {
             candidates: &candidates,
             base: &base,
             busy,
-            max_parallel: self.config.queue.max_parallel.get() as usize,
+            window,
             paused: paused.is_some(),
         }))
     }
@@ -349,7 +350,7 @@ impl Service {
                     kind = evidence.kind().as_str(),
                     "first in line, its failure is its own; back to the executor"
                 );
-                self.give_back(id, evidence)
+                self.give_back_failed(id, evidence)
             }
         };
         self.github_wanted();
@@ -1069,6 +1070,7 @@ impl Service {
             commit: head.clone(),
         };
         self.ledger(|l| l.merged(i.task, evidence, Timestamp::now()))?;
+        self.adapt_window(Outcome::Landed)?;
         info!(commit = %short(&head), "merged");
         self.count_step(); // The window before the recycling, for the crash tests.
         self.wake.pool.notify_one();
@@ -1085,10 +1087,38 @@ impl Service {
             None => self.base_tip()?,
         };
         if i.onto == base {
-            return self.give_back(i.task, evidence);
+            return self.give_back_failed(i.task, evidence);
         }
         info!(kind = evidence.kind().as_str(), onto = %short(&i.onto), "failed on top of another candidate; decided once it is first in line");
         self.ledger(|l| l.candidate_failed(i.task, evidence, Timestamp::now()))?;
+        Ok(())
+    }
+
+    /// A candidate's own failure sends its task back; a failed verify narrows the
+    /// speculation window (`planner::adapt`).
+    fn give_back_failed(&self, id: TaskId, evidence: Evidence) -> Result<()> {
+        let verify_failed = evidence.kind() == EventKind::VerifyFailed;
+        self.give_back(id, evidence)?;
+        if verify_failed {
+            self.adapt_window(Outcome::Failed)?;
+        }
+        Ok(())
+    }
+
+    /// The speculation window after `outcome`, kept in the ledger so a restart goes on
+    /// from it.
+    fn adapt_window(&self, outcome: Outcome) -> Result<()> {
+        let max = self.config.queue.max_parallel.get() as usize;
+        if max == 1 {
+            return Ok(()); // Nothing to adapt.
+        }
+        let window = self.ledger(|l| {
+            let now = l.window()?.map_or(max, |w| w as usize);
+            let next = planner::adapt(now, outcome, max);
+            l.set_window(next as u32)?;
+            Ok::<_, crate::store::LedgerError>(next)
+        })?;
+        info!(window, ?outcome, "the speculation window adapted");
         Ok(())
     }
 

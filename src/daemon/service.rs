@@ -222,6 +222,9 @@ pub(super) struct QueueNow {
     /// The base tip the lander expects.
     pub base: String,
     pub paused: Option<Pause>,
+    /// How many candidates may be in flight now: the adapted window, at most
+    /// `[queue] max_parallel` (which it starts at).
+    pub window: usize,
 }
 
 /// How many committed events a slow subscriber may fall behind before it is told it
@@ -528,14 +531,17 @@ impl Service {
     /// The queue in the order it is integrated (`planner::order`), from one read of the
     /// ledger: with the candidates in flight, the base tip the lander expects, the pause.
     pub(super) fn queue_order(&self) -> Result<QueueNow> {
-        let (tasks, integrations, paused, expected) = self.read(|l| {
+        let (tasks, integrations, paused, expected, window) = self.read(|l| {
             Ok((
                 l.tasks_in(&[TaskState::Queued, TaskState::Verifying])?,
                 l.integrations()?,
                 l.paused()?,
                 l.base_expected()?,
+                l.window()?,
             ))
         })?;
+        let max = self.config.queue.max_parallel.get() as usize;
+        let window = window.map_or(max, |w| (w as usize).clamp(1, max));
         let base = match expected {
             Some(tip) => tip,
             None => self.base_tip()?,
@@ -555,6 +561,7 @@ impl Service {
             candidates,
             base,
             paused,
+            window,
         })
     }
 

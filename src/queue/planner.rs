@@ -41,8 +41,9 @@ pub struct Snapshot<'a> {
     pub base: &'a str,
     /// Tasks with an action under way.
     pub busy: &'a BTreeSet<TaskId>,
-    /// How many candidates may be in flight (`[queue] max_parallel`).
-    pub max_parallel: usize,
+    /// How many candidates may be in flight: the adapted window (`adapt`), at most
+    /// `[queue] max_parallel`.
+    pub window: usize,
     /// A person must look at the base first: nothing starts, builds, verifies or lands.
     pub paused: bool,
 }
@@ -113,6 +114,26 @@ impl Action {
     }
 }
 
+/// What happened to the candidate at the head of the window, for `adapt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Landed,
+    /// Failed verify on exactly the base: its own failure.
+    Failed,
+}
+
+/// The speculation window after `outcome`: one wider after a landing, half as wide after
+/// a failure, always between 1 and `max_parallel`. A failing streak thus stops burning
+/// verify runs on candidates built on failures, and a passing run fills the slots again.
+pub fn adapt(window: usize, outcome: Outcome, max_parallel: usize) -> usize {
+    let max = max_parallel.max(1);
+    match outcome {
+        Outcome::Landed => window.saturating_add(1),
+        Outcome::Failed => window / 2,
+    }
+    .clamp(1, max)
+}
+
 /// The next actions, in queue order; at most one per task, and for a busy task only
 /// `Abandon`.
 pub fn next(s: &Snapshot<'_>) -> Vec<Action> {
@@ -122,7 +143,7 @@ pub fn next(s: &Snapshot<'_>) -> Vec<Action> {
     let mut expected = Onto::Base;
     let mut first = true;
     let order = in_flight_first(s.order, s.candidates, s.base);
-    for task in order.into_iter().take(s.max_parallel.max(1)) {
+    for task in order.into_iter().take(s.window.max(1)) {
         let free = !s.busy.contains(&task);
         let Some(c) = candidate(task) else {
             if free && !s.paused {
@@ -255,7 +276,7 @@ mod tests {
         order: &'static [i64],
         candidates: Vec<Candidate>,
         busy: &'static [i64],
-        max_parallel: usize,
+        window: usize,
         paused: bool,
         want: Vec<Action>,
     }
@@ -266,7 +287,7 @@ mod tests {
             order,
             candidates,
             busy: &[],
-            max_parallel: 1,
+            window: 1,
             paused: false,
             want: vec![],
         }
@@ -274,7 +295,7 @@ mod tests {
 
     impl Case {
         fn parallel(mut self, n: usize) -> Case {
-            self.max_parallel = n;
+            self.window = n;
             self
         }
         fn busy(mut self, busy: &'static [i64]) -> Case {
@@ -288,6 +309,28 @@ mod tests {
         fn want(mut self, want: Vec<Action>) -> Case {
             self.want = want;
             self
+        }
+    }
+
+    #[test]
+    fn the_window_grows_by_one_after_a_landing_and_halves_after_a_failure() {
+        use Outcome::*;
+        let steps = [
+            (4, Failed, 4, 2),
+            (2, Failed, 4, 1),
+            (1, Failed, 4, 1),
+            (1, Landed, 4, 2),
+            (3, Landed, 4, 4),
+            (4, Landed, 4, 4),
+            (7, Landed, 3, 3),
+            (1, Landed, 1, 1),
+        ];
+        for (window, outcome, max, want) in steps {
+            assert_eq!(
+                adapt(window, outcome, max),
+                want,
+                "{window} after {outcome:?}, at most {max}"
+            );
         }
     }
 
@@ -521,6 +564,15 @@ mod tests {
                 onto: Onto::Base,
             }]),
             case(
+                "a window narrowed by a failure leaves candidates beyond it waiting",
+                &[1, 2],
+                vec![
+                    c(1, Rebased, "B", Some("h1")),
+                    c(2, Verified, "h1", Some("h2")),
+                ],
+            )
+            .want(vec![Verify { task: t(1) }]),
+            case(
                 "the window is max_parallel entries wide",
                 &[1, 2, 3],
                 vec![
@@ -539,7 +591,7 @@ mod tests {
                 candidates: &k.candidates,
                 base: "B",
                 busy: &busy,
-                max_parallel: k.max_parallel,
+                window: k.window,
                 paused: k.paused,
             });
             assert_eq!(got, k.want, "{}", k.rule);

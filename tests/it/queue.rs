@@ -1144,6 +1144,34 @@ fn a_failing_candidate_returns_alone_and_the_ones_built_on_it_are_built_again() 
     assert_eq!(passed["evidence"]["head"], landed[1].as_str());
 }
 
+#[test]
+fn the_speculation_window_halves_after_a_failure_and_grows_after_a_landing() {
+    let repo = queue_repo_with("max_parallel = 4\n", "");
+    let _daemon = repo.start_daemon();
+    let broken = work_all(&repo, &[("web", "web/c.html", "BROKEN\n")]);
+    wait_state(&repo, &broken[0], "returned");
+    eventually(30, "the window to halve", || window(&repo) == Some(2));
+    let fine = work(&repo, "fine", &["docs"], "d1", &[("docs/b.md", "b\n")]).0;
+    wait_state(&repo, &fine, "merged");
+    eventually(30, "the window to grow", || window(&repo) == Some(3));
+}
+
+/// The speculation window the ledger holds, read straight from it.
+fn window(repo: &TestRepo) -> Option<i64> {
+    let db = repo.root.join(".git/switchyard/ledger.db");
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    let value: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'window'", [], |r| {
+            r.get(0)
+        })
+        .ok();
+    value.and_then(|v| serde_json::from_str::<Value>(&v).ok()?["window"].as_i64())
+}
+
 /// The commit a task's (last) candidate was built as.
 fn log_head_of(repo: &TestRepo, id: &str) -> Value {
     let log = log(repo, id);

@@ -456,6 +456,9 @@ pub enum EventKind {
     /// Built onto another candidate, it conflicted or failed verify; decided once it is
     /// first in line (the one below may be the cause).
     CandidateFailed,
+    /// A verify command failed, then passed when run again on the same candidate
+    /// (`[queue] retries`).
+    Flaked,
     /// The base now points at the verified commit.
     BaseMoved,
     Pushed,
@@ -506,6 +509,7 @@ impl EventKind {
             EventKind::NeedsApproval => "needs_approval",
             EventKind::BaseRaced => "base_raced",
             EventKind::CandidateFailed => "candidate_failed",
+            EventKind::Flaked => "flaked",
             EventKind::BaseMoved => "base_moved",
             EventKind::Pushed => "pushed",
             EventKind::BranchUpdated => "branch_updated",

@@ -55,7 +55,13 @@ pub struct Queue {
     pub max_parallel: NonZeroU32,
     /// What lands on the base for a task.
     pub land: Land,
+    /// How many times a failed verify command runs again on the same candidate before
+    /// the task goes back (0..=10); a pass after a failure is recorded as a flake.
+    pub retries: u32,
 }
+
+/// The most `[queue] retries`.
+pub const MAX_RETRIES: u32 = 10;
 
 /// What lands on the base for a task (`[queue] land`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

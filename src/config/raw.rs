@@ -46,6 +46,7 @@ pub(crate) struct RawQueue {
     pub required_checks: Option<StrList>,
     pub max_parallel: Option<Spanned<i64>>,
     pub land: Option<Str>,
+    pub retries: Option<Spanned<i64>>,
 }
 
 /// A key that takes either a word or a list of strings (`verify`).
@@ -127,6 +128,7 @@ pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
                     required_checks: q.strings("required_checks"),
                     max_parallel: q.integer("max_parallel"),
                     land: q.string("land"),
+                    retries: q.integer("retries"),
                 };
                 q.finish(QUEUE_KEYS);
                 queue
@@ -221,6 +223,7 @@ const QUEUE_KEYS: &[&str] = &[
     "required_checks",
     "max_parallel",
     "land",
+    "retries",
 ];
 const CLAIMS_KEYS: &[&str] = &["lease", "max_parallel"];
 const SUBSYSTEM_KEYS: &[&str] = &[

@@ -60,6 +60,10 @@ fn queue_parallelism_and_landing() {
         ],
     );
     check(
+        "[queue]\nretries = -1\n",
+        &["sy.toml:2:11: [queue] `retries` must be between 0 and 10, found -1"],
+    );
+    check(
         "[queue]\nmax_parallel = 65\n",
         &["sy.toml:2:16: [queue] `max_parallel` must be between 1 and 64, found 65"],
     );

@@ -13,8 +13,8 @@ use toml::Spanned;
 
 use super::raw::{OneOrList, Raw, Str, StrList};
 use super::{
-    Approval, Approver, Claims, Commands, Config, Context, Github, Land, MAX_QUEUE_PARALLEL, Queue,
-    Subsystem, VerifyOn, Webhook, Worktrees, normalize,
+    Approval, Approver, Claims, Commands, Config, Context, Github, Land, MAX_QUEUE_PARALLEL,
+    MAX_RETRIES, Queue, Subsystem, VerifyOn, Webhook, Worktrees, normalize,
 };
 use crate::diagnostic::{Diagnostic, Location};
 use crate::model::{SubsystemName, is_valid_branch_name};
@@ -159,6 +159,7 @@ pub(crate) fn validate(
         ),
         max_parallel: queue_parallel(&mut v, raw_queue.max_parallel.as_ref()),
         land: land(&mut v, raw_queue.land.as_ref()),
+        retries: retries(&mut v, raw_queue.retries.as_ref()),
     };
 
     let (subsystems, ownership) = subsystems(&mut v, &raw.subsystems);
@@ -215,6 +216,24 @@ fn queue_parallel(v: &mut Validator, value: Option<&Spanned<i64>>) -> NonZeroU32
                 ),
             );
             NonZeroU32::MIN
+        }
+    }
+}
+
+/// `[queue] retries`: how often a failed verify command runs again.
+fn retries(v: &mut Validator, value: Option<&Spanned<i64>>) -> u32 {
+    let Some(value) = value else {
+        return 0;
+    };
+    let n = *value.get_ref();
+    match u32::try_from(n) {
+        Ok(r) if r <= MAX_RETRIES => r,
+        _ => {
+            v.error(
+                value.span(),
+                format!("[queue] `retries` must be between 0 and {MAX_RETRIES}, found {n}"),
+            );
+            0
         }
     }
 }

@@ -23,9 +23,9 @@ use crate::config::{Land, VerifyOn};
 use crate::git;
 use crate::gitcli::{self, Replayed};
 use crate::model::evidence::{
-    self, BaseNotOurs, BranchUpdated, ChangedOnGithub, CommitLine, Conflict, IntegrationFailed,
-    LeftBase, Merged, NeedsApproval, Submitted, Verification, VerifyFailed, VerifyFailure,
-    VerifyPassed,
+    self, BaseNotOurs, BranchUpdated, ChangedOnGithub, CommitLine, Conflict, Flaked,
+    IntegrationFailed, LeftBase, Merged, NeedsApproval, Submitted, Verification, VerifyFailed,
+    VerifyFailure, VerifyPassed,
 };
 use crate::model::{
     Actor, Event, EventKind, Evidence, Pause, QueueEvidence, Task, TaskId, TaskState, Timestamp,
@@ -686,44 +686,65 @@ impl Service {
             .join(format!("attempt-{}", i.attempt));
         let mut results = Vec::new();
         for (k, cmd) in commands.iter().enumerate() {
-            info!(command = %cmd, "verifying");
-            let finished = command::run(
-                &command::Spec {
-                    command: cmd,
-                    dir: &dir,
-                    env: &env,
-                    timeout: self.config.queue.verify_timeout,
-                    log: &logs.join(format!("verify-{}-{}.log", k + 1, Timestamp::now().0)),
-                    groups: Some(&self.running_dir()),
-                    run_as: self.run_as.as_ref(),
-                    supervised: true,
-                },
-                cancel,
-            )
-            .map_err(|e| ApiError::internal(format!("cannot run {cmd:?}: {e}")))?;
-            if finished.outcome == command::Outcome::Cancelled {
-                // Stopping, or the candidate went stale: the step stays at "rebased", so
-                // verify runs again (after the restart, or once it is built again).
-                return Ok(None);
-            }
-            let passed = finished.succeeded();
-            results.push(finished);
-            if !passed {
-                let failed = results.last().expect("just pushed");
-                info!(command = %cmd, outcome = ?failed.outcome, log = %failed.log.display(), "verify failed; back to the executor");
-                let evidence = Evidence::VerifyFailed(VerifyFailed {
-                    head,
-                    onto: i.onto.clone(),
-                    attempt: Some(i.attempt),
-                    failure: VerifyFailure::Command {
-                        failed: failed.clone(),
-                        passed: results[..results.len() - 1].to_vec(),
+            // A failed command runs again, up to `[queue] retries` times, on the same
+            // candidate: a pass then is a flake, recorded as such, not the task's failure.
+            let mut failed_runs: Vec<command::Finished> = Vec::new();
+            let finished = loop {
+                info!(command = %cmd, run = failed_runs.len() + 1, "verifying");
+                let log = logs.join(format!("verify-{}-{}.log", k + 1, Timestamp::now().0));
+                let finished = command::run(
+                    &command::Spec {
+                        command: cmd,
+                        dir: &dir,
+                        env: &env,
+                        timeout: self.config.queue.verify_timeout,
+                        log: &log,
+                        groups: Some(&self.running_dir()),
+                        run_as: self.run_as.as_ref(),
+                        supervised: true,
                     },
-                });
-                self.clean_integration_worktree(&dir);
-                self.fail_candidate(i, evidence)?;
-                return Ok(None);
+                    cancel,
+                )
+                .map_err(|e| ApiError::internal(format!("cannot run {cmd:?}: {e}")))?;
+                if finished.outcome == command::Outcome::Cancelled {
+                    // Stopping, or the candidate went stale: the step stays at
+                    // "rebased", so verify runs again (after the restart, or once it is
+                    // built again).
+                    return Ok(None);
+                }
+                if finished.succeeded() || failed_runs.len() >= self.config.queue.retries as usize {
+                    break finished;
+                }
+                info!(command = %cmd, outcome = ?finished.outcome, "verify command failed; running it again");
+                failed_runs.push(finished);
+            };
+            if finished.succeeded() {
+                if !failed_runs.is_empty() {
+                    warn!(command = %cmd, failures = failed_runs.len(), "a flaky verify command: it passed when run again");
+                    let flaked = Evidence::Flaked(Flaked {
+                        head: head.clone(),
+                        command: cmd.clone(),
+                        failed: failed_runs,
+                    });
+                    self.ledger(|l| l.note(i.task, &Actor::Daemon, flaked, Timestamp::now()))?;
+                }
+                results.push(finished);
+                continue;
             }
+            info!(command = %cmd, outcome = ?finished.outcome, log = %finished.log.display(), "verify failed; back to the executor");
+            let evidence = Evidence::VerifyFailed(VerifyFailed {
+                head,
+                onto: i.onto.clone(),
+                attempt: Some(i.attempt),
+                failure: VerifyFailure::Command {
+                    failed: finished,
+                    passed: results,
+                    retried: failed_runs,
+                },
+            });
+            self.clean_integration_worktree(&dir);
+            self.fail_candidate(i, evidence)?;
+            return Ok(None);
         }
         self.clean_integration_worktree(&dir);
         info!(commands = results.len(), "verify passed");

@@ -456,6 +456,7 @@ mod tests {
                             tail: vec!["ok 1".into(), "not ok 2 | cart".into()],
                         },
                         passed: vec![],
+                        retried: vec![],
                     },
                 }),
             ),

@@ -47,6 +47,7 @@ pub enum Evidence {
     NeedsApproval(NeedsApproval),
     BaseRaced(BaseRaced),
     CandidateFailed(CandidateFailed),
+    Flaked(Flaked),
     BaseMoved(BaseMoved),
     Pushed(Pushed),
     BranchUpdated(BranchUpdated),
@@ -99,6 +100,7 @@ impl Evidence {
             Evidence::NeedsApproval(_) => EventKind::NeedsApproval,
             Evidence::BaseRaced(_) => EventKind::BaseRaced,
             Evidence::CandidateFailed(_) => EventKind::CandidateFailed,
+            Evidence::Flaked(_) => EventKind::Flaked,
             Evidence::BaseMoved(_) => EventKind::BaseMoved,
             Evidence::Pushed(_) => EventKind::Pushed,
             Evidence::BranchUpdated(_) => EventKind::BranchUpdated,
@@ -521,6 +523,9 @@ pub enum VerifyFailure {
     Command {
         failed: Finished,
         passed: Vec<Finished>,
+        /// The same command's earlier failed runs (`[queue] retries`), oldest first.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        retried: Vec<Finished>,
     },
     /// `verify = "github-checks"`: the required check that did not succeed.
     Check { check: CheckResult },
@@ -565,6 +570,17 @@ pub struct CandidateFailed {
     pub onto: String,
     /// What failed, as the event the task goes back with if the failure is its own.
     pub failure: Box<Evidence>,
+}
+
+/// `flaked`: a verify command failed on the candidate `head`, then passed when run
+/// again on it: a flaky command, not the task's failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flaked {
+    pub head: String,
+    /// The command, as configured.
+    pub command: String,
+    /// Its failed runs, before the one that passed.
+    pub failed: Vec<Finished>,
 }
 
 /// `base_moved`: the base branch now points at the verified commit: the task landed.
@@ -1052,6 +1068,7 @@ mod tests {
                     failure: VerifyFailure::Command {
                         failed: finished("make test", Outcome::TimedOut),
                         passed: vec![finished("make lint", Outcome::Exited { code: 0 })],
+                        retried: vec![],
                     },
                 }),
                 json!({"head": "h", "onto": "o", "attempt": 2,
@@ -1100,6 +1117,15 @@ mod tests {
                     remote: None,
                 }),
                 json!({"was": "a", "now": "b"}),
+            ),
+            (
+                Evidence::Flaked(Flaked {
+                    head: "h".into(),
+                    command: "make test".into(),
+                    failed: vec![finished("make test", Outcome::Exited { code: 1 })],
+                }),
+                json!({"head": "h", "command": "make test", "failed": [
+                    {"command": "make test", "outcome": "exited", "code": 1, "duration_ms": 12, "log": "/logs/t1/verify-1.log", "tail": ["ok"]}]}),
             ),
             (
                 Evidence::CandidateFailed(CandidateFailed {
@@ -1272,7 +1298,7 @@ mod tests {
         }
         let mut kinds: Vec<&str> = samples.iter().map(|(e, _)| e.kind().as_str()).collect();
         kinds.dedup();
-        assert_eq!(kinds.len(), 34, "every kind has a sample: {kinds:?}");
+        assert_eq!(kinds.len(), 35, "every kind has a sample: {kinds:?}");
     }
 
     #[test]

@@ -1156,6 +1156,43 @@ fn the_speculation_window_halves_after_a_failure_and_grows_after_a_landing() {
     eventually(30, "the window to grow", || window(&repo) == Some(3));
 }
 
+#[test]
+fn a_flaky_verify_command_is_run_again_and_recorded_as_a_flake() {
+    let repo = queue_repo_with("retries = 1\n", "");
+    // Fails the first time it runs for a task, passes the second: a flaky test.
+    let flaky = "if [ -f \\\"$HOME/ran-$SWITCHYARD_TASK\\\" ]; then ./check.sh; else touch \\\"$HOME/ran-$SWITCHYARD_TASK\\\"; exit 1; fi";
+    let text = std::fs::read_to_string(repo.root.join("switchyard.toml")).unwrap();
+    repo.config(&text.replace(
+        "verify = [\"./check.sh\"]",
+        &format!("verify = [\"{flaky}\"]"),
+    ));
+    repo.commit("flaky verify");
+    let _daemon = repo.start_daemon();
+    let ids = work_all(
+        &repo,
+        &[
+            ("docs", "docs/b.md", "b\n"),
+            ("web", "web/c.html", "BROKEN\n"),
+        ],
+    );
+    wait_state(&repo, &ids[0], "merged");
+    let flaked = last_event(&repo, &ids[0], "flaked");
+    assert!(
+        flaked["evidence"]["command"]
+            .as_str()
+            .unwrap()
+            .contains("ran-"),
+        "{flaked:#}"
+    );
+    assert_eq!(flaked["evidence"]["failed"].as_array().unwrap().len(), 1);
+    // A real failure fails again when run again: back with both runs' evidence.
+    wait_state(&repo, &ids[1], "returned");
+    let failed = last_event(&repo, &ids[1], "verify_failed");
+    assert_eq!(failed["evidence"]["failed"]["code"], 1, "{failed:#}");
+    assert_eq!(failed["evidence"]["retried"].as_array().unwrap().len(), 1);
+    assert!(!events(&repo, &ids[1]).contains(&"flaked".to_owned()));
+}
+
 /// The speculation window the ledger holds, read straight from it.
 fn window(repo: &TestRepo) -> Option<i64> {
     let db = repo.root.join(".git/switchyard/ledger.db");

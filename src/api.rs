@@ -146,6 +146,10 @@ pub struct QueueEntry {
     /// 1 is integrated next.
     pub position: usize,
     pub waiting_for: String,
+    /// For a candidate in flight, what it is built onto: `"base"`, or the id of the
+    /// task whose candidate is below it in the pipeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_on: Option<String>,
 }
 
 /// `POST /v1/resume`

@@ -167,8 +167,12 @@ pub fn queue(entries: &[QueueEntry]) -> String {
     entries
         .iter()
         .map(|e| {
+            let on = match e.built_on.as_deref() {
+                Some(on) if on != "base" => format!(" (built on {on})"),
+                _ => String::new(),
+            };
             format!(
-                "{:>3}. {:<5} {:<17} waiting for {}  {}\n",
+                "{:>3}. {:<5} {:<17} waiting for {}{on}  {}\n",
                 e.position,
                 e.id.to_string(),
                 e.state.as_str(),

@@ -484,9 +484,24 @@ impl Service {
             order,
             paused,
             candidates,
+            base,
             ..
         } = self.queue_order()?;
         let step = |id: TaskId| candidates.iter().find(|c| c.task == id).map(|c| c.step);
+        let built_on = |id: TaskId| {
+            let c = candidates.iter().find(|c| c.task == id)?;
+            if c.onto == base {
+                return Some("base".to_owned());
+            }
+            let below = candidates
+                .iter()
+                .find(|b| b.head.as_deref() == Some(c.onto.as_str()));
+            Some(match below {
+                Some(b) => b.task.to_string(),
+                // Built onto something no longer there: it is built again next.
+                None => c.onto.chars().take(10).collect(),
+            })
+        };
         let rank = |t: &Task| {
             order
                 .iter()
@@ -503,6 +518,7 @@ impl Service {
             .into_iter()
             .enumerate()
             .map(|(i, t)| api::QueueEntry {
+                built_on: built_on(t.id),
                 id: t.id,
                 title: t.title,
                 state: t.state,

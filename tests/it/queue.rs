@@ -1084,6 +1084,19 @@ fn several_candidates_verify_at_once_and_land_in_order_each_on_its_parent() {
         ids.iter()
             .all(|id| repo.home().join(format!("started-{id}")).exists())
     });
+    // The queue shows the pipeline: each candidate on the one ahead of it.
+    let queue = repo.run(["--json", "queue"]).expect(0).json();
+    let on: Vec<&str> = queue
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["built_on"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(
+        on,
+        vec!["base", ids[0].as_str(), ids[1].as_str()],
+        "{queue:#}"
+    );
     std::fs::write(repo.home().join("go"), "").unwrap();
     for id in &ids {
         wait_state(&repo, id, "merged");

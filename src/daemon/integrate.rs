@@ -280,14 +280,18 @@ impl Service {
             }
             i
         };
-        let integration = || -> Result<Integration> {
-            self.ledger(|l| l.integration(id))?
-                .ok_or_else(|| ApiError::internal(format!("{id} has no integration in progress")))
-        };
         if cancel.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let step = self.ledger(|l| l.integration(id))?.map(|i| i.step);
+        // Read once: the engine runs one action per task at a time, so this is the
+        // candidate the action works on.
+        let current = self.ledger(|l| l.integration(id))?;
+        let step = current.as_ref().map(|i| i.step);
+        let integration = || -> Result<Integration> {
+            current
+                .clone()
+                .ok_or_else(|| ApiError::internal(format!("{id} has no integration in progress")))
+        };
         if !action.fits(step) {
             info!(
                 ?action,

@@ -23,7 +23,7 @@ use crate::command;
 use crate::config::Config;
 use crate::git::{self, RepoLocation};
 use crate::model::evidence::{
-    After, WorktreeKept, WorktreeReady, WorktreeRecycled, WorktreeRestored,
+    After, RecycledTo, WorktreeKept, WorktreeReady, WorktreeRecycled, WorktreeRestored,
     WorktreeSource as Source,
 };
 use crate::model::{Actor, Event, Evidence, Pause, QueueEvent, Task, TaskId, TaskState, Timestamp};
@@ -961,7 +961,7 @@ impl Service {
     /// instead of a new one. Members beyond the pool's size are deleted once the queue
     /// is idle (`trim_pool`); but a busy queue never lets the pool grow past its size
     /// plus one worktree per candidate in flight: beyond that, it is removed now.
-    fn recycle(&self, dir: &Path) -> String {
+    fn recycle(&self, dir: &Path) -> RecycledTo {
         let pool = self.config.worktrees.pool as usize;
         let cap = pool + self.config.queue.max_parallel.get() as usize;
         let pooled = self
@@ -982,17 +982,17 @@ impl Service {
                         .ledger(|l| l.pool_add_ready(&to_str, Timestamp::now()))
                         .is_ok()
                     {
-                        return "pool".to_owned();
+                        return RecycledTo::Pool;
                     }
                 }
                 Err(e) => warn!(error = %e, "could not return the worktree to the pool"),
             }
         }
         match self.worktrees.remove(dir, false) {
-            Ok(()) => "removed".to_owned(),
+            Ok(()) => RecycledTo::Removed,
             Err(e) => {
                 warn!(path = %dir.display(), error = %e, "could not remove the worktree");
-                "left in place".to_owned()
+                RecycledTo::LeftInPlace
             }
         }
     }

@@ -350,9 +350,20 @@ pub struct WorktreeRestored {
 pub struct WorktreeRecycled {
     /// Where the worktree was.
     pub path: String,
-    /// Where it went: `pool` (detached, cleaned and kept for the next claim),
-    /// `removed`, or `left in place` (it could be neither).
-    pub to: String,
+    pub to: RecycledTo,
+}
+
+/// Where a let-go worktree went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecycledTo {
+    /// Detached, cleaned and kept for the next claim.
+    #[serde(rename = "pool")]
+    Pool,
+    #[serde(rename = "removed")]
+    Removed,
+    /// It could be neither pooled nor removed.
+    #[serde(rename = "left in place")]
+    LeftInPlace,
 }
 
 /// `worktree_kept`: the task let go of its worktree, but it had uncommitted changes, so
@@ -922,7 +933,7 @@ mod tests {
             (
                 Evidence::WorktreeRecycled(WorktreeRecycled {
                     path: "/w/t1".into(),
-                    to: "pool".into(),
+                    to: RecycledTo::Pool,
                 }),
                 json!({"path": "/w/t1", "to": "pool"}),
             ),

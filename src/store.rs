@@ -2377,6 +2377,7 @@ mod tests {
                 checkpoints: vec![],
                 out_of_scope: vec![],
                 attempt: 0,
+                touches_everything: None,
             };
             l.submit(id, "a", "tip", TaskState::Queued, submitted, Timestamp(3))
                 .unwrap();

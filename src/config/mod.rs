@@ -58,6 +58,9 @@ pub struct Queue {
     /// How many times a failed verify command runs again on the same candidate before
     /// the task goes back (0..=10); a pass after a failure is recorded as a flake.
     pub retries: u32,
+    /// `[queue] lanes = true`: tasks that ownership declares independent integrate in
+    /// lanes of their own (`queue::lanes`), none verified again because another landed.
+    pub lanes: bool,
 }
 
 /// The most `[queue] retries`.

@@ -47,6 +47,7 @@ pub(crate) struct RawQueue {
     pub max_parallel: Option<Spanned<i64>>,
     pub land: Option<Str>,
     pub retries: Option<Spanned<i64>>,
+    pub lanes: Option<Spanned<bool>>,
 }
 
 /// A key that takes either a word or a list of strings (`verify`).
@@ -129,6 +130,7 @@ pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
                     max_parallel: q.integer("max_parallel"),
                     land: q.string("land"),
                     retries: q.integer("retries"),
+                    lanes: q.boolean("lanes"),
                 };
                 q.finish(QUEUE_KEYS);
                 queue
@@ -224,6 +226,7 @@ const QUEUE_KEYS: &[&str] = &[
     "max_parallel",
     "land",
     "retries",
+    "lanes",
 ];
 const CLAIMS_KEYS: &[&str] = &["lease", "max_parallel"];
 const SUBSYSTEM_KEYS: &[&str] = &[

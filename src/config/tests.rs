@@ -67,6 +67,16 @@ fn queue_parallelism_and_landing() {
         "[queue]\nmax_parallel = 65\n",
         &["sy.toml:2:16: [queue] `max_parallel` must be between 1 and 64, found 65"],
     );
+    check(
+        "[queue]\nlanes = true\n",
+        &[
+            "sy.toml:2:9: [queue] `lanes = true` needs [[subsystem]] entries: lanes come from what each subsystem owns and `depends_on`",
+        ],
+    );
+    check(
+        "[queue]\nlanes = \"yes\"\n",
+        &["sy.toml:2:9: `lanes` must be true or false, found a string"],
+    );
 }
 
 #[test]

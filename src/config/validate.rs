@@ -160,9 +160,19 @@ pub(crate) fn validate(
         max_parallel: queue_parallel(&mut v, raw_queue.max_parallel.as_ref()),
         land: land(&mut v, raw_queue.land.as_ref()),
         retries: retries(&mut v, raw_queue.retries.as_ref()),
+        lanes: raw_queue.lanes.as_ref().is_some_and(|l| *l.get_ref()),
     };
 
     let (subsystems, ownership) = subsystems(&mut v, &raw.subsystems);
+    if let Some(lanes) = &raw_queue.lanes
+        && *lanes.get_ref()
+        && subsystems.is_empty()
+    {
+        v.error(
+            lanes.span(),
+            "[queue] `lanes = true` needs [[subsystem]] entries: lanes come from what each subsystem owns and `depends_on`",
+        );
+    }
     let raw_claims = raw.claims.unwrap_or_default();
     let claims = Claims {
         lease: v.duration(raw_claims.lease.as_ref(), "lease", DEFAULT_LEASE),

@@ -127,6 +127,7 @@ impl Service {
             out_of_scope: review.out_of_scope.clone(),
             // The ledger counts attempts; this is what it will count.
             attempt: task.attempt + 1,
+            touches_everything: review.touches_everything.clone(),
         };
         // What was submitted is what gets integrated (and what an approval approves),
         // whatever happens to the branch afterwards; a ref keeps it reachable.

@@ -439,6 +439,7 @@ mod tests {
                     checkpoints: vec!["out of scope: docs/x.md (docs)".into()],
                     out_of_scope: vec![],
                     attempt: 2,
+                    touches_everything: None,
                 }),
             ),
             event(

@@ -414,6 +414,10 @@ pub struct Submitted {
     pub out_of_scope: Vec<OutOfScope>,
     /// Which submission of the task this is (1, 2, ...); the ledger counts it.
     pub attempt: i64,
+    /// Why the change touches every subsystem (a path no subsystem owns, or the config):
+    /// with `[queue] lanes`, it waits for every lane. Absent: only `subsystems`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub touches_everything: Option<String>,
 }
 
 /// A changed path outside the task's scope.
@@ -988,6 +992,7 @@ mod tests {
                         },
                     ],
                     attempt: 1,
+                    touches_everything: None,
                 }),
                 json!({"head": "h", "merge_base": "m", "paths": 2, "subsystems": ["cart"],
                        "checkpoints": ["scope change: docs/x.md (docs)"],

@@ -4,6 +4,7 @@
 //! `daemon::integrate`; later lanes, speculation and batching change this module, not
 //! that machinery.
 
+pub mod lanes;
 pub mod planner;
 
 use std::collections::BTreeSet;
@@ -48,6 +49,9 @@ pub struct Review {
     pub unreadable_paths: Vec<String>,
     /// Every changed path, renames counted on both sides.
     pub paths: usize,
+    /// Why the change touches every subsystem, for ownership lanes: the first changed
+    /// path no subsystem owns, or the config. `None`: only `touched`.
+    pub touches_everything: Option<String>,
 }
 
 /// Recorded in `submitted` events, so its type lives with the other event payloads.
@@ -129,6 +133,14 @@ pub fn review(changes: &[Change], task: &Task, config: &Config) -> Review {
             let owner = resolver.owner(path).map(|r| r.subsystem.clone());
             if let Some(owner) = &owner {
                 review.touched.insert(owner.clone());
+            }
+            if review.touches_everything.is_none() {
+                if path == crate::config::FILE_NAME {
+                    review.touches_everything = Some(format!("it changes the config, {path}"));
+                } else if owner.is_none() {
+                    review.touches_everything =
+                        Some(format!("it changes {path}, which no subsystem owns"));
+                }
             }
             let in_scope = owner.as_ref().is_some_and(|o| task.subsystems.contains(o))
                 || scope_globs.iter().any(|g| g.is_match(path));

@@ -459,6 +459,9 @@ pub enum EventKind {
     /// A verify command failed, then passed when run again on the same candidate
     /// (`[queue] retries`).
     Flaked,
+    /// Lanes: a verified candidate replayed onto a base that moved only by independent
+    /// changes, without verifying again.
+    Carried,
     /// The base now points at the verified commit.
     BaseMoved,
     Pushed,
@@ -510,6 +513,7 @@ impl EventKind {
             EventKind::BaseRaced => "base_raced",
             EventKind::CandidateFailed => "candidate_failed",
             EventKind::Flaked => "flaked",
+            EventKind::Carried => "carried",
             EventKind::BaseMoved => "base_moved",
             EventKind::Pushed => "pushed",
             EventKind::BranchUpdated => "branch_updated",

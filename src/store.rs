@@ -24,6 +24,7 @@ use crate::model::{
     Actor, Event, EventKind, Evidence, Pause, QueueEvent, QueueEvidence, SubsystemName, Task,
     TaskId, TaskState, Timestamp, task_branch,
 };
+use crate::queue::planner::Landed;
 use crate::scheduler::{self, Blocked, Caps, Load};
 
 fn save_pr(tx: &rusqlite::Transaction<'_>, pr: &PrRecord) -> Result<()> {
@@ -186,6 +187,15 @@ ALTER TABLE tasks ADD COLUMN integration_failures INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE integrations ADD COLUMN failure_kind TEXT;
 ALTER TABLE integrations ADD COLUMN failure TEXT;  -- JSON
 "#,
+    r#"
+-- Ownership lanes: what a candidate's verified content holds (the base commit `lineage`
+-- plus the candidates in `stack` it was built on, a JSON array of task ids, lowest
+-- first), and the commit as built and verified (`head` moves on when a candidate is
+-- carried onto a newer base without verifying again).
+ALTER TABLE integrations ADD COLUMN lineage TEXT;
+ALTER TABLE integrations ADD COLUMN stack TEXT;
+ALTER TABLE integrations ADD COLUMN built TEXT;
+"#,
 ];
 
 /// Ports are handed out in blocks of this size, from `PORT_START` up.
@@ -291,6 +301,20 @@ pub struct Integration {
     pub head: Option<String>,
     /// At `Step::Failed`: why, as the event the task goes back with.
     pub failure: Option<Evidence>,
+    /// What its verified content holds: this base commit, then the changes of `stack`
+    /// (the candidates it was built on, lowest first). See `queue::planner::Candidate`.
+    pub lineage: String,
+    pub stack: Vec<TaskId>,
+    /// The commit as built and verified (`head` differs once carried).
+    pub built: Option<String>,
+}
+
+/// What a candidate's content holds as it is built: the base commit `lineage` and the
+/// candidates below it (see `Integration::lineage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    pub lineage: String,
+    pub stack: Vec<TaskId>,
 }
 
 /// A task's pull request, and what switchyard last wrote for it.
@@ -1145,11 +1169,13 @@ impl Ledger {
         Ok(task)
     }
 
-    /// Starts integrating a queued task onto the base tip `onto`.
+    /// Starts integrating a queued task onto `onto`: a base tip, or the commit of the
+    /// candidate below it (`built`: what its content holds, lineage and stack).
     pub fn start_integration(
         &mut self,
         id: TaskId,
         onto: &str,
+        built: &Built,
         branch_tip: &str,
         now: Timestamp,
     ) -> Result<Integration> {
@@ -1167,9 +1193,18 @@ impl Ledger {
             params![now.0, id.0],
         )?;
         tx.execute(
-            "INSERT OR REPLACE INTO integrations (task, attempt, step, onto, branch_tip, head, updated_at)
-             VALUES (?1, ?2, 'started', ?3, ?4, NULL, ?5)",
-            params![id.0, task.attempt, onto, branch_tip, now.0],
+            "INSERT OR REPLACE INTO integrations
+                 (task, attempt, step, onto, branch_tip, head, updated_at, lineage, stack)
+             VALUES (?1, ?2, 'started', ?3, ?4, NULL, ?5, ?6, ?7)",
+            params![
+                id.0,
+                task.attempt,
+                onto,
+                branch_tip,
+                now.0,
+                built.lineage,
+                stack_text(&built.stack)
+            ],
         )?;
         let evidence = Evidence::IntegrationStarted(IntegrationStarted {
             attempt: task.attempt,
@@ -1218,7 +1253,9 @@ impl Ledger {
     ) -> Result<Integration> {
         let tx = self.write()?;
         let changed = tx.execute(
-            "UPDATE integrations SET step = ?1, head = COALESCE(?2, head), updated_at = ?3
+            "UPDATE integrations SET step = ?1, head = COALESCE(?2, head),
+                 built = CASE WHEN ?1 = 'rebased' THEN COALESCE(?2, head) ELSE built END,
+                 updated_at = ?3
              WHERE task = ?4",
             params![step.as_str(), head, now.0, id.0],
         )?;
@@ -1242,6 +1279,59 @@ impl Ledger {
         }
         tx.commit()?;
         Ok(integration)
+    }
+
+    /// A verified candidate replayed onto the base tip `onto` as `head`, its verdict kept
+    /// (lanes: the base moved only by changes independent of it). Its content now holds
+    /// `onto` and nothing below it in flight.
+    pub fn carry(
+        &mut self,
+        id: TaskId,
+        onto: &str,
+        head: &str,
+        evidence: Evidence,
+        now: Timestamp,
+    ) -> Result<Integration> {
+        let tx = self.write()?;
+        let changed = tx.execute(
+            "UPDATE integrations SET onto = ?1, head = ?2, lineage = ?1, stack = '[]',
+                 updated_at = ?3 WHERE task = ?4 AND step = 'verified'",
+            params![onto, head, now.0, id.0],
+        )?;
+        if changed == 0 {
+            return Err(LedgerError::Refused(format!(
+                "{id} has no verified candidate"
+            )));
+        }
+        append(&tx, id, now, &Actor::Daemon, None, &evidence)?;
+        step_succeeded(&tx, id)?;
+        let integration = load_integration(&tx, id)?.expect("just updated");
+        tx.commit()?;
+        Ok(integration)
+    }
+
+    /// The lander's last `limit` moves of the base, oldest first (from `base_moved`
+    /// events).
+    pub fn base_moves(&self, limit: u32) -> Result<Vec<Landed>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT task, at, kind, actor, state, evidence FROM events
+             WHERE kind = 'base_moved' ORDER BY id DESC LIMIT ?1",
+        )?;
+        let events = stmt
+            .query_map([limit], event_from_row)?
+            .collect::<rusqlite::Result<Vec<Event>>>()?;
+        Ok(events
+            .into_iter()
+            .rev()
+            .filter_map(|e| match e.what {
+                Evidence::BaseMoved(m) => Some(Landed {
+                    task: e.task,
+                    from: m.from,
+                    to: m.to,
+                }),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The candidate failed (a conflict, a failed verify) while built onto another
@@ -1302,14 +1392,16 @@ impl Ledger {
         &mut self,
         id: TaskId,
         onto: &str,
+        built: &Built,
         evidence: evidence::BaseRaced,
         now: Timestamp,
     ) -> Result<Integration> {
         let tx = self.write()?;
         tx.execute(
-            "UPDATE integrations SET step = 'started', onto = ?1, head = NULL, failure_kind = NULL,
-                 failure = NULL, updated_at = ?2 WHERE task = ?3",
-            params![onto, now.0, id.0],
+            "UPDATE integrations SET step = 'started', onto = ?1, head = NULL, built = NULL,
+                 failure_kind = NULL, failure = NULL, updated_at = ?2, lineage = ?3, stack = ?4
+             WHERE task = ?5",
+            params![onto, now.0, built.lineage, stack_text(&built.stack), id.0],
         )?;
         append(
             &tx,
@@ -1853,7 +1945,8 @@ const TASK_COLUMNS: &str =
 fn load_integration(conn: &Connection, id: TaskId) -> Result<Option<Integration>> {
     Ok(conn
         .query_row(
-            "SELECT task, attempt, step, onto, branch_tip, head, failure_kind, failure
+            "SELECT task, attempt, step, onto, branch_tip, head, failure_kind, failure,
+                    lineage, stack, built
              FROM integrations WHERE task = ?1",
             [id.0],
             |r| {
@@ -1878,10 +1971,21 @@ fn load_integration(conn: &Connection, id: TaskId) -> Result<Option<Integration>
                         )),
                         None => None,
                     },
+                    // Before lanes: built onto `onto`, verified as `head`.
+                    lineage: r.get::<_, Option<String>>(8)?.unwrap_or(r.get(3)?),
+                    stack: match r.get::<_, Option<String>>(9)? {
+                        Some(_) => json_column(r, 9)?,
+                        None => Vec::new(),
+                    },
+                    built: r.get::<_, Option<String>>(10)?.or(r.get(5)?),
                 })
             },
         )
         .optional()?)
+}
+
+fn stack_text(stack: &[TaskId]) -> String {
+    serde_json::to_string(stack).expect("task ids serialize")
 }
 
 fn load_task(conn: &Connection, id: TaskId) -> Result<Task> {
@@ -2381,7 +2485,12 @@ mod tests {
             };
             l.submit(id, "a", "tip", TaskState::Queued, submitted, Timestamp(3))
                 .unwrap();
-            l.start_integration(id, from, "tip", Timestamp(4)).unwrap();
+            let built = Built {
+                lineage: from.into(),
+                stack: vec![],
+            };
+            l.start_integration(id, from, &built, "tip", Timestamp(4))
+                .unwrap();
             let moved = Evidence::BaseMoved(evidence::BaseMoved {
                 from: from.into(),
                 to: to.into(),

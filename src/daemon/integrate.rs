@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tracing::{info, info_span, warn};
 
 use super::github::Hub;
-use super::service::{ApiError, QueueNow, Result, Service, name};
+use super::service::{ApiError, Result, Service, name};
 use crate::api;
 use crate::command;
 use crate::config::{Land, VerifyOn};
@@ -31,8 +31,8 @@ use crate::model::{
     Actor, Event, EventKind, Evidence, Pause, QueueEvidence, Task, TaskId, TaskState, Timestamp,
 };
 use crate::queue;
-use crate::queue::planner::{self, Action, Onto, Outcome, Snapshot};
-use crate::store::{Integration, Step};
+use crate::queue::planner::{self, Action, Onto, Outcome};
+use crate::store::{Built, Integration, Step};
 use crate::worktree;
 
 impl Service {
@@ -241,27 +241,14 @@ impl Service {
     /// tasks with an action under way. Idle, a local base is looked at: a move made
     /// behind the lander's back is caught now, not at the next landing.
     pub(super) fn plan_queue(&self, busy: &BTreeSet<TaskId>) -> Result<Vec<Action>> {
-        let QueueNow {
-            order,
-            candidates,
-            base,
-            paused,
-            window,
-        } = self.queue_order()?;
-        if order.is_empty() && busy.is_empty() {
-            if self.config.remote.is_none() && paused.is_none() {
+        let queue = self.queue_order()?;
+        if queue.order.is_empty() && busy.is_empty() {
+            if self.config.remote.is_none() && queue.paused.is_none() {
                 self.base_is_ours(&self.base_tip()?)?;
             }
             return Ok(Vec::new());
         }
-        Ok(planner::next(&Snapshot {
-            order: &order,
-            candidates: &candidates,
-            base: &base,
-            busy,
-            window,
-            paused: paused.is_some(),
-        }))
+        Ok(queue.plan(busy).actions)
     }
 
     /// Carries out one of the planner's actions, recording each step before the next
@@ -306,7 +293,7 @@ impl Service {
                 if let Some(hub) = gh {
                     hub.publish_before_integrating(self, id)?;
                 }
-                let Some(onto) = self.resolve(onto)? else {
+                let Some((onto, built)) = self.resolve(onto)? else {
                     return Ok(());
                 };
                 let task = self.ledger(|l| l.task(id))?;
@@ -318,18 +305,21 @@ impl Service {
                         )?,
                     };
                 info!(onto = %short(&onto), "integrating");
-                self.ledger(|l| l.start_integration(id, &onto, &tip, Timestamp::now()))?;
+                self.ledger(|l| l.start_integration(id, &onto, &built, &tip, Timestamp::now()))?;
                 Ok(())
             }
             Action::Rebuild { onto, .. } => {
                 let i = integration()?;
-                let Some(onto) = self.resolve(onto)? else {
+                let Some((onto, built)) = self.resolve(onto)? else {
                     return Ok(());
                 };
                 info!(was = %short(&i.onto), now = %short(&onto), "building the candidate again");
-                recorded(self.start_over(&i, &onto)?);
+                recorded(self.start_over(&i, &onto, &built)?);
                 Ok(())
             }
+            Action::Carry { .. } => self.carry(&integration()?).map(|i| {
+                recorded(i);
+            }),
             Action::Build { .. } => self.rebase(&integration()?).map(|i| {
                 recorded(i);
             }),
@@ -376,19 +366,81 @@ impl Service {
         self.finish(&i)
     }
 
-    /// The commit a candidate is built onto: the base's tip, fetched with a remote and
-    /// judged (`None` when it is not the lander's: the queue pauses), or the candidate
-    /// ahead's commit.
-    fn resolve(&self, onto: &Onto) -> Result<Option<String>> {
+    /// The commit a candidate is built onto, with what its content will hold: the
+    /// base's tip, fetched with a remote and judged (`None` when it is not the lander's:
+    /// the queue pauses), or the commit of the candidate below it (`None` when that one
+    /// is gone since this was planned).
+    fn resolve(&self, onto: &Onto) -> Result<Option<(String, Built)>> {
         match onto {
-            Onto::Candidate { head, .. } => Ok(Some(head.clone())),
+            Onto::Candidate { task, head } => {
+                let Some(below) = self.ledger(|l| l.integration(*task))? else {
+                    return Ok(None);
+                };
+                let built = Built {
+                    lineage: below.lineage,
+                    stack: [below.stack, vec![below.task]].concat(),
+                };
+                Ok(Some((head.clone(), built)))
+            }
             Onto::Base => {
                 let tip = self.current_base()?;
                 if !self.base_is_ours(&tip)? {
                     return Ok(None);
                 }
                 self.follow_remote(&tip)?;
-                Ok(Some(tip))
+                let built = Built {
+                    lineage: tip.clone(),
+                    stack: Vec::new(),
+                };
+                Ok(Some((tip, built)))
+            }
+        }
+    }
+
+    /// Lanes: the verified candidate replayed onto the base's tip, which moved since it
+    /// was built only by changes the planner found independent of it; its verdict is
+    /// kept. Should the replay conflict after all, it is built and verified again.
+    fn carry(&self, i: &Integration) -> Result<Option<Integration>> {
+        let root = &self.repo.main_root;
+        let head = i
+            .head
+            .clone()
+            .ok_or_else(|| ApiError::internal("verified without a head"))?;
+        let tip = self.current_base()?;
+        if !self.base_is_ours(&tip)? {
+            return Ok(None);
+        }
+        self.follow_remote(&tip)?;
+        if tip == i.onto {
+            return Ok(None);
+        }
+        let past = gitcli::git(
+            root,
+            &["rev-list", "--count", &format!("{}..{tip}", i.onto)],
+        )
+        .ok()
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+        match gitcli::replay(root, &tip, &i.onto, &head, &i.task.to_string())? {
+            Replayed::Done { head: carried } => {
+                info!(onto = %short(&tip), head = %short(&carried), past, "carried onto the base without verifying again");
+                let evidence = Evidence::Carried(evidence::Carried {
+                    onto: tip.clone(),
+                    head: carried.clone(),
+                    verified: i.built.clone().unwrap_or(head),
+                    past,
+                });
+                Ok(Some(self.ledger(|l| {
+                    l.carry(i.task, &tip, &carried, evidence, Timestamp::now())
+                })?))
+            }
+            Replayed::Conflict { .. } | Replayed::Refused { .. } => {
+                info!("cannot be carried onto the base; building and verifying it again");
+                let built = Built {
+                    lineage: tip.clone(),
+                    stack: Vec::new(),
+                };
+                self.start_over(i, &tip, &built)
             }
         }
     }
@@ -776,7 +828,7 @@ impl Service {
 
     /// Step 3: the base moves from exactly the tip verified against to the verified
     /// commit, by compare-and-swap (and, with a remote, a plain push the server accepts
-    /// only as a fast-forward). If the base moved meanwhile, start over from the rebase;
+    /// only as a fast-forward). If the base moved meanwhile, the planner decides again;
     /// if it already holds the verified commit (a move made before a crash, perhaps with
     /// more on top since), the move is recorded as done and never made twice.
     fn move_base(&self, i: &Integration, gh: Option<&Hub>) -> Result<Option<Integration>> {
@@ -797,7 +849,7 @@ impl Service {
                     if !self.base_is_ours(&theirs)? {
                         return Ok(None);
                     }
-                    return self.start_over(i, &theirs);
+                    return Ok(self.base_moved_since(&theirs));
                 }
                 // The PR's branch first, so GitHub shows the PR merged once the base
                 // reaches it; and nothing lands from a PR a person closed or changed.
@@ -823,7 +875,7 @@ impl Service {
                         if !self.base_is_ours(&theirs)? {
                             return Ok(None);
                         }
-                        return self.start_over(i, &theirs);
+                        return Ok(self.base_moved_since(&theirs));
                     }
                 }
                 self.count_step();
@@ -849,8 +901,7 @@ impl Service {
                 if !self.base_is_ours(&now)? {
                     return Ok(None);
                 }
-                info!(now = %short(&now), "the base was accepted at another commit; integrating again");
-                return self.start_over(i, &now);
+                return Ok(self.base_moved_since(&now));
             }
         }
         info!(from = %short(&i.onto), to = %short(&head), "base moved");
@@ -868,6 +919,14 @@ impl Service {
     /// Any other tip is a move the daemon did not make: a rewind, or commits it never
     /// verified. That pauses the queue with an event naming the commits, and is never
     /// taken for a landing. `actual` is the base's tip now (the remote's, with a remote).
+    /// The base moved (the lander's own move for another candidate, or one a person
+    /// accepted) since a landing was planned: nothing is recorded, and the planner decides
+    /// again: carry the candidate onto the new tip (lanes) or build it again.
+    fn base_moved_since(&self, now: &str) -> Option<Integration> {
+        info!(now = %short(now), "the base moved since this landing was planned; planning again");
+        None
+    }
+
     pub(super) fn base_is_ours(&self, actual: &str) -> Result<bool> {
         // Whatever goes wrong judging the base is not the task's fault: the queue waits
         // and tries again, without counting it against the task at its head.
@@ -1006,14 +1065,14 @@ impl Service {
         Ok(api::Resumed { base, was })
     }
 
-    fn start_over(&self, i: &Integration, now: &str) -> Result<Option<Integration>> {
+    fn start_over(&self, i: &Integration, now: &str, built: &Built) -> Result<Option<Integration>> {
         let evidence = evidence::BaseRaced {
             was: i.onto.clone(),
             now: now.to_owned(),
             remote: None,
         };
         Ok(Some(self.ledger(|l| {
-            l.restart_integration(i.task, now, evidence, Timestamp::now())
+            l.restart_integration(i.task, now, built, evidence, Timestamp::now())
         })?))
     }
 

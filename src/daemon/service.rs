@@ -8,8 +8,8 @@
 //! recorded after. On restart, [`Service::reconcile`] finds every half-done step from
 //! the ledger and finishes it.
 
-use std::collections::BTreeMap;
 use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,8 +26,11 @@ use crate::model::evidence::{
     After, RecycledTo, WorktreeKept, WorktreeReady, WorktreeRecycled, WorktreeRestored,
     WorktreeSource as Source,
 };
-use crate::model::{Actor, Event, Evidence, Pause, QueueEvent, Task, TaskId, TaskState, Timestamp};
-use crate::queue::planner::{self, Candidate};
+use crate::model::{
+    Actor, Event, EventKind, Evidence, Pause, QueueEvent, Task, TaskId, TaskState, Timestamp,
+};
+use crate::queue::lanes::{Graph, Lanes, Reach};
+use crate::queue::planner::{self, Candidate, Landed, Plan, Snapshot};
 use crate::scheduler::Caps;
 use crate::scope;
 use crate::store::{
@@ -225,7 +228,32 @@ pub(super) struct QueueNow {
     /// How many candidates may be in flight now: the adapted window, at most
     /// `[queue] max_parallel` (which it starts at).
     pub window: usize,
+    /// With `[queue] lanes`: the footprints of the tasks queued and recently landed,
+    /// and the lander's recent moves of the base.
+    pub lanes: Option<Lanes>,
+    pub landed: Vec<Landed>,
 }
+
+impl QueueNow {
+    /// The planner's answer for this queue, `busy` being the tasks with an action under
+    /// way.
+    pub fn plan(&self, busy: &BTreeSet<TaskId>) -> Plan {
+        planner::next(&Snapshot {
+            order: &self.order,
+            candidates: &self.candidates,
+            base: &self.base,
+            busy,
+            window: self.window,
+            paused: self.paused.is_some(),
+            lanes: self.lanes.as_ref(),
+            landed: &self.landed,
+        })
+    }
+}
+
+/// How many of the lander's last moves of the base the planner looks back over (lanes):
+/// a candidate built longer ago than that is built again.
+const LANDINGS_LOOKED_BACK: u32 = 256;
 
 /// How many committed events a slow subscriber may fall behind before it is told it
 /// lagged (it then reads the ledger itself).
@@ -547,13 +575,31 @@ impl Service {
     /// The queue in the order it is integrated (`planner::order`), from one read of the
     /// ledger: with the candidates in flight, the base tip the lander expects, the pause.
     pub(super) fn queue_order(&self) -> Result<QueueNow> {
-        let (tasks, integrations, paused, expected, window) = self.read(|l| {
+        let lanes = self.config.queue.lanes;
+        let (tasks, integrations, paused, expected, window, landed, reach) = self.read(|l| {
+            let tasks = l.tasks_in(&[TaskState::Queued, TaskState::Verifying])?;
+            let landed = match lanes {
+                true => l.base_moves(LANDINGS_LOOKED_BACK)?,
+                false => Vec::new(),
+            };
+            let mut reach = Vec::new();
+            if lanes {
+                let ids = tasks
+                    .iter()
+                    .map(|t| t.id)
+                    .chain(landed.iter().map(|m| m.task));
+                for id in ids.collect::<BTreeSet<_>>() {
+                    reach.push((id, reach_of(l.last_event(id, EventKind::Submitted)?)));
+                }
+            }
             Ok((
-                l.tasks_in(&[TaskState::Queued, TaskState::Verifying])?,
+                tasks,
                 l.integrations()?,
                 l.paused()?,
                 l.base_expected()?,
                 l.window()?,
+                landed,
+                reach,
             ))
         })?;
         let max = self.config.queue.max_parallel.get() as usize;
@@ -569,15 +615,21 @@ impl Service {
                 step: i.step,
                 onto: i.onto,
                 head: i.head,
+                built: i.built,
+                lineage: i.lineage,
+                stack: i.stack,
             })
             .collect();
-        let order = planner::order(&tasks, &candidates, &base);
+        let order = planner::order(&tasks, &candidates);
+        let lanes = lanes.then(|| Lanes::new(&Graph::new(&self.config.subsystems), reach));
         Ok(QueueNow {
             order,
             candidates,
             base,
             paused,
             window,
+            lanes,
+            landed,
         })
     }
 
@@ -1670,4 +1722,15 @@ pub(super) fn traces_of_tasks(
 /// Whether nothing listens on a port block's first port right now.
 fn port_is_free(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// What a task's change touches, for lanes, from its last `submitted` event: everything
+/// when the event says so or cannot be read.
+fn reach_of(submitted: Option<Event>) -> Reach {
+    match submitted.map(|e| e.what) {
+        Some(Evidence::Submitted(s)) if s.touches_everything.is_none() => {
+            Reach::Subsystems(s.subsystems.into_iter().collect())
+        }
+        _ => Reach::Everything,
+    }
 }

@@ -48,6 +48,7 @@ pub enum Evidence {
     BaseRaced(BaseRaced),
     CandidateFailed(CandidateFailed),
     Flaked(Flaked),
+    Carried(Carried),
     BaseMoved(BaseMoved),
     Pushed(Pushed),
     BranchUpdated(BranchUpdated),
@@ -101,6 +102,7 @@ impl Evidence {
             Evidence::BaseRaced(_) => EventKind::BaseRaced,
             Evidence::CandidateFailed(_) => EventKind::CandidateFailed,
             Evidence::Flaked(_) => EventKind::Flaked,
+            Evidence::Carried(_) => EventKind::Carried,
             Evidence::BaseMoved(_) => EventKind::BaseMoved,
             Evidence::Pushed(_) => EventKind::Pushed,
             Evidence::BranchUpdated(_) => EventKind::BranchUpdated,
@@ -596,6 +598,20 @@ pub struct Flaked {
     pub command: String,
     /// Its failed runs, before the one that passed.
     pub failed: Vec<Finished>,
+}
+
+/// `carried` (`[queue] lanes`): the verified candidate was replayed onto the base's
+/// tip as `head`, without verifying again: the base moved since it was built only by
+/// changes that ownership declares independent of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Carried {
+    /// The base tip it now sits on, and the commit that will land.
+    pub onto: String,
+    pub head: String,
+    /// The commit that passed verify.
+    pub verified: String,
+    /// How many commits landed in other lanes since it was built.
+    pub past: u64,
 }
 
 /// `base_moved`: the base branch now points at the verified commit: the task landed.
@@ -1144,6 +1160,15 @@ mod tests {
                     {"command": "make test", "outcome": "exited", "code": 1, "duration_ms": 12, "log": "/logs/t1/verify-1.log", "tail": ["ok"]}]}),
             ),
             (
+                Evidence::Carried(Carried {
+                    onto: "b2".into(),
+                    head: "h2".into(),
+                    verified: "h1".into(),
+                    past: 1,
+                }),
+                json!({"onto": "b2", "head": "h2", "verified": "h1", "past": 1}),
+            ),
+            (
                 Evidence::CandidateFailed(CandidateFailed {
                     onto: "h1".into(),
                     failure: Box::new(Evidence::BaseRaced(BaseRaced {
@@ -1314,7 +1339,7 @@ mod tests {
         }
         let mut kinds: Vec<&str> = samples.iter().map(|(e, _)| e.kind().as_str()).collect();
         kinds.dedup();
-        assert_eq!(kinds.len(), 35, "every kind has a sample: {kinds:?}");
+        assert_eq!(kinds.len(), 36, "every kind has a sample: {kinds:?}");
     }
 
     #[test]

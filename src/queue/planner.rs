@@ -15,8 +15,9 @@
 //!   verified on; the next one lands after it.
 //! - A task the executor is busy with gets no new action until that one is done.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use super::lanes::Lanes;
 use crate::model::{Step, Task, TaskId};
 
 /// A candidate in flight: a task's integration as the ledger records it.
@@ -24,10 +25,24 @@ use crate::model::{Step, Task, TaskId};
 pub struct Candidate {
     pub task: TaskId,
     pub step: Step,
-    /// The commit it is built onto: the base tip, or the head of the candidate ahead.
+    /// The commit it is built onto: a base tip, or the head of the candidate below it.
     pub onto: String,
-    /// The commit built, once there is one.
+    /// The commit built (or carried: see `Action::Carry`), once there is one.
     pub head: Option<String>,
+    /// The commit as built and verified; `head` differs once carried.
+    pub built: Option<String>,
+    /// What its verified content holds (lanes): this base commit and, on top of it,
+    /// the changes of `stack`, the candidates it was built on (lowest first).
+    pub lineage: String,
+    pub stack: Vec<TaskId>,
+}
+
+/// One move of the base by the lander: `task` landed, moving it from `from` to `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Landed {
+    pub task: TaskId,
+    pub from: String,
+    pub to: String,
 }
 
 /// What the planner looks at.
@@ -46,6 +61,11 @@ pub struct Snapshot<'a> {
     pub window: usize,
     /// A person must look at the base first: nothing starts, builds, verifies or lands.
     pub paused: bool,
+    /// `[queue] lanes`: which tasks ownership declares independent. `None`: every task
+    /// depends on every other (one lane).
+    pub lanes: Option<&'a Lanes>,
+    /// The lander's recent moves of the base, oldest first, ending at `base` (lanes).
+    pub landed: &'a [Landed],
 }
 
 /// What a candidate is built onto.
@@ -53,7 +73,7 @@ pub struct Snapshot<'a> {
 pub enum Onto {
     /// The base's tip, as the executor finds it (fetched, with a remote).
     Base,
-    /// The commit of the candidate ahead in the queue.
+    /// The commit of the candidate below it in its lane.
     Candidate { task: TaskId, head: String },
 }
 
@@ -69,12 +89,16 @@ pub enum Action {
     /// Move the base to the verified commit (compare-and-swap from exactly the tip it
     /// was verified on), then finish: the task's branch, merged.
     Land { task: TaskId },
+    /// Lanes: a verified candidate whose verdict still holds on the base, which moved
+    /// only by changes independent of it, is replayed onto the base's tip without
+    /// verifying again; then it lands.
+    Carry { task: TaskId },
     /// The base already moved to the candidate (before a restart): finish the landing.
     Finish { task: TaskId },
     /// The candidate is stale: start it again onto what is there now.
     Rebuild { task: TaskId, onto: Onto },
-    /// The candidate failed on exactly the base: the task goes back to its executor
-    /// with the evidence.
+    /// The candidate failed on a base holding everything it depends on: the task goes
+    /// back to its executor with the evidence.
     Return { task: TaskId },
     /// The action under way for this (busy) task is for a stale candidate: cut it short.
     /// The only action for a busy task.
@@ -88,6 +112,7 @@ impl Action {
             | Action::Build { task }
             | Action::Verify { task }
             | Action::Land { task }
+            | Action::Carry { task }
             | Action::Finish { task }
             | Action::Rebuild { task, .. }
             | Action::Return { task }
@@ -106,7 +131,7 @@ impl Action {
             Action::Rebuild { .. } => step.is_some_and(|s| !s.landed()),
             Action::Build { .. } => step == Some(Step::Started),
             Action::Verify { .. } => step == Some(Step::Rebased),
-            Action::Land { .. } => step == Some(Step::Verified),
+            Action::Land { .. } | Action::Carry { .. } => step == Some(Step::Verified),
             Action::Finish { .. } => step.is_some_and(Step::landed),
             Action::Return { .. } => step == Some(Step::Failed),
             Action::Abandon { .. } => true,
@@ -134,110 +159,254 @@ pub fn adapt(window: usize, outcome: Outcome, max_parallel: usize) -> usize {
     .clamp(1, max)
 }
 
-/// The next actions, in queue order; at most one per task, and for a busy task only
-/// `Abandon`.
-pub fn next(s: &Snapshot<'_>) -> Vec<Action> {
-    let mut actions = Vec::new();
+/// The planner's answer: what to do now, and where every entry of the queue stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// In queue order; at most one per task, and for a busy task only `Abandon`.
+    pub actions: Vec<Action>,
+    /// Every entry of `Snapshot::order`, in the order the queue takes them.
+    pub places: Vec<Place>,
+}
+
+/// Where one entry of the queue stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    pub task: TaskId,
+    /// Its lane (1, 2, … in queue order) and its position in it (1: next to land);
+    /// `None` while it waits for several lanes.
+    pub lane: Option<(usize, usize)>,
+    /// The lanes it waits for, when it depends on changes in more than one.
+    pub waits_for: Vec<usize>,
+}
+
+/// A lane being laid out: its entries in order, and what the next entry joins.
+struct Lane {
+    members: Vec<TaskId>,
+    /// The candidate the next entry is built onto; `None`: the last entry has no
+    /// usable commit yet (being built, failed, waiting), so the next one waits.
+    open: Option<Onto>,
+}
+
+/// The next actions, and every entry's place.
+///
+/// Each entry depends on the entries ahead of it that are not independent of it (with
+/// lanes off: all of them). An entry depending on none starts a lane of its own, built
+/// onto the base; one depending only on entries of one lane joins that lane, built onto
+/// its last entry (a dependent pipeline, speculation); one depending on entries of
+/// several lanes waits until all but one of them landed.
+pub fn next(s: &Snapshot<'_>) -> Plan {
     let candidate = |id: TaskId| s.candidates.iter().find(|c| c.task == id);
-    // What the next entry must be built onto: the base, then each candidate's head.
-    let mut expected = Onto::Base;
-    let mut first = true;
-    let order = in_flight_first(s.order, s.candidates, s.base);
-    for task in order.into_iter().take(s.window.max(1)) {
+    let since = landed_since(s.base, s.landed);
+    let independent = |a: TaskId, b: TaskId| s.lanes.is_some_and(|lanes| lanes.independent(a, b));
+    let landing = s
+        .candidates
+        .iter()
+        .any(|c| c.step.landed() || (c.step == Step::Verified && s.busy.contains(&c.task)));
+    let mut land_planned = landing;
+    let mut plan = Plan::default();
+    let mut lanes: Vec<Lane> = Vec::new();
+    let mut lane_of: BTreeMap<TaskId, usize> = BTreeMap::new();
+    let mut waiting: BTreeSet<TaskId> = BTreeSet::new();
+    let mut placed: Vec<TaskId> = Vec::new();
+    let mut used = 0;
+    for task in in_flight_first(s.order, s.candidates) {
         let free = !s.busy.contains(&task);
-        let Some(c) = candidate(task) else {
-            if free && !s.paused {
-                actions.push(Action::Start {
+        let c = candidate(task);
+        if let Some(c) = c.filter(|c| c.step.landed()) {
+            // Landed: part of the base now; only the bookkeeping is left.
+            if free {
+                plan.actions.push(Action::Finish { task: c.task });
+            }
+            continue;
+        }
+        let deps: Vec<TaskId> = placed
+            .iter()
+            .copied()
+            .filter(|&t| !independent(t, task))
+            .collect();
+        placed.push(task);
+        let mut dep_lanes: Vec<usize> = deps
+            .iter()
+            .filter_map(|t| lane_of.get(t).copied())
+            .collect();
+        dep_lanes.sort_unstable();
+        dep_lanes.dedup();
+        if deps.iter().any(|t| waiting.contains(t)) || dep_lanes.len() > 1 {
+            waiting.insert(task);
+            plan.places.push(Place {
+                task,
+                lane: None,
+                waits_for: dep_lanes.iter().map(|l| l + 1).collect(),
+            });
+            continue;
+        }
+        let lane = match dep_lanes.first() {
+            Some(&l) => l,
+            None => {
+                lanes.push(Lane {
+                    members: Vec::new(),
+                    open: Some(Onto::Base),
+                });
+                lanes.len() - 1
+            }
+        };
+        lane_of.insert(task, lane);
+        lanes[lane].members.push(task);
+        plan.places.push(Place {
+            task,
+            lane: Some((lane + 1, lanes[lane].members.len())),
+            waits_for: Vec::new(),
+        });
+        let Some(expected) = lanes[lane].open.take() else {
+            // The entry below has no commit to build on yet: this one waits.
+            continue;
+        };
+        let in_window = used < s.window.max(1);
+        used += 1;
+        let Some(c) = c else {
+            if free && !s.paused && in_window {
+                plan.actions.push(Action::Start {
                     task,
                     onto: expected,
                 });
             }
-            // What follows waits for this one's commit.
-            break;
-        };
-        if c.step.landed() {
-            // Landed: only the bookkeeping is left, whatever else happens.
-            if free {
-                actions.push(Action::Finish { task });
-            }
-            expected = Onto::Candidate {
-                task,
-                head: c.head.clone().unwrap_or_default(),
-            };
-            first = false;
             continue;
-        }
-        let built_onto = match &expected {
-            Onto::Base => s.base,
-            Onto::Candidate { head, .. } => head.as_str(),
         };
-        if c.onto != built_onto {
+        if !holds(c, &expected, s, &since, &independent) {
             if !free {
                 // Whatever it is doing (a verify, most likely) is wasted: stop it, so
                 // that it can be built again sooner and its slot goes to live work.
-                actions.push(Action::Abandon { task });
-            } else if !s.paused {
-                actions.push(Action::Rebuild {
+                plan.actions.push(Action::Abandon { task });
+            } else if !s.paused && in_window {
+                plan.actions.push(Action::Rebuild {
                     task,
                     onto: expected,
                 });
             }
-            break;
+            continue;
         }
+        let bottom = expected == Onto::Base;
         if c.step == Step::Failed {
-            // First in line, the failure is its own; until then the one below it may be
-            // the cause. Nothing behind it is worth verifying meanwhile.
-            if free && !s.paused && first {
-                actions.push(Action::Return { task });
+            // On a base holding all it depends on, the failure is its own; until then
+            // the one below may be the cause. Nothing behind it is worth verifying.
+            if free && !s.paused && bottom {
+                plan.actions.push(Action::Return { task });
             }
-            break;
+            continue;
         }
         let Some(head) = c.head.clone() else {
-            if free && !s.paused {
-                actions.push(Action::Build { task });
+            if free && !s.paused && in_window {
+                plan.actions.push(Action::Build { task });
             }
-            break;
+            continue;
         };
+        let act = free && !s.paused && in_window;
         match c.step {
-            Step::Rebased if free && !s.paused => actions.push(Action::Verify { task }),
-            Step::Verified if free && !s.paused && first => actions.push(Action::Land { task }),
+            Step::Rebased if act => plan.actions.push(Action::Verify { task }),
+            // One landing at a time, in queue order: each moves the base the next
+            // one is carried onto.
+            Step::Verified if act && bottom && !land_planned => {
+                land_planned = true;
+                plan.actions.push(if c.onto == s.base {
+                    Action::Land { task }
+                } else {
+                    Action::Carry { task }
+                });
+            }
             _ => {}
         }
-        expected = Onto::Candidate { task, head };
-        first = false;
+        lanes[lane].open = Some(Onto::Candidate { task, head });
     }
-    actions
+    plan
+}
+
+/// Whether a candidate's verdict still holds, were it built onto `expected` now.
+///
+/// Onto the candidate below it: it must be built on that one's commit. Onto the base:
+/// everything it was built on must have landed, and the base must be exactly what it
+/// was built onto, or (lanes) have moved since only by changes independent of it.
+fn holds(
+    c: &Candidate,
+    expected: &Onto,
+    s: &Snapshot<'_>,
+    since: &BTreeMap<&str, Vec<TaskId>>,
+    independent: &impl Fn(TaskId, TaskId) -> bool,
+) -> bool {
+    // What landed after its lineage that its content lacks must not matter to it.
+    let unaffected = || match since.get(c.lineage.as_str()) {
+        Some(landed) => landed
+            .iter()
+            .all(|&t| c.stack.contains(&t) || independent(t, c.task)),
+        None => false,
+    };
+    match expected {
+        Onto::Candidate { task, head } => {
+            let below = s.candidates.iter().find(|b| b.task == *task);
+            let on_it = c.onto == *head
+                || below.is_some_and(|b| b.built.as_deref() == Some(c.onto.as_str()));
+            on_it && (s.lanes.is_none() || unaffected())
+        }
+        Onto::Base => {
+            let landed = since.get(c.lineage.as_str());
+            let stack_landed = c
+                .stack
+                .iter()
+                .all(|t| landed.is_some_and(|l| l.contains(t)));
+            c.onto == s.base || (s.lanes.is_some() && stack_landed && unaffected())
+        }
+    }
+}
+
+/// For each base commit the lander's recent moves passed through: the tasks that landed
+/// after it, up to `base`.
+fn landed_since<'a>(base: &'a str, landed: &'a [Landed]) -> BTreeMap<&'a str, Vec<TaskId>> {
+    let mut since = BTreeMap::from([(base, Vec::new())]);
+    let mut tip = base;
+    let mut after = Vec::new();
+    for l in landed.iter().rev() {
+        if l.to != tip {
+            break;
+        }
+        after.push(l.task);
+        tip = &l.from;
+        since.insert(tip, after.clone());
+    }
+    since
 }
 
 /// The queue's order, the one every view shows (`switchyard queue`, the PR card): tasks
-/// by `queue::plan`, with the candidates in flight first, in the order of their pipeline.
-pub fn order(tasks: &[Task], candidates: &[Candidate], base: &str) -> Vec<TaskId> {
+/// by `queue::plan`, with the candidates in flight first, each after the ones it is
+/// built on.
+pub fn order(tasks: &[Task], candidates: &[Candidate]) -> Vec<TaskId> {
     let order = super::plan(tasks);
-    in_flight_first(&order, candidates, base)
+    in_flight_first(&order, candidates)
 }
 
-/// The queue's order, except that the candidates in flight keep the order of their
-/// pipeline: landed ones first, then the chain built from the base, each on the one
-/// before. A task that arrives later with a higher priority takes the next free place
-/// instead of making the whole pipeline stale.
-fn in_flight_first(order: &[TaskId], candidates: &[Candidate], base: &str) -> Vec<TaskId> {
-    let queued = |c: &&Candidate| order.contains(&c.task);
+/// The queue's order, except that the candidates in flight come first, each after the
+/// candidates it is built on: a task that arrives later with a higher priority takes
+/// the next free place instead of making a pipeline stale.
+fn in_flight_first(order: &[TaskId], candidates: &[Candidate]) -> Vec<TaskId> {
+    fn visit(t: TaskId, order: &[TaskId], candidates: &[Candidate], out: &mut Vec<TaskId>) {
+        if out.contains(&t) || !order.contains(&t) {
+            return;
+        }
+        let Some(c) = candidates.iter().find(|c| c.task == t) else {
+            return;
+        };
+        for &below in &c.stack {
+            visit(below, order, candidates, out);
+        }
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
     let mut ordered: Vec<TaskId> = order
         .iter()
         .copied()
         .filter(|&t| candidates.iter().any(|c| c.task == t && c.step.landed()))
         .collect();
-    let mut at = base.to_owned();
-    while let Some(c) = candidates
-        .iter()
-        .filter(queued)
-        .find(|c| c.onto == at && !c.step.landed() && !ordered.contains(&c.task))
-    {
-        ordered.push(c.task);
-        match &c.head {
-            Some(head) => at = head.clone(),
-            None => break,
-        }
+    for &t in order {
+        visit(t, order, candidates, &mut ordered);
     }
     for &t in order {
         if !ordered.contains(&t) {
@@ -261,7 +430,25 @@ mod tests {
             step,
             onto: onto.into(),
             head: head.map(str::to_owned),
+            built: head.map(str::to_owned),
+            lineage: onto.into(),
+            stack: Vec::new(),
         }
+    }
+
+    /// Each candidate's lineage and stack, from what it is built onto: the candidate
+    /// whose head that is, or a base commit.
+    fn chained(mut cs: Vec<Candidate>) -> Vec<Candidate> {
+        for _ in 0..cs.len() {
+            let before = cs.clone();
+            for c in &mut cs {
+                if let Some(b) = before.iter().find(|b| b.head.as_deref() == Some(&c.onto)) {
+                    c.lineage = b.lineage.clone();
+                    c.stack = [b.stack.clone(), vec![b.task]].concat();
+                }
+            }
+        }
+        cs
     }
 
     fn after(task: i64, head: &str) -> Onto {
@@ -332,6 +519,245 @@ mod tests {
                 "{window} after {outcome:?}, at most {max}"
             );
         }
+    }
+
+    /// Lanes over subsystems with no `depends_on`: `touch` gives each task's subsystems
+    /// (an empty list: everything).
+    fn lanes(touch: &[(i64, &[&str])]) -> Lanes {
+        use super::super::lanes::{Graph, Reach};
+        use crate::model::SubsystemName;
+        let reach = touch.iter().map(|&(id, subs)| {
+            let r = match subs {
+                [] => Reach::Everything,
+                _ => Reach::Subsystems(
+                    subs.iter()
+                        .map(|s| SubsystemName::new(s).unwrap())
+                        .collect(),
+                ),
+            };
+            (t(id), r)
+        });
+        Lanes::new(&Graph::default(), reach)
+    }
+
+    fn moved(task: i64, from: &str, to: &str) -> Landed {
+        Landed {
+            task: t(task),
+            from: from.into(),
+            to: to.into(),
+        }
+    }
+
+    struct LaneCase {
+        rule: &'static str,
+        order: &'static [i64],
+        candidates: Vec<Candidate>,
+        landed: Vec<Landed>,
+        want: Vec<Action>,
+    }
+
+    #[test]
+    fn the_rules_of_lanes() {
+        use Action::*;
+        use Step::*;
+        // Subsystems: 1, 3, 5 touch a; 2 and 6 touch b; 4 touches a and b; 7 everything.
+        let lanes = lanes(&[
+            (1, &["a"]),
+            (2, &["b"]),
+            (3, &["a"]),
+            (4, &["a", "b"]),
+            (5, &["a"]),
+            (6, &["b"]),
+            (7, &[]),
+        ]);
+        let k = |rule, order, candidates, landed, want| LaneCase {
+            rule,
+            order,
+            candidates,
+            landed,
+            want,
+        };
+        let carried_below = Candidate {
+            lineage: "B0".into(),
+            stack: vec![t(1)],
+            ..c(3, Verified, "h1", Some("h3"))
+        };
+        let cases = [
+            k(
+                "independent tasks each start a lane onto the base",
+                &[1, 2],
+                vec![],
+                vec![],
+                vec![
+                    Start {
+                        task: t(1),
+                        onto: Onto::Base,
+                    },
+                    Start {
+                        task: t(2),
+                        onto: Onto::Base,
+                    },
+                ],
+            ),
+            k(
+                "a task joins the lane of what it depends on, onto its last entry",
+                &[1, 2, 3],
+                vec![c(1, Rebased, "B", Some("h1"))],
+                vec![],
+                vec![
+                    Verify { task: t(1) },
+                    Start {
+                        task: t(2),
+                        onto: Onto::Base,
+                    },
+                    Start {
+                        task: t(3),
+                        onto: after(1, "h1"),
+                    },
+                ],
+            ),
+            k(
+                "a task depending on two lanes waits for them; so does what depends on it",
+                &[1, 2, 4, 5],
+                vec![],
+                vec![],
+                vec![
+                    Start {
+                        task: t(1),
+                        onto: Onto::Base,
+                    },
+                    Start {
+                        task: t(2),
+                        onto: Onto::Base,
+                    },
+                ],
+            ),
+            k(
+                "a change touching everything waits for every lane, and everything waits for it",
+                &[1, 2, 7, 6],
+                vec![
+                    c(1, Rebased, "B", Some("h1")),
+                    c(2, Rebased, "B", Some("h2")),
+                ],
+                vec![],
+                vec![Verify { task: t(1) }, Verify { task: t(2) }],
+            ),
+            k(
+                "an independent landing does not make a candidate stale: it is not verified again",
+                &[1],
+                vec![c(1, Rebased, "B0", Some("h1"))],
+                vec![moved(2, "B0", "B")],
+                vec![Verify { task: t(1) }],
+            ),
+            k(
+                "once verified, it is carried onto the base past the independent landing",
+                &[1],
+                vec![c(1, Verified, "B0", Some("h1"))],
+                vec![moved(2, "B0", "B")],
+                vec![Carry { task: t(1) }],
+            ),
+            k(
+                "a landing it depends on (same subsystem) makes it stale: built again",
+                &[3],
+                vec![c(3, Verified, "B0", Some("h3"))],
+                vec![moved(1, "B0", "B")],
+                vec![Rebuild {
+                    task: t(3),
+                    onto: Onto::Base,
+                }],
+            ),
+            k(
+                "a base moved other than by the lander's recorded moves: built again",
+                &[1],
+                vec![c(1, Rebased, "B0", Some("h1"))],
+                vec![moved(2, "Bx", "B")],
+                vec![Rebuild {
+                    task: t(1),
+                    onto: Onto::Base,
+                }],
+            ),
+            k(
+                "built on a candidate that landed since (carried), it is carried in turn",
+                &[3],
+                vec![carried_below],
+                vec![moved(1, "B0", "B1"), moved(2, "B1", "B")],
+                vec![Carry { task: t(3) }],
+            ),
+            k(
+                "one landing at a time across lanes, in queue order",
+                &[1, 2],
+                vec![
+                    c(1, Verified, "B", Some("h1")),
+                    c(2, Verified, "B", Some("h2")),
+                ],
+                vec![],
+                vec![Land { task: t(1) }],
+            ),
+            k(
+                "a failure first in its lane goes back while another lane verifies",
+                &[1, 2],
+                vec![
+                    c(1, Rebased, "B", Some("h1")),
+                    c(2, Failed, "B", Some("h2")),
+                ],
+                vec![],
+                vec![Verify { task: t(1) }, Return { task: t(2) }],
+            ),
+        ];
+        for k in cases {
+            let order: Vec<TaskId> = k.order.iter().map(|&n| t(n)).collect();
+            let busy = BTreeSet::new();
+            let got = next(&Snapshot {
+                order: &order,
+                candidates: &k.candidates,
+                base: "B",
+                busy: &busy,
+                window: 4,
+                paused: false,
+                lanes: Some(&lanes),
+                landed: &k.landed,
+            });
+            assert_eq!(got.actions, k.want, "{}", k.rule);
+        }
+    }
+
+    #[test]
+    fn every_entry_has_a_lane_and_a_position_or_says_which_lanes_it_waits_for() {
+        let lanes = lanes(&[
+            (1, &["a"]),
+            (2, &["b"]),
+            (3, &["a"]),
+            (4, &["a", "b"]),
+            (7, &[]),
+        ]);
+        let order = [t(1), t(2), t(3), t(4), t(7)];
+        let busy = BTreeSet::new();
+        let plan = next(&Snapshot {
+            order: &order,
+            candidates: &[],
+            base: "B",
+            busy: &busy,
+            window: 4,
+            paused: false,
+            lanes: Some(&lanes),
+            landed: &[],
+        });
+        type Row = (i64, Option<(usize, usize)>, Vec<usize>);
+        let places: Vec<Row> = plan
+            .places
+            .iter()
+            .map(|p| (p.task.0, p.lane, p.waits_for.clone()))
+            .collect();
+        assert_eq!(
+            places,
+            vec![
+                (1, Some((1, 1)), vec![]),
+                (2, Some((2, 1)), vec![]),
+                (3, Some((1, 2)), vec![]),
+                (4, None, vec![1, 2]),
+                (7, None, vec![1, 2]),
+            ]
+        );
     }
 
     #[test]
@@ -586,15 +1012,18 @@ mod tests {
         for k in cases {
             let order: Vec<TaskId> = k.order.iter().map(|&n| t(n)).collect();
             let busy: BTreeSet<TaskId> = k.busy.iter().map(|&n| t(n)).collect();
+            let candidates = chained(k.candidates);
             let got = next(&Snapshot {
                 order: &order,
-                candidates: &k.candidates,
+                candidates: &candidates,
                 base: "B",
                 busy: &busy,
                 window: k.window,
                 paused: k.paused,
+                lanes: None,
+                landed: &[],
             });
-            assert_eq!(got, k.want, "{}", k.rule);
+            assert_eq!(got.actions, k.want, "{}", k.rule);
         }
     }
 }

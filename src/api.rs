@@ -150,6 +150,60 @@ pub struct QueueEntry {
     /// task whose candidate is below it in the pipeline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub built_on: Option<String>,
+    /// Its lane (1, 2, …; with `[queue] lanes` off, everything is lane 1) and its
+    /// position in the lane (1 lands first); absent while it waits for several lanes,
+    /// or for a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane_position: Option<usize>,
+    /// The lanes it waits for: it depends on changes in each (or touches everything).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waits_for_lanes: Vec<usize>,
+    #[serde(default)]
+    pub stage: Stage,
+    /// How long it has been at this stage, in milliseconds.
+    #[serde(default)]
+    pub elapsed_ms: u64,
+    /// Verify commands that flaked on its candidate (failed, then passed when run
+    /// again, `[queue] retries`), with how many times.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub flakes: BTreeMap<String, u32>,
+}
+
+/// Where a queue entry is, as `switchyard queue` shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// At a checkpoint, for a person.
+    AwaitingApproval,
+    /// For its turn: no candidate yet.
+    #[default]
+    Waiting,
+    /// Its candidate is being built.
+    Building,
+    /// Its candidate is being verified.
+    Verifying,
+    /// Verified; waiting for the candidates below it to land, then landing.
+    Passed,
+    /// It failed on top of another candidate: decided once that one is resolved.
+    Failed,
+    /// The base holds it; the landing is being recorded.
+    Landing,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::AwaitingApproval => "awaiting approval",
+            Stage::Waiting => "waiting",
+            Stage::Building => "building",
+            Stage::Verifying => "verifying",
+            Stage::Passed => "passed",
+            Stage::Failed => "failed",
+            Stage::Landing => "landing",
+        }
+    }
 }
 
 /// `POST /v1/resume`

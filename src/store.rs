@@ -307,6 +307,8 @@ pub struct Integration {
     pub stack: Vec<TaskId>,
     /// The commit as built and verified (`head` differs once carried).
     pub built: Option<String>,
+    /// When it reached its step.
+    pub since: Timestamp,
 }
 
 /// What a candidate's content holds as it is built: the base commit `lineage` and the
@@ -1946,7 +1948,7 @@ fn load_integration(conn: &Connection, id: TaskId) -> Result<Option<Integration>
     Ok(conn
         .query_row(
             "SELECT task, attempt, step, onto, branch_tip, head, failure_kind, failure,
-                    lineage, stack, built
+                    lineage, stack, built, updated_at
              FROM integrations WHERE task = ?1",
             [id.0],
             |r| {
@@ -1978,6 +1980,7 @@ fn load_integration(conn: &Connection, id: TaskId) -> Result<Option<Integration>
                         None => Vec::new(),
                     },
                     built: r.get::<_, Option<String>>(10)?.or(r.get(5)?),
+                    since: Timestamp(r.get(11)?),
                 })
             },
         )

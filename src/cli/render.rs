@@ -164,21 +164,56 @@ pub fn queue(entries: &[QueueEntry]) -> String {
     if entries.is_empty() {
         return "the queue is empty\n".to_owned();
     }
-    entries
+    let mut out: String = entries
         .iter()
         .map(|e| {
             let on = match e.built_on.as_deref() {
                 Some(on) if on != "base" => format!(" (built on {on})"),
                 _ => String::new(),
             };
+            let lane = match (e.lane, e.lane_position) {
+                (Some(l), Some(n)) => format!("lane {l}.{n}"),
+                _ => "-".to_owned(),
+            };
             format!(
-                "{:>3}. {:<5} {:<17} waiting for {}{on}  {}\n",
+                "{:>3}. {:<5} {:<9} {:<17} {:>6}  waiting for {}{on}  {}\n",
                 e.position,
                 e.id.to_string(),
-                e.state.as_str(),
+                lane,
+                e.stage.as_str(),
+                elapsed(e.elapsed_ms),
                 e.waiting_for,
                 e.title
             )
         })
-        .collect()
+        .collect();
+    let mut flaky: std::collections::BTreeMap<&str, u32> = std::collections::BTreeMap::new();
+    for e in entries {
+        for (command, n) in &e.flakes {
+            *flaky.entry(command).or_insert(0) += n;
+        }
+    }
+    for (command, n) in flaky {
+        let times = if n == 1 { "once" } else { "times" };
+        let n = if n == 1 {
+            String::new()
+        } else {
+            format!("{n} ")
+        };
+        out.push_str(&format!(
+            "flaky: `{command}` failed then passed {n}{times}\n"
+        ));
+    }
+    out
+}
+
+/// `850ms`, `12s`, `4m05s`, `2h10m`: how long an entry has been at its stage.
+fn elapsed(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0 => format!("{ms}ms"),
+        1..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
 }

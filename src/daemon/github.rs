@@ -605,9 +605,11 @@ impl Hub {
             }
         }
         let events = svc.ledger(|l| l.events(id))?;
+        let (position, lane) = self.position(svc, id)?;
         let cx = card::Context {
             base: &svc.config.base,
-            position: self.position(svc, id)?,
+            position,
+            lane,
         };
         let body = card::body(&task, &events, &cx);
         let mut rec = match rec {
@@ -957,13 +959,22 @@ impl Hub {
         Ok(())
     }
 
-    /// 1-based position in the queue and its length, for a queued task.
-    fn position(&self, svc: &Service, id: TaskId) -> Result<Option<(usize, usize)>> {
-        let order = svc.queue_order()?.order;
-        Ok(order
+    /// 1-based position in the queue and its length, and its lane and position in the
+    /// lane, for a task in the queue.
+    fn position(&self, svc: &Service, id: TaskId) -> Result<(Spot, Spot)> {
+        let queue = svc.queue_order()?;
+        let lane = queue
+            .plan(&Default::default())
+            .places
+            .into_iter()
+            .find(|p| p.task == id)
+            .and_then(|p| p.lane);
+        let order = queue.order;
+        let position = order
             .iter()
             .position(|t| *t == id)
-            .map(|i| (i + 1, order.len())))
+            .map(|i| (i + 1, order.len()));
+        Ok((position, lane))
     }
 
     // ---- the queue's calls ----------------------------------------------------------
@@ -1148,3 +1159,6 @@ fn digest(parts: &[&str]) -> String {
 fn short(sha: &str) -> &str {
     &sha[..sha.len().min(10)]
 }
+
+/// A 1-based position and the length of what it is a position in.
+type Spot = Option<(usize, usize)>;

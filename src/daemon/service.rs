@@ -506,24 +506,28 @@ impl Service {
                 TaskState::AwaitingApproval,
             ])
         })?;
-        // In the order the queue will take them (`queue::planner::order`, the one place
-        // that decides it); tasks still at a checkpoint after them, by priority.
+        // In the order the queue will take them (`queue::planner`, the one place that
+        // decides it); tasks still at a checkpoint after them, by priority.
+        let queue = self.queue_order()?;
+        let plan = queue.plan(&BTreeSet::new());
         let QueueNow {
             order,
             paused,
             candidates,
             base,
             ..
-        } = self.queue_order()?;
-        let step = |id: TaskId| candidates.iter().find(|c| c.task == id).map(|c| c.step);
+        } = queue;
+        let candidate = |id: TaskId| candidates.iter().find(|c| c.task == id);
+        let place = |id: TaskId| plan.places.iter().find(|p| p.task == id);
         let built_on = |id: TaskId| {
-            let c = candidates.iter().find(|c| c.task == id)?;
-            if c.onto == base {
+            let c = candidate(id)?;
+            if c.stack.is_empty() || c.onto == base {
                 return Some("base".to_owned());
             }
-            let below = candidates
-                .iter()
-                .find(|b| b.head.as_deref() == Some(c.onto.as_str()));
+            let below = candidates.iter().find(|b| {
+                b.head.as_deref() == Some(c.onto.as_str())
+                    || b.built.as_deref() == Some(c.onto.as_str())
+            });
             Some(match below {
                 Some(b) => b.task.to_string(),
                 // Built onto something no longer there: it is built again next.
@@ -542,32 +546,82 @@ impl Service {
                 .then(b.priority.cmp(&a.priority))
                 .then(a.id.cmp(&b.id))
         });
+        // From the ledger: when each in flight reached its step, what flaked, and why a
+        // task waiting for every lane touches everything.
+        let (since, flakes, everything) = self.read(|l| {
+            let mut since = BTreeMap::new();
+            for i in l.integrations()? {
+                since.insert(i.task, i.since);
+            }
+            let mut flakes: BTreeMap<TaskId, BTreeMap<String, u32>> = BTreeMap::new();
+            let mut everything = BTreeMap::new();
+            for t in &waiting {
+                if t.state == TaskState::Verifying {
+                    flakes.insert(t.id, flakes_of(&l.events(t.id)?));
+                }
+                if place(t.id).is_some_and(|p| !p.waits_for.is_empty())
+                    && let Some(Event {
+                        what: Evidence::Submitted(s),
+                        ..
+                    }) = l.last_event(t.id, EventKind::Submitted)?
+                    && let Some(why) = s.touches_everything
+                {
+                    everything.insert(t.id, why);
+                }
+            }
+            Ok((since, flakes, everything))
+        })?;
+        let now = Timestamp::now();
         Ok(waiting
             .into_iter()
             .enumerate()
-            .map(|(i, t)| api::QueueEntry {
-                built_on: built_on(t.id),
-                id: t.id,
-                title: t.title,
-                state: t.state,
-                position: i + 1,
-                waiting_for: match (&paused, t.state) {
-                    (_, TaskState::AwaitingApproval) => "a person's approval".to_owned(),
+            .map(|(i, t)| {
+                let step = candidate(t.id).map(|c| c.step);
+                let place = place(t.id);
+                let lanes = place.map(|p| p.waits_for.clone()).unwrap_or_default();
+                let stage = match (t.state, step) {
+                    (TaskState::AwaitingApproval, _) => api::Stage::AwaitingApproval,
+                    (_, None) => api::Stage::Waiting,
+                    (_, Some(Step::Started)) => api::Stage::Building,
+                    (_, Some(Step::Rebased)) => api::Stage::Verifying,
+                    (_, Some(Step::Verified)) => api::Stage::Passed,
+                    (_, Some(Step::Failed)) => api::Stage::Failed,
+                    (_, Some(Step::BaseMoved | Step::BranchUpdated)) => api::Stage::Landing,
+                };
+                let at = since.get(&t.id).copied().or(t.queued_at).unwrap_or(now);
+                let waiting_for = match (&paused, stage) {
+                    (_, api::Stage::AwaitingApproval) => "a person's approval".to_owned(),
                     (Some(p), _) => format!("the queue to resume (paused: {})", p.reason),
-                    (None, TaskState::Verifying) => match step(t.id) {
-                        Some(Step::Started) => "its candidate to be built",
-                        Some(Step::Verified) => "the candidates ahead of it to land",
-                        Some(Step::BaseMoved | Step::BranchUpdated) => {
-                            "its landing to be recorded"
+                    (None, api::Stage::Waiting) if !lanes.is_empty() => {
+                        let which = lanes_text(&lanes);
+                        match everything.get(&t.id) {
+                            Some(why) => format!("{which} to land: it touches everything ({why})"),
+                            None => format!("{which} to land: it depends on changes in each"),
                         }
-                        Some(Step::Failed) => {
-                            "the candidate below it (it failed on top of it: its own failure, or that one's)"
-                        }
-                        Some(Step::Rebased) | None => "verify to finish",
                     }
-                    .to_owned(),
-                    (None, _) => "its turn".to_owned(),
-                },
+                    (None, api::Stage::Waiting) => "its turn".to_owned(),
+                    (None, api::Stage::Building) => "its candidate to be built".to_owned(),
+                    (None, api::Stage::Verifying) => "verify to finish".to_owned(),
+                    (None, api::Stage::Passed) => {
+                        "the candidates below it to land, then its landing".to_owned()
+                    }
+                    (None, api::Stage::Failed) => "the candidate below it (it failed on top of it: its own failure, or that one's)".to_owned(),
+                    (None, api::Stage::Landing) => "its landing to be recorded".to_owned(),
+                };
+                api::QueueEntry {
+                    built_on: built_on(t.id),
+                    lane: place.and_then(|p| p.lane).map(|(l, _)| l),
+                    lane_position: place.and_then(|p| p.lane).map(|(_, n)| n),
+                    waits_for_lanes: lanes,
+                    stage,
+                    elapsed_ms: u64::try_from(now.0.saturating_sub(at.0)).unwrap_or(0),
+                    flakes: flakes.get(&t.id).cloned().unwrap_or_default(),
+                    id: t.id,
+                    title: t.title,
+                    state: t.state,
+                    position: i + 1,
+                    waiting_for,
+                }
             })
             .collect())
     }
@@ -1733,4 +1787,28 @@ fn reach_of(submitted: Option<Event>) -> Reach {
         }
         _ => Reach::Everything,
     }
+}
+
+/// "lane 2", "lanes 1 and 3", "lanes 1, 2 and 4".
+fn lanes_text(lanes: &[usize]) -> String {
+    let names: Vec<String> = lanes.iter().map(usize::to_string).collect();
+    match names.as_slice() {
+        [one] => format!("lane {one}"),
+        [rest @ .., last] => format!("lanes {} and {last}", rest.join(", ")),
+        [] => "no lane".to_owned(),
+    }
+}
+
+/// The verify commands that flaked in the task's current attempt (since its last
+/// submission), with how many times each.
+fn flakes_of(events: &[Event]) -> BTreeMap<String, u32> {
+    let mut flakes = BTreeMap::new();
+    for e in events.iter().rev() {
+        match &e.what {
+            Evidence::Submitted(_) => break,
+            Evidence::Flaked(f) => *flakes.entry(f.command.clone()).or_insert(0) += 1,
+            _ => {}
+        }
+    }
+    flakes
 }

@@ -23,6 +23,8 @@ pub struct Context<'a> {
     /// Position in the queue and its length, when queued. Only the check run shows it:
     /// in the body, every step of the queue would rewrite every queued PR.
     pub position: Option<(usize, usize)>,
+    /// Its lane and its position in the lane, when it has one.
+    pub lane: Option<(usize, usize)>,
 }
 
 /// The PR's title.
@@ -151,9 +153,12 @@ pub fn check(task: &Task, events: &[Event], cx: &Context<'_>) -> CheckView {
     };
     match task.state {
         TaskState::Queued => {
-            let title = match cx.position {
-                Some((n, of)) => format!("Queued: position {n} of {of}"),
-                None => "Queued".to_owned(),
+            let title = match (cx.position, cx.lane) {
+                (Some((n, of)), Some((lane, at))) => {
+                    format!("Queued: position {n} of {of}, lane {lane} position {at}")
+                }
+                (Some((n, of)), None) => format!("Queued: position {n} of {of}, waiting for lanes"),
+                (None, _) => "Queued".to_owned(),
             };
             view(
                 "queued",
@@ -171,7 +176,10 @@ pub fn check(task: &Task, events: &[Event], cx: &Context<'_>) -> CheckView {
         TaskState::Verifying => view(
             "in_progress",
             None,
-            "Verifying".into(),
+            match cx.lane {
+                Some((lane, at)) => format!("Verifying: lane {lane} position {at}"),
+                None => "Verifying".into(),
+            },
             format!("Rebased onto `{}` and verifying.", cx.base),
         ),
         TaskState::Merged => view(
@@ -465,6 +473,7 @@ mod tests {
         let cx = Context {
             base: "main",
             position: None,
+            lane: None,
         };
         let body = body(&task(TaskState::AwaitingApproval), &events, &cx);
         for part in [
@@ -496,12 +505,14 @@ mod tests {
         let queued = Context {
             base: "main",
             position: Some((2, 3)),
+            lane: Some((1, 2)),
         };
         let c = check(&task(TaskState::Queued), &[], &queued);
         assert_eq!((c.status, c.conclusion), ("queued", None));
-        assert_eq!(c.title, "Queued: position 2 of 3");
+        assert_eq!(c.title, "Queued: position 2 of 3, lane 1 position 2");
         let c = check(&task(TaskState::Verifying), &[], &queued);
         assert_eq!(c.status, "in_progress");
+        assert_eq!(c.title, "Verifying: lane 1 position 2");
         let c = check(&task(TaskState::Merged), &[], &queued);
         assert_eq!((c.status, c.conclusion), ("completed", Some("success")));
         let rejected = event(

@@ -200,6 +200,16 @@ pub fn replay(
     }
 }
 
+/// Replays the linear commits of `upstream..tip` (a candidate the queue built: no merge
+/// commits) onto `onto`, each merged in memory and committed like the original: no ref
+/// is touched, so nothing is left locked when the process is killed halfway.
+pub fn replay_in_memory(repo: &Path, onto: &str, upstream: &str, tip: &str) -> Result<Replayed> {
+    Ok(match pick_each(repo, onto, upstream, tip)? {
+        Ok(head) => Replayed::Done { head },
+        Err(conflict) => conflict,
+    })
+}
+
 /// Deletes the scratch branches a crash left (and the single one older versions used).
 pub fn remove_scratch_branches(repo: &Path) -> Result<()> {
     let listed = git(

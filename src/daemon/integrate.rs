@@ -373,7 +373,11 @@ impl Service {
     fn resolve(&self, onto: &Onto) -> Result<Option<(String, Built)>> {
         match onto {
             Onto::Candidate { task, head } => {
-                let Some(below) = self.ledger(|l| l.integration(*task))? else {
+                // Its lineage and stack describe `head` only while that is still its
+                // commit (not carried or built again since this was planned).
+                let below = self.ledger(|l| l.integration(*task))?;
+                let Some(below) = below.filter(|b| b.head.as_ref() == Some(head)) else {
+                    info!(below = %task, "the candidate below changed since this was planned");
                     return Ok(None);
                 };
                 let built = Built {
@@ -421,7 +425,7 @@ impl Service {
         .ok()
         .and_then(|n| n.trim().parse::<u64>().ok())
         .unwrap_or(0);
-        match gitcli::replay(root, &tip, &i.onto, &head, &i.task.to_string())? {
+        match gitcli::replay_in_memory(root, &tip, &i.onto, &head)? {
             Replayed::Done { head: carried } => {
                 info!(onto = %short(&tip), head = %short(&carried), past, "carried onto the base without verifying again");
                 let evidence = Evidence::Carried(evidence::Carried {

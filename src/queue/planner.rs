@@ -263,8 +263,19 @@ pub fn next(s: &Snapshot<'_>) -> Plan {
         };
         let in_window = used < s.window.max(1);
         used += 1;
+        // A new build onto the candidate below holds what that one holds: lanes must
+        // not let it miss a landing this task depends on (the one below is carried
+        // past such a landing once verified; this one waits for that).
+        let buildable = match &expected {
+            Onto::Candidate { task: below, .. } if s.lanes.is_some() => candidate(*below)
+                .is_some_and(|b| {
+                    let stack = [b.stack.clone(), vec![b.task]].concat();
+                    unaffected(task, &b.lineage, &stack, &since, &independent)
+                }),
+            _ => true,
+        };
         let Some(c) = c else {
-            if free && !s.paused && in_window {
+            if free && !s.paused && in_window && buildable {
                 plan.actions.push(Action::Start {
                     task,
                     onto: expected,
@@ -277,7 +288,7 @@ pub fn next(s: &Snapshot<'_>) -> Plan {
                 // Whatever it is doing (a verify, most likely) is wasted: stop it, so
                 // that it can be built again sooner and its slot goes to live work.
                 plan.actions.push(Action::Abandon { task });
-            } else if !s.paused && in_window {
+            } else if !s.paused && in_window && buildable {
                 plan.actions.push(Action::Rebuild {
                     task,
                     onto: expected,
@@ -332,13 +343,7 @@ fn holds(
     since: &BTreeMap<&str, Vec<TaskId>>,
     independent: &impl Fn(TaskId, TaskId) -> bool,
 ) -> bool {
-    // What landed after its lineage that its content lacks must not matter to it.
-    let unaffected = || match since.get(c.lineage.as_str()) {
-        Some(landed) => landed
-            .iter()
-            .all(|&t| c.stack.contains(&t) || independent(t, c.task)),
-        None => false,
-    };
+    let unaffected = || unaffected(c.task, &c.lineage, &c.stack, since, independent);
     match expected {
         Onto::Candidate { task, head } => {
             let below = s.candidates.iter().find(|b| b.task == *task);
@@ -355,6 +360,24 @@ fn holds(
             c.onto == s.base || (s.lanes.is_some() && stack_landed && unaffected())
         }
     }
+}
+
+/// Whether content holding the base commit `lineage` and the changes of `stack` lacks
+/// nothing that `task` depends on among what landed since: each landing after `lineage`
+/// is in `stack` or independent of `task`. A lineage the recent moves do not reach
+/// (older, or a base a person accepted) is not known to hold anything.
+fn unaffected(
+    task: TaskId,
+    lineage: &str,
+    stack: &[TaskId],
+    since: &BTreeMap<&str, Vec<TaskId>>,
+    independent: &impl Fn(TaskId, TaskId) -> bool,
+) -> bool {
+    since.get(lineage).is_some_and(|landed| {
+        landed
+            .iter()
+            .all(|&t| stack.contains(&t) || independent(t, task))
+    })
 }
 
 /// For each base commit the lander's recent moves passed through: the tasks that landed
@@ -682,6 +705,26 @@ mod tests {
                 vec![carried_below],
                 vec![moved(1, "B0", "B1"), moved(2, "B1", "B")],
                 vec![Carry { task: t(3) }],
+            ),
+            k(
+                "not built onto a candidate lacking a landing it depends on: that one is carried first",
+                &[2, 4],
+                vec![c(2, Verified, "B0", Some("h2"))],
+                vec![moved(1, "B0", "B")],
+                vec![Carry { task: t(2) }],
+            ),
+            k(
+                "once it is carried, the next is built onto it",
+                &[2, 4],
+                vec![c(2, Verified, "B", Some("h2b"))],
+                vec![moved(1, "B0", "B")],
+                vec![
+                    Land { task: t(2) },
+                    Start {
+                        task: t(4),
+                        onto: after(2, "h2b"),
+                    },
+                ],
             ),
             k(
                 "one landing at a time across lanes, in queue order",

@@ -9,6 +9,7 @@ mod faults;
 mod github;
 mod hostile;
 mod init;
+mod lanes;
 mod owners;
 mod queue;
 mod supervisor;

@@ -62,7 +62,7 @@ fn gated_queue_repo(queue: &str, before: &str) -> TestRepo {
 
 /// One task per `(scope, file, content)`, each by an agent of its own, submitted in
 /// order: their ids.
-fn work_all(repo: &TestRepo, changes: &[(&str, &str, &str)]) -> Vec<String> {
+pub(crate) fn work_all(repo: &TestRepo, changes: &[(&str, &str, &str)]) -> Vec<String> {
     changes
         .iter()
         .enumerate()
@@ -80,7 +80,7 @@ fn work_all(repo: &TestRepo, changes: &[(&str, &str, &str)]) -> Vec<String> {
 }
 
 /// Claims `scope`'s new task, writes `files` in its worktree, commits, and submits.
-fn work(
+pub(crate) fn work(
     repo: &TestRepo,
     title: &str,
     scope: &[&str],
@@ -98,11 +98,11 @@ fn work(
     (id, wt, submitted)
 }
 
-fn state(repo: &TestRepo, id: &str) -> String {
+pub(crate) fn state(repo: &TestRepo, id: &str) -> String {
     show(repo, id)["state"].as_str().unwrap().to_owned()
 }
 
-fn wait_state(repo: &TestRepo, id: &str, want: &str) {
+pub(crate) fn wait_state(repo: &TestRepo, id: &str, want: &str) {
     eventually(60, &format!("{id} to be {want}"), || {
         let s = state(repo, id);
         assert!(
@@ -114,11 +114,11 @@ fn wait_state(repo: &TestRepo, id: &str, want: &str) {
     });
 }
 
-fn last_event(repo: &TestRepo, id: &str, kind: &str) -> Value {
+pub(crate) fn last_event(repo: &TestRepo, id: &str, kind: &str) -> Value {
     event(&log(repo, id), kind).clone()
 }
 
-fn event<'a>(log: &'a Value, kind: &str) -> &'a Value {
+pub(crate) fn event<'a>(log: &'a Value, kind: &str) -> &'a Value {
     log.as_array()
         .unwrap()
         .iter()
@@ -127,12 +127,12 @@ fn event<'a>(log: &'a Value, kind: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} event in {log:#}"))
 }
 
-fn log(repo: &TestRepo, id: &str) -> Value {
+pub(crate) fn log(repo: &TestRepo, id: &str) -> Value {
     repo.run(["--json", "log", id]).expect(0).json()
 }
 
 /// Every commit on main since `start`, oldest first, with a single parent each.
-fn linear_history(repo: &TestRepo, start: &str) -> Vec<String> {
+pub(crate) fn linear_history(repo: &TestRepo, start: &str) -> Vec<String> {
     let out = repo.git(&[
         "rev-list",
         "--reverse",
@@ -885,19 +885,20 @@ fn with_a_remote_the_base_is_pushed_and_a_moved_remote_means_again() {
 /// of a merged task.
 #[test]
 fn crashes_at_every_step_never_land_anything_twice_or_unverified() {
-    crashes_at_every_step(1, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 11]);
+    crashes_at_every_step(1, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 11], false);
 }
 
 #[test]
 fn crashes_with_four_candidates_in_flight_never_land_anything_twice_or_unverified() {
-    crashes_at_every_step(4, &[2, 4, 6, 9, 12, 15]);
+    crashes_at_every_step(4, &[2, 4, 6, 9, 12, 15], false);
 }
 
 /// Four tasks (the third fails verify) integrated through daemons that crash: aborted
 /// by the test hook after each of `steps` recorded steps, then killed with SIGKILL at
 /// random moments. No task is lost, none lands twice, every commit on the base was
-/// verified on exactly its parent, and no scratch branch is left.
-fn crashes_at_every_step(max_parallel: u32, steps: &[u32]) {
+/// verified on exactly its parent (with `lanes`: or carried onto it from a commit that
+/// was verified), and no scratch branch is left.
+pub(crate) fn crashes_at_every_step(max_parallel: u32, steps: &[u32], lanes: bool) {
     let runs: Vec<Option<u32>> = steps.iter().copied().map(Some).chain([None]).collect();
     for abort_after in runs {
         let what = match abort_after {
@@ -906,7 +907,8 @@ fn crashes_at_every_step(max_parallel: u32, steps: &[u32]) {
         };
         // Verify waits for a gate, so the first daemon (killed once the tasks are in)
         // integrates nothing: every integration step happens under the crashes.
-        let repo = gated_queue_repo(&format!("max_parallel = {max_parallel}\n"), "");
+        let lanes_key = if lanes { "lanes = true\n" } else { "" };
+        let repo = gated_queue_repo(&format!("max_parallel = {max_parallel}\n{lanes_key}"), "");
         repo.git(&["checkout", "-q", "--detach"]);
         let start = repo.git(&["rev-parse", "main"]).trim().to_owned();
         let first = repo.start_daemon();
@@ -1006,32 +1008,39 @@ fn crashes_at_every_step(max_parallel: u32, steps: &[u32]) {
         let landed = linear_history(&repo, &start);
         assert_eq!(landed.len(), 3, "{what}: {landed:?}");
         for commit in &landed {
-            let owner = merged.iter().find(|id| {
-                let log = log(&repo, id);
-                event(&log, "merged")["evidence"]["commit"] == commit.as_str()
-                    && log.as_array().unwrap().iter().any(|e| {
-                        e["event"] == "verify_passed" && e["evidence"]["head"] == commit.as_str()
-                    })
-            });
-            assert!(
-                owner.is_some(),
-                "{what}: {commit} on main is no merged task's verified commit"
-            );
-            // ... verified on exactly the commit before it on main.
             let parent = repo
                 .git(&["rev-parse", &format!("{commit}^")])
                 .trim()
                 .to_owned();
-            let verified_on = merged.iter().any(|id| {
-                log(&repo, id).as_array().unwrap().iter().any(|e| {
-                    e["event"] == "verify_passed"
-                        && e["evidence"]["head"] == commit.as_str()
-                        && e["evidence"]["onto"] == parent.as_str()
+            let owner = merged
+                .iter()
+                .find(|id| {
+                    let log = log(&repo, id);
+                    event(&log, "merged")["evidence"]["commit"] == commit.as_str()
                 })
+                .unwrap_or_else(|| panic!("{what}: {commit} on main is no merged task's"));
+            let log = log(&repo, owner);
+            let events = log.as_array().unwrap();
+            // ... verified on exactly the commit before it on main, or (lanes) carried
+            // onto it from a commit that passed verify.
+            let verified_on = events.iter().any(|e| {
+                e["event"] == "verify_passed"
+                    && e["evidence"]["head"] == commit.as_str()
+                    && e["evidence"]["onto"] == parent.as_str()
+            });
+            let carried = events.iter().any(|e| {
+                e["event"] == "carried"
+                    && e["evidence"]["head"] == commit.as_str()
+                    && e["evidence"]["onto"] == parent.as_str()
+                    && events.iter().any(|v| {
+                        v["event"] == "verify_passed"
+                            && v["evidence"]["head"] == e["evidence"]["verified"]
+                    })
             });
             assert!(
-                verified_on,
-                "{what}: {commit} was not verified on its parent {parent}"
+                verified_on || (lanes && carried),
+                "{what}: {commit} was neither verified on its parent {parent} nor carried onto it:\n{}",
+                dump_ledger(&repo)
             );
         }
         assert_eq!(
@@ -1254,7 +1263,7 @@ fn one_task_through_a_crash(repo: &TestRepo, steps: &str, content: &str) -> Stri
 }
 
 /// Every task's events, straight from the ledger, for a failure message.
-fn dump_ledger(repo: &TestRepo) -> String {
+pub(crate) fn dump_ledger(repo: &TestRepo) -> String {
     let db = repo.root.join(".git/switchyard/ledger.db");
     let conn =
         rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -1277,7 +1286,7 @@ fn dump_ledger(repo: &TestRepo) -> String {
 }
 
 /// A task's state read straight from the ledger, for when no daemon may be running.
-fn state_offline(repo: &TestRepo, id: &str) -> String {
+pub(crate) fn state_offline(repo: &TestRepo, id: &str) -> String {
     let n: i64 = id[1..].parse().unwrap();
     let db = repo.root.join(".git/switchyard/ledger.db");
     let conn =

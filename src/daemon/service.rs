@@ -228,6 +228,8 @@ pub(super) struct QueueNow {
     /// How many candidates may be in flight now: the adapted window, at most
     /// `[queue] max_parallel` (which it starts at).
     pub window: usize,
+    /// `[queue] max_parallel`: candidates in flight in all lanes together.
+    pub slots: usize,
     /// With `[queue] lanes`: the footprints of the tasks queued and recently landed,
     /// and the lander's recent moves of the base.
     pub lanes: Option<Lanes>,
@@ -244,6 +246,7 @@ impl QueueNow {
             base: &self.base,
             busy,
             window: self.window,
+            slots: self.slots,
             paused: self.paused.is_some(),
             lanes: self.lanes.as_ref(),
             landed: &self.landed,
@@ -682,6 +685,7 @@ impl Service {
             base,
             paused,
             window,
+            slots: max,
             lanes,
             landed,
         })

@@ -56,9 +56,12 @@ pub struct Snapshot<'a> {
     pub base: &'a str,
     /// Tasks with an action under way.
     pub busy: &'a BTreeSet<TaskId>,
-    /// How many candidates may be in flight: the adapted window (`adapt`), at most
-    /// `[queue] max_parallel`.
+    /// How deep each lane's pipeline may be: the adapted window (`adapt`), at most
+    /// `slots`.
     pub window: usize,
+    /// How many candidates may be in flight in all lanes together: `[queue]
+    /// max_parallel`.
+    pub slots: usize,
     /// A person must look at the base first: nothing starts, builds, verifies or lands.
     pub paused: bool,
     /// `[queue] lanes`: which tasks ownership declares independent. `None`: every task
@@ -179,21 +182,24 @@ pub struct Place {
     pub waits_for: Vec<usize>,
 }
 
-/// A lane being laid out: its entries in order, and what the next entry joins.
-struct Lane {
-    members: Vec<TaskId>,
-    /// The candidate the next entry is built onto; `None`: the last entry has no
-    /// usable commit yet (being built, failed, waiting), so the next one waits.
-    open: Option<Onto>,
+/// An entry laid out by `next`: what an entry depending on it would be built onto.
+struct Laid {
+    lane: usize,
+    /// Its commit, for an entry built on it; `None`: it has no usable commit yet (being
+    /// built, failed, stale), so entries depending on it wait.
+    usable: Option<Onto>,
+    /// The entries in flight below it (it is built on them), and how deep it sits.
+    stack: Vec<TaskId>,
+    depth: usize,
 }
 
 /// The next actions, and every entry's place.
 ///
 /// Each entry depends on the entries ahead of it that are not independent of it (with
 /// lanes off: all of them). An entry depending on none starts a lane of its own, built
-/// onto the base; one depending only on entries of one lane joins that lane, built onto
-/// its last entry (a dependent pipeline, speculation); one depending on entries of
-/// several lanes waits until all but one of them landed.
+/// onto the base. One whose dependencies are all below the last of them (a chain) is
+/// built onto that one: a dependent pipeline, speculation, in that one's lane. Any
+/// other waits until enough of what it depends on landed.
 pub fn next(s: &Snapshot<'_>) -> Plan {
     let candidate = |id: TaskId| s.candidates.iter().find(|c| c.task == id);
     let since = landed_since(s.base, s.landed);
@@ -204,11 +210,12 @@ pub fn next(s: &Snapshot<'_>) -> Plan {
         .any(|c| c.step.landed() || (c.step == Step::Verified && s.busy.contains(&c.task)));
     let mut land_planned = landing;
     let mut plan = Plan::default();
-    let mut lanes: Vec<Lane> = Vec::new();
-    let mut lane_of: BTreeMap<TaskId, usize> = BTreeMap::new();
+    let mut laid: BTreeMap<TaskId, Laid> = BTreeMap::new();
+    let mut lane_sizes: Vec<usize> = Vec::new();
     let mut waiting: BTreeSet<TaskId> = BTreeSet::new();
     let mut placed: Vec<TaskId> = Vec::new();
-    let mut used = 0;
+    // Entries holding or wanting a slot: (depth, place in the queue, task).
+    let mut wanting: Vec<(usize, usize, TaskId)> = Vec::new();
     for task in in_flight_first(s.order, s.candidates) {
         let free = !s.busy.contains(&task);
         let c = candidate(task);
@@ -225,44 +232,67 @@ pub fn next(s: &Snapshot<'_>) -> Plan {
             .filter(|&t| !independent(t, task))
             .collect();
         placed.push(task);
-        let mut dep_lanes: Vec<usize> = deps
-            .iter()
-            .filter_map(|t| lane_of.get(t).copied())
-            .collect();
-        dep_lanes.sort_unstable();
-        dep_lanes.dedup();
-        if deps.iter().any(|t| waiting.contains(t)) || dep_lanes.len() > 1 {
-            waiting.insert(task);
-            plan.places.push(Place {
-                task,
-                lane: None,
-                waits_for: dep_lanes.iter().map(|l| l + 1).collect(),
-            });
-            continue;
-        }
-        let lane = match dep_lanes.first() {
-            Some(&l) => l,
-            None => {
-                lanes.push(Lane {
-                    members: Vec::new(),
-                    open: Some(Onto::Base),
+        // Built onto the last of its dependencies, if that one holds all the others.
+        let below = deps.last().and_then(|last| {
+            let l = laid.get(last)?;
+            deps.iter()
+                .all(|d| d == last || l.stack.contains(d))
+                .then_some((*last, l))
+        });
+        let (lane, stack, depth, expected) = match (deps.is_empty(), below) {
+            (true, _) => {
+                lane_sizes.push(0);
+                (lane_sizes.len() - 1, Vec::new(), 1, Some(Onto::Base))
+            }
+            (false, Some((last, l))) => {
+                let stack = [l.stack.clone(), vec![last]].concat();
+                (l.lane, stack, l.depth + 1, l.usable.clone())
+            }
+            (false, None) => {
+                let mut lanes: Vec<usize> = deps
+                    .iter()
+                    .filter_map(|d| laid.get(d).map(|l| l.lane + 1))
+                    .collect();
+                lanes.sort_unstable();
+                lanes.dedup();
+                waiting.insert(task);
+                plan.places.push(Place {
+                    task,
+                    lane: None,
+                    waits_for: lanes,
                 });
-                lanes.len() - 1
+                continue;
             }
         };
-        lane_of.insert(task, lane);
-        lanes[lane].members.push(task);
+        lane_sizes[lane] += 1;
         plan.places.push(Place {
             task,
-            lane: Some((lane + 1, lanes[lane].members.len())),
+            lane: Some((lane + 1, lane_sizes[lane])),
             waits_for: Vec::new(),
         });
-        let Some(expected) = lanes[lane].open.take() else {
-            // The entry below has no commit to build on yet: this one waits.
+        let mut entry = Laid {
+            lane,
+            usable: None,
+            stack,
+            depth,
+        };
+        let Some(expected) = expected else {
+            // What it is built on has no commit yet: it waits.
+            laid.insert(task, entry);
             continue;
         };
-        let in_window = used < s.window.max(1);
-        used += 1;
+        // The window bounds each pipeline's depth (speculation); the slots bound them
+        // all, handed out below.
+        let in_window = depth <= s.window.max(1);
+        // A verified candidate waiting for the ones below it, or a failed one waiting
+        // to be judged, holds no verify slot.
+        let resting = c.is_some_and(|c| {
+            matches!(c.step, Step::Verified | Step::Failed)
+                && holds(c, &expected, s, &since, &independent)
+        });
+        if !resting {
+            wanting.push((depth, wanting.len(), task));
+        }
         // A new build onto the candidate below holds what that one holds: lanes must
         // not let it miss a landing this task depends on (the one below is carried
         // past such a landing once verified; this one waits for that).
@@ -274,61 +304,96 @@ pub fn next(s: &Snapshot<'_>) -> Plan {
                 }),
             _ => true,
         };
-        let Some(c) = c else {
-            if free && !s.paused && in_window && buildable {
-                plan.actions.push(Action::Start {
-                    task,
-                    onto: expected,
-                });
+        if let Some(action) = act(
+            task,
+            c,
+            &expected,
+            free,
+            in_window,
+            buildable,
+            s,
+            &since,
+            &independent,
+        ) {
+            let lands = matches!(action, Action::Land { .. } | Action::Carry { .. });
+            if !lands || !land_planned {
+                // One landing at a time, in queue order: each moves the base the
+                // next one is carried onto.
+                land_planned |= lands;
+                plan.actions.push(action);
             }
-            continue;
-        };
-        if !holds(c, &expected, s, &since, &independent) {
-            if !free {
-                // Whatever it is doing (a verify, most likely) is wasted: stop it, so
-                // that it can be built again sooner and its slot goes to live work.
-                plan.actions.push(Action::Abandon { task });
-            } else if !s.paused && in_window && buildable {
-                plan.actions.push(Action::Rebuild {
-                    task,
-                    onto: expected,
-                });
-            }
-            continue;
         }
-        let bottom = expected == Onto::Base;
-        if c.step == Step::Failed {
-            // On a base holding all it depends on, the failure is its own; until then
-            // the one below may be the cause. Nothing behind it is worth verifying.
-            if free && !s.paused && bottom {
-                plan.actions.push(Action::Return { task });
-            }
-            continue;
-        }
-        let Some(head) = c.head.clone() else {
-            if free && !s.paused && in_window {
-                plan.actions.push(Action::Build { task });
-            }
-            continue;
-        };
-        let act = free && !s.paused && in_window;
-        match c.step {
-            Step::Rebased if act => plan.actions.push(Action::Verify { task }),
-            // One landing at a time, in queue order: each moves the base the next
-            // one is carried onto.
-            Step::Verified if act && bottom && !land_planned => {
-                land_planned = true;
-                plan.actions.push(if c.onto == s.base {
-                    Action::Land { task }
-                } else {
-                    Action::Carry { task }
-                });
-            }
-            _ => {}
-        }
-        lanes[lane].open = Some(Onto::Candidate { task, head });
+        // Usable by what depends on it: a valid candidate with a commit, not failed.
+        entry.usable = c
+            .filter(|c| c.step != Step::Failed && holds(c, &expected, s, &since, &independent))
+            .and_then(|c| c.head.clone())
+            .map(|head| Onto::Candidate { task, head });
+        laid.insert(task, entry);
     }
+    // The slots go to the shallowest entries first, in queue order among equals: what
+    // sits directly on the base always counts, while a speculative build is wasted if
+    // one below it fails. With lanes off, that is simply queue order.
+    wanting.sort_unstable();
+    let admitted: BTreeSet<TaskId> = wanting
+        .iter()
+        .take(s.slots.max(1))
+        .map(|&(_, _, t)| t)
+        .collect();
+    plan.actions.retain(|a| match a {
+        Action::Start { task, .. }
+        | Action::Rebuild { task, .. }
+        | Action::Build { task }
+        | Action::Verify { task } => admitted.contains(task),
+        _ => true,
+    });
     plan
+}
+
+/// What to do for one entry built (or to be built) onto `expected`, if anything.
+#[allow(clippy::too_many_arguments)]
+fn act(
+    task: TaskId,
+    c: Option<&Candidate>,
+    expected: &Onto,
+    free: bool,
+    in_window: bool,
+    buildable: bool,
+    s: &Snapshot<'_>,
+    since: &BTreeMap<&str, Vec<TaskId>>,
+    independent: &impl Fn(TaskId, TaskId) -> bool,
+) -> Option<Action> {
+    let go = free && !s.paused;
+    let Some(c) = c else {
+        return (go && in_window && buildable).then(|| Action::Start {
+            task,
+            onto: expected.clone(),
+        });
+    };
+    if !holds(c, expected, s, since, independent) {
+        if !free {
+            // Whatever it is doing (a verify, most likely) is wasted: stop it, so that
+            // it can be built again sooner and its slot goes to live work.
+            return Some(Action::Abandon { task });
+        }
+        return (go && in_window && buildable).then(|| Action::Rebuild {
+            task,
+            onto: expected.clone(),
+        });
+    }
+    let bottom = *expected == Onto::Base;
+    match (c.step, &c.head) {
+        // On a base holding all it depends on, the failure is its own; until then the
+        // one below may be the cause.
+        (Step::Failed, _) => (go && bottom).then_some(Action::Return { task }),
+        (_, None) => (go && in_window).then_some(Action::Build { task }),
+        (Step::Rebased, _) => (go && in_window).then_some(Action::Verify { task }),
+        (Step::Verified, _) if go && in_window && bottom => Some(if c.onto == s.base {
+            Action::Land { task }
+        } else {
+            Action::Carry { task }
+        }),
+        _ => None,
+    }
 }
 
 /// Whether a candidate's verdict still holds, were it built onto `expected` now.
@@ -577,6 +642,8 @@ mod tests {
         candidates: Vec<Candidate>,
         landed: Vec<Landed>,
         want: Vec<Action>,
+        window: usize,
+        slots: usize,
     }
 
     #[test]
@@ -599,6 +666,8 @@ mod tests {
             candidates,
             landed,
             want,
+            window: 4,
+            slots: 4,
         };
         let carried_below = Candidate {
             lineage: "B0".into(),
@@ -636,6 +705,23 @@ mod tests {
                     Start {
                         task: t(3),
                         onto: after(1, "h1"),
+                    },
+                ],
+            ),
+            k(
+                "built onto the last of what it depends on, not onto what it does not",
+                &[4, 3, 6],
+                vec![c(4, Rebased, "B", Some("h4"))],
+                vec![],
+                vec![
+                    Verify { task: t(4) },
+                    Start {
+                        task: t(3),
+                        onto: after(4, "h4"),
+                    },
+                    Start {
+                        task: t(6),
+                        onto: after(4, "h4"),
                     },
                 ],
             ),
@@ -726,6 +812,43 @@ mod tests {
                     },
                 ],
             ),
+            LaneCase {
+                window: 1,
+                ..k(
+                    "a narrowed window bounds each lane's speculation, not the lanes",
+                    &[1, 3, 2],
+                    vec![c(1, Rebased, "B", Some("h1"))],
+                    vec![],
+                    vec![
+                        Verify { task: t(1) },
+                        Start {
+                            task: t(2),
+                            onto: Onto::Base,
+                        },
+                    ],
+                )
+            },
+            LaneCase {
+                slots: 3,
+                ..k(
+                    "slots go to what sits on the base before speculation",
+                    &[1, 3, 5, 2, 6, 7],
+                    vec![
+                        c(1, Rebased, "B", Some("h1")),
+                        c(3, Rebased, "h1", Some("h3")),
+                        c(5, Rebased, "h3", Some("h5")),
+                    ],
+                    vec![],
+                    vec![
+                        Verify { task: t(1) },
+                        Verify { task: t(3) },
+                        Start {
+                            task: t(2),
+                            onto: Onto::Base,
+                        },
+                    ],
+                )
+            },
             k(
                 "one landing at a time across lanes, in queue order",
                 &[1, 2],
@@ -750,12 +873,14 @@ mod tests {
         for k in cases {
             let order: Vec<TaskId> = k.order.iter().map(|&n| t(n)).collect();
             let busy = BTreeSet::new();
+            let candidates = chained(k.candidates);
             let got = next(&Snapshot {
                 order: &order,
-                candidates: &k.candidates,
+                candidates: &candidates,
                 base: "B",
                 busy: &busy,
-                window: 4,
+                window: k.window,
+                slots: k.slots,
                 paused: false,
                 lanes: Some(&lanes),
                 landed: &k.landed,
@@ -781,6 +906,7 @@ mod tests {
             base: "B",
             busy: &busy,
             window: 4,
+            slots: 4,
             paused: false,
             lanes: Some(&lanes),
             landed: &[],
@@ -1062,6 +1188,7 @@ mod tests {
                 base: "B",
                 busy: &busy,
                 window: k.window,
+                slots: k.window,
                 paused: k.paused,
                 lanes: None,
                 landed: &[],

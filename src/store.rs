@@ -542,8 +542,14 @@ impl Ledger {
         Ok(meta(&self.conn, META_WINDOW)?.and_then(|v| v["window"].as_u64().map(|w| w as u32)))
     }
 
-    pub fn set_window(&mut self, window: u32) -> Result<()> {
-        set_meta(&self.conn, META_WINDOW, Some(&json!({"window": window})))
+    /// The failure rate the window was adapted from (`queue::planner::adapt`).
+    pub fn failure_rate(&self) -> Result<Option<f64>> {
+        Ok(meta(&self.conn, META_WINDOW)?.and_then(|v| v["failure_rate"].as_f64()))
+    }
+
+    pub fn set_window(&mut self, window: u32, failure_rate: f64) -> Result<()> {
+        let value = json!({"window": window, "failure_rate": failure_rate});
+        set_meta(&self.conn, META_WINDOW, Some(&value))
     }
 
     /// Takes `tip` as the base the daemon found, the first time it looks.

@@ -1201,13 +1201,18 @@ impl Service {
         if max == 1 {
             return Ok(()); // Nothing to adapt.
         }
-        let window = self.ledger(|l| {
-            let now = l.window()?.map_or(max, |w| w as usize);
-            let next = planner::adapt(now, outcome, max);
-            l.set_window(next as u32)?;
-            Ok::<_, crate::store::LedgerError>(next)
+        let (window, failure_rate) = self.ledger(|l| {
+            let rate = planner::adapt(l.failure_rate()?.unwrap_or(0.0), outcome);
+            let window = planner::window(rate, max);
+            l.set_window(window as u32, rate)?;
+            Ok::<_, crate::store::LedgerError>((window, rate))
         })?;
-        info!(window, ?outcome, "the speculation window adapted");
+        info!(
+            window,
+            failure_rate,
+            ?outcome,
+            "the speculation window adapted"
+        );
         Ok(())
     }
 

@@ -56,8 +56,8 @@ pub struct Snapshot<'a> {
     pub base: &'a str,
     /// Tasks with an action under way.
     pub busy: &'a BTreeSet<TaskId>,
-    /// How deep each lane's pipeline may be: the adapted window (`adapt`), at most
-    /// `slots`.
+    /// How deep each pipeline may be: the window for the observed failure rate
+    /// (`adapt`, `window`), at most `slots`.
     pub window: usize,
     /// How many candidates may be in flight in all lanes together: `[queue]
     /// max_parallel`.
@@ -150,16 +150,28 @@ pub enum Outcome {
     Failed,
 }
 
-/// The speculation window after `outcome`: one wider after a landing, half as wide after
-/// a failure, always between 1 and `max_parallel`. A failing streak thus stops burning
-/// verify runs on candidates built on failures, and a passing run fills the slots again.
-pub fn adapt(window: usize, outcome: Outcome, max_parallel: usize) -> usize {
+/// The observed failure rate after `outcome`: an exponentially weighted average of the
+/// outcomes at the head of the queue, the newest weighing a fifth.
+pub fn adapt(failure_rate: f64, outcome: Outcome) -> f64 {
+    let failed = if outcome == Outcome::Failed { 1.0 } else { 0.0 };
+    (0.8 * failure_rate.clamp(0.0, 1.0) + 0.2 * failed).clamp(0.0, 1.0)
+}
+
+/// The speculation window for a failure rate: as deep as a candidate is still more
+/// likely than not to land, that is every candidate below it passing (`(1 - rate)^(k-1)`
+/// at least one half), between 1 and `max_parallel`. A failing streak thus stops
+/// burning verify runs on candidates built on failures, a passing run opens the window
+/// again, and an isolated failure among many landings changes nothing.
+pub fn window(failure_rate: f64, max_parallel: usize) -> usize {
     let max = max_parallel.max(1);
-    match outcome {
-        Outcome::Landed => window.saturating_add(1),
-        Outcome::Failed => window / 2,
+    if failure_rate <= 0.0 {
+        return max;
     }
-    .clamp(1, max)
+    if failure_rate >= 1.0 {
+        return 1;
+    }
+    let deeper = (0.5f64.ln() / (1.0 - failure_rate).ln()).floor();
+    (1 + deeper as usize).clamp(1, max)
 }
 
 /// The planner's answer: what to do now, and where every entry of the queue stands.
@@ -202,8 +214,11 @@ struct Laid {
 /// other waits until enough of what it depends on landed.
 pub fn next(s: &Snapshot<'_>) -> Plan {
     let candidate = |id: TaskId| s.candidates.iter().find(|c| c.task == id);
-    let since = landed_since(s.base, s.landed);
-    let independent = |a: TaskId, b: TaskId| s.lanes.is_some_and(|lanes| lanes.independent(a, b));
+    let judge = Judge {
+        s,
+        since: landed_since(s.base, s.landed),
+    };
+    let independent = |a: TaskId, b: TaskId| judge.independent(a, b);
     let landing = s
         .candidates
         .iter()
@@ -212,7 +227,6 @@ pub fn next(s: &Snapshot<'_>) -> Plan {
     let mut plan = Plan::default();
     let mut laid: BTreeMap<TaskId, Laid> = BTreeMap::new();
     let mut lane_sizes: Vec<usize> = Vec::new();
-    let mut waiting: BTreeSet<TaskId> = BTreeSet::new();
     let mut placed: Vec<TaskId> = Vec::new();
     // Entries holding or wanting a slot: (depth, place in the queue, task).
     let mut wanting: Vec<(usize, usize, TaskId)> = Vec::new();
@@ -255,7 +269,6 @@ pub fn next(s: &Snapshot<'_>) -> Plan {
                     .collect();
                 lanes.sort_unstable();
                 lanes.dedup();
-                waiting.insert(task);
                 plan.places.push(Place {
                     task,
                     lane: None,
@@ -287,8 +300,7 @@ pub fn next(s: &Snapshot<'_>) -> Plan {
         // A verified candidate waiting for the ones below it, or a failed one waiting
         // to be judged, holds no verify slot.
         let resting = c.is_some_and(|c| {
-            matches!(c.step, Step::Verified | Step::Failed)
-                && holds(c, &expected, s, &since, &independent)
+            matches!(c.step, Step::Verified | Step::Failed) && judge.holds(c, &expected)
         });
         if !resting {
             wanting.push((depth, wanting.len(), task));
@@ -300,21 +312,17 @@ pub fn next(s: &Snapshot<'_>) -> Plan {
             Onto::Candidate { task: below, .. } if s.lanes.is_some() => candidate(*below)
                 .is_some_and(|b| {
                     let stack = [b.stack.clone(), vec![b.task]].concat();
-                    unaffected(task, &b.lineage, &stack, &since, &independent)
+                    judge.unaffected(task, &b.lineage, &stack)
                 }),
             _ => true,
         };
-        if let Some(action) = act(
-            task,
-            c,
-            &expected,
+        let may = May {
+            go: free && !s.paused,
             free,
-            in_window,
-            buildable,
-            s,
-            &since,
-            &independent,
-        ) {
+            grow: in_window && buildable,
+            step: in_window,
+        };
+        if let Some(action) = judge.act(task, c, &expected, may) {
             let lands = matches!(action, Action::Land { .. } | Action::Carry { .. });
             if !lands || !land_planned {
                 // One landing at a time, in queue order: each moves the base the
@@ -325,7 +333,7 @@ pub fn next(s: &Snapshot<'_>) -> Plan {
         }
         // Usable by what depends on it: a valid candidate with a commit, not failed.
         entry.usable = c
-            .filter(|c| c.step != Step::Failed && holds(c, &expected, s, &since, &independent))
+            .filter(|c| c.step != Step::Failed && judge.holds(c, &expected))
             .and_then(|c| c.head.clone())
             .map(|head| Onto::Candidate { task, head });
         laid.insert(task, entry);
@@ -349,100 +357,112 @@ pub fn next(s: &Snapshot<'_>) -> Plan {
     plan
 }
 
-/// What to do for one entry built (or to be built) onto `expected`, if anything.
-#[allow(clippy::too_many_arguments)]
-fn act(
-    task: TaskId,
-    c: Option<&Candidate>,
-    expected: &Onto,
+/// What an entry may do now.
+#[derive(Clone, Copy)]
+struct May {
+    /// Act at all: not busy, the queue not paused.
+    go: bool,
+    /// Not busy (a busy one may still be cut short).
     free: bool,
-    in_window: bool,
-    buildable: bool,
-    s: &Snapshot<'_>,
-    since: &BTreeMap<&str, Vec<TaskId>>,
-    independent: &impl Fn(TaskId, TaskId) -> bool,
-) -> Option<Action> {
-    let go = free && !s.paused;
-    let Some(c) = c else {
-        return (go && in_window && buildable).then(|| Action::Start {
-            task,
-            onto: expected.clone(),
-        });
-    };
-    if !holds(c, expected, s, since, independent) {
-        if !free {
-            // Whatever it is doing (a verify, most likely) is wasted: stop it, so that
-            // it can be built again sooner and its slot goes to live work.
-            return Some(Action::Abandon { task });
-        }
-        return (go && in_window && buildable).then(|| Action::Rebuild {
-            task,
-            onto: expected.clone(),
-        });
-    }
-    let bottom = *expected == Onto::Base;
-    match (c.step, &c.head) {
-        // On a base holding all it depends on, the failure is its own; until then the
-        // one below may be the cause.
-        (Step::Failed, _) => (go && bottom).then_some(Action::Return { task }),
-        (_, None) => (go && in_window).then_some(Action::Build { task }),
-        (Step::Rebased, _) => (go && in_window).then_some(Action::Verify { task }),
-        (Step::Verified, _) if go && in_window && bottom => Some(if c.onto == s.base {
-            Action::Land { task }
-        } else {
-            Action::Carry { task }
-        }),
-        _ => None,
-    }
+    /// Get a new build: inside the window, and what it would be built on holds all it
+    /// depends on.
+    grow: bool,
+    /// Take its next step (build, verify, land): inside the window.
+    step: bool,
 }
 
-/// Whether a candidate's verdict still holds, were it built onto `expected` now.
-///
-/// Onto the candidate below it: it must be built on that one's commit. Onto the base:
-/// everything it was built on must have landed, and the base must be exactly what it
-/// was built onto, or (lanes) have moved since only by changes independent of it.
-fn holds(
-    c: &Candidate,
-    expected: &Onto,
-    s: &Snapshot<'_>,
-    since: &BTreeMap<&str, Vec<TaskId>>,
-    independent: &impl Fn(TaskId, TaskId) -> bool,
-) -> bool {
-    let unaffected = || unaffected(c.task, &c.lineage, &c.stack, since, independent);
-    match expected {
-        Onto::Candidate { task, head } => {
-            let below = s.candidates.iter().find(|b| b.task == *task);
-            let on_it = c.onto == *head
-                || below.is_some_and(|b| b.built.as_deref() == Some(c.onto.as_str()));
-            on_it && (s.lanes.is_none() || unaffected())
+/// The planner's judgement of candidates against the snapshot: what landed since each
+/// base commit, and which tasks are independent.
+struct Judge<'a> {
+    s: &'a Snapshot<'a>,
+    since: BTreeMap<&'a str, Vec<TaskId>>,
+}
+
+impl Judge<'_> {
+    fn independent(&self, a: TaskId, b: TaskId) -> bool {
+        self.s.lanes.is_some_and(|lanes| lanes.independent(a, b))
+    }
+
+    /// What to do for one entry built (or to be built) onto `expected`, if anything.
+    fn act(
+        &self,
+        task: TaskId,
+        c: Option<&Candidate>,
+        expected: &Onto,
+        may: May,
+    ) -> Option<Action> {
+        let Some(c) = c else {
+            return (may.go && may.grow).then(|| Action::Start {
+                task,
+                onto: expected.clone(),
+            });
+        };
+        if !self.holds(c, expected) {
+            if !may.free {
+                // Whatever it is doing (a verify, most likely) is wasted: stop it, so
+                // that it can be built again sooner and its slot goes to live work.
+                return Some(Action::Abandon { task });
+            }
+            return (may.go && may.grow).then(|| Action::Rebuild {
+                task,
+                onto: expected.clone(),
+            });
         }
-        Onto::Base => {
-            let landed = since.get(c.lineage.as_str());
-            let stack_landed = c
-                .stack
+        let bottom = *expected == Onto::Base;
+        let step = may.go && may.step;
+        match (c.step, &c.head) {
+            // On a base holding all it depends on, the failure is its own; until then
+            // the one below may be the cause.
+            (Step::Failed, _) => (may.go && bottom).then_some(Action::Return { task }),
+            (_, None) => step.then_some(Action::Build { task }),
+            (Step::Rebased, _) => step.then_some(Action::Verify { task }),
+            (Step::Verified, _) if step && bottom => Some(if c.onto == self.s.base {
+                Action::Land { task }
+            } else {
+                Action::Carry { task }
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether a candidate's verdict still holds, were it built onto `expected` now.
+    ///
+    /// Onto the candidate below it: it must be built on that one's commit. Onto the
+    /// base: everything it was built on must have landed, and the base must be exactly
+    /// what it was built onto, or (lanes) have moved since only by changes independent
+    /// of it.
+    fn holds(&self, c: &Candidate, expected: &Onto) -> bool {
+        let s = self.s;
+        let unaffected = || self.unaffected(c.task, &c.lineage, &c.stack);
+        match expected {
+            Onto::Candidate { task, head } => {
+                let below = s.candidates.iter().find(|b| b.task == *task);
+                let on_it = c.onto == *head
+                    || below.is_some_and(|b| b.built.as_deref() == Some(c.onto.as_str()));
+                on_it && (s.lanes.is_none() || unaffected())
+            }
+            Onto::Base => {
+                let landed = self.since.get(c.lineage.as_str());
+                let stack_landed = c
+                    .stack
+                    .iter()
+                    .all(|t| landed.is_some_and(|l| l.contains(t)));
+                c.onto == s.base || (s.lanes.is_some() && stack_landed && unaffected())
+            }
+        }
+    }
+
+    /// Whether content holding the base commit `lineage` and the changes of `stack`
+    /// lacks nothing that `task` depends on among what landed since: each landing after
+    /// `lineage` is in `stack` or independent of `task`. A lineage the recent moves do
+    /// not reach (older, or a base a person accepted) is not known to hold anything.
+    fn unaffected(&self, task: TaskId, lineage: &str, stack: &[TaskId]) -> bool {
+        self.since.get(lineage).is_some_and(|landed| {
+            landed
                 .iter()
-                .all(|t| landed.is_some_and(|l| l.contains(t)));
-            c.onto == s.base || (s.lanes.is_some() && stack_landed && unaffected())
-        }
+                .all(|&t| stack.contains(&t) || self.independent(t, task))
+        })
     }
-}
-
-/// Whether content holding the base commit `lineage` and the changes of `stack` lacks
-/// nothing that `task` depends on among what landed since: each landing after `lineage`
-/// is in `stack` or independent of `task`. A lineage the recent moves do not reach
-/// (older, or a base a person accepted) is not known to hold anything.
-fn unaffected(
-    task: TaskId,
-    lineage: &str,
-    stack: &[TaskId],
-    since: &BTreeMap<&str, Vec<TaskId>>,
-    independent: &impl Fn(TaskId, TaskId) -> bool,
-) -> bool {
-    since.get(lineage).is_some_and(|landed| {
-        landed
-            .iter()
-            .all(|&t| stack.contains(&t) || independent(t, task))
-    })
 }
 
 /// For each base commit the lander's recent moves passed through: the tasks that landed
@@ -588,25 +608,33 @@ mod tests {
     }
 
     #[test]
-    fn the_window_grows_by_one_after_a_landing_and_halves_after_a_failure() {
+    fn the_window_follows_the_observed_failure_rate() {
         use Outcome::*;
+        // (outcome, window after it), with max_parallel 4, from a clean start.
         let steps = [
-            (4, Failed, 4, 2),
-            (2, Failed, 4, 1),
-            (1, Failed, 4, 1),
-            (1, Landed, 4, 2),
-            (3, Landed, 4, 4),
-            (4, Landed, 4, 4),
-            (7, Landed, 3, 3),
-            (1, Landed, 1, 1),
+            (Failed, 4),
+            (Failed, 2),
+            (Landed, 3),
+            (Landed, 3),
+            (Landed, 4),
+            (Failed, 2),
+            (Failed, 2),
+            (Failed, 1),
+            (Landed, 2),
         ];
-        for (window, outcome, max, want) in steps {
+        let mut rate = 0.0;
+        assert_eq!(window(rate, 4), 4, "nothing failed yet: all the way");
+        for (i, (outcome, want)) in steps.into_iter().enumerate() {
+            rate = adapt(rate, outcome);
             assert_eq!(
-                adapt(window, outcome, max),
+                window(rate, 4),
                 want,
-                "{window} after {outcome:?}, at most {max}"
+                "after step {i} ({outcome:?}), rate {rate:.3}"
             );
         }
+        assert_eq!(window(0.2, 1), 1);
+        assert_eq!(window(0.0, 8), 8);
+        assert_eq!(window(1.0, 8), 1);
     }
 
     /// Lanes over subsystems with no `depends_on`: `touch` gives each task's subsystems

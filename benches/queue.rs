@@ -34,14 +34,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{git, median, path};
+use support::{git, median, path, switchyard};
 use switchyard::api::{Status, TaskDetail};
 use switchyard::client::Client;
 use switchyard::model::{EventKind, TaskState};
 
 mod support;
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 const POOL: usize = 2;
 /// The steps of a landing as the ledger records them, in order.
 const STEPS: [EventKind; 7] = [
@@ -59,23 +58,6 @@ fn task_count() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10)
-}
-
-/// Runs `switchyard ARGS` in `repo` and returns its JSON answer.
-fn switchyard(repo: &Path, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(BIN)
-        .arg("--json")
-        .args(args)
-        .current_dir(repo)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "switchyard {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// A task claimed and worked on, ready to submit.
@@ -282,13 +264,7 @@ fn main() {
             "main",
         ],
     );
-    let mut daemon = support::spawn_daemon(BIN, &repo);
-    let client = Client::new(&repo.join(".git"), &repo);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while client.get::<Status>("/v1/status").is_err() {
-        assert!(Instant::now() < deadline, "the daemon never listened");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut daemon, client) = support::start_daemon(&repo);
     wait_pool(&client);
     println!(
         "queue: {files}-file repository, daemon and pool of {POOL} ready in {:.1?}",

@@ -23,13 +23,11 @@
 //! "serial,speculation,lanes") picks strategies, and SWITCHYARD_BENCH_KEEP=1 keeps each
 //! run's repository (its ledger holds every step's time) and prints where.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::git;
-use switchyard::api::Status;
-use switchyard::client::Client;
+use support::{git, switchyard};
 use switchyard::model::{Task, TaskState};
 
 #[allow(dead_code)] // the generated 20k-file repository is not used here
@@ -112,22 +110,6 @@ struct Outcome {
     merged: usize,
 }
 
-fn switchyard(repo: &Path, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(BIN)
-        .arg("--json")
-        .args(args)
-        .current_dir(repo)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "switchyard {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// One strategy on one workload, from a fresh repository and daemon.
 fn run(strategy: Strategy, k: usize, work: &[Work], verify: Duration) -> Outcome {
     let tmp = tempfile::TempDir::new().unwrap();
@@ -157,13 +139,7 @@ fn run(strategy: Strategy, k: usize, work: &[Work], verify: Duration) -> Outcome
     std::fs::write(repo.join("switchyard.toml"), config).unwrap();
     git(&repo, &["add", "-A"]);
     git(&repo, &["commit", "-q", "-m", "generated"]);
-    let mut daemon = support::spawn_daemon(BIN, &repo);
-    let client = Client::new(&repo.join(".git"), &repo);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while client.get::<Status>("/v1/status").is_err() {
-        assert!(Instant::now() < deadline, "the daemon never listened");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut daemon, client) = support::start_daemon(&repo);
     for (i, w) in work.iter().enumerate() {
         let title = format!("task {i}");
         let scope: Vec<String> = w.subsystems.iter().map(|s| format!("s{s}")).collect();

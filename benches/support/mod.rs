@@ -60,6 +60,25 @@ pub fn generate(tmp: &Path, files: usize, extra: &[(&str, &str)]) -> PathBuf {
     repo
 }
 
+/// Runs `switchyard --json ARGS` (the binary Cargo built for the benchmarks) in `repo`
+/// and returns its answer.
+#[allow(dead_code)] // not every benchmark runs the CLI
+pub fn switchyard(repo: &Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("--json")
+        .args(args)
+        .current_dir(repo)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "switchyard {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Starts `switchyard daemon` (the binary `bin`) in `repo`, quietly.
 #[allow(dead_code)] // not every benchmark starts a daemon
 pub fn spawn_daemon(bin: &str, repo: &Path) -> std::process::Child {
@@ -71,6 +90,22 @@ pub fn spawn_daemon(bin: &str, repo: &Path) -> std::process::Child {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("the daemon starts")
+}
+
+/// Starts the daemon in `repo` and waits until it answers: the process and a client.
+#[allow(dead_code)] // not every benchmark starts a daemon
+pub fn start_daemon(repo: &Path) -> (std::process::Child, switchyard::client::Client) {
+    let daemon = spawn_daemon(env!("CARGO_BIN_EXE_switchyard"), repo);
+    let client = switchyard::client::Client::new(&repo.join(".git"), repo);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while client.get::<switchyard::api::Status>("/v1/status").is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (daemon, client)
 }
 
 pub fn median(mut xs: Vec<Duration>) -> Duration {

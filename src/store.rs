@@ -1171,6 +1171,13 @@ impl Ledger {
             params![to.as_str(), expires, now.0, id.0],
         )?;
         tx.execute("DELETE FROM integrations WHERE task = ?1", [id.0])?;
+        // What was built on this attempt of it holds changes that will never land: its
+        // lineage is forgotten, so the planner builds it again. (A later attempt of the
+        // same task landing must not pass for this one.)
+        tx.execute(
+            "UPDATE integrations SET lineage = '' WHERE stack LIKE ?1",
+            [format!("%\"{id}\"%")],
+        )?;
         append(&tx, id, now, by, Some(to), &evidence)?;
         let task = load_task(&tx, id)?;
         tx.commit()?;
@@ -2544,6 +2551,52 @@ mod tests {
         let next = l.landings_to_follow().unwrap().remove(0);
         l.followed(&next, None, Timestamp(8)).unwrap();
         assert_eq!(pending(&l), vec![]);
+    }
+
+    #[test]
+    fn a_candidate_built_on_a_task_that_went_back_forgets_its_lineage() {
+        let (_d, mut l) = ledger();
+        for n in 1..=2 {
+            let id = TaskId(n);
+            l.add_task(&new_task("x", &[], 0), Timestamp(1), &|_| false)
+                .unwrap();
+            claim(&mut l, Some(id), "a", &Caps::default(), 2).unwrap();
+            let submitted = Submitted {
+                head: "tip".into(),
+                merge_base: "mb".into(),
+                paths: 1,
+                subsystems: vec![],
+                checkpoints: vec![],
+                out_of_scope: vec![],
+                attempt: 0,
+                touches_everything: None,
+            };
+            l.submit(id, "a", "tip", TaskState::Queued, submitted, Timestamp(3))
+                .unwrap();
+            let built = Built {
+                lineage: "B".into(),
+                stack: (1..n).map(TaskId).collect(),
+            };
+            l.start_integration(id, "B", &built, "tip", Timestamp(4))
+                .unwrap();
+        }
+        assert_eq!(
+            l.integration(TaskId(2)).unwrap().unwrap().stack,
+            vec![TaskId(1)]
+        );
+        let back = Evidence::Rejected(evidence::Rejected {
+            reason: "failed".into(),
+        });
+        l.give_back(
+            TaskId(1),
+            &Actor::Daemon,
+            back,
+            Duration::from_secs(60),
+            Timestamp(5),
+        )
+        .unwrap();
+        // A later attempt of t1 that lands must not pass for the one t2 was built on.
+        assert_eq!(l.integration(TaskId(2)).unwrap().unwrap().lineage, "");
     }
 
     #[test]

@@ -853,7 +853,7 @@ impl Service {
                     if !self.base_is_ours(&theirs)? {
                         return Ok(None);
                     }
-                    return Ok(self.base_moved_since(&theirs));
+                    return self.base_moved_since(&theirs, gh);
                 }
                 // The PR's branch first, so GitHub shows the PR merged once the base
                 // reaches it; and nothing lands from a PR a person closed or changed.
@@ -879,7 +879,7 @@ impl Service {
                         if !self.base_is_ours(&theirs)? {
                             return Ok(None);
                         }
-                        return Ok(self.base_moved_since(&theirs));
+                        return self.base_moved_since(&theirs, gh);
                     }
                 }
                 self.count_step();
@@ -905,7 +905,7 @@ impl Service {
                 if !self.base_is_ours(&now)? {
                     return Ok(None);
                 }
-                return Ok(self.base_moved_since(&now));
+                return self.base_moved_since(&now, gh);
             }
         }
         info!(from = %short(&i.onto), to = %short(&head), "base moved");
@@ -926,9 +926,26 @@ impl Service {
     /// The base moved (the lander's own move for another candidate, or one a person
     /// accepted) since a landing was planned: nothing is recorded, and the planner decides
     /// again: carry the candidate onto the new tip (lanes) or build it again.
-    fn base_moved_since(&self, now: &str) -> Option<Integration> {
+    ///
+    /// When the move was another candidate's landing that a crash (or a failed write)
+    /// left unrecorded, it is recorded now: otherwise the planner, which only knows the
+    /// recorded base, could plan this landing again and again.
+    fn base_moved_since(&self, now: &str, gh: Option<&Hub>) -> Result<Option<Integration>> {
         info!(now = %short(now), "the base moved since this landing was planned; planning again");
-        None
+        let root = &self.repo.main_root;
+        let expected = self.ledger(|l| l.base_expected())?;
+        let unrecorded = self.ledger(|l| l.integrations())?.into_iter().find(|i| {
+            i.step == Step::Verified
+                && Some(&i.onto) == expected.as_ref()
+                && i.head
+                    .as_deref()
+                    .is_some_and(|h| h == now || git::is_ancestor(root, h, now).unwrap_or(false))
+        });
+        if let Some(other) = unrecorded {
+            info!(landed = %other.task, "recording the landing the base already holds");
+            self.move_base(&other, gh)?;
+        }
+        Ok(None)
     }
 
     pub(super) fn base_is_ours(&self, actual: &str) -> Result<bool> {

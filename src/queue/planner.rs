@@ -164,13 +164,15 @@ pub fn adapt(failure_rate: f64, outcome: Outcome) -> f64 {
 /// again, and an isolated failure among many landings changes nothing.
 pub fn window(failure_rate: f64, max_parallel: usize) -> usize {
     let max = max_parallel.max(1);
-    if failure_rate <= 0.0 {
+    // Below this, every depth up to any `max_parallel` lands more often than not (and
+    // the logarithm below would lose the rate to rounding).
+    if failure_rate < 1e-3 {
         return max;
     }
     if failure_rate >= 1.0 {
         return 1;
     }
-    let deeper = (0.5f64.ln() / (1.0 - failure_rate).ln()).floor();
+    let deeper = (0.5f64.ln() / (-failure_rate).ln_1p()).floor();
     (1 + deeper as usize).clamp(1, max)
 }
 
@@ -632,6 +634,11 @@ mod tests {
                 "after step {i} ({outcome:?}), rate {rate:.3}"
             );
         }
+        // A long run of landings after a failure keeps the window open.
+        for _ in 0..400 {
+            rate = adapt(rate, Landed);
+        }
+        assert_eq!(window(rate, 4), 4, "rate {rate:e}");
         assert_eq!(window(0.2, 1), 1);
         assert_eq!(window(0.0, 8), 8);
         assert_eq!(window(1.0, 8), 1);

@@ -1,18 +1,22 @@
 //! What the queue does next, as one pure function of a snapshot: the queue in order, the
 //! candidates in flight with their steps, the base tip the lander expects, what the
-//! executor is busy with, and how many candidates may be in flight. No I/O: the daemon's
-//! engine reads the snapshot from the ledger, carries the actions out, records each
-//! outcome, and asks again.
+//! executor is busy with, how deep a pipeline may be and how many verify slots there
+//! are, and (with lanes) which tasks are independent and how the base moved lately. No
+//! I/O: the daemon's engine reads the snapshot from the ledger, carries the actions out,
+//! records each outcome, and asks again.
 //!
 //! The rules, in the words of the tests below:
-//! - The first `max_parallel` entries of the queue each get a candidate: the first one
-//!   built onto the base, every later one onto the candidate ahead of it (a dependent
-//!   pipeline), so each is verified on exactly the parent it lands on.
-//! - A candidate built onto something that is no longer the base or the candidate ahead
-//!   (that one failed, landed elsewhere, or the base moved) is stale: built again onto
-//!   what is there now.
-//! - Only the first candidate lands, once verified, and only onto exactly the base it was
-//!   verified on; the next one lands after it.
+//! - Each entry depends on the entries ahead of it that ownership does not declare
+//!   independent of it (lanes off: on all of them). Depending on none, it starts a lane
+//!   built onto the base; otherwise it is built onto the last of what it depends on,
+//!   if that one holds the rest (a dependent pipeline); otherwise it waits.
+//! - A candidate built onto something that is no longer there (the one below failed or
+//!   was built again, or the base moved by a change it depends on) is stale: built
+//!   again onto what is there now. One whose base moved only by independent landings is
+//!   carried onto the tip without a second verify (lanes).
+//! - Only a candidate with nothing left below it lands, once verified, onto exactly the
+//!   base it sits on; one landing at a time.
+//! - Pipelines are as deep as the window; the verify slots go to the shallowest entries.
 //! - A task the executor is busy with gets no new action until that one is done.
 
 use std::collections::{BTreeMap, BTreeSet};

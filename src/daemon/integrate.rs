@@ -956,40 +956,56 @@ impl Service {
     }
 
     fn judge_base(&self, actual: &str) -> Result<bool> {
-        if self.ledger(|l| l.paused())?.is_some() {
-            return Ok(false);
+        // Landings run beside this action (lanes): what the ledger says of the base is
+        // read in one go, after `actual`. The lander records a move only after making
+        // it, so that read sees either the move recorded, or the candidate that made
+        // it still "verified" onto the expected tip.
+        if let Some(verdict) = self.base_verdict(actual)? {
+            return Ok(verdict);
         }
-        let Some(expected) = self.ledger(|l| l.base_expected())? else {
+        // Or `actual` was read before a landing that is now recorded: read it again.
+        let now = self.current_base()?;
+        if now != actual
+            && let Some(verdict) = self.base_verdict(&now)?
+        {
+            info!(read = %short(actual), now = %short(&now), "the base moved by a landing since it was read");
+            return Ok(verdict);
+        }
+        let expected = self
+            .ledger(|l| l.base_expected())?
+            .unwrap_or_else(|| now.clone());
+        self.pause_for_base(&expected, &now)?;
+        Ok(false)
+    }
+
+    /// What the ledger, read in one go, says of the base at `actual`: the lander's
+    /// (`true`), paused (`false`), or not known to be the lander's (`None`).
+    fn base_verdict(&self, actual: &str) -> Result<Option<bool>> {
+        let (paused, expected, integrations) = self.ledger(|l| {
+            Ok::<_, crate::store::LedgerError>((l.paused()?, l.base_expected()?, l.integrations()?))
+        })?;
+        if paused.is_some() {
+            return Ok(Some(false));
+        }
+        let Some(expected) = expected else {
             self.ledger(|l| l.adopt_base(actual, Timestamp::now()))?;
-            return Ok(true);
+            return Ok(Some(true));
         };
         if actual == expected {
-            return Ok(true);
+            return Ok(Some(true));
         }
-        // A landing recorded since the caller read `actual` (another lane's, landing
-        // beside this action): the base is the lander's, the caller's read was early.
-        // The lander records a move only after making it, so the tip read now is at
-        // least that far.
-        if self.current_base()? == expected {
-            info!(read = %short(actual), now = %short(&expected), "the base moved by a landing since it was read");
-            return Ok(true);
-        }
-        // The lander's own move, made just before a crash and not recorded yet: the
-        // integration still at "verified" onto the expected tip records it, and what
-        // lies beyond its commit is judged right after.
+        // The lander's own move, made and not recorded yet (just now beside this action,
+        // or before a crash): the integration still at "verified" onto the expected tip
+        // records it, and what lies beyond its commit is judged right after.
         let root = &self.repo.main_root;
-        let ours = self.ledger(|l| l.integrations())?.into_iter().any(|i| {
+        let ours = integrations.into_iter().any(|i| {
             i.step == Step::Verified
                 && i.onto == expected
                 && i.head.as_deref().is_some_and(|h| {
                     h == actual || git::is_ancestor(root, h, actual).unwrap_or(false)
                 })
         });
-        if ours {
-            return Ok(true);
-        }
-        self.pause_for_base(&expected, actual)?;
-        Ok(false)
+        Ok(ours.then_some(true))
     }
 
     /// Pauses the queue because the base is at `actual`, not `expected`, naming the

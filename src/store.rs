@@ -2481,32 +2481,38 @@ mod tests {
 
     /// The checkout follower's list: landings after the newest one followed; on a ledger
     /// that never said, the one an older daemon was still following when it stopped.
+    /// Adds, claims and submits task `id`, and starts integrating it onto `onto`, built
+    /// on `stack`.
+    fn integrating(l: &mut Ledger, id: TaskId, onto: &str, stack: Vec<TaskId>) {
+        l.add_task(&new_task("x", &[], 0), Timestamp(1), &|_| false)
+            .unwrap();
+        claim(l, Some(id), "a", &Caps::default(), 2).unwrap();
+        let submitted = Submitted {
+            head: "tip".into(),
+            merge_base: "mb".into(),
+            paths: 1,
+            subsystems: vec![],
+            checkpoints: vec![],
+            out_of_scope: vec![],
+            attempt: 0,
+            touches_everything: None,
+        };
+        l.submit(id, "a", "tip", TaskState::Queued, submitted, Timestamp(3))
+            .unwrap();
+        let built = Built {
+            lineage: onto.into(),
+            stack,
+        };
+        l.start_integration(id, onto, &built, "tip", Timestamp(4))
+            .unwrap();
+    }
+
     #[test]
     fn landings_are_followed_in_order_from_where_the_ledger_says() {
         let (_d, mut l) = ledger();
         let land = |l: &mut Ledger, id: i64, from: &str, to: &str, step: Step| {
             let id = TaskId(id);
-            l.add_task(&new_task("x", &[], 0), Timestamp(1), &|_| false)
-                .unwrap();
-            claim(l, Some(id), "a", &Caps::default(), 2).unwrap();
-            let submitted = Submitted {
-                head: "tip".into(),
-                merge_base: "mb".into(),
-                paths: 1,
-                subsystems: vec![],
-                checkpoints: vec![],
-                out_of_scope: vec![],
-                attempt: 0,
-                touches_everything: None,
-            };
-            l.submit(id, "a", "tip", TaskState::Queued, submitted, Timestamp(3))
-                .unwrap();
-            let built = Built {
-                lineage: from.into(),
-                stack: vec![],
-            };
-            l.start_integration(id, from, &built, "tip", Timestamp(4))
-                .unwrap();
+            integrating(l, id, from, vec![]);
             let moved = Evidence::BaseMoved(evidence::BaseMoved {
                 from: from.into(),
                 to: to.into(),
@@ -2558,27 +2564,7 @@ mod tests {
         let (_d, mut l) = ledger();
         for n in 1..=2 {
             let id = TaskId(n);
-            l.add_task(&new_task("x", &[], 0), Timestamp(1), &|_| false)
-                .unwrap();
-            claim(&mut l, Some(id), "a", &Caps::default(), 2).unwrap();
-            let submitted = Submitted {
-                head: "tip".into(),
-                merge_base: "mb".into(),
-                paths: 1,
-                subsystems: vec![],
-                checkpoints: vec![],
-                out_of_scope: vec![],
-                attempt: 0,
-                touches_everything: None,
-            };
-            l.submit(id, "a", "tip", TaskState::Queued, submitted, Timestamp(3))
-                .unwrap();
-            let built = Built {
-                lineage: "B".into(),
-                stack: (1..n).map(TaskId).collect(),
-            };
-            l.start_integration(id, "B", &built, "tip", Timestamp(4))
-                .unwrap();
+            integrating(&mut l, id, "B", (1..n).map(TaskId).collect());
         }
         assert_eq!(
             l.integration(TaskId(2)).unwrap().unwrap().stack,

@@ -982,7 +982,13 @@ impl Service {
     /// (`true`), paused (`false`), or not known to be the lander's (`None`).
     fn base_verdict(&self, actual: &str) -> Result<Option<bool>> {
         let (paused, expected, integrations) = self.ledger(|l| {
-            Ok::<_, crate::store::LedgerError>((l.paused()?, l.base_expected()?, l.integrations()?))
+            let expected = l.base_expected()?;
+            // The candidates only matter when the tip is not the expected one.
+            let integrations = match expected.as_deref() == Some(actual) {
+                true => Vec::new(),
+                false => l.integrations()?,
+            };
+            Ok::<_, crate::store::LedgerError>((l.paused()?, expected, integrations))
         })?;
         if paused.is_some() {
             return Ok(Some(false));

@@ -133,11 +133,6 @@ impl Lanes {
             _ => false,
         }
     }
-
-    /// Whether the task touches everything (a barrier for every lane).
-    pub fn is_barrier(&self, id: TaskId) -> bool {
-        self.footprints.get(&id).is_none_or(|f| f.touches.is_none())
-    }
 }
 
 #[cfg(test)]
@@ -232,7 +227,5 @@ mod tests {
         );
         assert!(lanes.independent(TaskId(1), TaskId(2)));
         assert!(!lanes.independent(TaskId(1), TaskId(3)), "unknown: never");
-        assert!(lanes.is_barrier(TaskId(3)));
-        assert!(!lanes.is_barrier(TaskId(1)));
     }
 }

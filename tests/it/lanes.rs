@@ -72,6 +72,19 @@ fn count(log: &Value, kind: &str) -> usize {
         .count()
 }
 
+/// Submits the two halves of the semantic conflict, `lib/flag` then `app/flag`, and
+/// waits until both verifies run: their ids, and the queue then.
+fn both_flags_verifying(repo: &TestRepo) -> (Vec<String>, Vec<Value>) {
+    let ids = work_all(
+        repo,
+        &[("lib", "lib/flag", "on\n"), ("app", "app/flag", "on\n")],
+    );
+    eventually(60, "both verifies to run", || {
+        ids.iter().all(|id| started(repo, id))
+    });
+    (ids, queue(repo))
+}
+
 fn files_on_main(repo: &TestRepo) -> String {
     repo.git(&["ls-tree", "-r", "--name-only", "main"])
 }
@@ -80,15 +93,8 @@ fn files_on_main(repo: &TestRepo) -> String {
 fn changes_to_subsystems_that_depend_on_each_other_share_a_lane_and_only_one_lands() {
     let repo = lanes_repo(true);
     let _daemon = repo.start_daemon();
-    let ids = work_all(
-        &repo,
-        &[("lib", "lib/flag", "on\n"), ("app", "app/flag", "on\n")],
-    );
     // app depends on lib: one lane, the app change verified on top of the lib change.
-    eventually(60, "both verifies to run", || {
-        ids.iter().all(|id| started(&repo, id))
-    });
-    let q = queue(&repo);
+    let (ids, q) = both_flags_verifying(&repo);
     assert_eq!(
         lanes_of(&q),
         vec![(1.into(), 1.into()), (1.into(), 2.into())],
@@ -113,15 +119,8 @@ fn independent_subsystems_integrate_side_by_side_and_are_not_verified_again() {
     let repo = lanes_repo(false);
     let start = repo.git(&["rev-parse", "main"]).trim().to_owned();
     let _daemon = repo.start_daemon();
-    let ids = work_all(
-        &repo,
-        &[("lib", "lib/flag", "on\n"), ("app", "app/flag", "on\n")],
-    );
-    eventually(60, "both verifies to run", || {
-        ids.iter().all(|id| started(&repo, id))
-    });
     // Two lanes, each candidate on the base.
-    let q = queue(&repo);
+    let (ids, q) = both_flags_verifying(&repo);
     assert_eq!(
         lanes_of(&q),
         vec![(1.into(), 1.into()), (2.into(), 1.into())],

@@ -87,6 +87,69 @@ impl fmt::Display for SubsystemName {
 /// API, GitHub's `/switchyard priority`).
 pub const PRIORITY: std::ops::RangeInclusive<i64> = -1000..=1000;
 
+/// Limits on what a planner writes into a task: the title is one line of at most this
+/// many characters, the request (body) at most this many bytes, at most this many
+/// acceptance criteria of at most `MAX_ACCEPT_BYTES` each.
+pub const MAX_TITLE_CHARS: usize = 200;
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const MAX_ACCEPT: usize = 50;
+pub const MAX_ACCEPT_BYTES: usize = 1024;
+
+/// What is wrong with a task's text (`title` already trimmed), if anything: the same
+/// rules for `task add` and for a plan file.
+pub fn check_task_text(title: &str, body: &str, accept: &[String]) -> Result<(), String> {
+    if title.is_empty() {
+        return Err("the title is empty".into());
+    }
+    if title.contains(['\n', '\r']) {
+        return Err("the title must be one line (put details in --body)".into());
+    }
+    // Text is printed to terminals: no escape sequences or other control characters.
+    let controls = |t: &str| {
+        t.chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+    };
+    if controls(title) || controls(body) || accept.iter().any(|a| controls(a)) {
+        return Err(
+            "the title, body and acceptance criteria must not contain control characters".into(),
+        );
+    }
+    let chars = title.chars().count();
+    if chars > MAX_TITLE_CHARS {
+        return Err(format!(
+            "the title is {chars} characters; the limit is {MAX_TITLE_CHARS} (put details in --body)"
+        ));
+    }
+    if body.len() > MAX_BODY_BYTES {
+        return Err(format!(
+            "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
+            body.len()
+        ));
+    }
+    if accept.len() > MAX_ACCEPT
+        || accept
+            .iter()
+            .any(|a| a.trim().is_empty() || a.len() > MAX_ACCEPT_BYTES)
+    {
+        return Err(format!(
+            "acceptance criteria must be 1 to {MAX_ACCEPT} non-empty lines of at most {MAX_ACCEPT_BYTES} bytes"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `priority` is within [`PRIORITY`], with the message when it is not.
+pub fn check_priority(priority: i64) -> Result<(), String> {
+    if PRIORITY.contains(&priority) {
+        return Ok(());
+    }
+    Err(format!(
+        "the priority is {priority}; it must be from {} to {}",
+        PRIORITY.start(),
+        PRIORITY.end()
+    ))
+}
+
 /// A task's id: `t` and a number, short and stable (`t1`, `t2`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskId(pub i64);

@@ -39,9 +39,6 @@ use crate::store::{
 use crate::worktree::{self, ENV_FILE, Worktrees};
 
 /// Limits on what a task may hold; beyond them a request is refused, not truncated.
-const MAX_TITLE_CHARS: usize = 200;
-const MAX_BODY_BYTES: usize = 64 * 1024;
-const MAX_ACCEPT: usize = 50;
 /// How many tasks a claim without an id tries when worktrees fail.
 const MAX_CLAIM_TRIES: usize = 3;
 
@@ -379,54 +376,8 @@ impl Service {
 
     pub fn add_task(&self, req: api::AddTask) -> Result<Task> {
         let title = req.title.trim();
-        if title.is_empty() {
-            return Err(ApiError::bad("the title is empty"));
-        }
-        if title.contains(['\n', '\r']) {
-            return Err(ApiError::bad(
-                "the title must be one line (put details in --body)",
-            ));
-        }
-        // Text is printed to terminals: no escape sequences or other control characters.
-        let controls = |t: &str| {
-            t.chars()
-                .any(|c| c.is_control() && !matches!(c, '\n' | '\t'))
-        };
-        if controls(title) || controls(&req.body) || req.accept.iter().any(|a| controls(a)) {
-            return Err(ApiError::bad(
-                "the title, body and acceptance criteria must not contain control characters",
-            ));
-        }
-        let chars = title.chars().count();
-        if chars > MAX_TITLE_CHARS {
-            return Err(ApiError::bad(format!(
-                "the title is {chars} characters; the limit is {MAX_TITLE_CHARS} (put details in --body)"
-            )));
-        }
-        if req.body.len() > MAX_BODY_BYTES {
-            return Err(ApiError::bad(format!(
-                "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
-                req.body.len()
-            )));
-        }
-        if req.accept.len() > MAX_ACCEPT
-            || req
-                .accept
-                .iter()
-                .any(|a| a.trim().is_empty() || a.len() > 1024)
-        {
-            return Err(ApiError::bad(format!(
-                "acceptance criteria must be 1 to {MAX_ACCEPT} non-empty lines of at most 1024 bytes"
-            )));
-        }
-        if !crate::model::PRIORITY.contains(&req.priority) {
-            return Err(ApiError::bad(format!(
-                "the priority is {}; it must be from {} to {}",
-                req.priority,
-                crate::model::PRIORITY.start(),
-                crate::model::PRIORITY.end()
-            )));
-        }
+        crate::model::check_task_text(title, &req.body, &req.accept).map_err(ApiError::bad)?;
+        crate::model::check_priority(req.priority).map_err(ApiError::bad)?;
         let by = name(&req.by, "--by")?;
         if let Some(request) = &req.request_id
             && (request.is_empty()

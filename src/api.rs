@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Event, Pause, QueueEvent, Task, TaskId, TaskState, Timestamp};
+use crate::model::{Event, Pause, QueueEvent, Stop, StopPart, Task, TaskId, TaskState, Timestamp};
 
 /// Every request carries the client's version; the daemon refuses another version's.
 pub const VERSION_HEADER: &str = "x-switchyard-version";
@@ -213,11 +213,25 @@ pub struct Resume {
     pub by: String,
 }
 
-/// The reply to a resume: the base the queue goes on from, and the pause it ended.
+/// The reply to a resume: the base the queue goes on from, and the pauses it ended (a
+/// pause by a move of the base, `was`; a person's pause, `stop`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Resumed {
     pub base: String,
-    pub was: Pause,
+    pub was: Option<Pause>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Stop>,
+}
+
+/// `POST /v1/pause`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PauseRequest {
+    /// The person (or agent) pulling the switch.
+    pub by: String,
+    pub reason: String,
+    /// Only the queue, or only the hand-outs; everything when absent.
+    #[serde(default)]
+    pub only: Option<StopPart>,
 }
 
 /// `GET /v1/events`: the queue's own events, oldest first.
@@ -233,9 +247,12 @@ pub struct Status {
     pub started_at: Timestamp,
     pub tasks: BTreeMap<String, usize>,
     pub pool_ready: usize,
-    /// Why the queue integrates nothing now, when it is paused.
+    /// Why the queue integrates nothing now, when it is paused by a move of the base.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<Pause>,
+    /// A person's pause in force (`switchyard pause`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Stop>,
 }
 
 /// Every error reply: `{"error": {"code", "message"}}`.
@@ -269,6 +286,9 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The request body is over the limit (413).
     TooLarge,
+    /// A person paused what was asked for (`switchyard pause`): nothing is handed out,
+    /// or the queue starts nothing new (409).
+    Paused,
 }
 
 impl ErrorCode {
@@ -276,7 +296,7 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest | ErrorCode::VersionMismatch => 400,
             ErrorCode::NotFound => 404,
-            ErrorCode::Refused => 409,
+            ErrorCode::Refused | ErrorCode::Paused => 409,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
             ErrorCode::MethodNotAllowed => 405,

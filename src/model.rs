@@ -621,8 +621,10 @@ pub enum QueueEventKind {
     BaseMovedOutside,
     /// The base lost commits (rewound or reset by someone else): the queue paused.
     BaseRewound,
-    /// A person resumed the queue, accepting the base as it is now.
+    /// A person resumed: ended their pause, and/or accepted the base as it is now.
     Resumed,
+    /// A person paused hand-outs and/or the queue (`switchyard pause`).
+    Paused,
 }
 
 impl QueueEventKind {
@@ -631,6 +633,7 @@ impl QueueEventKind {
             QueueEventKind::BaseMovedOutside => "base_moved_outside",
             QueueEventKind::BaseRewound => "base_rewound",
             QueueEventKind::Resumed => "resumed",
+            QueueEventKind::Paused => "paused",
         }
     }
 }
@@ -661,6 +664,70 @@ pub struct Pause {
     /// The event that paused it: its kind (`event` in JSON) and payload (`evidence`).
     #[serde(flatten)]
     pub what: QueueEvidence,
+}
+
+/// A person's pause, the stop switch (`switchyard pause`): no claim or review is handed
+/// out, and/or the queue starts nothing new, until someone resumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stop {
+    pub since: Timestamp,
+    pub by: Actor,
+    pub reason: String,
+    /// What it stops: everything when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<StopPart>,
+}
+
+/// The half of the work a pause may be limited to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopPart {
+    /// The queue starts nothing new; claims and submits go on.
+    Queue,
+    /// Nothing is handed out (claims, reviews); the queue goes on.
+    Claims,
+}
+
+impl StopPart {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopPart::Queue => "queue",
+            StopPart::Claims => "claims",
+        }
+    }
+}
+
+impl FromStr for StopPart {
+    type Err = String;
+    fn from_str(s: &str) -> Result<StopPart, String> {
+        match s {
+            "queue" => Ok(StopPart::Queue),
+            "claims" => Ok(StopPart::Claims),
+            _ => Err(format!("{s:?} is neither \"queue\" nor \"claims\"")),
+        }
+    }
+}
+
+impl Stop {
+    /// Whether claims and reviews are handed out.
+    pub fn stops_claims(&self) -> bool {
+        self.only != Some(StopPart::Queue)
+    }
+
+    /// Whether the queue may start anything.
+    pub fn stops_queue(&self) -> bool {
+        self.only != Some(StopPart::Claims)
+    }
+
+    /// "paused by lead at 2026-12-01T14:02:03.000Z: over budget", for a refusal.
+    pub fn line(&self) -> String {
+        let what = match self.only {
+            None => "paused",
+            Some(StopPart::Queue) => "the queue is paused",
+            Some(StopPart::Claims) => "claims are paused",
+        };
+        format!("{what} by {} at {}: {}", self.by, self.since, self.reason)
+    }
 }
 
 /// A git branch name for a task: `switchyard/<id>-<slug>`, where the slug keeps only

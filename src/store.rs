@@ -18,10 +18,10 @@ use serde_json::{Value, json};
 pub use crate::model::Step;
 use crate::model::evidence::{
     self, After, Attempt, Cancelled, Created, IntegrationStarted, LeftBase, LetGo, Merged,
-    NeedsApproval, PrOpened, PriorityChanged, Resumed, Submitted, WorktreeFailed,
+    NeedsApproval, Paused, PrOpened, PriorityChanged, Resumed, Submitted, WorktreeFailed,
 };
 use crate::model::{
-    Actor, Event, EventKind, Evidence, Pause, QueueEvent, QueueEvidence, SubsystemName, Task,
+    Actor, Event, EventKind, Evidence, Pause, QueueEvent, QueueEvidence, Stop, SubsystemName, Task,
     TaskId, TaskState, Timestamp, task_branch,
 };
 use crate::queue::planner::Landed;
@@ -213,6 +213,9 @@ pub enum LedgerError {
     /// Nothing fits under the caps, or nothing is open.
     #[error("{0}")]
     NothingToClaim(String),
+    /// A person paused hand-outs (`switchyard pause`): the pause's line.
+    #[error("{0}")]
+    Paused(String),
     #[error(
         "the ledger schema is version {found}, newer than this switchyard knows ({known}); upgrade switchyard"
     )]
@@ -585,29 +588,60 @@ impl Ledger {
         Ok(())
     }
 
-    /// A person resumes the paused queue, accepting `tip` as the base.
-    pub fn resume(&mut self, by: &Actor, tip: &str, now: Timestamp) -> Result<Pause> {
+    /// The person's pause in force, if any (`switchyard pause`).
+    pub fn stopped(&self) -> Result<Option<Stop>> {
+        stopped(&self.conn)
+    }
+
+    /// A person pulls the stop switch; a pause already in force is replaced (a new
+    /// reason, or another part), and the same pause again records nothing.
+    pub fn stop(&mut self, stop: &Stop) -> Result<Stop> {
         let tx = self.write()?;
-        let Some(pause) =
-            meta(&tx, META_PAUSED)?.and_then(|v| serde_json::from_value::<Pause>(v).ok())
-        else {
-            return Err(LedgerError::Refused("the queue is not paused".into()));
-        };
-        let was = expected_tip(&tx)?;
-        let evidence = QueueEvidence::Resumed(Resumed {
-            base: tip.to_owned(),
-            was,
-            paused: Box::new(pause.clone()),
+        if let Some(now) = stopped(&tx)?
+            && now.by == stop.by
+            && now.reason == stop.reason
+            && now.only == stop.only
+        {
+            return Ok(now);
+        }
+        let evidence = QueueEvidence::Paused(Paused {
+            reason: stop.reason.clone(),
+            only: stop.only,
         });
-        append_queue_event(&tx, now, by, &evidence)?;
-        set_meta(
-            &tx,
-            META_BASE,
-            Some(&json!({"tip": tip, "since": now, "accepted_by": by})),
-        )?;
-        set_meta(&tx, META_PAUSED, None)?;
+        append_queue_event(&tx, stop.since, &stop.by, &evidence)?;
+        set_meta(&tx, META_STOP, Some(&json!(stop)))?;
         tx.commit()?;
-        Ok(pause)
+        Ok(stop.clone())
+    }
+
+    /// A person resumes: their pause ends, and a queue paused by a move of the base
+    /// accepts `tip` as the base. Refused when nothing is paused.
+    pub fn resume(&mut self, by: &Actor, tip: &str, now: Timestamp) -> Result<Resumed> {
+        let tx = self.write()?;
+        let paused = meta(&tx, META_PAUSED)?.and_then(|v| serde_json::from_value::<Pause>(v).ok());
+        let stop = stopped(&tx)?;
+        if paused.is_none() && stop.is_none() {
+            return Err(LedgerError::Refused("nothing is paused".into()));
+        }
+        let was = expected_tip(&tx)?;
+        let resumed = Resumed {
+            base: paused.is_some().then(|| tip.to_owned()),
+            was: paused.is_some().then_some(was).flatten(),
+            paused: paused.clone().map(Box::new),
+            stop: stop.map(Box::new),
+        };
+        append_queue_event(&tx, now, by, &QueueEvidence::Resumed(resumed.clone()))?;
+        if paused.is_some() {
+            set_meta(
+                &tx,
+                META_BASE,
+                Some(&json!({"tip": tip, "since": now, "accepted_by": by})),
+            )?;
+            set_meta(&tx, META_PAUSED, None)?;
+        }
+        set_meta(&tx, META_STOP, None)?;
+        tx.commit()?;
+        Ok(resumed)
     }
 
     /// The queue's own events, oldest first.
@@ -867,6 +901,14 @@ impl Ledger {
                 task,
                 renewed: true,
             });
+        }
+        if let Some(stop) = stopped(&tx)?
+            && stop.stops_claims()
+        {
+            return Err(LedgerError::Paused(format!(
+                "nothing is handed out: {}",
+                stop.line()
+            )));
         }
         let task = match req.task {
             Some(id) => {
@@ -1794,6 +1836,12 @@ const META_BASE: &str = "base";
 /// The newest landing the user's checkout followed (an event id).
 const META_CHECKOUT: &str = "checkout";
 const META_PAUSED: &str = "paused";
+
+fn stopped(conn: &Connection) -> Result<Option<Stop>> {
+    Ok(meta(conn, META_STOP)?.and_then(|v| serde_json::from_value(v).ok()))
+}
+/// A person's pause (`Stop`).
+const META_STOP: &str = "stop";
 const META_WINDOW: &str = "window";
 
 fn meta(conn: &Connection, key: &str) -> Result<Option<Value>> {

@@ -89,6 +89,7 @@ pub enum Command {
     Log(task::LogArgs),
     Queue(task::QueueArgs),
     Resume(task::ResumeArgs),
+    Pause(task::PauseArgs),
 }
 
 /// Output streams and the global options every command sees.
@@ -170,6 +171,7 @@ pub fn run(
         Command::Log(args) => task::log(&mut ctx, args),
         Command::Queue(args) => task::queue(&mut ctx, args),
         Command::Resume(args) => task::resume(&mut ctx, args),
+        Command::Pause(args) => task::pause(&mut ctx, args),
     };
     match result {
         Ok(()) => Exit::Ok,

@@ -4,9 +4,9 @@
 use clap::Subcommand;
 
 use super::{CliError, Ctx, render};
-use crate::api::{AddTask, Cancel, QueueEntry, Resume, Resumed, Status, TaskDetail};
+use crate::api::{AddTask, Cancel, PauseRequest, QueueEntry, Resume, Resumed, Status, TaskDetail};
 use crate::client::ClientError;
-use crate::model::{Event, QueueEvent, Task, TaskState};
+use crate::model::{Event, QueueEvent, Stop, StopPart, Task, TaskState};
 
 /// Create, list, show or cancel tasks.
 #[derive(Debug, Subcommand)]
@@ -150,6 +150,11 @@ fn list(ctx: &mut Ctx<'_>, args: ListArgs) -> Result<(), CliError> {
     if ctx.json {
         return ctx.print_json(&tasks);
     }
+    let status: Status = client.get("/v1/status")?;
+    if let Some(stop) = &status.stop {
+        writeln!(ctx.out, "{}; `switchyard resume` goes on", stop.line())
+            .map_err(CliError::output)?;
+    }
     write!(ctx.out, "{}", render::task_table(&tasks)).map_err(CliError::output)
 }
 
@@ -215,14 +220,19 @@ pub fn queue(ctx: &mut Ctx<'_>, _args: QueueArgs) -> Result<(), CliError> {
         return ctx.print_json(&entries);
     }
     let status: Status = client.get("/v1/status")?;
+    if let Some(stop) = &status.stop {
+        writeln!(ctx.out, "{}; `switchyard resume` goes on", stop.line())
+            .map_err(CliError::output)?;
+    }
     if let Some(pause) = &status.paused {
         writeln!(ctx.out, "{}", render::pause(pause)).map_err(CliError::output)?;
     }
     write!(ctx.out, "{}", render::queue(&entries)).map_err(CliError::output)
 }
 
-/// Resume the queue after it paused: accept the base branch as it is now (say, after
-/// someone moved it by hand) and go on integrating onto it.
+/// Resume after a pause: a person's pause (`switchyard pause`) ends, and a queue paused
+/// because the base moved outside it accepts the base as it is now (say, after someone
+/// moved it by hand) and goes on integrating onto it.
 #[derive(Debug, clap::Args)]
 pub struct ResumeArgs {
     /// Who resumes (default: SWITCHYARD_AGENT, else your user name).
@@ -237,11 +247,54 @@ pub fn resume(ctx: &mut Ctx<'_>, args: ResumeArgs) -> Result<(), CliError> {
     if ctx.json {
         return ctx.print_json(&resumed);
     }
-    writeln!(
-        ctx.out,
-        "the queue goes on from {} (it was paused: {})",
-        &resumed.base[..resumed.base.len().min(10)],
-        resumed.was.reason
-    )
-    .map_err(CliError::output)
+    if let Some(stop) = &resumed.stop {
+        writeln!(ctx.out, "resumed (it was {})", stop.line()).map_err(CliError::output)?;
+    }
+    if let Some(was) = &resumed.was {
+        writeln!(
+            ctx.out,
+            "the queue goes on from {} (it was paused: {})",
+            &resumed.base[..resumed.base.len().min(10)],
+            was.reason
+        )
+        .map_err(CliError::output)?;
+    }
+    Ok(())
+}
+
+/// Stop handing out work, at once: no claim and no review is handed out, and the queue
+/// starts nothing new (what runs finishes), until `switchyard resume`. Survives restarts.
+#[derive(Debug, clap::Args)]
+pub struct PauseArgs {
+    /// Why, for whoever is refused meanwhile ("over budget").
+    #[arg(long)]
+    reason: String,
+    /// Pause only the queue (claims and submits go on) or only the hand-outs (claims
+    /// and reviews; the queue goes on).
+    #[arg(long, value_name = "queue|claims", value_parser = parse_part)]
+    only: Option<StopPart>,
+    /// Who pauses (default: SWITCHYARD_AGENT, else your user name).
+    #[arg(long)]
+    by: Option<String>,
+}
+
+fn parse_part(s: &str) -> Result<StopPart, String> {
+    s.parse()
+}
+
+pub fn pause(ctx: &mut Ctx<'_>, args: PauseArgs) -> Result<(), CliError> {
+    let by = ctx.person(args.by)?;
+    let (_, client) = ctx.client()?;
+    let stop: Stop = client.post(
+        "/v1/pause",
+        &PauseRequest {
+            by,
+            reason: args.reason,
+            only: args.only,
+        },
+    )?;
+    if ctx.json {
+        return ctx.print_json(&stop);
+    }
+    writeln!(ctx.out, "{}; `switchyard resume` goes on", stop.line()).map_err(CliError::output)
 }

@@ -38,6 +38,7 @@ pub(super) fn router(state: AppState) -> Router {
         .route("/v1/queue", get(queue))
         .route("/v1/events", get(queue_events))
         .route("/v1/resume", post(resume))
+        .route("/v1/pause", post(pause))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -262,6 +263,12 @@ async fn queue(State(s): State<AppState>) -> Reply<Vec<api::QueueEntry>> {
 
 async fn queue_events(State(s): State<AppState>) -> Reply<api::QueueEvents> {
     blocking(move || s.service.queue_events()).await
+}
+
+async fn pause(State(s): State<AppState>, bytes: Bytes) -> Reply<crate::model::Stop> {
+    let req: api::PauseRequest = body(&bytes)?;
+    let service = Arc::clone(&s.service);
+    blocking(move || service.pause(req)).await
 }
 
 async fn resume(State(s): State<AppState>, bytes: Bytes) -> Reply<api::Resumed> {

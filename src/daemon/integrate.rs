@@ -28,7 +28,8 @@ use crate::model::evidence::{
     VerifyFailure, VerifyPassed,
 };
 use crate::model::{
-    Actor, Event, EventKind, Evidence, Pause, QueueEvidence, Task, TaskId, TaskState, Timestamp,
+    Actor, Event, EventKind, Evidence, Pause, QueueEvidence, Stop, Task, TaskId, TaskState,
+    Timestamp,
 };
 use crate::queue;
 use crate::queue::planner::{self, Action, Onto, Outcome};
@@ -1107,13 +1108,40 @@ impl Service {
         Ok(())
     }
 
-    /// A person resumes a paused queue, accepting the base as it is now.
+    /// A person resumes: their pause ends, and a queue paused by a move of the base
+    /// accepts the base as it is now.
     pub fn resume(&self, req: api::Resume) -> Result<api::Resumed> {
         let by = Actor::Person(name(&req.by, "--by")?);
         let base = self.current_base()?;
-        let was = self.ledger(|l| l.resume(&by, &base, Timestamp::now()))?;
-        info!(by = %by, base = %short(&base), "the queue resumed");
-        Ok(api::Resumed { base, was })
+        let resumed = self.ledger(|l| l.resume(&by, &base, Timestamp::now()))?;
+        // The engine is woken by the `resumed` event's broadcast.
+        info!(by = %by, base = %short(&base), "resumed");
+        Ok(api::Resumed {
+            base,
+            was: resumed.paused.map(|p| *p),
+            stop: resumed.stop.map(|s| *s),
+        })
+    }
+
+    /// A person pulls the stop switch: nothing is handed out and/or the queue starts
+    /// nothing new (what runs finishes), until someone resumes.
+    pub fn pause(&self, req: api::PauseRequest) -> Result<Stop> {
+        let by = Actor::Person(name(&req.by, "--by")?);
+        let reason = req.reason.trim();
+        if reason.is_empty() || reason.contains(char::is_control) || reason.len() > 1024 {
+            return Err(ApiError::bad(
+                "a pause needs a --reason: one line of at most 1024 bytes",
+            ));
+        }
+        let stop = Stop {
+            since: Timestamp::now(),
+            by,
+            reason: reason.to_owned(),
+            only: req.only,
+        };
+        let stop = self.ledger(|l| l.stop(&stop))?;
+        warn!(by = %stop.by, reason = %stop.reason, only = ?stop.only, "paused by a person");
+        Ok(stop)
     }
 
     fn start_over(&self, i: &Integration, now: &str, built: &Built) -> Result<Option<Integration>> {

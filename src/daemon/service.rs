@@ -27,7 +27,7 @@ use crate::model::evidence::{
     WorktreeSource as Source,
 };
 use crate::model::{
-    Actor, Event, EventKind, Evidence, Pause, QueueEvent, Task, TaskId, TaskState, Timestamp,
+    Actor, Event, EventKind, Evidence, Pause, QueueEvent, Stop, Task, TaskId, TaskState, Timestamp,
 };
 use crate::queue::lanes::{Graph, Lanes, Reach};
 use crate::queue::planner::{self, Candidate, Landed, Plan, Snapshot};
@@ -81,6 +81,7 @@ impl From<LedgerError> for ApiError {
         let code = match &e {
             LedgerError::NotFound(_) => ErrorCode::NotFound,
             LedgerError::Refused(_) | LedgerError::NothingToClaim(_) => ErrorCode::Refused,
+            LedgerError::Paused(_) => ErrorCode::Paused,
             LedgerError::TooNew { .. } | LedgerError::Sqlite(_) => ErrorCode::Internal,
         };
         ApiError {
@@ -222,6 +223,8 @@ pub(super) struct QueueNow {
     /// The base tip the lander expects.
     pub base: String,
     pub paused: Option<Pause>,
+    /// A person's pause; it holds the queue unless it is for claims only.
+    pub stop: Option<Stop>,
     /// How many candidates may be in flight now: the adapted window, at most
     /// `[queue] max_parallel` (which it starts at).
     pub window: usize,
@@ -244,7 +247,7 @@ impl QueueNow {
             busy,
             window: self.window,
             slots: self.slots,
-            paused: self.paused.is_some(),
+            paused: self.paused.is_some() || self.stop.as_ref().is_some_and(Stop::stops_queue),
             lanes: self.lanes.as_ref(),
             landed: &self.landed,
         })
@@ -467,10 +470,17 @@ impl Service {
         let QueueNow {
             order,
             paused,
+            stop,
             candidates,
             base,
             ..
         } = queue;
+        let held = paused
+            .map(|p| format!("the queue to resume (paused: {})", p.reason))
+            .or_else(|| {
+                stop.filter(Stop::stops_queue)
+                    .map(|s| format!("the queue to resume ({})", s.line()))
+            });
         let candidate = |id: TaskId| candidates.iter().find(|c| c.task == id);
         let place = |id: TaskId| plan.places.iter().find(|p| p.task == id);
         let built_on = |id: TaskId| {
@@ -543,9 +553,9 @@ impl Service {
                     (_, Some(Step::BaseMoved | Step::BranchUpdated)) => api::Stage::Landing,
                 };
                 let at = since.get(&t.id).copied().or(t.queued_at).unwrap_or(now);
-                let waiting_for = match (&paused, stage) {
+                let waiting_for = match (&held, stage) {
                     (_, api::Stage::AwaitingApproval) => "a person's approval".to_owned(),
-                    (Some(p), _) => format!("the queue to resume (paused: {})", p.reason),
+                    (Some(held), _) => held.clone(),
                     (None, api::Stage::Waiting) if !lanes.is_empty() => {
                         let which = lanes_text(&lanes);
                         match everything.get(&t.id) {
@@ -584,32 +594,34 @@ impl Service {
     /// ledger: with the candidates in flight, the base tip the lander expects, the pause.
     pub(super) fn queue_order(&self) -> Result<QueueNow> {
         let lanes = self.config.queue.lanes;
-        let (tasks, integrations, paused, expected, window, landed, reach) = self.read(|l| {
-            let tasks = l.tasks_in(&[TaskState::Queued, TaskState::Verifying])?;
-            let landed = match lanes {
-                true => l.base_moves(LANDINGS_LOOKED_BACK)?,
-                false => Vec::new(),
-            };
-            let mut reach = Vec::new();
-            if lanes {
-                let ids = tasks
-                    .iter()
-                    .map(|t| t.id)
-                    .chain(landed.iter().map(|m| m.task));
-                for id in ids.collect::<BTreeSet<_>>() {
-                    reach.push((id, reach_of(l.last_event(id, EventKind::Submitted)?)));
+        let (tasks, integrations, paused, stop, expected, window, landed, reach) =
+            self.read(|l| {
+                let tasks = l.tasks_in(&[TaskState::Queued, TaskState::Verifying])?;
+                let landed = match lanes {
+                    true => l.base_moves(LANDINGS_LOOKED_BACK)?,
+                    false => Vec::new(),
+                };
+                let mut reach = Vec::new();
+                if lanes {
+                    let ids = tasks
+                        .iter()
+                        .map(|t| t.id)
+                        .chain(landed.iter().map(|m| m.task));
+                    for id in ids.collect::<BTreeSet<_>>() {
+                        reach.push((id, reach_of(l.last_event(id, EventKind::Submitted)?)));
+                    }
                 }
-            }
-            Ok((
-                tasks,
-                l.integrations()?,
-                l.paused()?,
-                l.base_expected()?,
-                l.window()?,
-                landed,
-                reach,
-            ))
-        })?;
+                Ok((
+                    tasks,
+                    l.integrations()?,
+                    l.paused()?,
+                    l.stopped()?,
+                    l.base_expected()?,
+                    l.window()?,
+                    landed,
+                    reach,
+                ))
+            })?;
         let max = self.config.queue.max_parallel.get() as usize;
         let window = window.map_or(max, |w| (w as usize).clamp(1, max));
         let base = match expected {
@@ -635,6 +647,7 @@ impl Service {
             candidates,
             base,
             paused,
+            stop,
             window,
             slots: max,
             lanes,
@@ -643,8 +656,8 @@ impl Service {
     }
 
     pub fn status(&self) -> Result<api::Status> {
-        let (counts, pool, paused) =
-            self.read(|l| Ok((l.state_counts()?, l.pool()?, l.paused()?)))?;
+        let (counts, pool, paused, stop) =
+            self.read(|l| Ok((l.state_counts()?, l.pool()?, l.paused()?, l.stopped()?)))?;
         let counts: BTreeMap<String, usize> = counts
             .into_iter()
             .map(|(state, n)| (state.as_str().to_owned(), n))
@@ -658,6 +671,7 @@ impl Service {
             tasks: counts,
             pool_ready: pool.iter().filter(|m| m.ready).count(),
             paused,
+            stop,
         })
     }
 

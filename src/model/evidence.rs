@@ -17,7 +17,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{EventKind, Pause, QueueEventKind, SubsystemName, TaskId, TaskState, Timestamp};
+use super::{
+    EventKind, Pause, QueueEventKind, Stop, StopPart, SubsystemName, TaskId, TaskState, Timestamp,
+};
 
 /// An event's kind and its payload. Serialized as `{"event": kind, "evidence": payload}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +165,7 @@ pub enum QueueEvidence {
     BaseMovedOutside(BaseNotOurs),
     BaseRewound(BaseNotOurs),
     Resumed(Resumed),
+    Paused(Paused),
     /// A payload that does not fit its kind's type, kept as written: as
     /// [`Evidence::Unknown`]. A pause must read whatever its payload, or the queue would
     /// seem not paused.
@@ -182,6 +185,7 @@ impl QueueEvidence {
             QueueEvidence::BaseMovedOutside(_) => QueueEventKind::BaseMovedOutside,
             QueueEvidence::BaseRewound(_) => QueueEventKind::BaseRewound,
             QueueEvidence::Resumed(_) => QueueEventKind::Resumed,
+            QueueEvidence::Paused(_) => QueueEventKind::Paused,
             QueueEvidence::Unknown { kind, .. } => *kind,
         }
     }
@@ -233,15 +237,32 @@ pub struct CommitLine {
     pub subject: String,
 }
 
-/// `resumed`: a person accepted the base as it is, and the queue goes on.
+/// `resumed`: a person ended their pause (`stop`), and/or accepted the base as it is
+/// after it moved outside the queue (`base`, `was`, `paused`); the queue goes on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resumed {
-    /// The base tip accepted: what the lander expects from now on.
-    pub base: String,
+    /// The base tip accepted: what the lander expects from now on. Absent when the
+    /// queue was not paused by a move of the base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
     /// The tip the lander expected before (`null`: it had none yet).
+    #[serde(default)]
     pub was: Option<String>,
-    /// The pause this ended.
-    pub paused: Box<Pause>,
+    /// The pause by a move of the base this ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Box<Pause>>,
+    /// The person's pause this ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Box<Stop>>,
+}
+
+/// `paused`: a person pulled the stop switch (`switchyard pause`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Paused {
+    pub reason: String,
+    /// What it stops: everything when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<StopPart>,
 }
 
 /// `created`: a task was added, as the planner wrote it.
@@ -1380,11 +1401,19 @@ mod tests {
             (QueueEvidence::BaseRewound(moved), moved_json),
             (
                 QueueEvidence::Resumed(Resumed {
-                    base: "b".into(),
+                    base: Some("b".into()),
                     was: Some("a".into()),
-                    paused: Box::new(pause),
+                    paused: Some(Box::new(pause)),
+                    stop: None,
                 }),
                 json!({"base": "b", "was": "a", "paused": pause_json}),
+            ),
+            (
+                QueueEvidence::Paused(Paused {
+                    reason: "over budget".into(),
+                    only: Some(StopPart::Claims),
+                }),
+                json!({"reason": "over budget", "only": "claims"}),
             ),
         ] {
             let kind = evidence.kind();

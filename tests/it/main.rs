@@ -12,5 +12,6 @@ mod init;
 mod lanes;
 mod owners;
 mod queue;
+mod roles;
 mod supervisor;
 mod support;

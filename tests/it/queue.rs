@@ -11,12 +11,12 @@ use crate::support::{
 
 /// A repository whose verify checks every file for the word BROKEN, with subsystems
 /// `api`, `web` (verify: web has an index), `docs`, and `ci` (approval required).
-fn queue_repo(extra: &str) -> TestRepo {
+pub(crate) fn queue_repo(extra: &str) -> TestRepo {
     queue_repo_with("", extra)
 }
 
 /// `queue_repo`, with more keys in its `[queue]` table.
-fn queue_repo_with(queue: &str, extra: &str) -> TestRepo {
+pub(crate) fn queue_repo_with(queue: &str, extra: &str) -> TestRepo {
     let repo = TestRepo::new();
     repo.file("api/handler.txt", "line 1\nline 2\nline 3\n");
     repo.file("web/index.html", "<html>home</html>\n");

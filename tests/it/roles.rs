@@ -1,0 +1,107 @@
+//! Planner, executor, reviewer, and the person at the stop switch: the review stage,
+//! plans with dependencies, the attempt limit, and `pause`/`resume`, against a real
+//! daemon and real repositories.
+
+use serde_json::Value;
+
+use crate::queue::{queue_repo, wait_state};
+use crate::support::{add, claim, queue_events};
+
+fn at_of(events: &[Value], kind: &str) -> String {
+    events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {events:#?}"))["at"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The stop switch: a person's pause refuses every hand-out with who paused, when and
+/// why, survives a kill -9, can be narrowed to the queue alone (claims and submits go
+/// on; nothing starts), and `resume` ends it; the queue starts only after that.
+#[test]
+fn pause_stops_hand_outs_and_the_queue_across_a_crash_until_resume() {
+    let repo = queue_repo("");
+    let daemon = repo.start_daemon();
+    let first = add(&repo, "Tweak the handler", &["api"]);
+
+    let stop = repo
+        .run(["--json", "pause", "--reason", "over budget", "--by", "lead"])
+        .expect(0)
+        .json();
+    assert_eq!(stop["reason"], "over budget");
+    assert!(stop.get("only").is_none(), "{stop}");
+    repo.run(["claim", "--agent", "ann"])
+        .refused(1, "paused by lead at ");
+    repo.run(["--json", "claim", &first, "--agent", "ann"])
+        .refused(1, "over budget");
+    assert_eq!(
+        queue_events(&repo).last().unwrap()["event"],
+        "paused",
+        "the pause is a queue event"
+    );
+
+    // A crash changes nothing: the pause is in the ledger.
+    daemon.kill9();
+    let daemon = repo.start_daemon();
+    repo.run(["claim", "--agent", "ann"])
+        .refused(1, "paused by lead at ");
+    let listed = repo.run(["task", "list"]).expect(0).stdout();
+    assert!(
+        listed
+            .lines()
+            .next()
+            .unwrap()
+            .starts_with("paused by lead at "),
+        "{listed}"
+    );
+
+    // Only the queue: claims and submits go on, nothing integrates.
+    repo.run([
+        "pause",
+        "--reason",
+        "CI is down",
+        "--only",
+        "queue",
+        "--by",
+        "lead",
+    ])
+    .expect(0);
+    let claimed = claim(&repo, Some(&first), "ann");
+    let wt = std::path::PathBuf::from(claimed["worktree"].as_str().unwrap());
+    crate::support::commit_in(&wt, "tweak", &[("api/handler.txt", "tweaked\n")]);
+    repo.run(["submit", &first, "--agent", "ann"]).expect(0);
+    let queue = repo.run(["--json", "queue"]).expect(0).json();
+    assert_eq!(queue[0]["id"], first.as_str());
+    assert!(
+        queue[0]["waiting_for"]
+            .as_str()
+            .unwrap()
+            .contains("the queue is paused by lead"),
+        "{queue:#}"
+    );
+    let text = repo.run(["queue"]).expect(0).stdout();
+    assert!(
+        text.starts_with("the queue is paused by lead at "),
+        "{text}"
+    );
+
+    let resumed = repo
+        .run(["--json", "resume", "--by", "lead"])
+        .expect(0)
+        .json();
+    assert_eq!(resumed["stop"]["reason"], "CI is down");
+    assert!(resumed["was"].is_null(), "{resumed}");
+    wait_state(&repo, &first, "merged");
+    let log = repo.run(["--json", "log", &first]).expect(0).json();
+    let started = at_of(log.as_array().unwrap(), "integration_started");
+    let resumed_at = at_of(&queue_events(&repo), "resumed");
+    assert!(started >= resumed_at, "{started} < {resumed_at}");
+    repo.run(["resume", "--by", "lead"])
+        .refused(1, "nothing is paused");
+    repo.run(["pause", "--reason", "x", "--only", "everything"])
+        .expect(2);
+    drop(daemon);
+}

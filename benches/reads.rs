@@ -71,6 +71,7 @@ fn main() {
                     priority: (i % 7) as i64,
                     by: "planner".into(),
                     request_id: None,
+                    after: Vec::new(),
                 },
             )
             .unwrap();
@@ -216,6 +217,7 @@ fn measure(
                                 priority: 0,
                                 by: "planner".into(),
                                 request_id: None,
+                                after: Vec::new(),
                             },
                         )
                         .unwrap();

@@ -52,6 +52,9 @@ pub struct AddTask {
     /// the same id returns the task the first request made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Tasks that must merge before this one may be claimed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<TaskId>,
 }
 
 /// `POST /v1/claim`

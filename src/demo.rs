@@ -174,6 +174,7 @@ pub fn run(opts: DemoOptions, say: Sender<String>) -> Result<Outcome> {
                     priority: 0,
                     by: "planner".to_owned(),
                     request_id: None,
+                    after: Vec::new(),
                 },
             )?;
             progress.line(

@@ -223,6 +223,8 @@ pub enum TaskState {
     Claimed,
     /// Submitted; waiting in the merge queue.
     Queued,
+    /// Submitted; waiting for a reviewer's verdict (`[review] required`) before the queue.
+    AwaitingReview,
     /// Being rebased and verified.
     Verifying,
     /// Waiting for a person's decision at a checkpoint.
@@ -234,10 +236,11 @@ pub enum TaskState {
 }
 
 impl TaskState {
-    pub const ALL: [TaskState; 8] = [
+    pub const ALL: [TaskState; 9] = [
         TaskState::Open,
         TaskState::Claimed,
         TaskState::Queued,
+        TaskState::AwaitingReview,
         TaskState::Verifying,
         TaskState::AwaitingApproval,
         TaskState::Returned,
@@ -250,6 +253,7 @@ impl TaskState {
             TaskState::Open => "open",
             TaskState::Claimed => "claimed",
             TaskState::Queued => "queued",
+            TaskState::AwaitingReview => "awaiting_review",
             TaskState::Verifying => "verifying",
             TaskState::AwaitingApproval => "awaiting_approval",
             TaskState::Returned => "returned",
@@ -265,6 +269,7 @@ impl TaskState {
             TaskState::Claimed | TaskState::Returned => true,
             TaskState::Open
             | TaskState::Queued
+            | TaskState::AwaitingReview
             | TaskState::Verifying
             | TaskState::AwaitingApproval
             | TaskState::Merged
@@ -280,6 +285,7 @@ impl TaskState {
             TaskState::Claimed
             | TaskState::Returned
             | TaskState::Queued
+            | TaskState::AwaitingReview
             | TaskState::Verifying
             | TaskState::AwaitingApproval => true,
             TaskState::Open | TaskState::Merged | TaskState::Cancelled => false,
@@ -293,6 +299,7 @@ impl TaskState {
             TaskState::Open
             | TaskState::Claimed
             | TaskState::Queued
+            | TaskState::AwaitingReview
             | TaskState::Verifying
             | TaskState::AwaitingApproval
             | TaskState::Returned => false,
@@ -478,6 +485,63 @@ pub struct Task {
     pub submitted_head: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Tasks that must merge before this one may be claimed (`--after`, a plan's
+    /// `after`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<TaskId>,
+    /// Those of `after` that have not merged, with their state: what keeps it from
+    /// being claimed. A cancelled one blocks it for good, until a person cancels it too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked_by: Vec<Blocker>,
+    /// The review under way (`awaiting_review`): who holds it, until when, and where
+    /// its checkout is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewLease>,
+    /// The commit a reviewer last approved: a review covers exactly the commit it saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed_head: Option<String>,
+}
+
+/// A dependency that has not merged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blocker {
+    pub id: TaskId,
+    pub state: TaskState,
+}
+
+impl Blocker {
+    /// What keeps a task from being claimed, for people: "waits for t3 (claimed) to
+    /// merge", "t4 was cancelled".
+    pub fn describe(blockers: &[Blocker]) -> String {
+        let (cancelled, waiting): (Vec<&Blocker>, Vec<&Blocker>) = blockers
+            .iter()
+            .partition(|b| b.state == TaskState::Cancelled);
+        let mut parts = Vec::new();
+        if !waiting.is_empty() {
+            let list: Vec<String> = waiting
+                .iter()
+                .map(|b| format!("{} ({})", b.id, b.state))
+                .collect();
+            parts.push(format!("waits for {} to merge", list.join(", ")));
+        }
+        if !cancelled.is_empty() {
+            let list: Vec<String> = cancelled.iter().map(|b| b.id.to_string()).collect();
+            parts.push(format!(
+                "{} was cancelled, so it stays blocked (cancel it, or plan it again)",
+                list.join(", ")
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
+/// A reviewer's hold on a task's review, like a claim's lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewLease {
+    pub reviewer: Actor,
+    pub lease_expires_at: Timestamp,
+    /// The detached, read-only checkout of the submitted commit.
+    pub worktree: Option<String>,
 }
 
 /// What happened to a task. Events are append-only: the ledger never changes one.

@@ -21,8 +21,8 @@ use crate::model::evidence::{
     NeedsApproval, Paused, PrOpened, PriorityChanged, Resumed, Submitted, WorktreeFailed,
 };
 use crate::model::{
-    Actor, Event, EventKind, Evidence, Pause, QueueEvent, QueueEvidence, Stop, SubsystemName, Task,
-    TaskId, TaskState, Timestamp, task_branch,
+    Actor, Blocker, Event, EventKind, Evidence, Pause, QueueEvent, QueueEvidence, ReviewLease,
+    Stop, SubsystemName, Task, TaskId, TaskState, Timestamp, task_branch,
 };
 use crate::queue::planner::Landed;
 use crate::scheduler::{self, Blocked, Caps, Load};
@@ -196,6 +196,23 @@ ALTER TABLE integrations ADD COLUMN lineage TEXT;
 ALTER TABLE integrations ADD COLUMN stack TEXT;
 ALTER TABLE integrations ADD COLUMN built TEXT;
 "#,
+    r#"
+-- Plans: a task may be claimed only once every task it comes after has merged.
+CREATE TABLE task_deps (
+    task  INTEGER NOT NULL REFERENCES tasks(seq),
+    after INTEGER NOT NULL REFERENCES tasks(seq),
+    PRIMARY KEY (task, after)
+);
+CREATE INDEX task_deps_by_after ON task_deps(after);
+-- The review stage: who holds a task's review (JSON actor, as in events), until when,
+-- its checkout, when the task began waiting for review (the oldest is handed out
+-- first), and the commit a reviewer last approved.
+ALTER TABLE tasks ADD COLUMN reviewer TEXT;
+ALTER TABLE tasks ADD COLUMN review_lease_expires_at INTEGER;
+ALTER TABLE tasks ADD COLUMN review_worktree TEXT;
+ALTER TABLE tasks ADD COLUMN review_since INTEGER;
+ALTER TABLE tasks ADD COLUMN reviewed_head TEXT;
+"#,
 ];
 
 /// Ports are handed out in blocks of this size, from `PORT_START` up.
@@ -238,6 +255,8 @@ pub struct NewTask {
     pub by: Actor,
     /// The client's id for this request, if it gave one: a retry returns the same task.
     pub request_id: Option<String>,
+    /// Tasks that must merge before this one may be claimed; they exist.
+    pub after: Vec<TaskId>,
 }
 
 /// What a claim needs besides the task: who, the caps, the clock, and how to tell a
@@ -776,7 +795,8 @@ impl Ledger {
                     && task.body == new.body
                     && task.accept == new.accept
                     && task.scope == new.scope
-                    && task.priority == new.priority;
+                    && task.priority == new.priority
+                    && task.after == new.after;
                 if !same {
                     return Err(LedgerError::Refused(format!(
                         "request id {request:?} already made {} ({:?}); use a new id for a new task",
@@ -816,6 +836,12 @@ impl Ledger {
             tx.execute(
                 "INSERT INTO task_subsystems (task, subsystem) VALUES (?1, ?2)",
                 params![id.0, s.as_str()],
+            )?;
+        }
+        for after in &new.after {
+            tx.execute(
+                "INSERT OR IGNORE INTO task_deps (task, after) VALUES (?1, ?2)",
+                params![id.0, after.0],
             )?;
         }
         let evidence = Evidence::Created(Created {
@@ -916,6 +942,12 @@ impl Ledger {
                 if task.state != TaskState::Open {
                     return Err(LedgerError::Refused(not_claimable(&task)));
                 }
+                if !task.blocked_by.is_empty() {
+                    return Err(LedgerError::Refused(format!(
+                        "cannot claim {id}: it {}",
+                        Blocker::describe(&task.blocked_by)
+                    )));
+                }
                 scheduler::fits(&task.subsystems, &load, req.caps)
                     .map_err(|why| LedgerError::Refused(format!("cannot claim {id}: {why}")))?;
                 task
@@ -923,6 +955,22 @@ impl Ledger {
             None => {
                 let mut open = load_tasks(&tx, Some(&[TaskState::Open]))?;
                 open.retain(|t| !req.exclude.contains(&t.id));
+                let (ready, blocked): (Vec<Task>, Vec<Task>) =
+                    open.into_iter().partition(|t| t.blocked_by.is_empty());
+                let open = ready;
+                if open.is_empty() && !blocked.is_empty() {
+                    let parts: Vec<String> = blocked
+                        .iter()
+                        .take(5)
+                        .map(|t| format!("{} {}", t.id, Blocker::describe(&t.blocked_by)))
+                        .collect();
+                    return Err(LedgerError::NothingToClaim(format!(
+                        "nothing can be claimed: {} open task(s), all waiting for others ({}{})",
+                        blocked.len(),
+                        parts.join("; "),
+                        if blocked.len() > 5 { "; …" } else { "" }
+                    )));
+                }
                 if open.is_empty() {
                     return Err(LedgerError::NothingToClaim("no open tasks to claim".into()));
                 }
@@ -2003,7 +2051,8 @@ fn payload_text(evidence: &Evidence) -> Result<String> {
 const TASK_COLUMNS: &str =
     "seq, title, body, accept, scope, priority, state, branch, worktree, agent,
      lease_expires_at, attempt, port_base, base_sha, created_at, updated_at, queued_at,
-     approved_attempt, submitted_head";
+     approved_attempt, submitted_head, reviewer, review_lease_expires_at, review_worktree,
+     reviewed_head";
 
 fn load_integration(conn: &Connection, id: TaskId) -> Result<Option<Integration>> {
     Ok(conn
@@ -2099,6 +2148,32 @@ fn with_subsystems(conn: &Connection, mut tasks: Vec<Task>) -> Result<Vec<Task>>
     for task in &mut tasks {
         task.subsystems = by_task.remove(&task.id.0).unwrap_or_default();
     }
+    with_deps(conn, tasks)
+}
+
+/// Fills in the tasks' dependencies and which of them have not merged, in one query.
+fn with_deps(conn: &Connection, mut tasks: Vec<Task>) -> Result<Vec<Task>> {
+    let ids = json!(tasks.iter().map(|t| t.id.0).collect::<Vec<_>>()).to_string();
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.task, d.after, t.state FROM task_deps d JOIN tasks t ON t.seq = d.after
+         WHERE d.task IN (SELECT value FROM json_each(?1)) ORDER BY d.task, d.after",
+    )?;
+    let mut by_task: std::collections::HashMap<i64, Vec<Blocker>> =
+        std::collections::HashMap::new();
+    for row in stmt.query_map([ids], |r| {
+        Ok((r.get::<_, i64>(0)?, TaskId(r.get(1)?), state_column(r, 2)?))
+    })? {
+        let (task, id, state) = row?;
+        by_task.entry(task).or_default().push(Blocker { id, state });
+    }
+    for task in &mut tasks {
+        let deps = by_task.remove(&task.id.0).unwrap_or_default();
+        task.after = deps.iter().map(|d| d.id).collect();
+        task.blocked_by = deps
+            .into_iter()
+            .filter(|d| d.state != TaskState::Merged)
+            .collect();
+    }
     Ok(tasks)
 }
 
@@ -2138,6 +2213,23 @@ fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
         queued_at: row.get::<_, Option<i64>>(16)?.map(Timestamp),
         approved_attempt: row.get(17)?,
         submitted_head: row.get(18)?,
+        after: Vec::new(),
+        blocked_by: Vec::new(),
+        review: match row.get::<_, Option<String>>(19)? {
+            Some(text) => Some(ReviewLease {
+                reviewer: serde_json::from_str(&text).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        19,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })?,
+                lease_expires_at: Timestamp(row.get::<_, Option<i64>>(20)?.unwrap_or(0)),
+                worktree: row.get(21)?,
+            }),
+            None => None,
+        },
+        reviewed_head: row.get(22)?,
     })
 }
 
@@ -2207,6 +2299,7 @@ mod tests {
             priority,
             by: Actor::Person("planner".into()),
             request_id: None,
+            after: Vec::new(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Human-readable text for tasks, events and claims.
 
 use crate::api::{Claimed, QueueEntry, TaskDetail};
-use crate::model::{Actor, Event, Pause, QueueEvent, Task};
+use crate::model::{Actor, Blocker, Event, Pause, QueueEvent, Task};
 
 pub fn task_line(t: &Task) -> String {
     let subsystems: Vec<&str> = t.subsystems.iter().map(|s| s.as_str()).collect();
@@ -10,8 +10,12 @@ pub fn task_line(t: &Task) -> String {
     } else {
         subsystems.join(",")
     };
+    let blocked = match t.blocked_by.is_empty() || t.state.is_final() {
+        true => String::new(),
+        false => format!("  [blocked: {}]", Blocker::describe(&t.blocked_by)),
+    };
     format!(
-        "{:<5} {:<17} {:>4}  {:<16} {:<12} {}",
+        "{:<5} {:<17} {:>4}  {:<16} {:<12} {}{blocked}",
         t.id.to_string(),
         t.state.as_str(),
         t.priority,
@@ -63,6 +67,16 @@ pub fn task_detail(d: &TaskDetail) -> String {
         }
     ));
     out.push_str(&format!("  priority:    {}\n", t.priority));
+    if !t.after.is_empty() {
+        let after: Vec<String> = t.after.iter().map(|a| a.to_string()).collect();
+        out.push_str(&format!("  after:       {}\n", after.join(", ")));
+    }
+    if !t.blocked_by.is_empty() && !t.state.is_final() {
+        out.push_str(&format!(
+            "  blocked:     it {}\n",
+            Blocker::describe(&t.blocked_by)
+        ));
+    }
     out.push_str(&format!("  branch:      {}\n", t.branch));
     if let Some(pr) = &d.pull_request {
         out.push_str(&format!("  pull req.:   #{} {}\n", pr.number, pr.url));

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use super::{CliError, Ctx, render};
 use crate::api::{AddTask, Cancel, PauseRequest, QueueEntry, Resume, Resumed, Status, TaskDetail};
 use crate::client::ClientError;
-use crate::model::{Event, QueueEvent, Stop, StopPart, Task, TaskState};
+use crate::model::{Event, QueueEvent, Stop, StopPart, Task, TaskId, TaskState};
 
 /// Create, list, show or cancel tasks.
 #[derive(Debug, Subcommand)]
@@ -43,6 +43,9 @@ pub struct AddArgs {
     /// timeout, say) returns the task the first run made instead of adding another.
     #[arg(long, value_name = "ID")]
     request_id: Option<String>,
+    /// A task that must merge before this one may be claimed (repeat for several).
+    #[arg(long = "after", value_name = "ID", value_parser = parse_id)]
+    after: Vec<TaskId>,
 }
 
 /// List tasks.
@@ -86,6 +89,10 @@ pub struct LogArgs {
 #[derive(Debug, clap::Args)]
 pub struct QueueArgs {}
 
+fn parse_id(s: &str) -> Result<TaskId, String> {
+    s.parse()
+}
+
 fn parse_state(s: &str) -> Result<TaskState, String> {
     s.parse()
 }
@@ -113,6 +120,7 @@ fn add(ctx: &mut Ctx<'_>, args: AddArgs) -> Result<(), CliError> {
         priority: args.priority,
         by,
         request_id: Some(request_id.clone()),
+        after: args.after,
     };
     let task: Task = client.post("/v1/tasks", &req).map_err(|e| match e {
         ClientError::TimedOut(_) => CliError::Failed(format!(

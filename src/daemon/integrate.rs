@@ -171,9 +171,10 @@ impl Service {
             None => git::branch_tip(&self.repo.main_root, &task.branch)?,
         };
         let same = match task.state {
-            TaskState::Queued | TaskState::Verifying | TaskState::AwaitingApproval => {
-                tip.as_deref() == submitted
-            }
+            TaskState::Queued
+            | TaskState::Verifying
+            | TaskState::AwaitingApproval
+            | TaskState::AwaitingReview => tip.as_deref() == submitted,
             // Landed since: the branch now points at what landed (or still at what was
             // submitted, if its executor had moved on).
             TaskState::Merged => {

@@ -254,6 +254,9 @@ impl QueueNow {
     }
 }
 
+/// How many tasks one task may come after.
+const MAX_AFTER: usize = 100;
+
 /// How many of the lander's last moves of the base the planner looks back over (lanes):
 /// a candidate built longer ago than that is built again.
 const LANDINGS_LOOKED_BACK: u32 = 256;
@@ -409,12 +412,36 @@ impl Service {
             priority: req.priority,
             by: Actor::Person(by),
             request_id: req.request_id,
+            after: self.existing_tasks(req.after)?,
         };
         let taken = self.task_numbers_in_git()?;
         let task =
             self.ledger(|l| l.add_task(&new, Timestamp::now(), &|id| taken.contains(&id)))?;
         info!(task = %task.id, title = %task.title, "task created");
         Ok(task)
+    }
+
+    /// `after`, sorted and each once, when every one of them is a task (tasks are never
+    /// deleted, so what exists now exists when the new task is recorded).
+    fn existing_tasks(&self, mut after: Vec<TaskId>) -> Result<Vec<TaskId>> {
+        after.sort();
+        after.dedup();
+        if after.len() > MAX_AFTER {
+            return Err(ApiError::bad(format!(
+                "a task may come after at most {MAX_AFTER} others"
+            )));
+        }
+        for id in &after {
+            match self.read(|l| l.task(*id)) {
+                Ok(_) => {}
+                Err(ApiError {
+                    code: ErrorCode::NotFound,
+                    ..
+                }) => return Err(ApiError::bad(format!("--after {id}: no task {id}"))),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(after)
     }
 
     /// Tasks that git remembers: switchyard's branches and refs, and task worktrees

@@ -173,6 +173,15 @@ pub fn check(task: &Task, events: &[Event], cx: &Context<'_>) -> CheckView {
             "Waiting for approval".into(),
             checkpoints(task, events).join("\n"),
         ),
+        TaskState::AwaitingReview => view(
+            "queued",
+            None,
+            match &task.review {
+                Some(r) => format!("In review by {}", r.reviewer),
+                None => "Waiting for a review".into(),
+            },
+            "A reviewer reads the change before it enters the merge queue.".into(),
+        ),
         TaskState::Verifying => view(
             "in_progress",
             None,
@@ -419,6 +428,10 @@ mod tests {
             queued_at: None,
             approved_attempt: None,
             submitted_head: Some("abc".into()),
+            after: vec![],
+            blocked_by: vec![],
+            review: None,
+            reviewed_head: None,
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
         }

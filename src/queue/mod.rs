@@ -274,6 +274,10 @@ mod tests {
             queued_at: Some(Timestamp(queued_at)),
             approved_attempt: None,
             submitted_head: None,
+            after: vec![],
+            blocked_by: vec![],
+            review: None,
+            reviewed_head: None,
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
         }

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::queue::{queue_repo, wait_state};
-use crate::support::{add, claim, queue_events};
+use crate::support::{add, claim, queue_events, tasks};
 
 fn at_of(events: &[Value], kind: &str) -> String {
     events
@@ -104,4 +104,95 @@ fn pause_stops_hand_outs_and_the_queue_across_a_crash_until_resume() {
     repo.run(["pause", "--reason", "x", "--only", "everything"])
         .expect(2);
     drop(daemon);
+}
+
+/// `task add --after`: a task is claimable only once what it comes after merged; `task
+/// list` and a refused claim say what blocks it; a cancelled dependency blocks for good,
+/// saying so; a dependency on a missing task creates nothing.
+#[test]
+fn dependencies_gate_claims_and_say_what_blocks() {
+    let repo = queue_repo("");
+    let _daemon = repo.start_daemon();
+    let schema = add(&repo, "Add the table", &["api"]);
+    let page = repo
+        .run([
+            "--json",
+            "task",
+            "add",
+            "Show the table",
+            "--scope",
+            "web",
+            "--after",
+            &schema,
+            "--by",
+            "planner",
+        ])
+        .expect(0)
+        .json();
+    let page = page["id"].as_str().unwrap().to_owned();
+    let before = tasks(&repo).len();
+    repo.run(["task", "add", "Nope", "--after", "t99", "--by", "planner"])
+        .refused(2, "no task t99");
+    repo.run(["task", "add", "Nope", "--after", "x1", "--by", "planner"])
+        .expect(2);
+    assert_eq!(tasks(&repo).len(), before, "nothing was created");
+
+    // Only the schema task can be claimed, whoever asks.
+    let claimed = claim(&repo, None, "bob");
+    assert_eq!(claimed["id"], schema.as_str());
+    repo.run(["claim", "--agent", "carol"])
+        .refused(1, &format!("{page} waits for {schema} (claimed) to merge"));
+    repo.run(["claim", &page, "--agent", "carol"])
+        .refused(1, &format!("cannot claim {page}: it waits for {schema}"));
+    let listed = tasks(&repo);
+    let row = listed.iter().find(|t| t["id"] == page.as_str()).unwrap();
+    assert_eq!(row["after"], serde_json::json!([schema]));
+    assert_eq!(
+        row["blocked_by"],
+        serde_json::json!([{"id": schema, "state": "claimed"}])
+    );
+    let text = repo.run(["task", "list"]).expect(0).stdout();
+    assert!(
+        text.contains(&format!("[blocked: waits for {schema} (claimed) to merge]")),
+        "{text}"
+    );
+
+    // Once it merged, the page is claimable.
+    let wt = std::path::PathBuf::from(claimed["worktree"].as_str().unwrap());
+    crate::support::commit_in(&wt, "table", &[("api/table.txt", "users\n")]);
+    repo.run(["submit", &schema, "--agent", "bob"]).expect(0);
+    wait_state(&repo, &schema, "merged");
+    assert_eq!(claim(&repo, None, "carol")["id"], page.as_str());
+    assert!(
+        crate::support::show(&repo, &page)
+            .get("blocked_by")
+            .is_none()
+    );
+
+    // A cancelled dependency blocks its dependent for good, and says so.
+    let doomed = add(&repo, "Doomed", &["docs"]);
+    let after_doomed = repo
+        .run([
+            "--json",
+            "task",
+            "add",
+            "After doomed",
+            "--scope",
+            "docs",
+            "--after",
+            &doomed,
+            "--by",
+            "planner",
+        ])
+        .expect(0)
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    repo.run(["task", "cancel", &doomed, "--by", "lead"])
+        .expect(0);
+    repo.run(["claim", &after_doomed, "--agent", "dan"])
+        .refused(1, &format!("{doomed} was cancelled, so it stays blocked"));
+    let shown = repo.run(["task", "show", &after_doomed]).expect(0).stdout();
+    assert!(shown.contains("was cancelled"), "{shown}");
 }

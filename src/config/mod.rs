@@ -39,6 +39,7 @@ pub struct Config {
     pub worktrees: Worktrees,
     pub commands: Commands,
     pub github: Option<Github>,
+    pub review: Review,
     /// The subsystems' path rules, compiled.
     pub ownership: Ownership,
 }
@@ -61,6 +62,30 @@ pub struct Queue {
     /// `[queue] lanes = true`: tasks that ownership declares independent integrate in
     /// lanes of their own (`queue::lanes`), none verified again because another landed.
     pub lanes: bool,
+    /// A task that came back this many times (conflicts, failed verifies, changes
+    /// requested, rejections) goes to a person instead of its executor (1..=100).
+    pub max_attempts: u32,
+}
+
+/// The most `[queue] max_attempts`, and its default.
+pub const MAX_ATTEMPTS: u32 = 100;
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+/// `[review]`: a reviewer reads each change before it enters the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Review {
+    /// Every change is reviewed (per subsystem: `review = "required"`).
+    pub required: bool,
+    /// Who may review (agents or people, normalized names); empty: anyone but the
+    /// task's executors.
+    pub reviewers: Vec<String>,
+}
+
+impl Review {
+    /// Whether `name` may review at all.
+    pub fn allows(&self, name: &str) -> bool {
+        self.reviewers.is_empty() || self.reviewers.iter().any(|r| r == name)
+    }
 }
 
 /// The most `[queue] retries`.
@@ -107,6 +132,8 @@ pub struct Subsystem {
     /// Commands run for changes that touch this subsystem, after the queue's.
     pub verify: Vec<String>,
     pub approval: Approval,
+    /// `review = "required"`: a reviewer reads every change here before the queue.
+    pub review: Approval,
     /// Subsystems whose changes are also verified with this one's commands.
     pub depends_on: Vec<SubsystemName>,
     /// The `[[subsystem]]` header.

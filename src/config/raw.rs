@@ -25,6 +25,13 @@ pub(crate) struct Raw {
     pub worktrees: Option<RawWorktrees>,
     pub commands: Option<RawCommands>,
     pub github: Option<RawGithub>,
+    pub review: Option<RawReview>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawReview {
+    pub required: Option<Spanned<bool>>,
+    pub reviewers: Option<StrList>,
 }
 
 #[derive(Debug, Default)]
@@ -48,6 +55,7 @@ pub(crate) struct RawQueue {
     pub land: Option<Str>,
     pub retries: Option<Spanned<i64>>,
     pub lanes: Option<Spanned<bool>>,
+    pub max_attempts: Option<Spanned<i64>>,
 }
 
 /// A key that takes either a word or a list of strings (`verify`).
@@ -68,6 +76,7 @@ pub(crate) struct RawSubsystem {
     pub max_parallel: Option<Spanned<i64>>,
     pub verify: Option<StrList>,
     pub approval: Option<Str>,
+    pub review: Option<Str>,
     pub depends_on: Option<StrList>,
 }
 
@@ -131,6 +140,7 @@ pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
                     land: q.string("land"),
                     retries: q.integer("retries"),
                     lanes: q.boolean("lanes"),
+                    max_attempts: q.integer("max_attempts"),
                 };
                 q.finish(QUEUE_KEYS);
                 queue
@@ -148,6 +158,7 @@ pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
                         max_parallel: s.integer("max_parallel"),
                         verify: s.strings("verify"),
                         approval: s.string("approval"),
+                        review: s.string("review"),
                         depends_on: s.strings("depends_on"),
                     };
                     s.finish(SUBSYSTEM_KEYS);
@@ -202,6 +213,15 @@ pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
                 g.finish(GITHUB_KEYS);
                 gh
             }),
+            review: r.table("review").map(|(t, _)| {
+                let mut rv = r.nested(t, "[review]");
+                let review = RawReview {
+                    required: rv.boolean("required"),
+                    reviewers: rv.strings("reviewers"),
+                };
+                rv.finish(REVIEW_KEYS);
+                review
+            }),
         };
         r.finish(TOP_KEYS);
         raw
@@ -218,6 +238,7 @@ const TOP_KEYS: &[&str] = &[
     "worktrees",
     "commands",
     "github",
+    "review",
 ];
 const QUEUE_KEYS: &[&str] = &[
     "verify",
@@ -227,6 +248,7 @@ const QUEUE_KEYS: &[&str] = &[
     "land",
     "retries",
     "lanes",
+    "max_attempts",
 ];
 const CLAIMS_KEYS: &[&str] = &["lease", "max_parallel"];
 const SUBSYSTEM_KEYS: &[&str] = &[
@@ -235,10 +257,12 @@ const SUBSYSTEM_KEYS: &[&str] = &[
     "max_parallel",
     "verify",
     "approval",
+    "review",
     "depends_on",
 ];
 const WORKTREES_KEYS: &[&str] = &["root", "pool", "copy", "setup", "setup_timeout"];
 const COMMANDS_KEYS: &[&str] = &["env", "run_as"];
+const REVIEW_KEYS: &[&str] = &["required", "reviewers"];
 const GITHUB_KEYS: &[&str] = &[
     "repo",
     "api_url",
@@ -252,13 +276,14 @@ const GITHUB_KEYS: &[&str] = &[
 ];
 
 /// Every section's keys, so that a key written in the wrong section can be pointed home.
-const KEY_HOMES: [(&str, &[&str]); 6] = [
+const KEY_HOMES: [(&str, &[&str]); 7] = [
     ("[queue]", QUEUE_KEYS),
     ("[claims]", CLAIMS_KEYS),
     ("[[subsystem]]", SUBSYSTEM_KEYS),
     ("[worktrees]", WORKTREES_KEYS),
     ("[commands]", COMMANDS_KEYS),
     ("[github]", GITHUB_KEYS),
+    ("[review]", REVIEW_KEYS),
 ];
 
 /// Typed access to one table's keys, recording type errors and, at the end, the keys

@@ -60,6 +60,15 @@ fn queue_parallelism_and_landing() {
         ],
     );
     check(
+        "[queue]\nmax_attempts = 0\n[review]\nreviewers = [\"\u{200b}\"]\nrequired = 1\n[[subsystem]]\nname = \"a\"\npaths = [\"a/\"]\nreview = \"maybe\"\n",
+        &[
+            "sy.toml:2:16: [queue] `max_attempts` must be between 1 and 100, found 0",
+            "sy.toml:4:14: [review] reviewer \"\\u{200b}\" must be 1 to 100 printable characters (no control or invisible ones)",
+            "sy.toml:5:12: `required` must be true or false, found an integer",
+            "sy.toml:9:10: `review` must be \"required\" or \"none\", found \"maybe\"",
+        ],
+    );
+    check(
         "[queue]\nretries = -1\n",
         &["sy.toml:2:11: [queue] `retries` must be between 0 and 10, found -1"],
     );
@@ -355,7 +364,7 @@ fn all_problems_at_once() {
         &[
             "sy.toml:1:8: `base` \"a..b\" is not a valid branch name",
             "sy.toml:2:10: `remote` \"bad remote\" is not a valid remote name",
-            "sy.toml:3:1: unknown key `wat` in the top level (known keys: base, remote, queue, subsystem, claims, worktrees, commands, github)",
+            "sy.toml:3:1: unknown key `wat` in the top level (known keys: base, remote, queue, subsystem, claims, worktrees, commands, github, review)",
             "sy.toml:5:8: invalid subsystem name \"x y\": use 1 to 64 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit",
             "sy.toml:6:10: invalid glob \"[\": unclosed character class; missing ']'",
             "sy.toml:7:15: `depends_on` names unknown subsystem \"ghost\"",
@@ -420,7 +429,9 @@ fn example_config_parses_and_sets_every_key() {
     assert!(errs.is_empty());
     assert!(raw.base.is_some() && raw.remote.is_some());
     let q = raw.queue.unwrap();
-    assert!(q.verify.is_some() && q.verify_timeout.is_some());
+    assert!(q.verify.is_some() && q.verify_timeout.is_some() && q.max_attempts.is_some());
+    let r = raw.review.unwrap();
+    assert!(r.required.is_some() && r.reviewers.is_some());
     let c = raw.claims.unwrap();
     assert!(c.lease.is_some() && c.max_parallel.is_some());
     let w = raw.worktrees.unwrap();
@@ -439,6 +450,7 @@ fn example_config_parses_and_sets_every_key() {
         "max_parallel",
         "verify",
         "approval",
+        "review",
         "depends_on",
     ] {
         let set = raw.subsystems.iter().any(|s| match field {
@@ -447,6 +459,7 @@ fn example_config_parses_and_sets_every_key() {
             "max_parallel" => s.max_parallel.is_some(),
             "verify" => s.verify.is_some(),
             "approval" => s.approval.is_some(),
+            "review" => s.review.is_some(),
             _ => s.depends_on.is_some(),
         });
         assert!(set, "no subsystem in the example sets `{field}`");

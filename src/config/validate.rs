@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{OneOrList, Raw, Str, StrList};
+use super::raw::{OneOrList, Raw, RawReview, Str, StrList};
 use super::{
-    Approval, Approver, Claims, Commands, Config, Context, Github, Land, MAX_QUEUE_PARALLEL,
-    MAX_RETRIES, Queue, Subsystem, VerifyOn, Webhook, Worktrees, normalize,
+    Approval, Approver, Claims, Commands, Config, Context, DEFAULT_MAX_ATTEMPTS, Github, Land,
+    MAX_ATTEMPTS, MAX_QUEUE_PARALLEL, MAX_RETRIES, Queue, Review, Subsystem, VerifyOn, Webhook,
+    Worktrees, normalize,
 };
 use crate::diagnostic::{Diagnostic, Location};
 use crate::model::{SubsystemName, is_valid_branch_name};
@@ -161,6 +162,7 @@ pub(crate) fn validate(
         land: land(&mut v, raw_queue.land.as_ref()),
         retries: retries(&mut v, raw_queue.retries.as_ref()),
         lanes: raw_queue.lanes.as_ref().is_some_and(|l| *l.get_ref()),
+        max_attempts: max_attempts(&mut v, raw_queue.max_attempts.as_ref()),
     };
 
     let (subsystems, ownership) = subsystems(&mut v, &raw.subsystems);
@@ -197,6 +199,7 @@ pub(crate) fn validate(
         }
     }
 
+    let review = review(&mut v, raw.review.unwrap_or_default());
     Config {
         base,
         remote,
@@ -206,7 +209,60 @@ pub(crate) fn validate(
         worktrees,
         commands,
         github,
+        review,
         ownership,
+    }
+}
+
+/// `[review]`: whether every change is reviewed, and who may review.
+fn review(v: &mut Validator, raw: RawReview) -> Review {
+    let mut reviewers = Vec::new();
+    for r in raw.reviewers.iter().flat_map(|l| l.get_ref()) {
+        match crate::model::normalize_name(r.get_ref()) {
+            Ok(name) if !reviewers.contains(&name) => reviewers.push(name),
+            Ok(_) => {}
+            Err(why) => v.error(
+                r.span(),
+                format!("[review] reviewer {:?} {why}", r.get_ref()),
+            ),
+        }
+    }
+    Review {
+        required: raw.required.is_some_and(|r| *r.get_ref()),
+        reviewers,
+    }
+}
+
+/// `[queue] max_attempts`: how many times a task may come back before a person decides.
+fn max_attempts(v: &mut Validator, value: Option<&Spanned<i64>>) -> u32 {
+    let Some(value) = value else {
+        return DEFAULT_MAX_ATTEMPTS;
+    };
+    let n = *value.get_ref();
+    match u32::try_from(n) {
+        Ok(r) if (1..=MAX_ATTEMPTS).contains(&r) => r,
+        _ => {
+            v.error(
+                value.span(),
+                format!("[queue] `max_attempts` must be between 1 and {MAX_ATTEMPTS}, found {n}"),
+            );
+            DEFAULT_MAX_ATTEMPTS
+        }
+    }
+}
+
+/// A subsystem's `approval` or `review`: `"required"` or `"none"` (the default).
+fn required_or_none(v: &mut Validator, value: Option<&Str>, key: &str) -> Approval {
+    match value.map(|a| (a, a.get_ref().as_str())) {
+        None | Some((_, "none")) => Approval::None,
+        Some((_, "required")) => Approval::Required,
+        Some((a, other)) => {
+            v.error(
+                a.span(),
+                format!("`{key}` must be \"required\" or \"none\", found {other:?}"),
+            );
+            Approval::None
+        }
     }
 }
 
@@ -359,20 +415,8 @@ fn subsystems(
         };
 
         let max_parallel = v.cap(s.max_parallel.as_ref());
-        let approval = match s.approval.as_ref() {
-            None => Approval::None,
-            Some(a) => match a.get_ref().as_str() {
-                "required" => Approval::Required,
-                "none" => Approval::None,
-                other => {
-                    v.error(
-                        a.span(),
-                        format!("`approval` must be \"required\" or \"none\", found {other:?}"),
-                    );
-                    Approval::None
-                }
-            },
-        };
+        let approval = required_or_none(v, s.approval.as_ref(), "approval");
+        let review = required_or_none(v, s.review.as_ref(), "review");
         let verify = v.commands(s.verify.as_ref(), "verify");
 
         match &s.paths {
@@ -423,6 +467,7 @@ fn subsystems(
                 max_parallel,
                 verify,
                 approval,
+                review,
                 depends_on: Vec::new(),
                 location,
             });

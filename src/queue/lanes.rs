@@ -151,6 +151,7 @@ mod tests {
             max_parallel: None,
             verify: Vec::new(),
             approval: Approval::None,
+            review: Approval::None,
             depends_on: deps.iter().map(|d| name(d)).collect(),
             location: Location::of_offset(&"sy.toml".into(), "", 0),
         }

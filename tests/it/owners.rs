@@ -23,11 +23,11 @@ fn explains_each_path_with_its_rule() {
         rows,
         json!([
             {"path": "src/auth/login.rs", "subsystem": "auth",
-             "rule": {"subsystem": "auth", "glob": "src/auth/", "file": "switchyard.toml", "line": 60, "col": 10}},
+             "rule": {"subsystem": "auth", "glob": "src/auth/", "file": "switchyard.toml", "line": 63, "col": 10}},
             {"path": "src/lib.rs", "subsystem": "core",
-             "rule": {"subsystem": "core", "glob": "src/**", "file": "switchyard.toml", "line": 53, "col": 10}},
+             "rule": {"subsystem": "core", "glob": "src/**", "file": "switchyard.toml", "line": 56, "col": 10}},
             {"path": "README.md", "subsystem": "docs",
-             "rule": {"subsystem": "docs", "glob": "*.md", "file": "switchyard.toml", "line": 76, "col": 19}},
+             "rule": {"subsystem": "docs", "glob": "*.md", "file": "switchyard.toml", "line": 79, "col": 19}},
             {"path": "scripts/check.sh", "subsystem": null, "rule": null},
         ])
     );

@@ -209,6 +209,64 @@ impl Stage {
     }
 }
 
+/// Who reviews: an agent (`--agent`) or a person (`--by`), exactly one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Reviewer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+/// `POST /v1/review/next`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewNext {
+    #[serde(flatten)]
+    pub reviewer: Reviewer,
+}
+
+/// The reply to `review next`: what a reviewer needs, and where to read it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewHandOut {
+    pub id: TaskId,
+    pub title: String,
+    /// Why the task exists and what is asked.
+    pub request: String,
+    pub accept: Vec<String>,
+    pub scope: Vec<String>,
+    pub subsystems: Vec<String>,
+    /// Exactly the commit under review (the task's submitted commit).
+    pub commit: String,
+    /// Its merge base with the base branch: the diff to read is `merge_base..commit`.
+    pub merge_base: String,
+    /// `merge_base..commit`, for `git diff` / `git log`.
+    pub range: String,
+    /// A detached checkout of `commit`, read-only by convention: what is changed there
+    /// is never used, and it is recycled after the verdict.
+    pub worktree: String,
+    pub branch: String,
+    pub attempt: i64,
+    /// Who executed it (cannot review it).
+    pub executor: Option<String>,
+    pub lease_expires_at: Timestamp,
+    /// The reviewer already held this review; its lease was renewed.
+    pub renewed: bool,
+}
+
+/// `POST /v1/tasks/{id}/review/approve`, `POST /v1/tasks/{id}/review/changes`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewVerdict {
+    #[serde(flatten)]
+    pub reviewer: Reviewer,
+    /// What the reviewer says; required when asking for changes.
+    #[serde(default)]
+    pub notes: String,
+    /// The commit the reviewer read, when it says so: refused unless it is still the
+    /// submitted one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
 /// `POST /v1/resume`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Resume {

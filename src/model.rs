@@ -612,6 +612,18 @@ pub enum EventKind {
     /// The task's landed commit is no longer in the base: someone rewound it. The task
     /// stays merged (it did land); the queue paused.
     LeftBase,
+    /// A reviewer took the task's review (`switchyard review next`), under a lease.
+    ReviewStarted,
+    /// A reviewer approved exactly the submitted commit: on to the queue.
+    ReviewApproved,
+    /// A reviewer asked for changes: back to the executor with the notes.
+    ChangesRequested,
+    /// The reviewer's lease ran out: the review is handed out again.
+    ReviewExpired,
+    /// The change needs a review it does not have (found when it was integrated).
+    NeedsReview,
+    /// The task came back `[queue] max_attempts` times: a person decides now.
+    AttemptLimit,
 }
 
 impl EventKind {
@@ -653,6 +665,12 @@ impl EventKind {
             EventKind::Retried => "retried",
             EventKind::PriorityChanged => "priority_changed",
             EventKind::LeftBase => "left_base",
+            EventKind::ReviewStarted => "review_started",
+            EventKind::ReviewApproved => "review_approved",
+            EventKind::ChangesRequested => "changes_requested",
+            EventKind::ReviewExpired => "review_expired",
+            EventKind::NeedsReview => "needs_review",
+            EventKind::AttemptLimit => "attempt_limit",
         }
     }
 }

@@ -17,8 +17,9 @@ use serde_json::{Value, json};
 
 pub use crate::model::Step;
 use crate::model::evidence::{
-    self, After, Attempt, Cancelled, Created, IntegrationStarted, LeftBase, LetGo, Merged,
-    NeedsApproval, Paused, PrOpened, PriorityChanged, Resumed, Submitted, WorktreeFailed,
+    self, After, Attempt, AttemptLimit, Cancelled, Created, IntegrationStarted, LeftBase, LetGo,
+    Merged, NeedsApproval, Paused, PrOpened, PriorityChanged, Resumed, ReviewExpired,
+    ReviewStarted, Submitted, Verdict, WorktreeFailed,
 };
 use crate::model::{
     Actor, Blocker, Event, EventKind, Evidence, Pause, QueueEvent, QueueEvidence, ReviewLease,
@@ -1121,10 +1122,11 @@ impl Ledger {
         let task = load_task(&tx, id)?;
         check_holder(&task, agent)?;
         let queued_at = (to == TaskState::Queued).then_some(now.0);
+        let review_since = (to == TaskState::AwaitingReview).then_some(now.0);
         tx.execute(
             "UPDATE tasks SET state = ?1, attempt = attempt + 1, queued_at = ?2, submitted_head = ?3,
-                 updated_at = ?4 WHERE seq = ?5",
-            params![to.as_str(), queued_at, head, now.0, id.0],
+                 review_since = ?4, updated_at = ?5 WHERE seq = ?6",
+            params![to.as_str(), queued_at, head, review_since, now.0, id.0],
         )?;
         // The ledger counts attempts, inside this transaction.
         let evidence = Evidence::Submitted(Submitted {
@@ -1144,8 +1146,17 @@ impl Ledger {
         Ok(task)
     }
 
-    /// A person's yes at a checkpoint: on to the queue.
-    pub fn approve(&mut self, id: TaskId, by: &Actor, now: Timestamp) -> Result<Task> {
+    /// A person's yes at a checkpoint: on to `to` (the queue, or the review stage when
+    /// the change needs a review of its commit). At the attempt limit, the yes is for
+    /// another round: back to the executor, lease renewed.
+    pub fn approve(
+        &mut self,
+        id: TaskId,
+        by: &Actor,
+        to: TaskState,
+        lease: Duration,
+        now: Timestamp,
+    ) -> Result<Task> {
         let tx = self.write()?;
         let task = load_task(&tx, id)?;
         if task.state != TaskState::AwaitingApproval {
@@ -1159,7 +1170,10 @@ impl Ledger {
                 });
             // The same approval again (its reply lost): the answer it got the first time,
             // with the task as it is now, landed perhaps.
-            if approved_this_attempt && task.approved_attempt == Some(task.attempt) {
+            if approved_this_attempt
+                && (task.approved_attempt == Some(task.attempt)
+                    || task.state == TaskState::Returned)
+            {
                 return Ok(task);
             }
             return Err(LedgerError::Refused(format!(
@@ -1174,18 +1188,303 @@ impl Ledger {
                 "{who} is {id}'s executor and cannot approve its own change"
             )));
         }
-        tx.execute(
-            "UPDATE tasks SET state = 'queued', approved_attempt = attempt, queued_at = ?1,
-                 updated_at = ?1 WHERE seq = ?2",
-            params![now.0, id.0],
-        )?;
+        let another_round = last_event(&tx, id, Newest::Change)?
+            .is_some_and(|e| e.kind() == EventKind::AttemptLimit);
         let evidence = Evidence::Approved(Attempt {
             attempt: task.attempt,
         });
-        append(&tx, id, now, by, Some(TaskState::Queued), &evidence)?;
+        if another_round {
+            tx.execute(
+                "UPDATE tasks SET state = 'returned', lease_expires_at = ?1, updated_at = ?2
+                 WHERE seq = ?3",
+                params![now.plus(lease).0, now.0, id.0],
+            )?;
+            append(&tx, id, now, by, Some(TaskState::Returned), &evidence)?;
+        } else {
+            let review_since = (to == TaskState::AwaitingReview).then_some(now.0);
+            let queued_at = (to == TaskState::Queued).then_some(now.0);
+            tx.execute(
+                "UPDATE tasks SET state = ?1, approved_attempt = attempt, queued_at = ?2,
+                     review_since = COALESCE(?3, review_since), updated_at = ?4 WHERE seq = ?5",
+                params![to.as_str(), queued_at, review_since, now.0, id.0],
+            )?;
+            append(&tx, id, now, by, Some(to), &evidence)?;
+        }
         let task = load_task(&tx, id)?;
         tx.commit()?;
         Ok(task)
+    }
+
+    // ---- the review stage ------------------------------------------------------------
+
+    /// Hands `reviewer` the oldest task awaiting review that nobody holds and that it did
+    /// not execute, under a lease; or, when it holds one already, that one again with
+    /// its lease renewed (a retry never takes a second review). `worktree` names the
+    /// checkout for a task, recorded before it is made.
+    pub fn review_next(
+        &mut self,
+        reviewer: &Actor,
+        lease: Duration,
+        worktree: &dyn Fn(TaskId) -> String,
+        now: Timestamp,
+    ) -> Result<(Task, bool)> {
+        let tx = self.write()?;
+        let waiting = load_tasks(&tx, Some(&[TaskState::AwaitingReview]))?;
+        let expires = now.plus(lease);
+        if let Some(own) = waiting
+            .iter()
+            .find(|t| t.review.as_ref().is_some_and(|r| r.reviewer == *reviewer))
+        {
+            tx.execute(
+                "UPDATE tasks SET review_lease_expires_at = ?1, updated_at = ?2 WHERE seq = ?3",
+                params![expires.0, now.0, own.id.0],
+            )?;
+            let task = load_task(&tx, own.id)?;
+            tx.commit()?;
+            return Ok((task, true));
+        }
+        if let Some(stop) = stopped(&tx)?
+            && stop.stops_claims()
+        {
+            return Err(LedgerError::Paused(format!(
+                "no review is handed out: {}",
+                stop.line()
+            )));
+        }
+        let name = actor_name(reviewer);
+        let mut free: Vec<&Task> = waiting.iter().filter(|t| t.review.is_none()).collect();
+        let mut own_work = Vec::new();
+        free.retain(|t| match executors(&tx, t.id) {
+            Ok(ex) if ex.iter().any(|e| Some(e.as_str()) == name) => {
+                own_work.push(t.id);
+                false
+            }
+            _ => true,
+        });
+        // The oldest first: by when it began waiting for a review.
+        let since = |t: &Task| -> i64 {
+            tx.query_row(
+                "SELECT COALESCE(review_since, updated_at) FROM tasks WHERE seq = ?1",
+                [t.id.0],
+                |r| r.get(0),
+            )
+            .unwrap_or(i64::MAX)
+        };
+        free.sort_by_key(|t| (since(t), t.id));
+        let Some(task) = free.first() else {
+            let why = match (waiting.len(), own_work.len()) {
+                (0, _) => "no task is awaiting review".to_owned(),
+                (_, 0) => format!(
+                    "nothing to review: the {} task(s) awaiting review are being reviewed",
+                    waiting.len()
+                ),
+                (_, n) => format!(
+                    "nothing to review: {n} task(s) awaiting review are your own work ({}), \
+                     the others are being reviewed",
+                    own_work
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            return Err(LedgerError::NothingToClaim(why));
+        };
+        let id = task.id;
+        let (commit, merge_base) = submission(&tx, task)?;
+        let path = worktree(id);
+        tx.execute(
+            "UPDATE tasks SET reviewer = ?1, review_lease_expires_at = ?2, review_worktree = ?3,
+                 updated_at = ?4 WHERE seq = ?5",
+            params![json!(reviewer).to_string(), expires.0, path, now.0, id.0],
+        )?;
+        let evidence = Evidence::ReviewStarted(ReviewStarted {
+            attempt: task.attempt,
+            commit,
+            merge_base,
+            worktree: path,
+            lease_expires_at: expires,
+        });
+        append(&tx, id, now, reviewer, None, &evidence)?;
+        let task = load_task(&tx, id)?;
+        tx.commit()?;
+        Ok((task, false))
+    }
+
+    /// The commit under review and its merge base with the base, from the submission.
+    pub fn submission_of(&self, task: &Task) -> Result<(String, String)> {
+        submission(&self.conn, task)
+    }
+
+    /// Who executed a task: every agent that held a claim on it.
+    pub fn executors(&self, id: TaskId) -> Result<Vec<String>> {
+        executors(&self.conn, id)
+    }
+
+    /// A reviewer's verdict on exactly the submitted commit (`commit`, when the
+    /// reviewer names the one it saw): approved, on to `approved_to` (the queue, or a
+    /// person's checkpoint), or changes requested, back to the executor with the notes
+    /// (counted against the attempt limit). Another reviewer's unexpired lease, an
+    /// executor of the task, or a commit that is no longer the submitted one refuse it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn review_verdict(
+        &mut self,
+        id: TaskId,
+        by: &Actor,
+        approve: bool,
+        verdict: Verdict,
+        approved_to: TaskState,
+        back: Back,
+        now: Timestamp,
+    ) -> Result<Task> {
+        let tx = self.write()?;
+        let task = load_task(&tx, id)?;
+        let kind = match approve {
+            true => EventKind::ReviewApproved,
+            false => EventKind::ChangesRequested,
+        };
+        if task.state != TaskState::AwaitingReview {
+            // The same verdict again (its reply lost): the first answer, as the task is now.
+            let same = last_event(&tx, id, Newest::Of(kind))?.is_some_and(|e| {
+                e.by == *by
+                    && matches!(&e.what, Evidence::ReviewApproved(v) | Evidence::ChangesRequested(v)
+                        if v.commit == verdict.commit && v.notes == verdict.notes && v.attempt == task.attempt)
+            });
+            if same {
+                return Ok(task);
+            }
+            return Err(LedgerError::Refused(format!(
+                "{id} is {}, not awaiting review",
+                task.state
+            )));
+        }
+        let submitted = task.submitted_head.clone().unwrap_or_default();
+        if verdict.commit != submitted {
+            return Err(LedgerError::Refused(format!(
+                "{id}'s submitted commit is {}, not {}: a review covers exactly the commit it saw; review the new one",
+                short(&submitted),
+                short(&verdict.commit)
+            )));
+        }
+        let name = actor_name(by);
+        if executors(&tx, id)?.iter().any(|e| Some(e.as_str()) == name) {
+            return Err(LedgerError::Refused(format!(
+                "{} executed {id} and cannot review its own change",
+                name.unwrap_or_default()
+            )));
+        }
+        if let Some(r) = &task.review
+            && r.reviewer != *by
+            && r.lease_expires_at > now
+        {
+            return Err(LedgerError::Refused(format!(
+                "{id} is being reviewed by {} (lease until {})",
+                r.reviewer, r.lease_expires_at
+            )));
+        }
+        tx.execute(
+            "UPDATE tasks SET reviewer = NULL, review_lease_expires_at = NULL, updated_at = ?1
+             WHERE seq = ?2",
+            params![now.0, id.0],
+        )?;
+        if approve {
+            let queued_at = (approved_to == TaskState::Queued).then_some(now.0);
+            tx.execute(
+                "UPDATE tasks SET state = ?1, reviewed_head = ?2, queued_at = ?3 WHERE seq = ?4",
+                params![approved_to.as_str(), submitted, queued_at, id.0],
+            )?;
+            append(
+                &tx,
+                id,
+                now,
+                by,
+                Some(approved_to),
+                &Evidence::ReviewApproved(verdict),
+            )?;
+            let task = load_task(&tx, id)?;
+            tx.commit()?;
+            return Ok(task);
+        }
+        let to = send_back(&tx, id, by, Evidence::ChangesRequested(verdict), back, now)?;
+        let task = load_task(&tx, id)?;
+        debug_assert_eq!(task.state, to);
+        tx.commit()?;
+        Ok(task)
+    }
+
+    /// Tasks whose reviewer's lease ran out.
+    pub fn expired_reviews(&self, now: Timestamp) -> Result<Vec<TaskId>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq FROM tasks WHERE reviewer IS NOT NULL AND review_lease_expires_at <= ?1
+             AND state = 'awaiting_review' ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([now.0], |r| r.get::<_, i64>(0).map(TaskId))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The reviewer's lease ran out: the review is handed out again (its checkout is let
+    /// go of by the service). Refused when it was renewed meanwhile.
+    pub fn expire_review(&mut self, id: TaskId, now: Timestamp) -> Result<Task> {
+        let tx = self.write()?;
+        let task = load_task(&tx, id)?;
+        let Some(r) = task.review.clone().filter(|r| r.lease_expires_at <= now) else {
+            return Err(LedgerError::Refused(format!(
+                "{id}'s review lease is not out"
+            )));
+        };
+        tx.execute(
+            "UPDATE tasks SET reviewer = NULL, review_lease_expires_at = NULL, updated_at = ?1
+             WHERE seq = ?2",
+            params![now.0, id.0],
+        )?;
+        let evidence = Evidence::ReviewExpired(ReviewExpired {
+            reviewer: r.reviewer,
+            lease_expires_at: r.lease_expires_at,
+        });
+        append(&tx, id, now, &Actor::Daemon, None, &evidence)?;
+        let task = load_task(&tx, id)?;
+        tx.commit()?;
+        Ok(task)
+    }
+
+    /// A ready pool member for another use than a task's own worktree (a review's
+    /// checkout): out of the pool, or `None`.
+    pub fn take_pool_member(&mut self) -> Result<Option<String>> {
+        let tx = self.write()?;
+        let member = take_pool_member(&tx)?;
+        tx.commit()?;
+        Ok(member)
+    }
+
+    /// Review checkouts nobody reviews in any more (a verdict, an expiry, a cancel):
+    /// `(task, path)`, to be given back to the pool.
+    pub fn review_worktrees_to_let_go(&self) -> Result<Vec<(TaskId, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, review_worktree FROM tasks WHERE review_worktree IS NOT NULL
+             AND reviewer IS NULL ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((TaskId(r.get(0)?), r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every review checkout the ledger knows, held or not.
+    pub fn review_worktrees(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT review_worktree FROM tasks WHERE review_worktree IS NOT NULL")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The review checkout at `path` was given back: forgotten, unless a new review
+    /// took it meanwhile.
+    pub fn review_worktree_gone(&mut self, id: TaskId, path: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE tasks SET review_worktree = NULL WHERE seq = ?1 AND review_worktree = ?2
+             AND reviewer IS NULL",
+            params![id.0, path],
+        )?;
+        Ok(())
     }
 
     /// Sends a task back to its executor (state `returned`, lease renewed so there is
@@ -1196,10 +1495,10 @@ impl Ledger {
         id: TaskId,
         by: &Actor,
         evidence: Evidence,
-        lease: Duration,
+        back: Back,
         now: Timestamp,
     ) -> Result<Task> {
-        self.leave_queue(id, by, TaskState::Returned, evidence, Some(lease), now)
+        self.leave_queue(id, by, TaskState::Returned, evidence, Some(back), now)
     }
 
     /// The rebased change needs an approval it does not have: back to the checkpoint.
@@ -1219,13 +1518,30 @@ impl Ledger {
         )
     }
 
+    /// The change needs a review of its commit it does not have: to the review stage.
+    pub fn hold_for_review(
+        &mut self,
+        id: TaskId,
+        evidence: NeedsApproval,
+        now: Timestamp,
+    ) -> Result<Task> {
+        self.leave_queue(
+            id,
+            &Actor::Daemon,
+            TaskState::AwaitingReview,
+            Evidence::NeedsReview(evidence),
+            None,
+            now,
+        )
+    }
+
     fn leave_queue(
         &mut self,
         id: TaskId,
         by: &Actor,
         to: TaskState,
         evidence: Evidence,
-        lease: Option<Duration>,
+        back: Option<Back>,
         now: Timestamp,
     ) -> Result<Task> {
         let tx = self.write()?;
@@ -1246,7 +1562,10 @@ impl Ledger {
                     "{id} is being integrated right now; reject it once it lands or comes back"
                 )));
             }
-            (state, _) => matches!(state, TaskState::Queued | TaskState::AwaitingApproval),
+            (state, _) => matches!(
+                state,
+                TaskState::Queued | TaskState::AwaitingApproval | TaskState::AwaitingReview
+            ),
         };
         if !allowed {
             return Err(LedgerError::Refused(format!(
@@ -1254,11 +1573,10 @@ impl Ledger {
                 task.state
             )));
         }
-        let expires = lease.map(|l| now.plus(l).0);
         tx.execute(
-            "UPDATE tasks SET state = ?1, queued_at = NULL, integration_failures = 0,
-                 lease_expires_at = COALESCE(?2, lease_expires_at), updated_at = ?3 WHERE seq = ?4",
-            params![to.as_str(), expires, now.0, id.0],
+            "UPDATE tasks SET queued_at = NULL, integration_failures = 0, reviewer = NULL,
+                 review_lease_expires_at = NULL, updated_at = ?1 WHERE seq = ?2",
+            params![now.0, id.0],
         )?;
         tx.execute("DELETE FROM integrations WHERE task = ?1", [id.0])?;
         // What was built on this attempt of it holds changes that will never land: its
@@ -1268,7 +1586,22 @@ impl Ledger {
             "UPDATE integrations SET lineage = '' WHERE stack LIKE ?1",
             [format!("%\"{id}\"%")],
         )?;
-        append(&tx, id, now, by, Some(to), &evidence)?;
+        match back {
+            Some(back) => {
+                send_back(&tx, id, by, evidence, back, now)?;
+            }
+            None => {
+                tx.execute(
+                    "UPDATE tasks SET state = ?1, review_since = ?2 WHERE seq = ?3",
+                    params![
+                        to.as_str(),
+                        (to == TaskState::AwaitingReview).then_some(now.0),
+                        id.0
+                    ],
+                )?;
+                append(&tx, id, now, by, Some(to), &evidence)?;
+            }
+        }
         let task = load_task(&tx, id)?;
         tx.commit()?;
         Ok(task)
@@ -1694,7 +2027,8 @@ impl Ledger {
         }
         tx.execute(
             "UPDATE tasks SET state = 'cancelled', agent = NULL, lease_expires_at = NULL,
-                 port_base = NULL, updated_at = ?1 WHERE seq = ?2",
+                 port_base = NULL, reviewer = NULL, review_lease_expires_at = NULL,
+                 updated_at = ?1 WHERE seq = ?2",
             params![now.0, id.0],
         )?;
         let evidence = Evidence::Cancelled(Cancelled {
@@ -1854,16 +2188,7 @@ impl Ledger {
         now: Timestamp,
     ) -> Result<Option<String>> {
         let tx = self.write()?;
-        let member: Option<String> = tx
-            .query_row(
-                "SELECT path FROM pool WHERE state = 'ready' ORDER BY created_at, path LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(path) = &member {
-            tx.execute("DELETE FROM pool WHERE path = ?1", [path])?;
-        }
+        let member = take_pool_member(&tx)?;
         tx.execute(
             "UPDATE tasks SET worktree = ?1, worktree_ready = 0, updated_at = ?2 WHERE seq = ?3",
             params![target, now.0, id.0],
@@ -1871,6 +2196,21 @@ impl Ledger {
         tx.commit()?;
         Ok(member)
     }
+}
+
+/// The oldest ready pool member, taken out of the pool.
+fn take_pool_member(tx: &Transaction<'_>) -> Result<Option<String>> {
+    let member: Option<String> = tx
+        .query_row(
+            "SELECT path FROM pool WHERE state = 'ready' ORDER BY created_at, path LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(path) = &member {
+        tx.execute("DELETE FROM pool WHERE path = ?1", [path])?;
+    }
+    Ok(member)
 }
 
 fn slot_states() -> Vec<TaskState> {
@@ -1963,6 +2303,110 @@ fn last_event(conn: &Connection, id: TaskId, which: Newest) -> Result<Option<Eve
 /// Whether the task's newest change of state is `kind` by `by`: the request being
 /// refused now is a retry of one that succeeded (its reply lost), and gets the same
 /// answer.
+/// How a task goes back to its executor: its lease renewed for `lease`, unless this is
+/// its `limit`-th return; then it waits for a person instead (`attempt_limit`).
+#[derive(Debug, Clone, Copy)]
+pub struct Back {
+    pub lease: Duration,
+    pub limit: u32,
+}
+
+/// Records a return to the executor (`evidence`, into `returned`), or, at the attempt
+/// limit, the same evidence followed by `attempt_limit` into `awaiting_approval` with
+/// every return's event. Returns the state it went to.
+fn send_back(
+    tx: &Transaction<'_>,
+    id: TaskId,
+    by: &Actor,
+    evidence: Evidence,
+    back: Back,
+    now: Timestamp,
+) -> Result<TaskState> {
+    let mut returns: Vec<Event> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT task, at, kind, actor, state, evidence FROM events
+             WHERE task = ?1 AND state = 'returned' ORDER BY id",
+        )?;
+        stmt.query_map([id.0], event_from_row)?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    // A person's yes at the limit ("another round") is recorded into `returned` too;
+    // it is not a return.
+    returns.retain(|e| e.kind() != EventKind::Approved);
+    if (returns.len() as u64) + 1 < u64::from(back.limit) {
+        tx.execute(
+            "UPDATE tasks SET state = 'returned', lease_expires_at = ?1 WHERE seq = ?2",
+            params![now.plus(back.lease).0, id.0],
+        )?;
+        append(tx, id, now, by, Some(TaskState::Returned), &evidence)?;
+        return Ok(TaskState::Returned);
+    }
+    returns.push(Event {
+        at: now,
+        task: id,
+        by: by.clone(),
+        state: Some(TaskState::Returned),
+        what: evidence.clone(),
+    });
+    tx.execute(
+        "UPDATE tasks SET state = 'awaiting_approval', lease_expires_at = NULL WHERE seq = ?1",
+        [id.0],
+    )?;
+    append(tx, id, now, by, None, &evidence)?;
+    let limit = Evidence::AttemptLimit(AttemptLimit {
+        limit: back.limit,
+        returns,
+    });
+    append(
+        tx,
+        id,
+        now,
+        &Actor::Daemon,
+        Some(TaskState::AwaitingApproval),
+        &limit,
+    )?;
+    Ok(TaskState::AwaitingApproval)
+}
+
+/// The submitted commit of a task and its merge base, from its last `submitted` event.
+fn submission(conn: &Connection, task: &Task) -> Result<(String, String)> {
+    let head = task.submitted_head.clone().unwrap_or_default();
+    let merge_base = match last_event(conn, task.id, Newest::Of(EventKind::Submitted))? {
+        Some(Event {
+            what: Evidence::Submitted(s),
+            ..
+        }) if s.head == head => s.merge_base,
+        _ => String::new(),
+    };
+    Ok((head, merge_base))
+}
+
+/// The agents that ever held a claim on the task.
+fn executors(conn: &Connection, id: TaskId) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT json_extract(actor, '$.name') FROM events
+         WHERE task = ?1 AND kind = 'claimed' AND json_extract(actor, '$.kind') = 'agent'",
+    )?;
+    let rows = stmt.query_map([id.0], |r| r.get::<_, Option<String>>(0))?;
+    Ok(rows
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+/// An agent's or a person's name.
+fn actor_name(actor: &Actor) -> Option<&str> {
+    match actor {
+        Actor::Agent(n) | Actor::Person(n) => Some(n),
+        Actor::Daemon => None,
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(10)]
+}
+
 fn is_replay(conn: &Connection, id: TaskId, kind: EventKind, by: &Actor) -> Result<bool> {
     Ok(last_event(conn, id, Newest::Change)?.is_some_and(|e| e.kind() == kind && e.by == *by))
 }
@@ -2718,7 +3162,10 @@ mod tests {
             TaskId(1),
             &Actor::Daemon,
             back,
-            Duration::from_secs(60),
+            Back {
+                lease: Duration::from_secs(60),
+                limit: 5,
+            },
             Timestamp(5),
         )
         .unwrap();

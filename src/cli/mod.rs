@@ -14,6 +14,7 @@ mod init;
 mod owners;
 mod render;
 mod repo;
+mod review;
 mod task;
 
 use std::ffi::OsString;
@@ -90,6 +91,8 @@ pub enum Command {
     Queue(task::QueueArgs),
     Resume(task::ResumeArgs),
     Pause(task::PauseArgs),
+    #[command(subcommand)]
+    Review(review::Command),
 }
 
 /// Output streams and the global options every command sees.
@@ -172,6 +175,7 @@ pub fn run(
         Command::Queue(args) => task::queue(&mut ctx, args),
         Command::Resume(args) => task::resume(&mut ctx, args),
         Command::Pause(args) => task::pause(&mut ctx, args),
+        Command::Review(cmd) => review::run(&mut ctx, cmd),
     };
     match result {
         Ok(()) => Exit::Ok,

@@ -385,13 +385,16 @@ impl Hub {
             pr: pr.number,
             head: pr.head.sha.clone(),
         });
-        let lease = svc.config.claims.lease;
+        let back = svc.back();
         let returned = svc.ledger(|l| {
             let task = l.task(id)?;
-            if !matches!(task.state, TaskState::Queued | TaskState::AwaitingApproval) {
+            if !matches!(
+                task.state,
+                TaskState::Queued | TaskState::AwaitingApproval | TaskState::AwaitingReview
+            ) {
                 return Ok(None);
             }
-            l.give_back(id, &Actor::Daemon, evidence, lease, Timestamp::now())
+            l.give_back(id, &Actor::Daemon, evidence, back, Timestamp::now())
                 .map(Some)
         })?;
         if returned.is_some() {
@@ -809,11 +812,14 @@ impl Hub {
             reason,
             remote_tip: theirs,
         });
-        let lease = svc.config.claims.lease;
+        let back = svc.back();
         svc.ledger(|l| {
             let t = l.task(task.id)?;
-            if matches!(t.state, TaskState::Queued | TaskState::AwaitingApproval) {
-                l.give_back(task.id, &Actor::Daemon, evidence, lease, Timestamp::now())?;
+            if matches!(
+                t.state,
+                TaskState::Queued | TaskState::AwaitingApproval | TaskState::AwaitingReview
+            ) {
+                l.give_back(task.id, &Actor::Daemon, evidence, back, Timestamp::now())?;
             }
             Ok::<_, crate::store::LedgerError>(())
         })?;

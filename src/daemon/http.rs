@@ -39,6 +39,9 @@ pub(super) fn router(state: AppState) -> Router {
         .route("/v1/events", get(queue_events))
         .route("/v1/resume", post(resume))
         .route("/v1/pause", post(pause))
+        .route("/v1/review/next", post(review_next))
+        .route("/v1/tasks/{id}/review/approve", post(review_approve))
+        .route("/v1/tasks/{id}/review/changes", post(review_changes))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -263,6 +266,37 @@ async fn queue(State(s): State<AppState>) -> Reply<Vec<api::QueueEntry>> {
 
 async fn queue_events(State(s): State<AppState>) -> Reply<api::QueueEvents> {
     blocking(move || s.service.queue_events()).await
+}
+
+async fn review_next(State(s): State<AppState>, bytes: Bytes) -> Reply<api::ReviewHandOut> {
+    let req: api::ReviewNext = body(&bytes)?;
+    let service = Arc::clone(&s.service);
+    let reply = blocking(move || service.review_next(req)).await;
+    s.service.wake.pool.notify_one();
+    reply
+}
+
+async fn review_approve(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Reply<Task> {
+    review_verdict(s, id, bytes, true).await
+}
+
+async fn review_changes(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Reply<Task> {
+    review_verdict(s, id, bytes, false).await
+}
+
+async fn review_verdict(s: AppState, id: String, bytes: Bytes, approve: bool) -> Reply<Task> {
+    let id = task_id(&id)?;
+    let req: api::ReviewVerdict = body(&bytes)?;
+    let service = Arc::clone(&s.service);
+    blocking(move || service.review_verdict(id, req, approve)).await
 }
 
 async fn pause(State(s): State<AppState>, bytes: Bytes) -> Reply<crate::model::Stop> {

@@ -114,11 +114,12 @@ impl Service {
                     .to_owned(),
             );
         }
-        let to = if review.needs_person() {
-            TaskState::AwaitingApproval
-        } else {
-            TaskState::Queued
-        };
+        let to = queue::next_stage(
+            review.needs_person(),
+            queue::needs_review(&self.config, &review.touched),
+            false,
+            task.reviewed_head.as_deref() == Some(tip.as_str()),
+        );
         let evidence = Submitted {
             head: tip.clone(),
             merge_base,
@@ -204,11 +205,30 @@ impl Service {
 
     pub fn approve(&self, id: TaskId, req: api::Decision) -> Result<Task> {
         let by = Actor::Person(name(&req.by, "--by")?);
-        let task = self.ledger(|l| l.approve(id, &by, Timestamp::now()))?;
+        let task = self.ledger(|l| l.task(id))?;
+        let to = queue::next_stage(
+            false,
+            self.needs_review(&task)?,
+            true,
+            task.reviewed_head.is_some() && task.reviewed_head == task.submitted_head,
+        );
+        let lease = self.config.claims.lease;
+        let task = self.ledger(|l| l.approve(id, &by, to, lease, Timestamp::now()))?;
         let _span = info_span!("task", task = %id).entered();
         info!(by = %by, "approved");
         self.github_wanted();
         Ok(task)
+    }
+
+    /// Whether the task's submitted change needs a reviewer: from the subsystems its
+    /// submission touched.
+    pub(super) fn needs_review(&self, task: &Task) -> Result<bool> {
+        let submitted = self.ledger(|l| l.last_event(task.id, EventKind::Submitted))?;
+        let touched = match submitted.map(|e| e.what) {
+            Some(Evidence::Submitted(s)) => s.subsystems.into_iter().collect(),
+            _ => BTreeSet::new(),
+        };
+        Ok(queue::needs_review(&self.config, &touched))
     }
 
     pub fn reject(&self, id: TaskId, req: api::Decision) -> Result<Task> {
@@ -222,15 +242,8 @@ impl Service {
         let evidence = Evidence::Rejected(evidence::Rejected {
             reason: reason.to_owned(),
         });
-        let task = self.ledger(|l| {
-            l.give_back(
-                id,
-                &by,
-                evidence,
-                self.config.claims.lease,
-                Timestamp::now(),
-            )
-        })?;
+        let task =
+            self.ledger(|l| l.give_back(id, &by, evidence, self.back(), Timestamp::now()))?;
         let _span = info_span!("task", task = %id).entered();
         info!(by = %by, reason, "rejected; back to its executor");
         self.github_wanted();
@@ -590,14 +603,31 @@ impl Service {
             None => git::changes(root, &i.onto, &head)?,
         };
         let review = queue::review(&changes, &task, &self.config);
-        if review.needs_person() && task.approved_attempt != Some(task.attempt) {
-            info!("the rebased change needs an approval it does not have");
-            let evidence = NeedsApproval {
-                head: head.clone(),
-                checkpoints: review.reasons(),
-            };
-            self.ledger(|l| l.hold_for_approval(i.task, evidence, Timestamp::now()))?;
-            return Ok(None);
+        match queue::next_stage(
+            review.needs_person(),
+            queue::needs_review(&self.config, &review.touched),
+            task.approved_attempt == Some(task.attempt),
+            task.reviewed_head.is_some() && task.reviewed_head == task.submitted_head,
+        ) {
+            TaskState::AwaitingApproval => {
+                info!("the rebased change needs an approval it does not have");
+                let evidence = NeedsApproval {
+                    head: head.clone(),
+                    checkpoints: review.reasons(),
+                };
+                self.ledger(|l| l.hold_for_approval(i.task, evidence, Timestamp::now()))?;
+                return Ok(None);
+            }
+            TaskState::AwaitingReview => {
+                info!("the rebased change needs a review it does not have");
+                let evidence = NeedsApproval {
+                    head: head.clone(),
+                    checkpoints: vec!["a reviewer's verdict on the submitted commit".into()],
+                };
+                self.ledger(|l| l.hold_for_review(i.task, evidence, Timestamp::now()))?;
+                return Ok(None);
+            }
+            _ => {}
         }
         let commits = match self.config.queue.land {
             Land::Squash => 1,
@@ -1293,15 +1323,7 @@ impl Service {
     }
 
     fn give_back(&self, id: TaskId, evidence: Evidence) -> Result<()> {
-        self.ledger(|l| {
-            l.give_back(
-                id,
-                &Actor::Daemon,
-                evidence,
-                self.config.claims.lease,
-                Timestamp::now(),
-            )
-        })?;
+        self.ledger(|l| l.give_back(id, &Actor::Daemon, evidence, self.back(), Timestamp::now()))?;
         Ok(())
     }
 

@@ -12,6 +12,7 @@ mod github;
 pub mod harden;
 mod http;
 mod integrate;
+mod review;
 mod serve;
 mod service;
 mod webhook;
@@ -503,7 +504,8 @@ async fn lease_ticker(service: Arc<service::Service>, stop: CancellationToken) {
             () = stop.cancelled() => return,
         }
         in_background(&service, "checking leases", |s| {
-            s.expire_leases().map(|_| ())
+            s.expire_leases()?;
+            s.expire_reviews().map(|_| ())
         })
         .await;
     }
@@ -552,7 +554,10 @@ async fn pool_filler(service: Arc<service::Service>, wanted: Arc<Notify>, stop: 
             in_background(
                 &service,
                 "letting go of finished tasks' worktrees",
-                move |s| s.let_go_of_finished_worktrees(recheck),
+                move |s| {
+                    s.let_go_of_finished_worktrees(recheck)?;
+                    s.let_go_of_review_checkouts()
+                },
             )
             .await;
             tokio::select! {

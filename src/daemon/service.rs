@@ -34,7 +34,7 @@ use crate::queue::planner::{self, Candidate, Landed, Plan, Snapshot};
 use crate::scheduler::Caps;
 use crate::scope;
 use crate::store::{
-    ClaimRequest, EventMarks, Ledger, LedgerError, NewTask, PORT_BLOCK, Release, Step,
+    Back, ClaimRequest, EventMarks, Ledger, LedgerError, NewTask, PORT_BLOCK, Release, Step,
 };
 use crate::worktree::{self, ENV_FILE, Worktrees};
 
@@ -715,6 +715,7 @@ impl Service {
         let _span = info_span!("task", task = %id).entered();
         info!(by = %by, "cancelled");
         self.github_wanted();
+        self.wake.pool.notify_one();
         Ok(self.let_go_of_worktree(task))
     }
 
@@ -845,6 +846,15 @@ impl Service {
         Ok(expired)
     }
 
+    /// How a task goes back to its executor: with a fresh lease, or to a person at the
+    /// attempt limit.
+    pub(super) fn back(&self) -> Back {
+        Back {
+            lease: self.config.claims.lease,
+            limit: self.config.queue.max_attempts,
+        }
+    }
+
     /// The lock that serializes worktree work for one task: making its worktree, and
     /// letting go of it. Taken before the ledger lock, never after.
     pub(super) fn task_lock(&self, id: TaskId) -> Arc<Mutex<()>> {
@@ -953,7 +963,7 @@ impl Service {
         Ok((task, warnings))
     }
 
-    fn is_registered(&self, dir: &Path) -> Result<bool> {
+    pub(super) fn is_registered(&self, dir: &Path) -> Result<bool> {
         let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
         Ok(self
             .worktrees
@@ -1063,7 +1073,7 @@ impl Service {
     /// instead of a new one. Members beyond the pool's size are deleted once the queue
     /// is idle (`trim_pool`); but a busy queue never lets the pool grow past its size
     /// plus one worktree per candidate in flight: beyond that, it is removed now.
-    fn recycle(&self, dir: &Path) -> RecycledTo {
+    pub(super) fn recycle(&self, dir: &Path) -> RecycledTo {
         let pool = self.config.worktrees.pool as usize;
         let cap = pool + self.config.queue.max_parallel.get() as usize;
         let pooled = self
@@ -1644,6 +1654,7 @@ impl Service {
             .into_iter()
             .map(|m| m.path)
             .collect();
+        let reviews = self.ledger(|l| l.review_worktrees())?;
         for entry in self.worktrees.list()? {
             if !entry.path.starts_with(&self.worktrees.root)
                 || entry.path.starts_with(self.worktrees.archive_dir())
@@ -1652,6 +1663,7 @@ impl Service {
             }
             let path = entry.path.display().to_string();
             let known = pool.contains(&path)
+                || reviews.contains(&path)
                 || self.is_integration_dir(&entry.path)
                 || tasks
                     .iter()

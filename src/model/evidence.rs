@@ -63,6 +63,12 @@ pub enum Evidence {
     Retried(Attempt),
     PriorityChanged(PriorityChanged),
     LeftBase(LeftBase),
+    ReviewStarted(ReviewStarted),
+    ReviewApproved(Verdict),
+    ChangesRequested(Verdict),
+    ReviewExpired(ReviewExpired),
+    NeedsReview(NeedsApproval),
+    AttemptLimit(AttemptLimit),
     /// A payload that does not fit its kind's type: written by a version whose shape
     /// for that kind differed. Only ever made by reading (never write one); kept as
     /// written, so it reads back and shows exactly as stored. Readers treat it as "this
@@ -117,6 +123,12 @@ impl Evidence {
             Evidence::Retried(_) => EventKind::Retried,
             Evidence::PriorityChanged(_) => EventKind::PriorityChanged,
             Evidence::LeftBase(_) => EventKind::LeftBase,
+            Evidence::ReviewStarted(_) => EventKind::ReviewStarted,
+            Evidence::ReviewApproved(_) => EventKind::ReviewApproved,
+            Evidence::ChangesRequested(_) => EventKind::ChangesRequested,
+            Evidence::ReviewExpired(_) => EventKind::ReviewExpired,
+            Evidence::NeedsReview(_) => EventKind::NeedsReview,
+            Evidence::AttemptLimit(_) => EventKind::AttemptLimit,
             Evidence::Unknown { kind, .. } => *kind,
         }
     }
@@ -145,6 +157,7 @@ impl Evidence {
         match self {
             Evidence::Cancelled(e) => Some(&e.reason),
             Evidence::Rejected(e) => Some(&e.reason),
+            Evidence::ChangesRequested(e) => Some(&e.notes),
             Evidence::WorktreeKept(e) => Some(&e.reason),
             Evidence::Conflict(Conflict::Unreplayable { reason, .. }) => Some(reason),
             Evidence::VerifyFailed(VerifyFailed {
@@ -263,6 +276,45 @@ pub struct Paused {
     /// What it stops: everything when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub only: Option<StopPart>,
+}
+
+/// `review_started`: a reviewer took the review of exactly `commit` (its diff is
+/// `merge_base..commit`), with a read-only checkout of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewStarted {
+    pub attempt: i64,
+    pub commit: String,
+    pub merge_base: String,
+    pub worktree: String,
+    pub lease_expires_at: Timestamp,
+}
+
+/// `review_approved`, `changes_requested`: a reviewer's verdict on exactly `commit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub attempt: i64,
+    pub commit: String,
+    /// What the reviewer says; required when asking for changes.
+    pub notes: String,
+    /// Where the verdict came from when not the CLI (a GitHub PR review).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// `review_expired`: the reviewer went silent; the review is handed out again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewExpired {
+    pub reviewer: super::Actor,
+    pub lease_expires_at: Timestamp,
+}
+
+/// `attempt_limit`: the task came back `limit` times; it waits for a person (approve
+/// another round, cancel, or release it for someone else), with every return's event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptLimit {
+    pub limit: u32,
+    /// Each time it came back, oldest first: the event that sent it back.
+    pub returns: Vec<super::Event>,
 }
 
 /// `created`: a task was added, as the planner wrote it.
@@ -1339,6 +1391,66 @@ mod tests {
                 }),
                 json!({"commit": "c", "base": "main", "now": "a"}),
             ),
+            (
+                Evidence::ReviewStarted(ReviewStarted {
+                    attempt: 2,
+                    commit: "c".into(),
+                    merge_base: "m".into(),
+                    worktree: "/w/review-t1".into(),
+                    lease_expires_at: Timestamp(5),
+                }),
+                json!({"attempt": 2, "commit": "c", "merge_base": "m", "worktree": "/w/review-t1",
+                       "lease_expires_at": "1970-01-01T00:00:00.005Z"}),
+            ),
+            (
+                Evidence::ReviewApproved(Verdict {
+                    attempt: 2,
+                    commit: "c".into(),
+                    notes: String::new(),
+                    source: Some("github review 9".into()),
+                }),
+                json!({"attempt": 2, "commit": "c", "notes": "", "source": "github review 9"}),
+            ),
+            (
+                Evidence::ChangesRequested(Verdict {
+                    attempt: 1,
+                    commit: "c".into(),
+                    notes: "add a test".into(),
+                    source: None,
+                }),
+                json!({"attempt": 1, "commit": "c", "notes": "add a test"}),
+            ),
+            (
+                Evidence::ReviewExpired(ReviewExpired {
+                    reviewer: super::super::Actor::Agent("rita".into()),
+                    lease_expires_at: Timestamp(5),
+                }),
+                json!({"reviewer": {"kind": "agent", "name": "rita"}, "lease_expires_at": "1970-01-01T00:00:00.005Z"}),
+            ),
+            (
+                Evidence::NeedsReview(NeedsApproval {
+                    head: "h".into(),
+                    checkpoints: vec!["review required".into()],
+                }),
+                json!({"head": "h", "checkpoints": ["review required"]}),
+            ),
+            (
+                Evidence::AttemptLimit(AttemptLimit {
+                    limit: 1,
+                    returns: vec![super::super::Event {
+                        at: Timestamp(5),
+                        task: TaskId(1),
+                        by: super::super::Actor::Person("lead".into()),
+                        state: Some(TaskState::Returned),
+                        what: Evidence::Rejected(Rejected {
+                            reason: "no".into(),
+                        }),
+                    }],
+                }),
+                json!({"limit": 1, "returns": [{"at": "1970-01-01T00:00:00.005Z", "task": "t1",
+                       "by": {"kind": "person", "name": "lead"}, "state": "returned", "event": "rejected",
+                       "evidence": {"reason": "no"}}]}),
+            ),
         ]
     }
 
@@ -1360,7 +1472,7 @@ mod tests {
         }
         let mut kinds: Vec<&str> = samples.iter().map(|(e, _)| e.kind().as_str()).collect();
         kinds.dedup();
-        assert_eq!(kinds.len(), 36, "every kind has a sample: {kinds:?}");
+        assert_eq!(kinds.len(), 42, "every kind has a sample: {kinds:?}");
     }
 
     #[test]

@@ -162,6 +162,34 @@ pub fn review(changes: &[Change], task: &Task, config: &Config) -> Review {
     review
 }
 
+/// Whether a change touching `touched` needs a reviewer's verdict before the queue:
+/// `[review] required`, or a touched subsystem with `review = "required"`.
+pub fn needs_review(config: &Config, touched: &BTreeSet<SubsystemName>) -> bool {
+    config.review.required
+        || config
+            .subsystems
+            .iter()
+            .any(|s| s.review == Approval::Required && touched.contains(&s.name))
+}
+
+/// Where a submitted change goes next: a person's checkpoint first (unless approved
+/// for this attempt), then a reviewer (unless this very commit was approved by one),
+/// then the queue.
+pub fn next_stage(
+    needs_person: bool,
+    needs_review: bool,
+    approved: bool,
+    reviewed: bool,
+) -> TaskState {
+    if needs_person && !approved {
+        TaskState::AwaitingApproval
+    } else if needs_review && !reviewed {
+        TaskState::AwaitingReview
+    } else {
+        TaskState::Queued
+    }
+}
+
 /// Whether a symlink at `path` pointing at `target` leads outside the repository.
 fn escapes(path: &str, target: &str) -> bool {
     if target.starts_with('/') {

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::queue::{queue_repo, wait_state};
+use crate::queue::{queue_repo, wait_state, work};
 use crate::support::{add, claim, queue_events, tasks};
 
 fn at_of(events: &[Value], kind: &str) -> String {
@@ -195,4 +195,205 @@ fn dependencies_gate_claims_and_say_what_blocks() {
         .refused(1, &format!("{doomed} was cancelled, so it stays blocked"));
     let shown = repo.run(["task", "show", &after_doomed]).expect(0).stdout();
     assert!(shown.contains("was cancelled"), "{shown}");
+}
+
+/// The review stage end to end: a submitted change waits for a reviewer, never its own
+/// executor; the reviewer gets the request, the criteria, the exact commit, its diff
+/// range and a checkout of it; changes requested send it back with the notes; the
+/// resubmitted commit needs a new review (one of the older commit is refused); an
+/// approval sends it on, and it lands. Every step is in the log, with the reviewer.
+#[test]
+fn a_review_round_trip_changes_then_approval_then_landing() {
+    let repo = queue_repo("[review]\nrequired = true\n");
+    let _daemon = repo.start_daemon();
+    let (id, wt, submitted) = work(
+        &repo,
+        "Tweak the handler",
+        &["api"],
+        "ann",
+        &[("api/handler.txt", "tweaked\n")],
+    );
+    assert_eq!(submitted["state"], "awaiting_review");
+    let first = submitted["submitted_head"].as_str().unwrap().to_owned();
+
+    repo.run(["review", "next", "--agent", "ann"])
+        .refused(1, "your own work");
+    let r = repo
+        .run(["--json", "review", "next", "--agent", "rita"])
+        .expect(0)
+        .json();
+    for key in [
+        "id",
+        "title",
+        "request",
+        "accept",
+        "scope",
+        "commit",
+        "merge_base",
+        "worktree",
+    ] {
+        assert!(r.get(key).is_some(), "no {key} in {r:#}");
+    }
+    assert_eq!(r["id"], id.as_str());
+    assert_eq!(r["commit"], first.as_str());
+    let checkout = std::path::PathBuf::from(r["worktree"].as_str().unwrap());
+    assert_eq!(
+        crate::support::git_in(&checkout, &["rev-parse", "HEAD"]).trim(),
+        first
+    );
+    assert_eq!(
+        std::fs::read_to_string(checkout.join("api/handler.txt")).unwrap(),
+        "tweaked\n"
+    );
+    let merge_base = r["merge_base"].as_str().unwrap();
+    assert_eq!(
+        crate::support::git_in(
+            &checkout,
+            &["diff", "--name-only", r["range"].as_str().unwrap()]
+        )
+        .trim(),
+        "api/handler.txt",
+        "the range {merge_base}..{first} is the change"
+    );
+    // Asked again: the same review, renewed; nobody else gets it.
+    let again = repo
+        .run(["--json", "review", "next", "--agent", "rita"])
+        .expect(0)
+        .json();
+    assert_eq!(
+        (again["id"].clone(), again["renewed"].clone()),
+        (r["id"].clone(), true.into())
+    );
+    repo.run(["review", "next", "--agent", "sam"])
+        .refused(1, "being reviewed");
+    repo.run(["review", "approve", &id, "--agent", "sam"])
+        .refused(1, "being reviewed by agent rita");
+    repo.run(["review", "approve", &id, "--agent", "ann"])
+        .refused(1, "cannot review its own change");
+    repo.run(["review", "changes", &id, "--agent", "rita"])
+        .expect(2);
+
+    let back = repo
+        .run([
+            "--json",
+            "review",
+            "changes",
+            &id,
+            "--agent",
+            "rita",
+            "--notes",
+            "add a test",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(back["state"], "returned");
+    assert!(
+        !checkout.exists(),
+        "the review checkout went back to the pool"
+    );
+    let log = crate::queue::log(&repo, &id);
+    let asked = crate::queue::event(&log, "changes_requested");
+    assert_eq!(asked["by"]["name"], "rita");
+    assert_eq!(asked["evidence"]["notes"], "add a test");
+    assert_eq!(asked["evidence"]["commit"], first.as_str());
+    assert_eq!(asked["state"], "returned");
+
+    // The executor fixes it and submits again: a new commit, a new review.
+    crate::support::commit_in(&wt, "test", &[("api/handler_test.txt", "ok\n")]);
+    let second = repo
+        .run(["--json", "submit", &id, "--agent", "ann"])
+        .expect(0)
+        .json();
+    assert_eq!(second["state"], "awaiting_review");
+    let second = second["submitted_head"].as_str().unwrap().to_owned();
+    repo.run([
+        "review",
+        "approve",
+        &id,
+        "--agent",
+        "rita",
+        "--commit",
+        &first[..10],
+    ])
+    .refused(1, "a review covers exactly the commit it saw");
+    let r = repo
+        .run(["--json", "review", "next", "--agent", "rita"])
+        .expect(0)
+        .json();
+    assert_eq!(r["commit"], second.as_str());
+    let approved = repo
+        .run([
+            "--json", "review", "approve", &id, "--agent", "rita", "--commit", &second, "--notes",
+            "good",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(approved["state"], "queued");
+    assert_eq!(approved["reviewed_head"], second.as_str());
+    wait_state(&repo, &id, "merged");
+    let log = crate::queue::log(&repo, &id);
+    let kinds: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .filter(|k| k.contains("review") || *k == "changes_requested" || *k == "submitted")
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "submitted",
+            "review_started",
+            "changes_requested",
+            "submitted",
+            "review_started",
+            "review_approved",
+        ]
+    );
+    let text = repo.run(["log", &id]).expect(0).stdout();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("review_approved") && l.contains("by agent rita")),
+        "{text}"
+    );
+}
+
+/// Many reviewers asking at once: each change goes to exactly one of them.
+#[test]
+fn reviewers_asking_at_once_never_get_the_same_task() {
+    let repo = queue_repo("[review]\nrequired = true\n");
+    let _daemon = repo.start_daemon();
+    let ids: Vec<String> = (0..3)
+        .map(|i| {
+            work(
+                &repo,
+                &format!("Change {i}"),
+                &["docs"],
+                &format!("exec{i}"),
+                &[(&format!("docs/{i}.md"), "words\n")],
+            )
+            .0
+        })
+        .collect();
+    let got: Vec<Option<String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|k| {
+                let repo = &repo;
+                s.spawn(move || {
+                    let run = repo.run(["--json", "review", "next", "--agent", &format!("rev{k}")]);
+                    match run.code() {
+                        0 => Some(run.json()["id"].as_str().unwrap().to_owned()),
+                        1 => None,
+                        code => panic!("review next exited {code}: {}", run.stderr()),
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut handed: Vec<String> = got.into_iter().flatten().collect();
+    handed.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(handed, want, "each change to exactly one reviewer");
 }

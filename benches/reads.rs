@@ -202,6 +202,7 @@ fn measure(
                         &format!("/v1/tasks/t{}/heartbeat", i + 1),
                         &ByAgent {
                             agent: format!("agent-{i}"),
+                            by: None,
                         },
                     )
                     .unwrap();

@@ -68,7 +68,12 @@ pub struct Claim {
 /// `POST /v1/tasks/{id}/heartbeat`, `POST /v1/tasks/{id}/release`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ByAgent {
+    #[serde(default)]
     pub agent: String,
+    /// A person instead (release only): takes a task from its executor, say at the
+    /// attempt limit, to give it to someone else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// `POST /v1/tasks/{id}/cancel`
@@ -131,6 +136,9 @@ pub struct TaskDetail {
     /// The task's pull request on GitHub, once it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<PullRequestLink>,
+    /// At a checkpoint (`awaiting_approval`): what a person decides, one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checkpoints: Vec<String>,
     pub timeline: Vec<Event>,
 }
 

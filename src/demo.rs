@@ -356,6 +356,7 @@ impl Executor<'_> {
             &format!("/v1/tasks/{id}/submit"),
             &api::ByAgent {
                 agent: self.name.to_owned(),
+                by: None,
             },
         )?;
         let how = if s.checkpoints.is_empty() {

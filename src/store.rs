@@ -641,7 +641,7 @@ impl Ledger {
         let paused = meta(&tx, META_PAUSED)?.and_then(|v| serde_json::from_value::<Pause>(v).ok());
         let stop = stopped(&tx)?;
         if paused.is_none() && stop.is_none() {
-            return Err(LedgerError::Refused("nothing is paused".into()));
+            return Err(LedgerError::Refused("the queue is not paused".into()));
         }
         let was = expected_tip(&tx)?;
         let resumed = Resumed {
@@ -1062,8 +1062,14 @@ impl Ledger {
         {
             return Ok(task);
         }
+        // A task at the attempt limit waits for a person, who may give it to someone
+        // else by releasing it.
+        let at_limit = task.state == TaskState::AwaitingApproval
+            && last_event(&tx, id, Newest::Change)?
+                .is_some_and(|e| e.kind() == EventKind::AttemptLimit);
         match by {
             Actor::Agent(agent) => check_holder(&task, agent)?,
+            Actor::Person(_) if at_limit => {}
             Actor::Daemon | Actor::Person(_) if !task.state.holds_lease() => {
                 return Err(LedgerError::Refused(format!(
                     "{id} is {}, not claimed",

@@ -26,13 +26,18 @@ pub struct HeartbeatArgs {
     agent: Option<String>,
 }
 
-/// Give a claimed task back: it becomes open again, its branch and commits stay.
+/// Give a claimed task back: it becomes open again, its branch and commits stay. A
+/// person (`--by`) may release a task from its executor, say one at the attempt limit,
+/// so that someone else takes it on.
 #[derive(Debug, clap::Args)]
 pub struct ReleaseArgs {
     /// The task (default inside a task's worktree: that task).
     id: Option<String>,
-    #[arg(long)]
+    #[arg(long, conflicts_with = "by")]
     agent: Option<String>,
+    /// Release as this person, not as the executor holding it.
+    #[arg(long)]
+    by: Option<String>,
 }
 
 pub fn claim(ctx: &mut Ctx<'_>, args: ClaimArgs) -> Result<(), CliError> {
@@ -54,7 +59,10 @@ pub fn heartbeat(ctx: &mut Ctx<'_>, args: HeartbeatArgs) -> Result<(), CliError>
     let agent = ctx.agent(args.agent)?;
     let (repo, client) = ctx.client()?;
     let id = ctx.task_id(&repo, args.id.as_deref())?;
-    let task: Task = client.post(&format!("/v1/tasks/{id}/heartbeat"), &ByAgent { agent })?;
+    let task: Task = client.post(
+        &format!("/v1/tasks/{id}/heartbeat"),
+        &ByAgent { agent, by: None },
+    )?;
     if ctx.json {
         return ctx.print_json(&task);
     }
@@ -66,10 +74,19 @@ pub fn heartbeat(ctx: &mut Ctx<'_>, args: HeartbeatArgs) -> Result<(), CliError>
 }
 
 pub fn release(ctx: &mut Ctx<'_>, args: ReleaseArgs) -> Result<(), CliError> {
-    let agent = ctx.agent(args.agent)?;
+    let req = match args.by {
+        Some(by) => ByAgent {
+            agent: String::new(),
+            by: Some(by),
+        },
+        None => ByAgent {
+            agent: ctx.agent(args.agent)?,
+            by: None,
+        },
+    };
     let (repo, client) = ctx.client()?;
     let id = ctx.task_id(&repo, args.id.as_deref())?;
-    let task: Task = client.post(&format!("/v1/tasks/{id}/release"), &ByAgent { agent })?;
+    let task: Task = client.post(&format!("/v1/tasks/{id}/release"), &req)?;
     if ctx.json {
         return ctx.print_json(&task);
     }
@@ -96,8 +113,10 @@ pub fn submit(ctx: &mut Ctx<'_>, args: SubmitArgs) -> Result<(), CliError> {
     let agent = ctx.agent(args.agent)?;
     let (repo, client) = ctx.client()?;
     let id = ctx.task_id(&repo, args.id.as_deref())?;
-    let submitted: crate::api::Submitted =
-        client.post(&format!("/v1/tasks/{id}/submit"), &ByAgent { agent })?;
+    let submitted: crate::api::Submitted = client.post(
+        &format!("/v1/tasks/{id}/submit"),
+        &ByAgent { agent, by: None },
+    )?;
     if ctx.json {
         return ctx.print_json(&submitted);
     }

@@ -71,6 +71,9 @@ pub fn task_detail(d: &TaskDetail) -> String {
         let after: Vec<String> = t.after.iter().map(|a| a.to_string()).collect();
         out.push_str(&format!("  after:       {}\n", after.join(", ")));
     }
+    for c in &d.checkpoints {
+        out.push_str(&format!("  waits for:   {c}\n"));
+    }
     if !t.blocked_by.is_empty() && !t.state.is_final() {
         out.push_str(&format!(
             "  blocked:     it {}\n",

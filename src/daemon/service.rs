@@ -461,13 +461,20 @@ impl Service {
 
     pub fn task(&self, id: TaskId) -> Result<api::TaskDetail> {
         self.read(|l| {
+            let task = l.task(id)?;
+            let timeline = l.events(id)?;
+            let checkpoints = match task.state {
+                TaskState::AwaitingApproval => crate::queue::checkpoints(&task, &timeline),
+                _ => Vec::new(),
+            };
             Ok(api::TaskDetail {
-                task: l.task(id)?,
                 pull_request: l.pr(id)?.map(|p| api::PullRequestLink {
                     number: p.number,
                     url: p.url,
                 }),
-                timeline: l.events(id)?,
+                task,
+                checkpoints,
+                timeline,
             })
         })
     }
@@ -801,24 +808,20 @@ impl Service {
     }
 
     pub fn release(&self, id: TaskId, req: api::ByAgent) -> Result<Task> {
-        let agent = name(&req.agent, "--agent")?;
+        let who = match &req.by {
+            Some(by) => Actor::Person(name(by, "--by")?),
+            None => Actor::Agent(name(&req.agent, "--agent")?),
+        };
         let lock = self.task_lock(id);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
         let was = self.ledger(|l| l.task(id))?;
-        let task = self.ledger(|l| {
-            l.release(
-                id,
-                &Actor::Agent(agent.clone()),
-                Release::Released,
-                Timestamp::now(),
-            )
-        })?;
+        let task = self.ledger(|l| l.release(id, &who, Release::Released, Timestamp::now()))?;
         let _span = info_span!("task", task = %id).entered();
-        if !was.state.holds_lease() {
+        if was.state == TaskState::Open {
             // A retry of a release that went through: its worktree was let go of then.
             return Ok(task);
         }
-        info!(agent = %agent, "released");
+        info!(by = %who, "released");
         Ok(self.let_go_of_worktree(task))
     }
 

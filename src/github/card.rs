@@ -7,6 +7,7 @@ use std::fmt::Write;
 use super::client::CheckView;
 use crate::model::evidence::{Conflict, Outcome, Verification, VerifyFailure};
 use crate::model::{Event, EventKind, Evidence, Task, TaskState};
+use crate::queue;
 
 /// Marks the start of a card, so a body can be told apart from one a person wrote.
 pub const MARKER: &str = "<!-- switchyard:card";
@@ -101,7 +102,7 @@ pub fn body(task: &Task, events: &[Event], cx: &Context<'_>) -> String {
         }
     );
     let _ = writeln!(out, "### Checkpoints\n");
-    let waits = checkpoints(task, events);
+    let waits = queue::checkpoints(task, events);
     if waits.is_empty() {
         let _ = writeln!(out, "None: it lands once verified.\n");
     } else {
@@ -171,7 +172,7 @@ pub fn check(task: &Task, events: &[Event], cx: &Context<'_>) -> CheckView {
             "queued",
             None,
             "Waiting for approval".into(),
-            checkpoints(task, events).join("\n"),
+            queue::checkpoints(task, events).join("\n"),
         ),
         TaskState::AwaitingReview => view(
             "queued",
@@ -222,23 +223,6 @@ pub fn check(task: &Task, events: &[Event], cx: &Context<'_>) -> CheckView {
 }
 
 /// What the current attempt waits for, from its last submission or hold.
-fn checkpoints(task: &Task, events: &[Event]) -> Vec<String> {
-    if task.approved_attempt == Some(task.attempt) {
-        return Vec::new();
-    }
-    events
-        .iter()
-        .rev()
-        .find(|e| matches!(e.kind(), EventKind::Submitted | EventKind::NeedsApproval))
-        .map(|e| match &e.what {
-            Evidence::Submitted(s) => s.checkpoints.clone(),
-            Evidence::NeedsApproval(n) => n.checkpoints.clone(),
-            // Written in a shape this version cannot read: nothing to list.
-            _ => Vec::new(),
-        })
-        .unwrap_or_default()
-}
-
 fn last_verify(events: &[Event]) -> String {
     let Some(e) = events
         .iter()

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::config::{Approval, Config};
 use crate::git::Change;
-use crate::model::{SubsystemName, Task, TaskId, TaskState};
+use crate::model::{Event, EventKind, Evidence, SubsystemName, Task, TaskId, TaskState};
 use crate::ownership::Pattern;
 
 /// The tasks to integrate, in order. One at a time for now: the head of the list is the
@@ -160,6 +160,37 @@ pub fn review(changes: &[Change], task: &Task, config: &Config) -> Review {
         .map(|s| s.name.clone())
         .collect();
     review
+}
+
+/// What a task waits for at its checkpoint, one line each: the scope and approval
+/// checkpoints of its submission (or of its rebased change), or the attempt limit.
+pub fn checkpoints(task: &Task, events: &[Event]) -> Vec<String> {
+    if task.state == TaskState::AwaitingApproval
+        && let Some(Event {
+            what: Evidence::AttemptLimit(limit),
+            ..
+        }) = events.iter().rev().find(|e| e.state.is_some())
+    {
+        return vec![format!(
+            "attempt limit reached: it came back {} times ([queue] max_attempts = {}); approve another round, cancel it, or release it for someone else",
+            limit.returns.len(),
+            limit.limit
+        )];
+    }
+    if task.approved_attempt == Some(task.attempt) {
+        return Vec::new();
+    }
+    events
+        .iter()
+        .rev()
+        .find(|e| matches!(e.kind(), EventKind::Submitted | EventKind::NeedsApproval))
+        .map(|e| match &e.what {
+            Evidence::Submitted(s) => s.checkpoints.clone(),
+            Evidence::NeedsApproval(n) => n.checkpoints.clone(),
+            // Written in a shape this version cannot read: nothing to list.
+            _ => Vec::new(),
+        })
+        .unwrap_or_default()
 }
 
 /// Whether a change touching `touched` needs a reviewer's verdict before the queue:

@@ -679,7 +679,11 @@ fn github_checks_verify_passes_on_success_and_returns_the_task_on_failure() {
 
 #[test]
 fn changes_made_on_github_by_a_person_take_the_task_out_of_the_queue() {
-    let s = Setup::new("verify = [\"true\"]", "approvers = [\"alice\"]");
+    // Sent back more often than the default attempt limit (5) allows.
+    let s = Setup::new(
+        "verify = [\"true\"]\nmax_attempts = 10",
+        "approvers = [\"alice\"]",
+    );
     let daemon = s.daemon();
     let (id, wt) = s.work("Tune CI", &["ci"], &[(".github/ci.yml", "a\n")]);
     let pr = s.wait_pull(&id);

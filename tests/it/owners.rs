@@ -37,7 +37,7 @@ fn explains_each_path_with_its_rule() {
         .stdout();
     assert_eq!(
         text,
-        "src/billing/tax/rates.rs  billing  src/billing/ (switchyard.toml:68)\nnowhere/x                 unowned\n"
+        "src/billing/tax/rates.rs  billing  src/billing/ (switchyard.toml:71)\nnowhere/x                 unowned\n"
     );
 }
 

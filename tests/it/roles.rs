@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::queue::{queue_repo, wait_state, work};
-use crate::support::{add, claim, queue_events, tasks};
+use crate::support::{add, claim, eventually, queue_events, tasks};
 
 fn at_of(events: &[Value], kind: &str) -> String {
     events
@@ -100,7 +100,7 @@ fn pause_stops_hand_outs_and_the_queue_across_a_crash_until_resume() {
     let resumed_at = at_of(&queue_events(&repo), "resumed");
     assert!(started >= resumed_at, "{started} < {resumed_at}");
     repo.run(["resume", "--by", "lead"])
-        .refused(1, "nothing is paused");
+        .refused(1, "the queue is not paused");
     repo.run(["pause", "--reason", "x", "--only", "everything"])
         .expect(2);
     drop(daemon);
@@ -396,4 +396,80 @@ fn reviewers_asking_at_once_never_get_the_same_task() {
     let mut want = ids.clone();
     want.sort();
     assert_eq!(handed, want, "each change to exactly one reviewer");
+}
+
+/// `[queue] max_attempts`: a task that came back that many times goes to a person, with
+/// every return's evidence, instead of its executor; the person approves another round
+/// (back to the executor, who lands a fix) or releases it for someone else.
+#[test]
+fn the_attempt_limit_escalates_to_a_person() {
+    let repo = crate::queue::queue_repo_with("max_attempts = 2\n", "");
+    let _daemon = repo.start_daemon();
+    let (id, wt, _) = work(
+        &repo,
+        "Break it",
+        &["api"],
+        "ann",
+        &[("api/handler.txt", "BROKEN 1\n")],
+    );
+    wait_state(&repo, &id, "returned");
+    crate::support::commit_in(&wt, "again", &[("api/handler.txt", "BROKEN 2\n")]);
+    repo.run(["submit", &id, "--agent", "ann"]).expect(0);
+    eventually(60, "the attempt limit", || {
+        crate::queue::state(&repo, &id) == "awaiting_approval"
+    });
+    let limit = crate::queue::last_event(&repo, &id, "attempt_limit");
+    assert_eq!(limit["state"], "awaiting_approval");
+    assert_eq!(limit["evidence"]["limit"], 2);
+    let returns = limit["evidence"]["returns"].as_array().unwrap();
+    assert_eq!(returns.len(), 2, "{limit:#}");
+    assert!(
+        returns.iter().all(|r| r["event"] == "verify_failed"),
+        "{limit:#}"
+    );
+    let shown = repo.run(["task", "show", &id]).expect(0).stdout();
+    assert!(shown.contains("attempt limit reached"), "{shown}");
+    // Not handed back to its executor.
+    crate::support::commit_in(&wt, "fix", &[("api/handler.txt", "fixed\n")]);
+    repo.run(["submit", &id, "--agent", "ann"])
+        .refused(1, "not claimed");
+    repo.run(["approve", &id, "--by", "ann"])
+        .refused(1, "cannot approve its own change");
+
+    // Another round: back to ann, who lands the fix.
+    let again = repo
+        .run(["--json", "approve", &id, "--by", "lead"])
+        .expect(0)
+        .json();
+    assert_eq!(again["state"], "returned");
+    assert_eq!(again["agent"], "ann");
+    repo.run(["submit", &id, "--agent", "ann"]).expect(0);
+    wait_state(&repo, &id, "merged");
+
+    // Or released by a person, for someone else to go on from its branch.
+    let (other, wt, _) = work(
+        &repo,
+        "Break more",
+        &["docs"],
+        "bob",
+        &[("docs/guide.md", "BROKEN\n")],
+    );
+    wait_state(&repo, &other, "returned");
+    crate::support::commit_in(&wt, "again", &[("docs/guide.md", "BROKEN again\n")]);
+    repo.run(["submit", &other, "--agent", "bob"]).expect(0);
+    eventually(60, "the attempt limit", || {
+        crate::queue::state(&repo, &other) == "awaiting_approval"
+    });
+    let released = repo
+        .run(["--json", "release", &other, "--by", "lead"])
+        .expect(0)
+        .json();
+    assert_eq!(released["state"], "open");
+    let claimed = claim(&repo, Some(&other), "carol");
+    let wt = std::path::PathBuf::from(claimed["worktree"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(wt.join("docs/guide.md")).unwrap(),
+        "BROKEN again\n",
+        "carol goes on from bob's branch"
+    );
 }

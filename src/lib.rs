@@ -17,6 +17,7 @@ pub mod gitcli;
 pub mod github;
 pub mod model;
 pub mod ownership;
+pub mod plan;
 pub mod queue;
 pub mod scheduler;
 pub mod scope;

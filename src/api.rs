@@ -57,6 +57,29 @@ pub struct AddTask {
     pub after: Vec<TaskId>,
 }
 
+/// `POST /v1/plan`: a plan file's text, created whole or not at all.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    /// The file's name as the planner gave it: in every location, and `.json` selects
+    /// JSON.
+    pub file: String,
+    pub text: String,
+    /// Who plans.
+    pub by: String,
+}
+
+/// The reply to a plan: each task's local name and its id, in file order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Planned {
+    pub tasks: Vec<PlannedTask>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedTask {
+    pub name: String,
+    pub id: TaskId,
+}
+
 /// `POST /v1/claim`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claim {

@@ -807,55 +807,69 @@ impl Ledger {
                 return Ok(task);
             }
         }
+        let id = insert_task(&tx, new, None, now, id_taken)?;
+        insert_deps(&tx, id, &new.after)?;
+        let task = load_task(&tx, id)?;
+        tx.commit()?;
+        Ok(task)
+    }
+
+    /// Creates a whole plan in one transaction: every task or none. `after` of each
+    /// may name existing tasks and, through [`PlanDep::Local`], tasks of the plan (by
+    /// their index); `names` are the plan's local names, recorded with each task.
+    pub fn add_plan(
+        &mut self,
+        tasks: &[(NewTask, String, Vec<PlanDep>)],
+        now: Timestamp,
+        id_taken: &dyn Fn(TaskId) -> bool,
+    ) -> Result<Vec<Task>> {
+        let tx = self.write()?;
+        let mut ids: Vec<TaskId> = Vec::with_capacity(tasks.len());
+        // Ids first, in file order, so that a task may come after one written below it.
         let last: i64 = tx.query_row(
             "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'tasks'), 0),
                         COALESCE((SELECT MAX(seq) FROM tasks), 0))",
             [],
             |r| r.get(0),
         )?;
-        let mut id = TaskId(last + 1);
-        while id_taken(id) {
-            id = TaskId(id.0 + 1);
+        let mut next = TaskId(last + 1);
+        for _ in tasks {
+            while id_taken(next) {
+                next = TaskId(next.0 + 1);
+            }
+            ids.push(next);
+            next = TaskId(next.0 + 1);
         }
-        tx.execute(
-            "INSERT INTO tasks (seq, title, body, accept, scope, priority, state, branch, created_at,
-                 updated_at, request_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?8, ?8, ?9)",
-            params![
-                id.0,
-                new.title,
-                new.body,
-                json!(new.accept).to_string(),
-                json!(new.scope).to_string(),
-                new.priority,
-                task_branch(id, &new.title),
-                now.0,
-                new.request_id
-            ],
-        )?;
-        for s in &new.subsystems {
-            tx.execute(
-                "INSERT INTO task_subsystems (task, subsystem) VALUES (?1, ?2)",
-                params![id.0, s.as_str()],
-            )?;
+        let mut all_after = Vec::with_capacity(tasks.len());
+        for (i, (new, name, deps)) in tasks.iter().enumerate() {
+            let mut new = new.clone();
+            for dep in deps {
+                let after = match dep {
+                    PlanDep::Local(j) => ids[*j],
+                    PlanDep::Task(id) => {
+                        load_task(&tx, *id)?;
+                        *id
+                    }
+                };
+                if !new.after.contains(&after) {
+                    new.after.push(after);
+                }
+            }
+            new.after.sort();
+            let id = ids[i];
+            insert_task(&tx, &new, Some((id, name)), now, &|_| false)?;
+            all_after.push((id, new.after));
         }
-        for after in &new.after {
-            tx.execute(
-                "INSERT OR IGNORE INTO task_deps (task, after) VALUES (?1, ?2)",
-                params![id.0, after.0],
-            )?;
+        // Once every task of the plan exists: a task may come after one below it.
+        for (id, after) in &all_after {
+            insert_deps(&tx, *id, after)?;
         }
-        let evidence = Evidence::Created(Created {
-            title: new.title.clone(),
-            scope: new.scope.clone(),
-            subsystems: new.subsystems.clone(),
-            priority: new.priority,
-            request_id: new.request_id.clone(),
-        });
-        append(&tx, id, now, &new.by, Some(TaskState::Open), &evidence)?;
-        let task = load_task(&tx, id)?;
+        let created = ids
+            .iter()
+            .map(|id| load_task(&tx, *id))
+            .collect::<Result<Vec<_>>>()?;
         tx.commit()?;
-        Ok(task)
+        Ok(created)
     }
 
     pub fn task(&self, id: TaskId) -> Result<Task> {
@@ -2202,6 +2216,86 @@ impl Ledger {
         tx.commit()?;
         Ok(member)
     }
+}
+
+/// What a task of a plan comes after: another task of the plan (its index), or a task
+/// that exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanDep {
+    Local(usize),
+    Task(TaskId),
+}
+
+/// Records that `id` comes after each of `after` (which exist by now).
+fn insert_deps(tx: &Transaction<'_>, id: TaskId, after: &[TaskId]) -> Result<()> {
+    for a in after {
+        tx.execute(
+            "INSERT OR IGNORE INTO task_deps (task, after) VALUES (?1, ?2)",
+            params![id.0, a.0],
+        )?;
+    }
+    Ok(())
+}
+
+/// Inserts a new task with its subsystems and `created` event (its dependencies are
+/// [`insert_deps`]'s): as the next free id, or as `given` (a plan's, with its local
+/// name).
+fn insert_task(
+    tx: &Transaction<'_>,
+    new: &NewTask,
+    given: Option<(TaskId, &str)>,
+    now: Timestamp,
+    id_taken: &dyn Fn(TaskId) -> bool,
+) -> Result<TaskId> {
+    let id = match given {
+        Some((id, _)) => id,
+        None => {
+            let last: i64 = tx.query_row(
+                "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'tasks'), 0),
+                            COALESCE((SELECT MAX(seq) FROM tasks), 0))",
+                [],
+                |r| r.get(0),
+            )?;
+            let mut id = TaskId(last + 1);
+            while id_taken(id) {
+                id = TaskId(id.0 + 1);
+            }
+            id
+        }
+    };
+    tx.execute(
+        "INSERT INTO tasks (seq, title, body, accept, scope, priority, state, branch, created_at,
+             updated_at, request_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?8, ?8, ?9)",
+        params![
+            id.0,
+            new.title,
+            new.body,
+            json!(new.accept).to_string(),
+            json!(new.scope).to_string(),
+            new.priority,
+            task_branch(id, &new.title),
+            now.0,
+            new.request_id
+        ],
+    )?;
+    for s in &new.subsystems {
+        tx.execute(
+            "INSERT INTO task_subsystems (task, subsystem) VALUES (?1, ?2)",
+            params![id.0, s.as_str()],
+        )?;
+    }
+    let evidence = Evidence::Created(Created {
+        title: new.title.clone(),
+        scope: new.scope.clone(),
+        subsystems: new.subsystems.clone(),
+        priority: new.priority,
+        request_id: new.request_id.clone(),
+        after: new.after.clone(),
+        plan_name: given.map(|(_, name)| name.to_owned()),
+    });
+    append(tx, id, now, &new.by, Some(TaskState::Open), &evidence)?;
+    Ok(id)
 }
 
 /// The oldest ready pool member, taken out of the pool.

@@ -48,7 +48,12 @@ impl CliError {
     /// Prints the error and returns its exit status.
     pub fn report(self, err: &mut dyn Write) -> Exit {
         let (exit, lines) = match self {
-            CliError::Usage(m) => (Exit::Usage, vec![format!("error: {m}")]),
+            // A message of several lines (a plan's problems, one per line) keeps each
+            // problem on a line of its own.
+            CliError::Usage(m) => (
+                Exit::Usage,
+                m.lines().map(|l| format!("error: {l}")).collect(),
+            ),
             CliError::Config(diags) => (Exit::Usage, diags.iter().map(|d| d.to_string()).collect()),
             CliError::Failed(m) => (Exit::Failed, vec![format!("error: {m}")]),
             CliError::Reported(exit) => (exit, vec![]),

@@ -12,6 +12,7 @@ mod demo;
 mod error;
 mod init;
 mod owners;
+mod plan;
 mod render;
 mod repo;
 mod review;
@@ -93,6 +94,7 @@ pub enum Command {
     Pause(task::PauseArgs),
     #[command(subcommand)]
     Review(review::Command),
+    Plan(plan::Args),
 }
 
 /// Output streams and the global options every command sees.
@@ -176,6 +178,7 @@ pub fn run(
         Command::Resume(args) => task::resume(&mut ctx, args),
         Command::Pause(args) => task::pause(&mut ctx, args),
         Command::Review(cmd) => review::run(&mut ctx, cmd),
+        Command::Plan(args) => plan::run(&mut ctx, args),
     };
     match result {
         Ok(()) => Exit::Ok,

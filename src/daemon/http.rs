@@ -39,6 +39,7 @@ pub(super) fn router(state: AppState) -> Router {
         .route("/v1/events", get(queue_events))
         .route("/v1/resume", post(resume))
         .route("/v1/pause", post(pause))
+        .route("/v1/plan", post(plan))
         .route("/v1/review/next", post(review_next))
         .route("/v1/tasks/{id}/review/approve", post(review_approve))
         .route("/v1/tasks/{id}/review/changes", post(review_changes))
@@ -52,7 +53,7 @@ pub(super) fn router(state: AppState) -> Router {
 
 /// Request bodies larger than this are refused with 413: a task's text is at most
 /// 64 kB of body and 50 kB of acceptance criteria.
-pub(super) const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub(super) const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 async fn no_route(request: Request) -> ApiError {
     ApiError {
@@ -297,6 +298,12 @@ async fn review_verdict(s: AppState, id: String, bytes: Bytes, approve: bool) ->
     let req: api::ReviewVerdict = body(&bytes)?;
     let service = Arc::clone(&s.service);
     blocking(move || service.review_verdict(id, req, approve)).await
+}
+
+async fn plan(State(s): State<AppState>, bytes: Bytes) -> Reply<api::Planned> {
+    let req: api::Plan = body(&bytes)?;
+    let service = Arc::clone(&s.service);
+    blocking(move || service.plan(req)).await
 }
 
 async fn pause(State(s): State<AppState>, bytes: Bytes) -> Reply<crate::model::Stop> {

@@ -29,12 +29,14 @@ use crate::model::evidence::{
 use crate::model::{
     Actor, Event, EventKind, Evidence, Pause, QueueEvent, Stop, Task, TaskId, TaskState, Timestamp,
 };
+use crate::plan;
 use crate::queue::lanes::{Graph, Lanes, Reach};
 use crate::queue::planner::{self, Candidate, Landed, Plan, Snapshot};
 use crate::scheduler::Caps;
 use crate::scope;
 use crate::store::{
-    Back, ClaimRequest, EventMarks, Ledger, LedgerError, NewTask, PORT_BLOCK, Release, Step,
+    Back, ClaimRequest, EventMarks, Ledger, LedgerError, NewTask, PORT_BLOCK, PlanDep, Release,
+    Step,
 };
 use crate::worktree::{self, ENV_FILE, Worktrees};
 
@@ -419,6 +421,76 @@ impl Service {
             self.ledger(|l| l.add_task(&new, Timestamp::now(), &|id| taken.contains(&id)))?;
         info!(task = %task.id, title = %task.title, "task created");
         Ok(task)
+    }
+
+    /// Creates a whole plan (`switchyard plan FILE`): every task or, when anything in
+    /// the file is wrong, none, with every problem located.
+    pub fn plan(&self, req: api::Plan) -> Result<api::Planned> {
+        let by = Actor::Person(name(&req.by, "--by")?);
+        let tracked =
+            git::files_at_branch(&self.repo.main_root, &self.config.base).map_err(|e| {
+                ApiError::refused(format!(
+                    "cannot read the base branch {:?}: {e}",
+                    self.config.base
+                ))
+            })?;
+        let scope = |entry: &str| {
+            scope::resolve(&[entry.to_owned()], &self.config, &tracked.files).map(|_| ())
+        };
+        let exists = |id: TaskId| self.read(|l| l.task(id)).is_ok();
+        let known = plan::Known {
+            scope: &scope,
+            task: &exists,
+        };
+        let planned = plan::parse(&req.file, &req.text, &known).map_err(|problems| {
+            ApiError::bad(
+                problems
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
+        let mut tasks = Vec::with_capacity(planned.len());
+        for p in planned {
+            let entries: Vec<String> = p.scope.iter().map(|s| s.value.clone()).collect();
+            let subsystems =
+                scope::resolve(&entries, &self.config, &tracked.files).map_err(ApiError::bad)?;
+            let deps = p
+                .after
+                .iter()
+                .map(|d| match d.value {
+                    plan::Dep::Local(i) => PlanDep::Local(i),
+                    plan::Dep::Task(id) => PlanDep::Task(id),
+                })
+                .collect();
+            let new = NewTask {
+                title: p.title,
+                body: p.request,
+                accept: p.accept,
+                scope: entries,
+                subsystems,
+                priority: p.priority,
+                by: by.clone(),
+                request_id: None,
+                after: Vec::new(),
+            };
+            tasks.push((new, p.name, deps));
+        }
+        let taken = self.task_numbers_in_git()?;
+        let created =
+            self.ledger(|l| l.add_plan(&tasks, Timestamp::now(), &|id| taken.contains(&id)))?;
+        info!(tasks = created.len(), by = %by, "plan created");
+        Ok(api::Planned {
+            tasks: created
+                .iter()
+                .zip(&tasks)
+                .map(|(t, (_, name, _))| api::PlannedTask {
+                    name: name.clone(),
+                    id: t.id,
+                })
+                .collect(),
+        })
     }
 
     /// `after`, sorted and each once, when every one of them is a task (tasks are never

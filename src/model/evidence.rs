@@ -331,6 +331,12 @@ pub struct Created {
     /// ledgers older than request ids.
     #[serde(default)]
     pub request_id: Option<String>,
+    /// The tasks it comes after (`--after`, a plan's `after`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<TaskId>,
+    /// Its local name in the plan file that created it (`switchyard plan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_name: Option<String>,
 }
 
 /// `claimed`: an agent took the task under a lease.
@@ -962,8 +968,23 @@ mod tests {
                     subsystems: vec![cart.clone()],
                     priority: 2,
                     request_id: None,
+                    after: Vec::new(),
+                    plan_name: None,
                 }),
                 json!({"title": "Fix", "scope": ["cart"], "subsystems": ["cart"], "priority": 2, "request_id": null}),
+            ),
+            (
+                Evidence::Created(Created {
+                    title: "Fix".into(),
+                    scope: vec![],
+                    subsystems: vec![],
+                    priority: 0,
+                    request_id: None,
+                    after: vec![TaskId(3)],
+                    plan_name: Some("schema".into()),
+                }),
+                json!({"title": "Fix", "scope": [], "subsystems": [], "priority": 0, "request_id": null,
+                       "after": ["t3"], "plan_name": "schema"}),
             ),
             (
                 Evidence::Claimed(Claimed {

@@ -473,3 +473,86 @@ fn the_attempt_limit_escalates_to_a_person() {
         "carol goes on from bob's branch"
     );
 }
+
+/// `switchyard plan FILE`: a whole plan in one transaction, its dependencies by local
+/// name, in TOML or JSON; a plan with any problem (a cycle, an unknown scope, a
+/// duplicate name, a missing task, a file over the limit) creates nothing and says
+/// where each problem is.
+#[test]
+fn a_plan_creates_every_task_or_none() {
+    let repo = queue_repo("");
+    let _daemon = repo.start_daemon();
+    let existing = add(&repo, "Existing", &["docs"]);
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("plan.toml");
+    std::fs::write(
+        &good,
+        format!(
+            "[[task]]\nname = \"page\"\ntitle = \"Show the table\"\nscope = [\"web\"]\nafter = [\"schema\"]\n\n\
+             [[task]]\nname = \"schema\"\ntitle = \"Add the table\"\nrequest = \"Users need a home\"\n\
+             accept = [\"migrations run\"]\nscope = [\"api\"]\npriority = 5\nafter = [\"{existing}\"]\n"
+        ),
+    )
+    .unwrap();
+    let planned = repo
+        .run(["--json", "plan", good.to_str().unwrap(), "--by", "lead"])
+        .expect(0)
+        .json();
+    let tasks_made = planned["tasks"].as_array().unwrap();
+    assert_eq!(tasks_made.len(), 2);
+    assert_eq!(tasks_made[0]["name"], "page");
+    assert_eq!(tasks_made[1]["name"], "schema");
+    let page = tasks_made[0]["id"].as_str().unwrap().to_owned();
+    let schema = tasks_made[1]["id"].as_str().unwrap().to_owned();
+    let shown = crate::support::show(&repo, &page);
+    assert_eq!(shown["after"], serde_json::json!([schema]));
+    let shown = crate::support::show(&repo, &schema);
+    assert_eq!(shown["after"], serde_json::json!([existing]));
+    assert_eq!(shown["priority"], 5);
+    assert_eq!(shown["accept"], serde_json::json!(["migrations run"]));
+    assert_eq!(shown["timeline"][0]["by"]["name"], "lead");
+    assert_eq!(shown["timeline"][0]["evidence"]["plan_name"], "schema");
+
+    // JSON with the same keys.
+    let json = dir.path().join("plan.json");
+    std::fs::write(
+        &json,
+        r#"{"task": [{"name": "a", "title": "First"}, {"name": "b", "title": "Second", "after": ["a"]}]}"#,
+    )
+    .unwrap();
+    let planned = repo
+        .run(["--json", "plan", json.to_str().unwrap()])
+        .expect(0)
+        .json();
+    assert_eq!(planned["tasks"].as_array().unwrap().len(), 2);
+
+    // Anything wrong: nothing created, each problem at its place.
+    let before = tasks(&repo).len();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[task]]\nname = \"a\"\ntitle = \"A\"\nafter = [\"b\"]\n\n\
+         [[task]]\nname = \"b\"\ntitle = \"B\"\nafter = [\"a\"]\nscope = [\"dbb\"]\n\n\
+         [[task]]\nname = \"a\"\ntitle = \"again\"\nafter = [\"t99\"]\n",
+    )
+    .unwrap();
+    let run = repo.run(["plan", bad.to_str().unwrap()]).expect(2);
+    let err = run.stderr();
+    let file = bad.display().to_string();
+    for want in [
+        format!("{file}:9:10: dependency cycle: a -> b -> a"),
+        format!("{file}:10:10: unknown scope \"dbb\""),
+        format!("{file}:13:8: duplicate task name \"a\" (first at line 2)"),
+        format!("{file}:15:10: no task t99"),
+    ] {
+        assert!(err.contains(&want), "{want:?} not in:\n{err}");
+    }
+    assert!(err.lines().all(|l| l.starts_with("error: ")), "{err}");
+    assert_eq!(tasks(&repo).len(), before, "nothing was created");
+
+    let huge = dir.path().join("huge.toml");
+    std::fs::write(&huge, "#".repeat(10 * 1024 * 1024)).unwrap();
+    repo.run(["plan", huge.to_str().unwrap()])
+        .refused(2, "the limit is 1048576");
+    assert_eq!(tasks(&repo).len(), before, "nothing was created");
+}

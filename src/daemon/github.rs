@@ -270,6 +270,8 @@ impl Hub {
                     && review.commit_id == task.submitted_head;
                 if !current {
                     debug!(login, "an approving review of another commit; ignored");
+                } else if task.state == TaskState::AwaitingReview {
+                    self.review_from_github(svc, &task, login, &review.html_url, pr.number)?;
                 } else if task.state != TaskState::AwaitingApproval {
                     debug!(login, "an approving review while nothing waits for one");
                 } else if self.may_decide(login)? {
@@ -455,6 +457,46 @@ impl Hub {
             && rec.is_some_and(|r| r.pushed_head == task.submitted_head))
     }
 
+    /// An approving review of exactly the submitted commit, while the task waits for a
+    /// reviewer: it counts as the review when `login` may review (one of `[review]
+    /// reviewers`, or of `[github] approvers` when that list is empty).
+    fn review_from_github(
+        &self,
+        svc: &Service,
+        task: &crate::model::Task,
+        login: &str,
+        url: &str,
+        pr: u64,
+    ) -> Result<()> {
+        let reviewers = &svc.config.review.reviewers;
+        let allowed = match reviewers.is_empty() {
+            true => self.may_decide(login)?,
+            false => reviewers.iter().any(|r| r.eq_ignore_ascii_case(login)),
+        };
+        if !allowed {
+            self.reply(
+                pr,
+                &format!(
+                    "@{login} thanks for the review. It does not count as {}'s review: reviewers are {}.",
+                    task.id,
+                    match reviewers.is_empty() {
+                        true => approvers_text(&self.settings.approvers),
+                        false => reviewers.join(", "),
+                    }
+                ),
+            );
+            return Ok(());
+        }
+        let who = Actor::Person(login.to_lowercase());
+        let commit = task.submitted_head.clone().unwrap_or_default();
+        let source = Some(format!("approving review {url}"));
+        match svc.record_verdict(task, &who, true, commit, String::new(), source) {
+            Ok(t) => info!(login, state = %t.state, "reviewed by an approving review on GitHub"),
+            Err(e) => warn!(login, error = %e.message, "a review's approval was refused"),
+        }
+        Ok(())
+    }
+
     /// Whether `login` is one of the configured approvers.
     fn may_decide(&self, login: &str) -> Result<bool> {
         for a in &self.settings.approvers {
@@ -590,7 +632,10 @@ impl Hub {
             return Ok(());
         };
         let mut rec = svc.ledger(|l| l.pr(id))?;
-        let waiting = matches!(task.state, TaskState::Queued | TaskState::AwaitingApproval);
+        let waiting = matches!(
+            task.state,
+            TaskState::Queued | TaskState::AwaitingApproval | TaskState::AwaitingReview
+        );
         if rec.is_none() && task.state.is_final() {
             return Ok(()); // Landed or cancelled before GitHub heard of it.
         }

@@ -420,6 +420,70 @@ fn an_approving_review_from_an_approver_unblocks_a_checkpoint() {
     s.finish(daemon);
 }
 
+/// With `[review] required`, an approving PR review by one of `[review] reviewers`
+/// counts as the review of exactly the commit it reviewed: an approver who is no
+/// reviewer does not count, nor does a review of an earlier push.
+#[test]
+fn an_approving_review_from_a_reviewer_counts_as_the_review_of_that_commit() {
+    let s = Setup::new(
+        "verify = [\"true\"]",
+        "approvers = [\"alice\"]\n[review]\nrequired = true\nreviewers = [\"rita\"]",
+    );
+    let daemon = s.daemon();
+    let (id, wt) = s.work("Tune the app", &["app"], &[("app/main.txt", "two\n")]);
+    assert_eq!(s.state(&id), "awaiting_review");
+    let pr = s.wait_pull(&id);
+    let first = pr.head_sha.clone();
+    s.wait(30, "the check run to wait for a review", || {
+        s.gh.checks_on(&first)
+            .iter()
+            .any(|c| c.title == "Waiting for a review")
+    });
+    s.gh.review(pr.number, "alice", "APPROVED");
+    s.wait_reply(pr.number, "@alice thanks for the review. It does not count");
+    assert_eq!(s.state(&id), "awaiting_review", "alice is no reviewer");
+
+    s.repo
+        .run([
+            "review", "changes", &id, "--by", "rita", "--notes", "one more",
+        ])
+        .expect(0);
+    commit_in(&wt, "More", &[("app/main.txt", "three\n")]);
+    s.repo.run(["submit", &id, "--agent", "agent-a"]).expect(0);
+    let second = show(&s.repo, &id)["submitted_head"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.wait(30, "the PR to show the second version", || {
+        s.gh.checks_on(&second)
+            .iter()
+            .any(|c| c.title == "Waiting for a review")
+    });
+    s.gh.review_at(pr.number, "rita", "APPROVED", Some(&first));
+    // Reviews are read before comments: once this refusal is answered, the stale
+    // review has been read too.
+    s.gh.comment(pr.number, "mallory", "/switchyard approve");
+    s.wait_reply(pr.number, "@mallory sorry");
+    assert_eq!(
+        s.state(&id),
+        "awaiting_review",
+        "a review of {first} reviews nothing else"
+    );
+    s.gh.review(pr.number, "rita", "APPROVED");
+    s.wait_state(&id, "merged");
+    let reviewed = last_event(&s.repo, &id, "review_approved");
+    assert_eq!(reviewed["by"]["name"], "rita");
+    assert_eq!(reviewed["evidence"]["commit"], second.as_str());
+    assert!(
+        reviewed["evidence"]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("approving review "),
+        "{reviewed}"
+    );
+    s.finish(daemon);
+}
+
 #[test]
 fn comment_commands_work_for_approvers_and_are_refused_for_others() {
     let s = Setup::new(

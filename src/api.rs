@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Event, Pause, QueueEvent, Stop, StopPart, Task, TaskId, TaskState, Timestamp};
+use crate::model::{
+    Event, Pause, QueueEvent, Roles, Stop, StopPart, Task, TaskId, TaskState, Timestamp,
+};
 
 /// Every request carries the client's version; the daemon refuses another version's.
 pub const VERSION_HEADER: &str = "x-switchyard-version";
@@ -127,10 +129,42 @@ pub struct Submitted {
     pub warnings: Vec<String>,
 }
 
-/// `GET /v1/tasks?state=...`
+/// `GET /v1/tasks?state=...&role=...&agent=...`
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TaskFilter {
     pub state: Option<TaskState>,
+    /// Only tasks where `agent` (an agent's or a person's name) took this role.
+    pub role: Option<Role>,
+    pub agent: Option<String>,
+}
+
+/// A role someone takes for a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Created it (`task add`, `plan`).
+    Planner,
+    /// Claimed it.
+    Executor,
+    /// Took its review or gave a verdict on it.
+    Reviewer,
+    /// Approved it at a checkpoint.
+    Approver,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "planner" => Ok(Role::Planner),
+            "executor" => Ok(Role::Executor),
+            "reviewer" => Ok(Role::Reviewer),
+            "approver" => Ok(Role::Approver),
+            _ => Err(format!(
+                "unknown role {s:?} (roles: planner, executor, reviewer, approver)"
+            )),
+        }
+    }
 }
 
 /// The reply to a claim: the task, where to work, and the task's environment.
@@ -162,6 +196,9 @@ pub struct TaskDetail {
     /// At a checkpoint (`awaiting_approval`): what a person decides, one line each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checkpoints: Vec<String>,
+    /// Who planned it, executed each attempt, reviewed and approved.
+    #[serde(default)]
+    pub roles: Roles,
     pub timeline: Vec<Event>,
 }
 

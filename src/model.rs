@@ -535,6 +535,95 @@ impl Blocker {
     }
 }
 
+/// Who did what for a task, from its timeline: who planned it, who executed each
+/// attempt, who reviewed which commit with what verdict, who approved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Roles {
+    pub planner: Option<Actor>,
+    pub executors: Vec<RoleAt>,
+    pub reviewers: Vec<RoleAt>,
+    pub approvers: Vec<RoleAt>,
+}
+
+/// One role taken: by whom, on which attempt, and (reviews) the verdict on which commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleAt {
+    pub by: Actor,
+    pub attempt: i64,
+    /// `approved` or `changes_requested` (reviews only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+impl fmt::Display for RoleAt {
+    /// "agent rita (attempt 2, approved)".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = match self.verdict.as_deref() {
+            Some("approved") => ", approved",
+            Some(_) => ", changes requested",
+            None => "",
+        };
+        write!(f, "{} (attempt {}{verdict})", self.by, self.attempt)
+    }
+}
+
+impl Roles {
+    /// One line per role taken, for people: ("executed by", "agent ann (attempt 1);
+    /// agent ann (attempt 2)"), and so on.
+    pub fn lines(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(p) = &self.planner {
+            out.push(("planned by", p.to_string()));
+        }
+        for (label, of) in [
+            ("executed by", &self.executors),
+            ("reviewed by", &self.reviewers),
+            ("approved by", &self.approvers),
+        ] {
+            if !of.is_empty() {
+                let list: Vec<String> = of.iter().map(|r| r.to_string()).collect();
+                out.push((label, list.join("; ")));
+            }
+        }
+        out
+    }
+
+    /// Reads the roles off a task's events, oldest first.
+    pub fn of(events: &[Event]) -> Roles {
+        let mut roles = Roles::default();
+        for e in events {
+            let at = |attempt: i64| RoleAt {
+                by: e.by.clone(),
+                attempt,
+                verdict: None,
+                commit: None,
+            };
+            match &e.what {
+                Evidence::Created(_) => roles.planner = Some(e.by.clone()),
+                Evidence::Submitted(s) => roles.executors.push(at(s.attempt)),
+                Evidence::ReviewApproved(v) | Evidence::ChangesRequested(v) => {
+                    roles.reviewers.push(RoleAt {
+                        verdict: Some(
+                            match e.kind() {
+                                EventKind::ReviewApproved => "approved",
+                                _ => "changes_requested",
+                            }
+                            .to_owned(),
+                        ),
+                        commit: Some(v.commit.clone()),
+                        ..at(v.attempt)
+                    })
+                }
+                Evidence::Approved(a) => roles.approvers.push(at(a.attempt)),
+                _ => {}
+            }
+        }
+        roles
+    }
+}
+
 /// A reviewer's hold on a task's review, like a claim's lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReviewLease {

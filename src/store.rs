@@ -881,6 +881,20 @@ impl Ledger {
         load_tasks(&self.conn, state.map(|s| vec![s]).as_deref())
     }
 
+    /// The tasks where `name` (an agent or a person) took a role, by the events that
+    /// record it: created (planner), claimed (executor), a review taken or given
+    /// (reviewer), approved (approver).
+    pub fn tasks_with_role(&self, kinds: &[EventKind], name: &str) -> Result<Vec<TaskId>> {
+        let kinds = json!(kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>()).to_string();
+        let mut stmt = self.conn.prepare(
+            "SELECT DISTINCT task FROM events
+             WHERE kind IN (SELECT value FROM json_each(?1)) AND json_extract(actor, '$.name') = ?2
+             ORDER BY task",
+        )?;
+        let rows = stmt.query_map(params![kinds, name], |r| r.get::<_, i64>(0).map(TaskId))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Tasks in any of `states`, by id.
     pub fn tasks_in(&self, states: &[TaskState]) -> Result<Vec<Task>> {
         load_tasks(&self.conn, Some(states))

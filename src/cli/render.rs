@@ -74,6 +74,9 @@ pub fn task_detail(d: &TaskDetail) -> String {
     for c in &d.checkpoints {
         out.push_str(&format!("  waits for:   {c}\n"));
     }
+    for (label, who) in d.roles.lines() {
+        out.push_str(&format!("  {:<12} {who}\n", format!("{label}:")));
+    }
     if !t.blocked_by.is_empty() && !t.state.is_final() {
         out.push_str(&format!(
             "  blocked:     it {}\n",

@@ -4,7 +4,9 @@
 use clap::Subcommand;
 
 use super::{CliError, Ctx, render};
-use crate::api::{AddTask, Cancel, PauseRequest, QueueEntry, Resume, Resumed, Status, TaskDetail};
+use crate::api::{
+    AddTask, Cancel, PauseRequest, QueueEntry, Resume, Resumed, Role, Status, TaskDetail,
+};
 use crate::client::ClientError;
 use crate::model::{Event, QueueEvent, Stop, StopPart, Task, TaskId, TaskState};
 
@@ -55,6 +57,17 @@ pub struct ListArgs {
     /// returned, merged, cancelled).
     #[arg(long, value_parser = parse_state)]
     state: Option<TaskState>,
+    /// Only tasks where --agent took this role: planner, executor, reviewer or approver
+    /// (an agent finding its own work).
+    #[arg(long, requires = "agent", value_parser = parse_role)]
+    role: Option<Role>,
+    /// Whose work, with --role (an agent's or a person's name).
+    #[arg(long, requires = "role")]
+    agent: Option<String>,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
 }
 
 /// Show one task with its timeline.
@@ -139,6 +152,18 @@ fn add(ctx: &mut Ctx<'_>, args: AddArgs) -> Result<(), CliError> {
     .map_err(CliError::output)
 }
 
+/// `text` for a URL's query: everything but unreserved characters percent-encoded.
+fn percent(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// An id for one `task add`, unique enough among a repository's requests.
 fn new_request_id() -> String {
     let nanos = std::time::SystemTime::now()
@@ -150,9 +175,18 @@ fn new_request_id() -> String {
 
 fn list(ctx: &mut Ctx<'_>, args: ListArgs) -> Result<(), CliError> {
     let (_, client) = ctx.client()?;
-    let path = match args.state {
-        Some(s) => format!("/v1/tasks?state={s}"),
-        None => "/v1/tasks".to_owned(),
+    let mut query = Vec::new();
+    if let Some(s) = args.state {
+        query.push(format!("state={s}"));
+    }
+    if let (Some(role), Some(agent)) = (args.role, &args.agent) {
+        let role = serde_json::to_value(role).map_err(|e| CliError::Bug(e.to_string()))?;
+        query.push(format!("role={}", role.as_str().unwrap_or_default()));
+        query.push(format!("agent={}", percent(agent)));
+    }
+    let path = match query.is_empty() {
+        true => "/v1/tasks".to_owned(),
+        false => format!("/v1/tasks?{}", query.join("&")),
     };
     let tasks: Vec<Task> = client.get(&path)?;
     if ctx.json {

@@ -171,7 +171,7 @@ async fn list(
     State(s): State<AppState>,
     Query(filter): Query<api::TaskFilter>,
 ) -> Reply<Vec<Task>> {
-    blocking(move || s.service.tasks(filter.state)).await
+    blocking(move || s.service.tasks(filter)).await
 }
 
 async fn add(State(s): State<AppState>, bytes: Bytes) -> Reply<Task> {

@@ -527,8 +527,34 @@ impl Service {
         )
     }
 
-    pub fn tasks(&self, state: Option<TaskState>) -> Result<Vec<Task>> {
-        self.read(|l| l.tasks(state))
+    pub fn tasks(&self, filter: api::TaskFilter) -> Result<Vec<Task>> {
+        let role = match (filter.role, &filter.agent) {
+            (Some(role), Some(agent)) => Some((role, name(agent, "--agent")?)),
+            (None, None) => None,
+            _ => {
+                return Err(ApiError::bad(
+                    "--role and --agent go together: whose work, in which role",
+                ));
+            }
+        };
+        self.read(|l| {
+            let mut tasks = l.tasks(filter.state)?;
+            if let Some((role, who)) = &role {
+                let kinds: &[EventKind] = match role {
+                    api::Role::Planner => &[EventKind::Created],
+                    api::Role::Executor => &[EventKind::Claimed],
+                    api::Role::Reviewer => &[
+                        EventKind::ReviewStarted,
+                        EventKind::ReviewApproved,
+                        EventKind::ChangesRequested,
+                    ],
+                    api::Role::Approver => &[EventKind::Approved],
+                };
+                let ids = l.tasks_with_role(kinds, who)?;
+                tasks.retain(|t| ids.contains(&t.id));
+            }
+            Ok(tasks)
+        })
     }
 
     pub fn task(&self, id: TaskId) -> Result<api::TaskDetail> {
@@ -540,6 +566,7 @@ impl Service {
                 _ => Vec::new(),
             };
             Ok(api::TaskDetail {
+                roles: crate::model::Roles::of(&timeline),
                 pull_request: l.pr(id)?.map(|p| api::PullRequestLink {
                     number: p.number,
                     url: p.url,

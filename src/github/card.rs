@@ -101,6 +101,11 @@ pub fn body(task: &Task, events: &[Event], cx: &Context<'_>) -> String {
             &subsystems
         }
     );
+    let _ = writeln!(out, "### Roles\n");
+    for (label, who) in crate::model::Roles::of(events).lines() {
+        let _ = writeln!(out, "- {label}: {}", one_line(&who));
+    }
+    out.push('\n');
     let _ = writeln!(out, "### Checkpoints\n");
     let waits = queue::checkpoints(task, events);
     if waits.is_empty() {

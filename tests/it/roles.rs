@@ -356,6 +356,37 @@ fn a_review_round_trip_changes_then_approval_then_landing() {
             .any(|l| l.contains("review_approved") && l.contains("by agent rita")),
         "{text}"
     );
+
+    // Who did what, for people and for agents finding their own work.
+    let roles = crate::support::show(&repo, &id)["roles"].clone();
+    assert_eq!(roles["planner"]["name"], "planner");
+    assert_eq!(roles["executors"].as_array().unwrap().len(), 2);
+    assert_eq!(roles["executors"][1]["by"]["name"], "ann");
+    assert_eq!(roles["reviewers"][0]["verdict"], "changes_requested");
+    assert_eq!(roles["reviewers"][1]["verdict"], "approved");
+    assert_eq!(roles["reviewers"][1]["commit"], second.as_str());
+    let shown = repo.run(["task", "show", &id]).expect(0).stdout();
+    assert!(
+        shown.contains("reviewed by: agent rita (attempt 1, changes requested); agent rita (attempt 2, approved)"),
+        "{shown}"
+    );
+    let mine = repo
+        .run([
+            "--json", "task", "list", "--role", "reviewer", "--agent", "rita",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert_eq!(mine[0]["id"], id.as_str());
+    let none = repo
+        .run([
+            "--json", "task", "list", "--role", "reviewer", "--agent", "ann",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(none, serde_json::json!([]));
+    repo.run(["task", "list", "--role", "boss", "--agent", "ann"])
+        .expect(2);
 }
 
 /// Many reviewers asking at once: each change goes to exactly one of them.

@@ -39,7 +39,10 @@ pub(super) fn router(state: AppState) -> Router {
         .route("/v1/events", get(queue_events))
         .route("/v1/resume", post(resume))
         .route("/v1/pause", post(pause))
-        .route("/v1/plan", post(plan))
+        .route(
+            "/v1/plan",
+            post(plan).layer(DefaultBodyLimit::max(MAX_PLAN_BODY_BYTES)),
+        )
         .route("/v1/review/next", post(review_next))
         .route("/v1/tasks/{id}/review/approve", post(review_approve))
         .route("/v1/tasks/{id}/review/changes", post(review_changes))
@@ -53,7 +56,11 @@ pub(super) fn router(state: AppState) -> Router {
 
 /// Request bodies larger than this are refused with 413: a task's text is at most
 /// 64 kB of body and 50 kB of acceptance criteria.
-pub(super) const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+pub(super) const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A plan's request: a plan file of up to 1 MB (`plan::MAX_PLAN_BYTES`), as a JSON
+/// string, where escapes can double it and more.
+const MAX_PLAN_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 async fn no_route(request: Request) -> ApiError {
     ApiError {

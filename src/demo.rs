@@ -2,7 +2,8 @@
 //! without a network. It builds `tinyshop` from `fixtures/demo/`, starts the daemon in
 //! this process, and runs scripted executors in parallel through the same API the CLI
 //! uses: one change lands straight away, one breaks verify and is fixed, one conflicts and
-//! is rebased, one changes another subsystem's file and waits for a reviewer.
+//! is rebased, one changes another subsystem's file and waits for a person's approval,
+//! and a reviewer agent reads every docs change, asking for changes once.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
@@ -105,7 +106,7 @@ pub fn run(opts: DemoOptions, say: Sender<String>) -> Result<Outcome> {
     progress.line(
         "demo",
         &format!(
-            "created {} with 4 subsystems: api (cap 2), web (cap 1), docs, ci (needs approval)",
+            "created {} with 4 subsystems: api (cap 2), web (cap 1), docs (reviewed), ci (needs approval)",
             repo.display()
         ),
     );
@@ -136,7 +137,7 @@ pub fn run(opts: DemoOptions, say: Sender<String>) -> Result<Outcome> {
     ready_rx
         .recv_timeout(Duration::from_secs(30))
         .map_err(|_| "the daemon did not start".to_owned())?;
-    progress.line("demo", "daemon started; the planner adds four tasks");
+    progress.line("demo", "daemon started; the planner adds five tasks");
 
     let client = Client::new(&location.common_dir, &location.main_root);
     let story = std::thread::scope(|scope| -> Result<()> {
@@ -161,6 +162,11 @@ pub fn run(opts: DemoOptions, say: Sender<String>) -> Result<Outcome> {
                 "api",
                 "Slow clients time out too soon.",
             ),
+            (
+                "Write the release notes",
+                "docs",
+                "Tell users what this release changes.",
+            ),
         ];
         for (title, scope, body) in plan {
             let task: Task = post(
@@ -182,13 +188,15 @@ pub fn run(opts: DemoOptions, say: Sender<String>) -> Result<Outcome> {
                 &format!("{} {:?} (scope {scope})", task.id, task.title),
             );
         }
-        let watcher = scope.spawn(|| watch(&client, &progress, &["t1", "t2", "t3", "t4"]));
+        let watcher = scope.spawn(|| watch(&client, &progress, &["t1", "t2", "t3", "t4", "t5"]));
         let executors = [
             scope.spawn(|| ada(&client, &progress)),
             scope.spawn(|| bob(&client, &progress)),
             scope.spawn(|| cy(&client, &progress)),
             scope.spawn(|| dee(&client, &progress)),
-            scope.spawn(|| reviewer(&client, &progress)),
+            scope.spawn(|| eve(&client, &progress)),
+            scope.spawn(|| lead(&client, &progress)),
+            scope.spawn(|| rex(&client, &progress)),
         ];
         let mut result = Ok(());
         for e in executors {
@@ -344,8 +352,9 @@ impl Executor<'_> {
     fn commit(&self, wt: &Path, edits: &[(&str, &str)], message: &str) -> Result<()> {
         for (path, text) in edits {
             std::fs::write(wt.join(path), text).map_err(|e| e.to_string())?;
+            self.git(wt, &["add", "--", path])?;
         }
-        self.git(wt, &["commit", "-qam", message])?;
+        self.git(wt, &["commit", "-qm", message])?;
         self.say(&format!("committed {message:?}"));
         Ok(())
     }
@@ -359,10 +368,12 @@ impl Executor<'_> {
                 by: None,
             },
         )?;
-        let how = if s.checkpoints.is_empty() {
-            "queued".to_owned()
-        } else {
-            format!("waiting for approval: {}", s.checkpoints.join("; "))
+        let how = match s.task.state {
+            TaskState::AwaitingApproval => {
+                format!("waiting for approval: {}", s.checkpoints.join("; "))
+            }
+            TaskState::AwaitingReview => "waiting for a reviewer".to_owned(),
+            _ => "queued".to_owned(),
         };
         self.say(&format!(
             "submitted {id} (attempt {}): {how}",
@@ -510,18 +521,123 @@ fn dee(client: &Client, progress: &Progress) -> Result<()> {
     Ok(())
 }
 
+/// Writes release notes (a docs change, which a reviewer reads first); gets them back
+/// with the reviewer's notes once, adds what was asked, and lands.
+fn eve(client: &Client, progress: &Progress) -> Result<()> {
+    let me = Executor {
+        name: "eve",
+        client,
+        progress,
+    };
+    let wt = me.claim("t5")?;
+    let notes = "# Release notes\n\n- Logins are rate-limited.\n";
+    me.commit(
+        &wt,
+        &[("docs/releases.md", notes)],
+        "Write the release notes",
+    )?;
+    me.submit("t5")?;
+    wait_for(client, "t5", &[TaskState::Returned])?;
+    let events: Vec<Event> = get(client, "/v1/tasks/t5/events")?;
+    let asked = events.iter().rev().find_map(|e| match &e.what {
+        Evidence::ChangesRequested(v) => Some(v.notes.clone()),
+        _ => None,
+    });
+    me.say(&format!(
+        "got it back from review: {:?}",
+        asked.unwrap_or_default()
+    ));
+    let notes = "# Release notes (v2.1)\n\n- Logins are rate-limited to 100 a minute.\n";
+    me.commit(
+        &wt,
+        &[("docs/releases.md", notes)],
+        "Name the version and the limit",
+    )?;
+    me.submit("t5")?;
+    wait_for(client, "t5", &[TaskState::Merged])?;
+    Ok(())
+}
+
+/// A reviewer agent: takes every docs change under review (`review next`), reads the
+/// submitted commit in its own checkout, asks for changes to the release notes once,
+/// and approves the rest.
+fn rex(client: &Client, progress: &Progress) -> Result<()> {
+    let deadline = Instant::now() + DEADLINE;
+    let mut asked = false;
+    loop {
+        let done = ["t3", "t5"]
+            .iter()
+            .map(|id| task(client, id).map(|t| t.state == TaskState::Merged))
+            .collect::<Result<Vec<bool>>>()?;
+        if done.iter().all(|d| *d) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err("rex never saw t3 and t5 land".to_owned());
+        }
+        let handed: std::result::Result<api::ReviewHandOut, _> = client.post(
+            "/v1/review/next",
+            &api::ReviewNext {
+                reviewer: api::Reviewer {
+                    agent: Some("rex".to_owned()),
+                    by: None,
+                },
+            },
+        );
+        let Ok(r) = handed else {
+            std::thread::sleep(POLL);
+            continue;
+        };
+        let changed = gitcli::git(Path::new(&r.worktree), &["diff", "--stat", &r.range])
+            .map_err(|e| e.to_string())?;
+        progress.line(
+            "rex",
+            &format!(
+                "reviews {} at {} in {}: {}",
+                r.id,
+                &r.commit[..8],
+                r.worktree,
+                changed.lines().last().unwrap_or("").trim()
+            ),
+        );
+        let (path, notes, verdict) = if r.title.contains("release notes") && !asked {
+            asked = true;
+            (
+                "changes",
+                "Say which version these notes are for, and the limit itself.",
+                "asks for changes",
+            )
+        } else {
+            ("approve", "Reads well.", "approves")
+        };
+        progress.line("rex", &format!("{verdict} on {}: {notes:?}", r.id));
+        let _: Task = post(
+            client,
+            &format!("/v1/tasks/{}/review/{path}", r.id),
+            &api::ReviewVerdict {
+                reviewer: api::Reviewer {
+                    agent: Some("rex".to_owned()),
+                    by: None,
+                },
+                notes: notes.to_owned(),
+                commit: Some(r.commit.clone()),
+            },
+        )?;
+    }
+}
+
 /// A person at the checkpoint: reads why t3 waits, and approves it.
-fn reviewer(client: &Client, progress: &Progress) -> Result<()> {
+fn lead(client: &Client, progress: &Progress) -> Result<()> {
     wait_for(client, "t3", &[TaskState::AwaitingApproval])?;
     progress.line(
-        "reviewer",
+        "lead",
         "t3 changes api/routes.txt, outside its docs scope: looks right, approving",
     );
     let _: Task = post(
         client,
         "/v1/tasks/t3/approve",
         &api::Decision {
-            by: "reviewer".to_owned(),
+            by: "lead".to_owned(),
             reason: String::new(),
         },
     )?;
@@ -600,6 +716,7 @@ fn describe(e: &Event) -> Option<String> {
             format!("main {} -> {}", short(&moved.from), short(&moved.to))
         }
         Evidence::Merged(_) => "merged".to_owned(),
+        Evidence::NeedsReview(_) => "needs a review first".to_owned(),
         _ => return None,
     })
 }

@@ -8,8 +8,9 @@ use crate::demo::{self, DemoOptions};
 
 /// Run switchyard on a sample repository: create it (4 subsystems with caps), start the
 /// daemon, and let scripted executors claim, commit and submit in parallel, including a
-/// change that breaks verify and is fixed, a conflict, and a scope change a reviewer
-/// approves. Ends with the resulting history and where to look. No network needed.
+/// change that breaks verify and is fixed, a conflict, a scope change a person approves,
+/// and a reviewer agent that asks for changes to a docs change once, then approves.
+/// Ends with the resulting history and where to look. No network needed.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Where to create the sample repository (default: a new temporary directory).

@@ -32,12 +32,13 @@ fn the_demo_tells_the_whole_story() {
             ("t2".into(), "merged".into(), 2),
             ("t3".into(), "merged".into(), 1),
             ("t4".into(), "merged".into(), 2),
+            ("t5".into(), "merged".into(), 2),
         ]
     );
     // One verified commit per task on top of the sample's first commit.
     assert_eq!(
         outcome["history"].as_array().unwrap().len(),
-        5,
+        6,
         "{outcome:#}"
     );
     assert!(outcome["seconds"].as_f64().unwrap() < 60.0);
@@ -49,6 +50,11 @@ fn the_demo_tells_the_whole_story() {
         "waiting for approval: scope change",
         "approving",
         "t4 merged",
+        "waiting for a reviewer",
+        "rex      asks for changes on t5",
+        "got it back from review",
+        "rex      approves on t5",
+        "t5 merged",
     ] {
         assert!(progress.contains(beat), "no {beat:?} in:\n{progress}");
     }

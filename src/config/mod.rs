@@ -72,13 +72,15 @@ pub const MAX_ATTEMPTS: u32 = 100;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 
 /// `[review]`: a reviewer reads each change before it enters the queue.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Review {
     /// Every change is reviewed (per subsystem: `review = "required"`).
     pub required: bool,
     /// Who may review (agents or people, normalized names); empty: anyone but the
     /// task's executors.
     pub reviewers: Vec<String>,
+    /// How long a reviewer holds a review (`review next`) before it is handed out again.
+    pub lease: Duration,
 }
 
 impl Review {

@@ -32,6 +32,7 @@ pub(crate) struct Raw {
 pub(crate) struct RawReview {
     pub required: Option<Spanned<bool>>,
     pub reviewers: Option<StrList>,
+    pub lease: Option<Str>,
 }
 
 #[derive(Debug, Default)]
@@ -218,6 +219,7 @@ pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
                 let review = RawReview {
                     required: rv.boolean("required"),
                     reviewers: rv.strings("reviewers"),
+                    lease: rv.string("lease"),
                 };
                 rv.finish(REVIEW_KEYS);
                 review
@@ -262,7 +264,7 @@ const SUBSYSTEM_KEYS: &[&str] = &[
 ];
 const WORKTREES_KEYS: &[&str] = &["root", "pool", "copy", "setup", "setup_timeout"];
 const COMMANDS_KEYS: &[&str] = &["env", "run_as"];
-const REVIEW_KEYS: &[&str] = &["required", "reviewers"];
+const REVIEW_KEYS: &[&str] = &["required", "reviewers", "lease"];
 const GITHUB_KEYS: &[&str] = &[
     "repo",
     "api_url",

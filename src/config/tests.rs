@@ -431,7 +431,7 @@ fn example_config_parses_and_sets_every_key() {
     let q = raw.queue.unwrap();
     assert!(q.verify.is_some() && q.verify_timeout.is_some() && q.max_attempts.is_some());
     let r = raw.review.unwrap();
-    assert!(r.required.is_some() && r.reviewers.is_some());
+    assert!(r.required.is_some() && r.reviewers.is_some() && r.lease.is_some());
     let c = raw.claims.unwrap();
     assert!(c.lease.is_some() && c.max_parallel.is_some());
     let w = raw.worktrees.unwrap();

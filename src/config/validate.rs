@@ -230,6 +230,7 @@ fn review(v: &mut Validator, raw: RawReview) -> Review {
     Review {
         required: raw.required.is_some_and(|r| *r.get_ref()),
         reviewers,
+        lease: v.duration(raw.lease.as_ref(), "lease", DEFAULT_LEASE),
     }
 }
 

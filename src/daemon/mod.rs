@@ -494,9 +494,8 @@ async fn in_background(
 }
 
 async fn lease_ticker(service: Arc<service::Service>, stop: CancellationToken) {
-    let tick = LEASE_TICK
-        .min(service.config.claims.lease / 4)
-        .max(Duration::from_millis(50));
+    let shortest = service.config.claims.lease.min(service.config.review.lease);
+    let tick = LEASE_TICK.min(shortest / 4).max(Duration::from_millis(50));
     let mut interval = tokio::time::interval(tick);
     loop {
         tokio::select! {

@@ -26,7 +26,7 @@ impl Service {
         let who = self.reviewer(&req.reviewer)?;
         let root = self.worktrees.root.clone();
         let path = move |id: TaskId| review_path(&root, id).display().to_string();
-        let lease = self.config.claims.lease;
+        let lease = self.config.review.lease;
         let (task, renewed) =
             self.ledger(|l| l.review_next(&who, lease, &path, Timestamp::now()))?;
         let _span = info_span!("task", task = %task.id).entered();

@@ -600,3 +600,60 @@ fn a_plan_creates_every_task_or_none() {
         .refused(2, "the limit is 1048576");
     assert_eq!(tasks(&repo).len(), before, "nothing was created");
 }
+
+/// A review is held under a lease: it survives a kill -9 of the daemon (the checkout
+/// stays the reviewer's, asked again it is renewed), and when the reviewer goes silent
+/// it is handed to someone else. Only listed reviewers review; a verdict on a task
+/// that does not wait for one is refused.
+#[test]
+fn a_silent_reviewer_loses_the_review_and_a_crash_loses_nothing() {
+    let repo =
+        queue_repo("[review]\nrequired = true\nreviewers = [\"rita\", \"sam\"]\nlease = \"5s\"\n");
+    let daemon = repo.start_daemon();
+    let (id, _, _) = work(
+        &repo,
+        "Tweak the handler",
+        &["api"],
+        "ann",
+        &[("api/handler.txt", "tweaked\n")],
+    );
+    repo.run(["review", "next", "--agent", "mallory"]).refused(
+        1,
+        "mallory may not review: [review] reviewers lists rita, sam",
+    );
+    let r = repo
+        .run(["--json", "review", "next", "--agent", "rita"])
+        .expect(0)
+        .json();
+    let checkout = std::path::PathBuf::from(r["worktree"].as_str().unwrap());
+    daemon.kill9();
+    let _daemon = repo.start_daemon();
+    assert!(checkout.is_dir(), "the review checkout outlives a crash");
+    let again = repo
+        .run(["--json", "review", "next", "--agent", "rita"])
+        .expect(0)
+        .json();
+    assert_eq!(again["renewed"], true);
+    assert_eq!(again["worktree"], r["worktree"]);
+
+    // Rita goes silent: the review expires and sam gets it.
+    eventually(30, "the review lease to run out", || {
+        crate::queue::log(&repo, &id)
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "review_expired")
+    });
+    let expired = crate::queue::last_event(&repo, &id, "review_expired");
+    assert_eq!(expired["evidence"]["reviewer"]["name"], "rita");
+    let sam = repo
+        .run(["--json", "review", "next", "--agent", "sam"])
+        .expect(0)
+        .json();
+    assert_eq!(sam["id"], id.as_str());
+    repo.run(["review", "approve", &id, "--agent", "sam"])
+        .expect(0);
+    wait_state(&repo, &id, "merged");
+    repo.run(["review", "approve", &id, "--agent", "rita"])
+        .refused(1, "not awaiting review");
+}

@@ -826,19 +826,9 @@ impl Ledger {
         let tx = self.write()?;
         let mut ids: Vec<TaskId> = Vec::with_capacity(tasks.len());
         // Ids first, in file order, so that a task may come after one written below it.
-        let last: i64 = tx.query_row(
-            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'tasks'), 0),
-                        COALESCE((SELECT MAX(seq) FROM tasks), 0))",
-            [],
-            |r| r.get(0),
-        )?;
-        let mut next = TaskId(last + 1);
         for _ in tasks {
-            while id_taken(next) {
-                next = TaskId(next.0 + 1);
-            }
-            ids.push(next);
-            next = TaskId(next.0 + 1);
+            let after = ids.last().copied();
+            ids.push(next_id(&tx, after, id_taken)?);
         }
         let mut all_after = Vec::with_capacity(tasks.len());
         for (i, (new, name, deps)) in tasks.iter().enumerate() {
@@ -2240,6 +2230,26 @@ pub enum PlanDep {
     Task(TaskId),
 }
 
+/// The next task id, never reused: past every id the ledger ever gave (and past
+/// `after`, an id just chosen in this transaction), skipping those `id_taken` refuses.
+fn next_id(
+    tx: &Transaction<'_>,
+    after: Option<TaskId>,
+    id_taken: &dyn Fn(TaskId) -> bool,
+) -> Result<TaskId> {
+    let last: i64 = tx.query_row(
+        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'tasks'), 0),
+                    COALESCE((SELECT MAX(seq) FROM tasks), 0))",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut id = TaskId(last.max(after.map_or(0, |a| a.0)) + 1);
+    while id_taken(id) {
+        id = TaskId(id.0 + 1);
+    }
+    Ok(id)
+}
+
 /// Records that `id` comes after each of `after` (which exist by now).
 fn insert_deps(tx: &Transaction<'_>, id: TaskId, after: &[TaskId]) -> Result<()> {
     for a in after {
@@ -2263,19 +2273,7 @@ fn insert_task(
 ) -> Result<TaskId> {
     let id = match given {
         Some((id, _)) => id,
-        None => {
-            let last: i64 = tx.query_row(
-                "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'tasks'), 0),
-                            COALESCE((SELECT MAX(seq) FROM tasks), 0))",
-                [],
-                |r| r.get(0),
-            )?;
-            let mut id = TaskId(last + 1);
-            while id_taken(id) {
-                id = TaskId(id.0 + 1);
-            }
-            id
-        }
+        None => next_id(tx, None, id_taken)?,
     };
     tx.execute(
         "INSERT INTO tasks (seq, title, body, accept, scope, priority, state, branch, created_at,

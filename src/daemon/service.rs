@@ -396,13 +396,7 @@ impl Service {
                 "--request-id must be 1 to 100 printable characters",
             ));
         }
-        let tracked =
-            git::files_at_branch(&self.repo.main_root, &self.config.base).map_err(|e| {
-                ApiError::refused(format!(
-                    "cannot read the base branch {:?}: {e}",
-                    self.config.base
-                ))
-            })?;
+        let tracked = self.files_at_base()?;
         let subsystems =
             scope::resolve(&req.scope, &self.config, &tracked.files).map_err(ApiError::bad)?;
         let new = NewTask {
@@ -423,17 +417,21 @@ impl Service {
         Ok(task)
     }
 
+    /// The files tracked at the base branch's tip, which scopes resolve against.
+    fn files_at_base(&self) -> Result<git::Tracked> {
+        git::files_at_branch(&self.repo.main_root, &self.config.base).map_err(|e| {
+            ApiError::refused(format!(
+                "cannot read the base branch {:?}: {e}",
+                self.config.base
+            ))
+        })
+    }
+
     /// Creates a whole plan (`switchyard plan FILE`): every task or, when anything in
     /// the file is wrong, none, with every problem located.
     pub fn plan(&self, req: api::Plan) -> Result<api::Planned> {
         let by = Actor::Person(name(&req.by, "--by")?);
-        let tracked =
-            git::files_at_branch(&self.repo.main_root, &self.config.base).map_err(|e| {
-                ApiError::refused(format!(
-                    "cannot read the base branch {:?}: {e}",
-                    self.config.base
-                ))
-            })?;
+        let tracked = self.files_at_base()?;
         let scope = |entry: &str| {
             scope::resolve(&[entry.to_owned()], &self.config, &tracked.files).map(|_| ())
         };

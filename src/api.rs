@@ -248,6 +248,8 @@ pub struct QueueEntry {
 pub enum Stage {
     /// At a checkpoint, for a person.
     AwaitingApproval,
+    /// Before the queue, for a reviewer's verdict.
+    AwaitingReview,
     /// For its turn: no candidate yet.
     #[default]
     Waiting,
@@ -267,6 +269,7 @@ impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::AwaitingApproval => "awaiting approval",
+            Stage::AwaitingReview => "awaiting review",
             Stage::Waiting => "waiting",
             Stage::Building => "building",
             Stage::Verifying => "verifying",

@@ -247,6 +247,7 @@ impl Service {
         let _span = info_span!("task", task = %id).entered();
         info!(by = %by, reason, "rejected; back to its executor");
         self.github_wanted();
+        self.let_go_of_review_checkout(id);
         Ok(task)
     }
 

@@ -175,7 +175,7 @@ impl Service {
 
     /// A clean review checkout goes back to the pool (or is removed); one with changes
     /// stays where it is, said once in the log (its changes are never used).
-    fn let_go_of_review_checkout(&self, id: TaskId) {
+    pub(super) fn let_go_of_review_checkout(&self, id: TaskId) {
         let lock = self.task_lock(id);
         let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
         let held = self.ledger(|l| {

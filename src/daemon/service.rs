@@ -592,6 +592,7 @@ impl Service {
                 TaskState::Queued,
                 TaskState::Verifying,
                 TaskState::AwaitingApproval,
+                TaskState::AwaitingReview,
             ])
         })?;
         // In the order the queue will take them (`queue::planner`, the one place that
@@ -676,6 +677,7 @@ impl Service {
                 let lanes = place.map(|p| p.waits_for.clone()).unwrap_or_default();
                 let stage = match (t.state, step) {
                     (TaskState::AwaitingApproval, _) => api::Stage::AwaitingApproval,
+                    (TaskState::AwaitingReview, _) => api::Stage::AwaitingReview,
                     (_, None) => api::Stage::Waiting,
                     (_, Some(Step::Started)) => api::Stage::Building,
                     (_, Some(Step::Rebased)) => api::Stage::Verifying,
@@ -686,6 +688,13 @@ impl Service {
                 let at = since.get(&t.id).copied().or(t.queued_at).unwrap_or(now);
                 let waiting_for = match (&held, stage) {
                     (_, api::Stage::AwaitingApproval) => "a person's approval".to_owned(),
+                    (_, api::Stage::AwaitingReview) => match &t.review {
+                        Some(r) => format!(
+                            "{}'s review (held until {})",
+                            r.reviewer, r.lease_expires_at
+                        ),
+                        None => "a reviewer (`switchyard review next`)".to_owned(),
+                    },
                     (Some(held), _) => held.clone(),
                     (None, api::Stage::Waiting) if !lanes.is_empty() => {
                         let which = lanes_text(&lanes);
@@ -809,7 +818,7 @@ impl Service {
     pub fn cancel(&self, id: TaskId, req: api::Cancel) -> Result<Task> {
         let by = Actor::Person(name(&req.by, "--by")?);
         let lock = self.task_lock(id);
-        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let held = lock.lock().unwrap_or_else(|p| p.into_inner());
         let was = self.ledger(|l| l.task(id))?;
         let task = self.ledger(|l| l.cancel(id, &by, &req.reason, Timestamp::now()))?;
         if was.state == TaskState::Cancelled {
@@ -819,8 +828,11 @@ impl Service {
         let _span = info_span!("task", task = %id).entered();
         info!(by = %by, "cancelled");
         self.github_wanted();
-        self.wake.pool.notify_one();
-        Ok(self.let_go_of_worktree(task))
+        let task = self.let_go_of_worktree(task);
+        drop(held);
+        // A review under way ends with the task; its checkout goes back.
+        self.let_go_of_review_checkout(id);
+        Ok(task)
     }
 
     // ---- claims ---------------------------------------------------------------------

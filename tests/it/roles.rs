@@ -266,6 +266,15 @@ fn a_review_round_trip_changes_then_approval_then_landing() {
     );
     repo.run(["review", "next", "--agent", "sam"])
         .refused(1, "being reviewed");
+    let queue = repo.run(["--json", "queue"]).expect(0).json();
+    assert_eq!(queue[0]["stage"], "awaiting_review", "{queue:#}");
+    assert!(
+        queue[0]["waiting_for"]
+            .as_str()
+            .unwrap()
+            .starts_with("agent rita's review"),
+        "{queue:#}"
+    );
     repo.run(["review", "approve", &id, "--agent", "sam"])
         .refused(1, "being reviewed by agent rita");
     repo.run(["review", "approve", &id, "--agent", "ann"])

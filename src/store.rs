@@ -1276,25 +1276,26 @@ impl Ledger {
             )));
         }
         let name = actor_name(reviewer);
-        let mut free: Vec<&Task> = waiting.iter().filter(|t| t.review.is_none()).collect();
+        let mut free = Vec::new();
         let mut own_work = Vec::new();
-        free.retain(|t| match executors(&tx, t.id) {
-            Ok(ex) if ex.iter().any(|e| Some(e.as_str()) == name) => {
+        for t in waiting.iter().filter(|t| t.review.is_none()) {
+            if executors(&tx, t.id)?
+                .iter()
+                .any(|e| Some(e.as_str()) == name)
+            {
                 own_work.push(t.id);
-                false
+                continue;
             }
-            _ => true,
-        });
-        // The oldest first: by when it began waiting for a review.
-        let since = |t: &Task| -> i64 {
-            tx.query_row(
+            // The oldest first: by when it began waiting for a review.
+            let since: i64 = tx.query_row(
                 "SELECT COALESCE(review_since, updated_at) FROM tasks WHERE seq = ?1",
                 [t.id.0],
                 |r| r.get(0),
-            )
-            .unwrap_or(i64::MAX)
-        };
-        free.sort_by_key(|t| (since(t), t.id));
+            )?;
+            free.push((since, t));
+        }
+        free.sort_by_key(|(since, t)| (*since, t.id));
+        let free: Vec<&Task> = free.into_iter().map(|(_, t)| t).collect();
         let Some(task) = free.first() else {
             let why = match (waiting.len(), own_work.len()) {
                 (0, _) => "no task is awaiting review".to_owned(),
@@ -1338,6 +1339,25 @@ impl Ledger {
     /// The commit under review and its merge base with the base, from the submission.
     pub fn submission_of(&self, task: &Task) -> Result<(String, String)> {
         submission(&self.conn, task)
+    }
+
+    /// The commit `reviewer` was handed for the task's current attempt (its newest
+    /// `review_started`), if any: what a verdict without `--commit` is about.
+    pub fn handed_commit(&self, id: TaskId, reviewer: &Actor) -> Result<Option<String>> {
+        let task = load_task(&self.conn, id)?;
+        let mut stmt = self.conn.prepare(
+            "SELECT task, at, kind, actor, state, evidence FROM events
+             WHERE task = ?1 AND kind = 'review_started' ORDER BY id DESC",
+        )?;
+        let events = stmt
+            .query_map([id.0], event_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(events.into_iter().find_map(|e| match e.what {
+            Evidence::ReviewStarted(r) if e.by == *reviewer && r.attempt == task.attempt => {
+                Some(r.commit)
+            }
+            _ => None,
+        }))
     }
 
     /// Who executed a task: every agent that held a claim on it.
@@ -1571,9 +1591,15 @@ impl Ledger {
         let tx = self.write()?;
         let task = load_task(&tx, id)?;
         if matches!(evidence, Evidence::Rejected(_))
-            && task.state == to
-            && last_event(&tx, id, Newest::Change)?
-                .is_some_and(|e| e.by == *by && e.what == evidence)
+            && last_event(&tx, id, Newest::Change)?.is_some_and(|e| match &e.what {
+                // The same rejection again, its reply lost: it sent the task back, or,
+                // at the attempt limit, to a person.
+                Evidence::AttemptLimit(limit) => limit
+                    .returns
+                    .last()
+                    .is_some_and(|r| r.by == *by && r.what == evidence),
+                _ => task.state == to && e.by == *by && e.what == evidence,
+            })
         {
             return Ok(task);
         }
@@ -2412,9 +2438,6 @@ fn last_event(conn: &Connection, id: TaskId, which: Newest) -> Result<Option<Eve
         .optional()?)
 }
 
-/// Whether the task's newest change of state is `kind` by `by`: the request being
-/// refused now is a retry of one that succeeded (its reply lost), and gets the same
-/// answer.
 /// How a task goes back to its executor: its lease renewed for `lease`, unless this is
 /// its `limit`-th return; then it waits for a person instead (`attempt_limit`).
 #[derive(Debug, Clone, Copy)]
@@ -2434,17 +2457,23 @@ fn send_back(
     back: Back,
     now: Timestamp,
 ) -> Result<TaskState> {
+    // Every return since a person last released the task (a new executor starts with a
+    // whole budget): the events that sent it back (into `returned`, but a person's yes
+    // at the limit, "another round", which is recorded so too), and those that hit the
+    // limit (recorded without a state, right before their `attempt_limit`).
     let mut returns: Vec<Event> = {
         let mut stmt = tx.prepare_cached(
             "SELECT task, at, kind, actor, state, evidence FROM events
-             WHERE task = ?1 AND state = 'returned' ORDER BY id",
+             WHERE task = ?1
+               AND id > COALESCE((SELECT MAX(id) FROM events WHERE task = ?1 AND kind = 'released'
+                                  AND json_extract(actor, '$.kind') = 'person'), 0)
+               AND ((state = 'returned' AND kind != 'approved')
+                    OR id IN (SELECT id - 1 FROM events WHERE task = ?1 AND kind = 'attempt_limit'))
+             ORDER BY id",
         )?;
         stmt.query_map([id.0], event_from_row)?
             .collect::<rusqlite::Result<_>>()?
     };
-    // A person's yes at the limit ("another round") is recorded into `returned` too;
-    // it is not a return.
-    returns.retain(|e| e.kind() != EventKind::Approved);
     if (returns.len() as u64) + 1 < u64::from(back.limit) {
         tx.execute(
             "UPDATE tasks SET state = 'returned', lease_expires_at = ?1 WHERE seq = ?2",
@@ -2519,6 +2548,9 @@ fn short(sha: &str) -> &str {
     &sha[..sha.len().min(10)]
 }
 
+/// Whether the task's newest change of state is `kind` by `by`: the request being
+/// refused now is a retry of one that succeeded (its reply lost), and gets the same
+/// answer.
 fn is_replay(conn: &Connection, id: TaskId, kind: EventKind, by: &Actor) -> Result<bool> {
     Ok(last_event(conn, id, Newest::Change)?.is_some_and(|e| e.kind() == kind && e.by == *by))
 }

@@ -87,6 +87,11 @@ impl Worktrees {
         self.root.join(".archive")
     }
 
+    /// Where review checkouts someone changed files in are set aside, never touched again.
+    pub fn kept_dir(&self) -> PathBuf {
+        self.root.join(".kept")
+    }
+
     /// Where worktrees being deleted wait for their files to go (see `discard`).
     pub fn trash_dir(&self) -> PathBuf {
         self.root.join(".trash")

@@ -487,12 +487,24 @@ impl Hub {
             );
             return Ok(());
         }
-        let who = Actor::Person(login.to_lowercase());
+        let Ok(name) = crate::model::normalize_name(login) else {
+            return Ok(());
+        };
+        let who = Actor::Person(name);
         let commit = task.submitted_head.clone().unwrap_or_default();
         let source = Some(format!("approving review {url}"));
         match svc.record_verdict(task, &who, true, commit, String::new(), source) {
             Ok(t) => info!(login, state = %t.state, "reviewed by an approving review on GitHub"),
-            Err(e) => warn!(login, error = %e.message, "a review's approval was refused"),
+            Err(e) => {
+                warn!(login, error = %e.message, "a review's approval was refused");
+                self.reply(
+                    pr,
+                    &format!(
+                        "@{login} thanks for the review. It does not count as {}'s review: {}",
+                        task.id, e.message
+                    ),
+                );
+            }
         }
         Ok(())
     }

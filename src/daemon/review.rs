@@ -86,12 +86,31 @@ impl Service {
         }
         let task = self.ledger(|l| l.task(id))?;
         let submitted = task.submitted_head.clone().unwrap_or_default();
-        // A commit named by the reviewer counts only if it is the submitted one (an
-        // abbreviation of it will do).
-        let commit = match req.commit.as_deref().map(str::trim) {
-            Some(c) if c.len() >= 7 && submitted.starts_with(c) => submitted.clone(),
-            Some(c) => c.to_owned(),
-            None => submitted.clone(),
+        // A verdict is about the commit the reviewer read: the one named (an
+        // abbreviation of the submitted one will do), else the one `review next`
+        // handed it for this attempt. Without either, it would be a verdict on a commit
+        // it may never have seen.
+        let commit = match req.commit.as_deref().map(|c| c.trim().to_ascii_lowercase()) {
+            Some(c) if c.len() >= 7 && submitted.starts_with(&c) => submitted.clone(),
+            Some(c) => c,
+            None => match self.ledger(|l| l.handed_commit(id, &who))? {
+                Some(handed) => handed,
+                None if task.state != TaskState::AwaitingReview => submitted.clone(),
+                None if task.review.as_ref().is_some_and(|r| {
+                    r.reviewer != who && r.lease_expires_at > Timestamp::now()
+                }) =>
+                {
+                    // The ledger says who holds it.
+                    submitted.clone()
+                }
+                None => {
+                    return Err(ApiError::refused(format!(
+                        "{who} was not handed {id}'s submitted commit ({}); take the review with \
+                         `switchyard review next`, or name the commit you read with --commit",
+                        &submitted[..submitted.len().min(10)]
+                    )));
+                }
+            },
         };
         self.record_verdict(&task, &who, approve, commit, notes, None)
     }
@@ -197,9 +216,7 @@ impl Service {
                     let to = self.recycle(&dir);
                     info!(path = %path, to = ?to, "review checkout given back");
                 }
-                _ => {
-                    warn!(path = %path, "the review checkout has changes; they are not used, and it stays where it is");
-                }
+                _ => self.set_aside(&dir),
             }
         }
         if let Err(e) = self.ledger(|l| l.review_worktree_gone(id, &path)) {
@@ -211,10 +228,17 @@ impl Service {
     /// A detached checkout of `commit` at `dir`: the one there, moved to the commit if
     /// needed (nobody works in a review checkout), else a pool member, else a new one.
     fn ensure_review_checkout(&self, dir: &Path, commit: &str) -> Result<()> {
+        if dir.exists() && self.is_registered(dir)? {
+            // Someone wrote in it: that is never handed out as the commit.
+            if !worktree::is_clean(dir, &[]).unwrap_or(false) {
+                self.set_aside(dir);
+            }
+        }
         if dir.exists() {
             if self.is_registered(dir)? {
                 let head = worktree::git(dir, &["rev-parse", "HEAD"])?;
                 if head.trim() != commit {
+                    // Clean: a forced checkout loses nothing.
                     worktree::git(dir, &["checkout", "-q", "--detach", "--force", commit])?;
                 }
                 return Ok(());
@@ -233,6 +257,28 @@ impl Service {
             None => self.worktrees.add_detached(dir, commit)?,
         }
         Ok(())
+    }
+
+    /// A review checkout someone changed files in: moved out of the way, under
+    /// `<root>/.kept/`, and never touched again (the changes are someone's, though
+    /// never used); the log says where.
+    fn set_aside(&self, dir: &Path) {
+        let kept = self.worktrees.kept_dir();
+        let name = dir.file_name().unwrap_or_default().to_string_lossy();
+        let to = kept.join(format!("{name}-{}", Timestamp::now().0));
+        let moved = std::fs::create_dir_all(&kept)
+            .map_err(|e| ApiError::internal(e.to_string()))
+            .and_then(|()| Ok(self.worktrees.move_to(dir, &to)?));
+        match moved {
+            Ok(()) => warn!(
+                path = %dir.display(),
+                kept = %to.display(),
+                "a review checkout had changes; they are not used, and it was set aside"
+            ),
+            Err(e) => {
+                warn!(path = %dir.display(), error = %e.message, "could not set aside a review checkout with changes")
+            }
+        }
     }
 
     /// Who reviews, as the ledger records them: an agent or a person, one of

@@ -1770,6 +1770,7 @@ impl Service {
         for entry in self.worktrees.list()? {
             if !entry.path.starts_with(&self.worktrees.root)
                 || entry.path.starts_with(self.worktrees.archive_dir())
+                || entry.path.starts_with(self.worktrees.kept_dir())
             {
                 continue;
             }

@@ -445,7 +445,7 @@ fn an_approving_review_from_a_reviewer_counts_as_the_review_of_that_commit() {
 
     s.repo
         .run([
-            "review", "changes", &id, "--by", "rita", "--notes", "one more",
+            "review", "changes", &id, "--by", "rita", "--notes", "one more", "--commit", &first,
         ])
         .expect(0);
     commit_in(&wt, "More", &[("app/main.txt", "three\n")]);

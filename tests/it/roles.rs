@@ -325,6 +325,10 @@ fn a_review_round_trip_changes_then_approval_then_landing() {
         &first[..10],
     ])
     .refused(1, "a review covers exactly the commit it saw");
+    // Without --commit, a verdict is about the commit `review next` handed out: rita
+    // was handed the first one, never this one.
+    repo.run(["review", "approve", &id, "--agent", "rita"])
+        .refused(1, "agent rita was not handed t1's submitted commit");
     let r = repo
         .run(["--json", "review", "next", "--agent", "rita"])
         .expect(0)
@@ -476,13 +480,23 @@ fn the_attempt_limit_escalates_to_a_person() {
     repo.run(["approve", &id, "--by", "ann"])
         .refused(1, "cannot approve its own change");
 
-    // Another round: back to ann, who lands the fix.
+    // Another round: back to ann; the next return goes to a person again, with all
+    // three returns.
     let again = repo
         .run(["--json", "approve", &id, "--by", "lead"])
         .expect(0)
         .json();
     assert_eq!(again["state"], "returned");
     assert_eq!(again["agent"], "ann");
+    crate::support::commit_in(&wt, "still", &[("api/handler.txt", "BROKEN 3\n")]);
+    repo.run(["submit", &id, "--agent", "ann"]).expect(0);
+    eventually(60, "the attempt limit again", || {
+        crate::queue::state(&repo, &id) == "awaiting_approval"
+    });
+    let limit = crate::queue::last_event(&repo, &id, "attempt_limit");
+    assert_eq!(limit["evidence"]["returns"].as_array().unwrap().len(), 3);
+    repo.run(["approve", &id, "--by", "lead"]).expect(0);
+    crate::support::commit_in(&wt, "fix", &[("api/handler.txt", "fixed\n")]);
     repo.run(["submit", &id, "--agent", "ann"]).expect(0);
     wait_state(&repo, &id, "merged");
 
@@ -512,6 +526,10 @@ fn the_attempt_limit_escalates_to_a_person() {
         "BROKEN again\n",
         "carol goes on from bob's branch"
     );
+    // A new executor starts with the whole budget: her first return is hers to fix.
+    crate::support::commit_in(&wt, "carol", &[("docs/guide.md", "BROKEN by carol\n")]);
+    repo.run(["submit", &other, "--agent", "carol"]).expect(0);
+    wait_state(&repo, &other, "returned");
 }
 
 /// `switchyard plan FILE`: a whole plan in one transaction, its dependencies by local
@@ -617,7 +635,7 @@ fn a_plan_creates_every_task_or_none() {
 #[test]
 fn a_silent_reviewer_loses_the_review_and_a_crash_loses_nothing() {
     let repo =
-        queue_repo("[review]\nrequired = true\nreviewers = [\"rita\", \"sam\"]\nlease = \"5s\"\n");
+        queue_repo("[review]\nrequired = true\nreviewers = [\"rita\", \"sam\"]\nlease = \"10m\"\n");
     let daemon = repo.start_daemon();
     let (id, _, _) = work(
         &repo,
@@ -636,6 +654,14 @@ fn a_silent_reviewer_loses_the_review_and_a_crash_loses_nothing() {
         .json();
     let checkout = std::path::PathBuf::from(r["worktree"].as_str().unwrap());
     daemon.kill9();
+    // From now on a review lease lasts a second (the one held keeps its ten minutes
+    // until it is renewed).
+    let text = std::fs::read_to_string(repo.root.join("switchyard.toml")).unwrap();
+    std::fs::write(
+        repo.root.join("switchyard.toml"),
+        text.replace("lease = \"10m\"", "lease = \"1s\""),
+    )
+    .unwrap();
     let _daemon = repo.start_daemon();
     assert!(checkout.is_dir(), "the review checkout outlives a crash");
     let again = repo
@@ -644,6 +670,9 @@ fn a_silent_reviewer_loses_the_review_and_a_crash_loses_nothing() {
         .json();
     assert_eq!(again["renewed"], true);
     assert_eq!(again["worktree"], r["worktree"]);
+    // Rita writes in her checkout: nobody else is ever handed that as the commit.
+    std::fs::write(checkout.join("api/handler.txt"), "EVIL\n").unwrap();
+    std::fs::write(checkout.join("planted.txt"), "x\n").unwrap();
 
     // Rita goes silent: the review expires and sam gets it.
     eventually(30, "the review lease to run out", || {
@@ -660,6 +689,19 @@ fn a_silent_reviewer_loses_the_review_and_a_crash_loses_nothing() {
         .expect(0)
         .json();
     assert_eq!(sam["id"], id.as_str());
+    let sams = std::path::PathBuf::from(sam["worktree"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(sams.join("api/handler.txt")).unwrap(),
+        "tweaked\n"
+    );
+    assert!(!sams.join("planted.txt").exists());
+    let kept = repo.root.with_file_name("repo.worktrees").join(".kept");
+    let set_aside: Vec<_> = std::fs::read_dir(&kept).unwrap().collect();
+    assert_eq!(
+        set_aside.len(),
+        1,
+        "rita's checkout was set aside, not lost"
+    );
     repo.run(["review", "approve", &id, "--agent", "sam"])
         .expect(0);
     wait_state(&repo, &id, "merged");

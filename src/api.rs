@@ -68,6 +68,10 @@ pub struct Plan {
     pub text: String,
     /// Who plans.
     pub by: String,
+    /// The client's id for this request: a retry with the same id returns the tasks the
+    /// first request made instead of making them again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// The reply to a plan: each task's local name and its id, in file order.

@@ -824,6 +824,39 @@ impl Ledger {
         id_taken: &dyn Fn(TaskId) -> bool,
     ) -> Result<Vec<Task>> {
         let tx = self.write()?;
+        // A retry of a plan that was made (its reply lost): the same tasks, by the
+        // request ids the first run gave them.
+        if let Some((first, _, _)) = tasks.first()
+            && let Some(request) = &first.request_id
+            && let Some(seq) = tx
+                .query_row(
+                    "SELECT seq FROM tasks WHERE request_id = ?1",
+                    [request],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?
+        {
+            let mut made = Vec::with_capacity(tasks.len());
+            for (new, _, _) in tasks {
+                let earlier: Option<i64> = tx
+                    .query_row(
+                        "SELECT seq FROM tasks WHERE request_id = ?1",
+                        [&new.request_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                match earlier.map(|seq| load_task(&tx, TaskId(seq))).transpose()? {
+                    Some(task) if task.title == new.title => made.push(task),
+                    _ => {
+                        return Err(LedgerError::Refused(format!(
+                            "this plan's request id already made another plan (its first task is {}); use a new id for a new plan",
+                            TaskId(seq)
+                        )));
+                    }
+                }
+            }
+            return Ok(made);
+        }
         let mut ids: Vec<TaskId> = Vec::with_capacity(tasks.len());
         // Ids first, in file order, so that a task may come after one written below it.
         for _ in tasks {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::{CliError, Ctx};
 use crate::api::{Plan, Planned};
+use crate::client::ClientError;
 use crate::plan::MAX_PLAN_BYTES;
 
 /// Create every task of a plan file (TOML `[[task]]` tables, or JSON `{"task": [...]}`),
@@ -19,6 +20,10 @@ pub struct Args {
     /// Who plans (default: SWITCHYARD_AGENT, else your user name).
     #[arg(long)]
     by: Option<String>,
+    /// Your id for this request: running it again with the same id (after a timeout,
+    /// say) returns the tasks the first run made instead of adding them again.
+    #[arg(long, value_name = "ID")]
+    request_id: Option<String>,
 }
 
 pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
@@ -39,14 +44,25 @@ pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
     let text = String::from_utf8(bytes)
         .map_err(|_| CliError::Usage(format!("{shown}: not UTF-8 text")))?;
     let (_, client) = ctx.client()?;
-    let planned: Planned = client.post(
-        "/v1/plan",
-        &Plan {
-            file: shown,
-            text,
-            by,
-        },
-    )?;
+    // Every plan carries a request id, so that one whose answer was lost can be
+    // repeated without making its tasks twice.
+    let request_id = args.request_id.unwrap_or_else(super::task::new_request_id);
+    let planned: Planned = client
+        .post(
+            "/v1/plan",
+            &Plan {
+                file: shown,
+                text,
+                by,
+                request_id: Some(request_id.clone()),
+            },
+        )
+        .map_err(|e| match e {
+            ClientError::TimedOut(_) => CliError::Failed(format!(
+                "{e}; to repeat this plan safely, add `--request-id {request_id}`"
+            )),
+            e => e.into(),
+        })?;
     if ctx.json {
         return ctx.print_json(&planned);
     }

@@ -165,7 +165,7 @@ fn percent(text: &str) -> String {
 }
 
 /// An id for one `task add`, unique enough among a repository's requests.
-fn new_request_id() -> String {
+pub(super) fn new_request_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()

@@ -387,14 +387,8 @@ impl Service {
         crate::model::check_task_text(title, &req.body, &req.accept).map_err(ApiError::bad)?;
         crate::model::check_priority(req.priority).map_err(ApiError::bad)?;
         let by = name(&req.by, "--by")?;
-        if let Some(request) = &req.request_id
-            && (request.is_empty()
-                || request.chars().count() > crate::model::MAX_NAME_CHARS
-                || request.chars().any(char::is_control))
-        {
-            return Err(ApiError::bad(
-                "--request-id must be 1 to 100 printable characters",
-            ));
+        if let Some(request) = &req.request_id {
+            check_request_id(request)?;
         }
         let tracked = self.files_at_base()?;
         let subsystems =
@@ -431,6 +425,9 @@ impl Service {
     /// the file is wrong, none, with every problem located.
     pub fn plan(&self, req: api::Plan) -> Result<api::Planned> {
         let by = Actor::Person(name(&req.by, "--by")?);
+        if let Some(request) = &req.request_id {
+            check_request_id(request)?;
+        }
         let tracked = self.files_at_base()?;
         let scope = |entry: &str| {
             scope::resolve(&[entry.to_owned()], &self.config, &tracked.files).map(|_| ())
@@ -470,7 +467,7 @@ impl Service {
                 subsystems,
                 priority: p.priority,
                 by: by.clone(),
-                request_id: None,
+                request_id: req.request_id.as_ref().map(|r| format!("{r}/{}", p.name)),
                 after: Vec::new(),
             };
             tasks.push((new, p.name, deps));
@@ -1895,6 +1892,19 @@ pub(super) fn traces_of_tasks(
 }
 
 /// Whether nothing listens on a port block's first port right now.
+/// A client's request id: 1 to 100 printable characters.
+fn check_request_id(request: &str) -> Result<()> {
+    if request.is_empty()
+        || request.chars().count() > crate::model::MAX_NAME_CHARS
+        || request.chars().any(char::is_control)
+    {
+        return Err(ApiError::bad(
+            "--request-id must be 1 to 100 printable characters",
+        ));
+    }
+    Ok(())
+}
+
 fn port_is_free(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }

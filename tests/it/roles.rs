@@ -571,6 +571,31 @@ fn a_plan_creates_every_task_or_none() {
     assert_eq!(shown["timeline"][0]["by"]["name"], "lead");
     assert_eq!(shown["timeline"][0]["evidence"]["plan_name"], "schema");
 
+    // Run again with its request id (its answer lost, say): the same tasks, none new.
+    let count = tasks(&repo).len();
+    let first = repo
+        .run([
+            "--json",
+            "plan",
+            good.to_str().unwrap(),
+            "--request-id",
+            "p1",
+        ])
+        .expect(0)
+        .json();
+    let again = repo
+        .run([
+            "--json",
+            "plan",
+            good.to_str().unwrap(),
+            "--request-id",
+            "p1",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(first, again);
+    assert_eq!(tasks(&repo).len(), count + 2);
+
     // JSON with the same keys.
     let json = dir.path().join("plan.json");
     std::fs::write(

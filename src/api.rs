@@ -403,6 +403,8 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// What went wrong, for a program to branch on: stable names (`code` in every error
+/// reply), documented in the README and docs/api.md. The message is for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -410,8 +412,34 @@ pub enum ErrorCode {
     BadRequest,
     /// No such task (404).
     NotFound,
-    /// The task's state or the caps do not allow it (409).
+    /// Refused for a reason no other code names (409).
     Refused,
+    /// The task's state does not allow it: not claimed, not awaiting approval or
+    /// review, being integrated right now, already merged or cancelled (409).
+    WrongState,
+    /// The task is claimed by another executor (409).
+    NotClaimHolder,
+    /// Nothing can be claimed: every open task's subsystems are at their caps (409).
+    CapFull,
+    /// Nothing can be claimed: no task is open (409).
+    NothingToClaim,
+    /// The task waits for tasks it comes after to merge (409).
+    Blocked,
+    /// The branch has no commits beyond the base, or does not exist (409).
+    NothingToSubmit,
+    /// No change waits for this reviewer (409).
+    NothingToReview,
+    /// A person paused what was asked for (`switchyard pause`): nothing is handed out,
+    /// or the queue starts nothing new (409).
+    Paused,
+    /// The request collides with what is recorded: a request id used for something
+    /// else, a review another reviewer holds, a branch that rewrote the base (409).
+    Conflict,
+    /// A verdict on a commit that is no longer the submitted one (409).
+    StaleCommit,
+    /// The one asking may not do this: an executor approving or reviewing its own
+    /// change, a reviewer `[review] reviewers` does not list (403).
+    NotAllowed,
     /// The client is another version of switchyard (400).
     VersionMismatch,
     /// A failure inside the daemon (500).
@@ -422,9 +450,6 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The request body is over the limit (413).
     TooLarge,
-    /// A person paused what was asked for (`switchyard pause`): nothing is handed out,
-    /// or the queue starts nothing new (409).
-    Paused,
 }
 
 impl ErrorCode {
@@ -432,7 +457,18 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest | ErrorCode::VersionMismatch => 400,
             ErrorCode::NotFound => 404,
-            ErrorCode::Refused | ErrorCode::Paused => 409,
+            ErrorCode::NotAllowed => 403,
+            ErrorCode::Refused
+            | ErrorCode::WrongState
+            | ErrorCode::NotClaimHolder
+            | ErrorCode::CapFull
+            | ErrorCode::NothingToClaim
+            | ErrorCode::Blocked
+            | ErrorCode::NothingToSubmit
+            | ErrorCode::NothingToReview
+            | ErrorCode::Paused
+            | ErrorCode::Conflict
+            | ErrorCode::StaleCommit => 409,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
             ErrorCode::MethodNotAllowed => 405,

@@ -15,6 +15,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use serde_json::{Value, json};
 
+use crate::api::ErrorCode;
 pub use crate::model::Step;
 use crate::model::evidence::{
     self, After, Attempt, AttemptLimit, Cancelled, Created, IntegrationStarted, LeftBase, LetGo,
@@ -225,15 +226,10 @@ const PORT_BLOCKS: u16 = 4000;
 pub enum LedgerError {
     #[error("no task {0}")]
     NotFound(TaskId),
-    /// The request is understood but the task's state does not allow it.
-    #[error("{0}")]
-    Refused(String),
-    /// Nothing fits under the caps, or nothing is open.
-    #[error("{0}")]
-    NothingToClaim(String),
-    /// A person paused hand-outs (`switchyard pause`): the pause's line.
-    #[error("{0}")]
-    Paused(String),
+    /// The request is understood but refused, with the code a program branches on and
+    /// the message a person reads.
+    #[error("{1}")]
+    Refused(ErrorCode, String),
     #[error(
         "the ledger schema is version {found}, newer than this switchyard knows ({known}); upgrade switchyard"
     )]
@@ -641,7 +637,10 @@ impl Ledger {
         let paused = meta(&tx, META_PAUSED)?.and_then(|v| serde_json::from_value::<Pause>(v).ok());
         let stop = stopped(&tx)?;
         if paused.is_none() && stop.is_none() {
-            return Err(LedgerError::Refused("the queue is not paused".into()));
+            return Err(LedgerError::Refused(
+                ErrorCode::WrongState,
+                "the queue is not paused".into(),
+            ));
         }
         let was = expected_tip(&tx)?;
         let resumed = Resumed {
@@ -799,10 +798,13 @@ impl Ledger {
                     && task.priority == new.priority
                     && task.after == new.after;
                 if !same {
-                    return Err(LedgerError::Refused(format!(
-                        "request id {request:?} already made {} ({:?}); use a new id for a new task",
-                        task.id, task.title
-                    )));
+                    return Err(LedgerError::Refused(
+                        ErrorCode::Conflict,
+                        format!(
+                            "request id {request:?} already made {} ({:?}); use a new id for a new task",
+                            task.id, task.title
+                        ),
+                    ));
                 }
                 return Ok(task);
             }
@@ -848,10 +850,13 @@ impl Ledger {
                 match earlier.map(|seq| load_task(&tx, TaskId(seq))).transpose()? {
                     Some(task) if task.title == new.title => made.push(task),
                     _ => {
-                        return Err(LedgerError::Refused(format!(
-                            "this plan's request id already made another plan (its first task is {}); use a new id for a new plan",
-                            TaskId(seq)
-                        )));
+                        return Err(LedgerError::Refused(
+                            ErrorCode::Conflict,
+                            format!(
+                                "this plan's request id already made another plan (its first task is {}); use a new id for a new plan",
+                                TaskId(seq)
+                            ),
+                        ));
                     }
                 }
             }
@@ -983,25 +988,32 @@ impl Ledger {
         if let Some(stop) = stopped(&tx)?
             && stop.stops_claims()
         {
-            return Err(LedgerError::Paused(format!(
-                "nothing is handed out: {}",
-                stop.line()
-            )));
+            return Err(LedgerError::Refused(
+                ErrorCode::Paused,
+                format!("nothing is handed out: {}", stop.line()),
+            ));
         }
         let task = match req.task {
             Some(id) => {
                 let task = load_task(&tx, id)?;
                 if task.state != TaskState::Open {
-                    return Err(LedgerError::Refused(not_claimable(&task)));
+                    return Err(LedgerError::Refused(
+                        ErrorCode::WrongState,
+                        not_claimable(&task),
+                    ));
                 }
                 if !task.blocked_by.is_empty() {
-                    return Err(LedgerError::Refused(format!(
-                        "cannot claim {id}: it {}",
-                        Blocker::describe(&task.blocked_by)
-                    )));
+                    return Err(LedgerError::Refused(
+                        ErrorCode::Blocked,
+                        format!(
+                            "cannot claim {id}: it {}",
+                            Blocker::describe(&task.blocked_by)
+                        ),
+                    ));
                 }
-                scheduler::fits(&task.subsystems, &load, req.caps)
-                    .map_err(|why| LedgerError::Refused(format!("cannot claim {id}: {why}")))?;
+                scheduler::fits(&task.subsystems, &load, req.caps).map_err(|why| {
+                    LedgerError::Refused(ErrorCode::CapFull, format!("cannot claim {id}: {why}"))
+                })?;
                 task
             }
             None => {
@@ -1016,20 +1028,29 @@ impl Ledger {
                         .take(5)
                         .map(|t| format!("{} {}", t.id, Blocker::describe(&t.blocked_by)))
                         .collect();
-                    return Err(LedgerError::NothingToClaim(format!(
-                        "nothing can be claimed: {} open task(s), all waiting for others ({}{})",
-                        blocked.len(),
-                        parts.join("; "),
-                        if blocked.len() > 5 { "; …" } else { "" }
-                    )));
+                    return Err(LedgerError::Refused(
+                        ErrorCode::Blocked,
+                        format!(
+                            "nothing can be claimed: {} open task(s), all waiting for others ({}{})",
+                            blocked.len(),
+                            parts.join("; "),
+                            if blocked.len() > 5 { "; …" } else { "" }
+                        ),
+                    ));
                 }
                 if open.is_empty() {
-                    return Err(LedgerError::NothingToClaim("no open tasks to claim".into()));
+                    return Err(LedgerError::Refused(
+                        ErrorCode::NothingToClaim,
+                        "no open tasks to claim".into(),
+                    ));
                 }
                 match scheduler::pick(&open, &load, req.caps) {
                     Ok(task) => task.clone(),
                     Err(blocked) => {
-                        return Err(LedgerError::NothingToClaim(describe_blocked(&blocked)));
+                        return Err(LedgerError::Refused(
+                            ErrorCode::CapFull,
+                            describe_blocked(&blocked),
+                        ));
                     }
                 }
             }
@@ -1122,10 +1143,10 @@ impl Ledger {
             Actor::Agent(agent) => check_holder(&task, agent)?,
             Actor::Person(_) if at_limit => {}
             Actor::Daemon | Actor::Person(_) if !task.state.holds_lease() => {
-                return Err(LedgerError::Refused(format!(
-                    "{id} is {}, not claimed",
-                    task.state
-                )));
+                return Err(LedgerError::Refused(
+                    ErrorCode::WrongState,
+                    format!("{id} is {}, not claimed", task.state),
+                ));
             }
             Actor::Daemon | Actor::Person(_) => {}
         }
@@ -1133,7 +1154,10 @@ impl Ledger {
         // the clock and now, the holder may have renewed, or released and someone else
         // claimed. Only a lease that is still out may expire.
         if kind == EventKind::LeaseExpired && task.lease_expires_at.is_none_or(|t| t > now) {
-            return Err(LedgerError::Refused(format!("{id}'s lease was renewed")));
+            return Err(LedgerError::Refused(
+                ErrorCode::WrongState,
+                format!("{id}'s lease was renewed"),
+            ));
         }
         tx.execute(
             "UPDATE tasks SET state = 'open', agent = NULL, lease_expires_at = NULL, port_base = NULL,
@@ -1233,17 +1257,18 @@ impl Ledger {
             {
                 return Ok(task);
             }
-            return Err(LedgerError::Refused(format!(
-                "{id} is {}, not awaiting approval",
-                task.state
-            )));
+            return Err(LedgerError::Refused(
+                ErrorCode::WrongState,
+                format!("{id} is {}, not awaiting approval", task.state),
+            ));
         }
         if let (Actor::Person(who), Some(agent)) = (by, &task.agent)
             && who == agent
         {
-            return Err(LedgerError::Refused(format!(
-                "{who} is {id}'s executor and cannot approve its own change"
-            )));
+            return Err(LedgerError::Refused(
+                ErrorCode::NotAllowed,
+                format!("{who} is {id}'s executor and cannot approve its own change"),
+            ));
         }
         let another_round = last_event(&tx, id, Newest::Change)?
             .is_some_and(|e| e.kind() == EventKind::AttemptLimit);
@@ -1303,10 +1328,10 @@ impl Ledger {
         if let Some(stop) = stopped(&tx)?
             && stop.stops_claims()
         {
-            return Err(LedgerError::Paused(format!(
-                "no review is handed out: {}",
-                stop.line()
-            )));
+            return Err(LedgerError::Refused(
+                ErrorCode::Paused,
+                format!("no review is handed out: {}", stop.line()),
+            ));
         }
         let name = actor_name(reviewer);
         let mut free = Vec::new();
@@ -1346,7 +1371,7 @@ impl Ledger {
                         .join(", ")
                 ),
             };
-            return Err(LedgerError::NothingToClaim(why));
+            return Err(LedgerError::Refused(ErrorCode::NothingToReview, why));
         };
         let id = task.id;
         let (commit, merge_base) = submission(&tx, task)?;
@@ -1430,34 +1455,43 @@ impl Ledger {
             if same {
                 return Ok(task);
             }
-            return Err(LedgerError::Refused(format!(
-                "{id} is {}, not awaiting review",
-                task.state
-            )));
+            return Err(LedgerError::Refused(
+                ErrorCode::WrongState,
+                format!("{id} is {}, not awaiting review", task.state),
+            ));
         }
         let submitted = task.submitted_head.clone().unwrap_or_default();
         if verdict.commit != submitted {
-            return Err(LedgerError::Refused(format!(
-                "{id}'s submitted commit is {}, not {}: a review covers exactly the commit it saw; review the new one",
-                short(&submitted),
-                short(&verdict.commit)
-            )));
+            return Err(LedgerError::Refused(
+                ErrorCode::StaleCommit,
+                format!(
+                    "{id}'s submitted commit is {}, not {}: a review covers exactly the commit it saw; review the new one",
+                    short(&submitted),
+                    short(&verdict.commit)
+                ),
+            ));
         }
         let name = actor_name(by);
         if executors(&tx, id)?.iter().any(|e| Some(e.as_str()) == name) {
-            return Err(LedgerError::Refused(format!(
-                "{} executed {id} and cannot review its own change",
-                name.unwrap_or_default()
-            )));
+            return Err(LedgerError::Refused(
+                ErrorCode::NotAllowed,
+                format!(
+                    "{} executed {id} and cannot review its own change",
+                    name.unwrap_or_default()
+                ),
+            ));
         }
         if let Some(r) = &task.review
             && r.reviewer != *by
             && r.lease_expires_at > now
         {
-            return Err(LedgerError::Refused(format!(
-                "{id} is being reviewed by {} (lease until {})",
-                r.reviewer, r.lease_expires_at
-            )));
+            return Err(LedgerError::Refused(
+                ErrorCode::Conflict,
+                format!(
+                    "{id} is being reviewed by {} (lease until {})",
+                    r.reviewer, r.lease_expires_at
+                ),
+            ));
         }
         tx.execute(
             "UPDATE tasks SET reviewer = NULL, review_lease_expires_at = NULL, updated_at = ?1
@@ -1505,9 +1539,10 @@ impl Ledger {
         let tx = self.write()?;
         let task = load_task(&tx, id)?;
         let Some(r) = task.review.clone().filter(|r| r.lease_expires_at <= now) else {
-            return Err(LedgerError::Refused(format!(
-                "{id}'s review lease is not out"
-            )));
+            return Err(LedgerError::Refused(
+                ErrorCode::WrongState,
+                format!("{id}'s review lease is not out"),
+            ));
         };
         tx.execute(
             "UPDATE tasks SET reviewer = NULL, review_lease_expires_at = NULL, updated_at = ?1
@@ -1641,9 +1676,12 @@ impl Ledger {
         let allowed = match (task.state, by) {
             (TaskState::Verifying, Actor::Daemon) => true,
             (TaskState::Verifying, Actor::Agent(_) | Actor::Person(_)) => {
-                return Err(LedgerError::Refused(format!(
-                    "{id} is being integrated right now; reject it once it lands or comes back"
-                )));
+                return Err(LedgerError::Refused(
+                    ErrorCode::WrongState,
+                    format!(
+                        "{id} is being integrated right now; reject it once it lands or comes back"
+                    ),
+                ));
             }
             (state, _) => matches!(
                 state,
@@ -1651,10 +1689,13 @@ impl Ledger {
             ),
         };
         if !allowed {
-            return Err(LedgerError::Refused(format!(
-                "{id} is {}, not in the queue or at a checkpoint",
-                task.state
-            )));
+            return Err(LedgerError::Refused(
+                ErrorCode::WrongState,
+                format!(
+                    "{id} is {}, not in the queue or at a checkpoint",
+                    task.state
+                ),
+            ));
         }
         tx.execute(
             "UPDATE tasks SET queued_at = NULL, integration_failures = 0, reviewer = NULL,
@@ -1703,10 +1744,10 @@ impl Ledger {
         let tx = self.write()?;
         let task = load_task(&tx, id)?;
         if task.state != TaskState::Queued {
-            return Err(LedgerError::Refused(format!(
-                "{id} is {}, not queued",
-                task.state
-            )));
+            return Err(LedgerError::Refused(
+                ErrorCode::WrongState,
+                format!("{id} is {}, not queued", task.state),
+            ));
         }
         tx.execute(
             "UPDATE tasks SET state = 'verifying', integration_failures = 0, updated_at = ?1
@@ -1781,9 +1822,10 @@ impl Ledger {
             params![step.as_str(), head, now.0, id.0],
         )?;
         if changed == 0 {
-            return Err(LedgerError::Refused(format!(
-                "{id} has no integration in progress"
-            )));
+            return Err(LedgerError::Refused(
+                ErrorCode::WrongState,
+                format!("{id} has no integration in progress"),
+            ));
         }
         append(&tx, id, now, &Actor::Daemon, None, &evidence)?;
         step_succeeded(&tx, id)?;
@@ -1820,9 +1862,10 @@ impl Ledger {
             params![onto, head, now.0, id.0],
         )?;
         if changed == 0 {
-            return Err(LedgerError::Refused(format!(
-                "{id} has no verified candidate"
-            )));
+            return Err(LedgerError::Refused(
+                ErrorCode::WrongState,
+                format!("{id} has no verified candidate"),
+            ));
         }
         append(&tx, id, now, &Actor::Daemon, None, &evidence)?;
         step_succeeded(&tx, id)?;
@@ -1875,9 +1918,10 @@ impl Ledger {
             ],
         )?;
         if changed == 0 {
-            return Err(LedgerError::Refused(format!(
-                "{id} has no integration in progress"
-            )));
+            return Err(LedgerError::Refused(
+                ErrorCode::WrongState,
+                format!("{id} has no integration in progress"),
+            ));
         }
         let integration = load_integration(&tx, id)?.expect("just updated");
         let recorded = Evidence::CandidateFailed(evidence::CandidateFailed {
@@ -1933,8 +1977,12 @@ impl Ledger {
             &Evidence::BaseRaced(evidence),
         )?;
         step_succeeded(&tx, id)?;
-        let integration = load_integration(&tx, id)?
-            .ok_or_else(|| LedgerError::Refused(format!("{id} has no integration in progress")))?;
+        let integration = load_integration(&tx, id)?.ok_or_else(|| {
+            LedgerError::Refused(
+                ErrorCode::WrongState,
+                format!("{id} has no integration in progress"),
+            )
+        })?;
         tx.commit()?;
         Ok(integration)
     }
@@ -1983,10 +2031,10 @@ impl Ledger {
         let tx = self.write()?;
         let task = load_task(&tx, id)?;
         if task.state.is_final() {
-            return Err(LedgerError::Refused(format!(
-                "{id} is already {}",
-                task.state
-            )));
+            return Err(LedgerError::Refused(
+                ErrorCode::WrongState,
+                format!("{id} is already {}", task.state),
+            ));
         }
         tx.execute(
             "UPDATE tasks SET priority = ?1, updated_at = ?2 WHERE seq = ?3",
@@ -2096,17 +2144,20 @@ impl Ledger {
             return Ok(task);
         }
         if task.state.is_final() {
-            return Err(LedgerError::Refused(format!(
-                "{id} is already {}",
-                task.state
-            )));
+            return Err(LedgerError::Refused(
+                ErrorCode::WrongState,
+                format!("{id} is already {}", task.state),
+            ));
         }
         if task.state == TaskState::Verifying {
             // The integration does git work without the ledger lock; a cancel now could
             // land between its verify and its move of the base.
-            return Err(LedgerError::Refused(format!(
-                "{id} is being integrated right now; cancel it once it lands or comes back"
-            )));
+            return Err(LedgerError::Refused(
+                ErrorCode::WrongState,
+                format!(
+                    "{id} is being integrated right now; cancel it once it lands or comes back"
+                ),
+            ));
         }
         tx.execute(
             "UPDATE tasks SET state = 'cancelled', agent = NULL, lease_expires_at = NULL,
@@ -2590,17 +2641,20 @@ fn is_replay(conn: &Connection, id: TaskId, kind: EventKind, by: &Actor) -> Resu
 
 fn check_holder(task: &Task, agent: &str) -> Result<()> {
     if !task.state.holds_lease() {
-        return Err(LedgerError::Refused(format!(
-            "{} is {}, not claimed",
-            task.id, task.state
-        )));
+        return Err(LedgerError::Refused(
+            ErrorCode::WrongState,
+            format!("{} is {}, not claimed", task.id, task.state),
+        ));
     }
     if task.agent.as_deref() != Some(agent) {
-        return Err(LedgerError::Refused(format!(
-            "{} is claimed by {}, not by {agent}",
-            task.id,
-            task.agent.as_deref().unwrap_or("nobody")
-        )));
+        return Err(LedgerError::Refused(
+            ErrorCode::NotClaimHolder,
+            format!(
+                "{} is claimed by {}, not by {agent}",
+                task.id,
+                task.agent.as_deref().unwrap_or("nobody")
+            ),
+        ));
     }
     Ok(())
 }
@@ -2635,7 +2689,9 @@ fn free_port_block(tx: &Transaction<'_>, port_is_free: &dyn Fn(u16) -> bool) -> 
     (0..PORT_BLOCKS)
         .map(|i| PORT_START + i * PORT_BLOCK)
         .find(|p| !taken.contains(p) && (*p..*p + PORT_BLOCK).all(port_is_free))
-        .ok_or_else(|| LedgerError::Refused("no free block of ports left".into()))
+        .ok_or_else(|| {
+            LedgerError::Refused(ErrorCode::Refused, "no free block of ports left".into())
+        })
 }
 
 fn append(
@@ -3004,7 +3060,7 @@ mod tests {
         l.cancel(t.id, &by, "no", Timestamp(4)).unwrap();
         assert!(matches!(
             l.set_priority(t.id, &by, 1, Timestamp(5)),
-            Err(LedgerError::Refused(_))
+            Err(LedgerError::Refused(..))
         ));
     }
 
@@ -3028,7 +3084,7 @@ mod tests {
         req.title = "d".into();
         assert!(matches!(
             l.add_task(&req, Timestamp(4), &|_| false),
-            Err(LedgerError::Refused(_))
+            Err(LedgerError::Refused(..))
         ));
         assert_eq!(l.tasks(None).unwrap().len(), 3);
     }

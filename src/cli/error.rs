@@ -34,6 +34,12 @@ pub enum CliError {
     Config(Vec<Diagnostic>),
     /// Refused or failed (exit 1).
     Failed(String),
+    /// The daemon refused, with its code (exit 2 for bad input, else 1).
+    Api { code: ErrorCode, message: String },
+    /// No daemon runs for the repository (exit 1).
+    NoDaemon(String),
+    /// The daemon did not answer in time (exit 1).
+    TimedOut(String),
     /// Already reported on stdout (for example as JSON); only the status is left.
     Reported(Exit),
     /// Something that should not happen (exit 1).
@@ -45,22 +51,56 @@ impl CliError {
         CliError::Failed(format!("cannot write output: {e}"))
     }
 
-    /// Prints the error and returns its exit status.
-    pub fn report(self, err: &mut dyn Write) -> Exit {
+    /// The code a program branches on (`{"error": {"code"}}` with `--json`): the
+    /// daemon's, or one of the client's own (`usage`, `bad_config`, `no_daemon`,
+    /// `timeout`, `failed`, `internal`).
+    pub fn code(&self) -> String {
+        match self {
+            CliError::Api { code, .. } => serde_json::to_value(code)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "refused".to_owned()),
+            CliError::Usage(_) => "usage".to_owned(),
+            CliError::Config(_) => "bad_config".to_owned(),
+            CliError::NoDaemon(_) => "no_daemon".to_owned(),
+            CliError::TimedOut(_) => "timeout".to_owned(),
+            CliError::Failed(_) | CliError::Reported(_) => "failed".to_owned(),
+            CliError::Bug(_) => "internal".to_owned(),
+        }
+    }
+
+    /// Prints the error and returns its exit status: one line per problem on stderr,
+    /// or, with `--json`, one line `{"error": {"code", "message"}}`.
+    pub fn report(self, err: &mut dyn Write, json: bool) -> Exit {
+        let code = self.code();
         let (exit, lines) = match self {
             // A message of several lines (a plan's problems, one per line) keeps each
             // problem on a line of its own.
-            CliError::Usage(m) => (
-                Exit::Usage,
-                m.lines().map(|l| format!("error: {l}")).collect(),
-            ),
+            CliError::Usage(m) => (Exit::Usage, m.lines().map(str::to_owned).collect()),
+            CliError::Api {
+                code: ErrorCode::BadRequest | ErrorCode::TooLarge,
+                message,
+            } => (Exit::Usage, message.lines().map(str::to_owned).collect()),
             CliError::Config(diags) => (Exit::Usage, diags.iter().map(|d| d.to_string()).collect()),
-            CliError::Failed(m) => (Exit::Failed, vec![format!("error: {m}")]),
-            CliError::Reported(exit) => (exit, vec![]),
-            CliError::Bug(m) => (Exit::Failed, vec![format!("error: internal: {m}")]),
+            CliError::Failed(m)
+            | CliError::Api { message: m, .. }
+            | CliError::NoDaemon(m)
+            | CliError::TimedOut(m) => (Exit::Failed, vec![m]),
+            CliError::Reported(exit) => return exit,
+            CliError::Bug(m) => (Exit::Failed, vec![format!("internal: {m}")]),
+        };
+        if json {
+            let body = serde_json::json!({"error": {"code": code, "message": lines.join("\n")}});
+            let _ = writeln!(err, "{body}");
+            return exit;
+        }
+        let prefix = match code.as_str() {
+            // Config diagnostics carry their own place.
+            "bad_config" => "",
+            _ => "error: ",
         };
         for line in lines {
-            let _ = writeln!(err, "{line}");
+            let _ = writeln!(err, "{prefix}{line}");
         }
         exit
     }
@@ -89,10 +129,9 @@ impl From<GitError> for CliError {
 impl From<ClientError> for CliError {
     fn from(e: ClientError) -> CliError {
         match e {
-            ClientError::Api {
-                code: ErrorCode::BadRequest | ErrorCode::TooLarge,
-                message,
-            } => CliError::Usage(message),
+            ClientError::Api { code, message } => CliError::Api { code, message },
+            e @ ClientError::NoDaemon(_) => CliError::NoDaemon(e.to_string()),
+            e @ ClientError::TimedOut(_) => CliError::TimedOut(e.to_string()),
             other => CliError::Failed(other.to_string()),
         }
     }

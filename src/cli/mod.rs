@@ -182,6 +182,6 @@ pub fn run(
     };
     match result {
         Ok(()) => Exit::Ok,
-        Err(e) => e.report(ctx.err),
+        Err(e) => e.report(ctx.err, ctx.json),
     }
 }

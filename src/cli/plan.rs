@@ -58,7 +58,7 @@ pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
             },
         )
         .map_err(|e| match e {
-            ClientError::TimedOut(_) => CliError::Failed(format!(
+            ClientError::TimedOut(_) => CliError::TimedOut(format!(
                 "{e}; to repeat this plan safely, add `--request-id {request_id}`"
             )),
             e => e.into(),

@@ -136,7 +136,7 @@ fn add(ctx: &mut Ctx<'_>, args: AddArgs) -> Result<(), CliError> {
         after: args.after,
     };
     let task: Task = client.post("/v1/tasks", &req).map_err(|e| match e {
-        ClientError::TimedOut(_) => CliError::Failed(format!(
+        ClientError::TimedOut(_) => CliError::TimedOut(format!(
             "{e}; to repeat this add safely, add `--request-id {request_id}`"
         )),
         e => e.into(),

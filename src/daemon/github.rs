@@ -592,15 +592,19 @@ impl Hub {
     fn retry(&self, svc: &Service, id: TaskId, login: &str) -> Result<String> {
         let task = svc.ledger(|l| l.task(id))?;
         if task.state != TaskState::Returned {
-            return Err(ApiError::refused(format!(
-                "{id} is {}; only a task that came back from the queue can be retried",
-                task.state
-            )));
+            return Err(ApiError::new(
+                crate::api::ErrorCode::WrongState,
+                format!(
+                    "{id} is {}; only a task that came back from the queue can be retried",
+                    task.state
+                ),
+            ));
         }
         let (Some(agent), Some(commit)) = (task.agent.clone(), task.submitted_head.clone()) else {
-            return Err(ApiError::refused(format!(
-                "{id} has no executor or no earlier submission"
-            )));
+            return Err(ApiError::new(
+                crate::api::ErrorCode::WrongState,
+                format!("{id} has no executor or no earlier submission"),
+            ));
         };
         svc.ledger(|l| {
             l.note(

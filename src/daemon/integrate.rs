@@ -17,7 +17,7 @@ use tracing::{info, info_span, warn};
 
 use super::github::Hub;
 use super::service::{ApiError, Result, Service, name};
-use crate::api;
+use crate::api::{self, ErrorCode};
 use crate::command;
 use crate::config::{Land, VerifyOn};
 use crate::git;
@@ -61,47 +61,59 @@ impl Service {
             return Ok(replayed);
         }
         if !task.state.holds_lease() {
-            return Err(ApiError::refused(format!(
-                "{id} is {}, not claimed",
-                task.state
-            )));
+            return Err(ApiError::new(
+                ErrorCode::WrongState,
+                format!("{id} is {}, not claimed", task.state),
+            ));
         }
         if task.agent.as_deref() != Some(agent.as_str()) {
-            return Err(ApiError::refused(format!(
-                "{id} is claimed by {}, not by {agent}",
-                task.agent.as_deref().unwrap_or("nobody")
-            )));
+            return Err(ApiError::new(
+                ErrorCode::NotClaimHolder,
+                format!(
+                    "{id} is claimed by {}, not by {agent}",
+                    task.agent.as_deref().unwrap_or("nobody")
+                ),
+            ));
         }
         let root = &self.repo.main_root;
         let base = self.base_tip()?;
         let tip = match commit {
             Some(c) => c.to_owned(),
             None => git::branch_tip(root, &task.branch)?.ok_or_else(|| {
-                ApiError::refused(format!("{id}'s branch {} does not exist", task.branch))
+                ApiError::new(
+                    ErrorCode::NothingToSubmit,
+                    format!("{id}'s branch {} does not exist", task.branch),
+                )
             })?,
         };
         if let Some(start) = &task.base_sha
             && !git::is_ancestor(root, start, &tip)?
         {
-            return Err(ApiError::refused(format!(
-                "{id}'s branch no longer contains the base commit it started from ({}): it rewrote or \
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "{id}'s branch no longer contains the base commit it started from ({}): it rewrote or \
                  dropped commits of {}; rebase your commits onto {} and submit again",
-                short(start),
-                self.config.base,
-                self.config.base
-            )));
+                    short(start),
+                    self.config.base,
+                    self.config.base
+                ),
+            ));
         }
         let merge_base = git::merge_base(root, &tip, &base)?.ok_or_else(|| {
-            ApiError::refused(format!(
-                "{id}'s branch shares no history with {}",
-                self.config.base
-            ))
+            ApiError::new(
+                ErrorCode::Conflict,
+                format!("{id}'s branch shares no history with {}", self.config.base),
+            )
         })?;
         if merge_base == tip {
-            return Err(ApiError::refused(format!(
-                "{id} has no commits beyond {}; commit your work on {} first",
-                self.config.base, task.branch
-            )));
+            return Err(ApiError::new(
+                ErrorCode::NothingToSubmit,
+                format!(
+                    "{id} has no commits beyond {}; commit your work on {} first",
+                    self.config.base, task.branch
+                ),
+            ));
         }
         let changes = git::changes(root, &merge_base, &tip)?;
         let review = queue::review(&changes, &task, &self.config);

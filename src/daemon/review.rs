@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use tracing::{info, info_span, warn};
 
 use super::service::{ApiError, Result, Service, name};
-use crate::api;
+use crate::api::{self, ErrorCode};
 use crate::model::evidence::Verdict;
 use crate::model::{Actor, Evidence, Task, TaskId, TaskState, Timestamp};
 use crate::queue;
@@ -104,11 +104,14 @@ impl Service {
                     submitted.clone()
                 }
                 None => {
-                    return Err(ApiError::refused(format!(
-                        "{who} was not handed {id}'s submitted commit ({}); take the review with \
+                    return Err(ApiError::new(
+                        ErrorCode::StaleCommit,
+                        format!(
+                            "{who} was not handed {id}'s submitted commit ({}); take the review with \
                          `switchyard review next`, or name the commit you read with --commit",
-                        &submitted[..submitted.len().min(10)]
-                    )));
+                            &submitted[..submitted.len().min(10)]
+                        ),
+                    ));
                 }
             },
         };
@@ -176,7 +179,7 @@ impl Service {
                     self.let_go_of_review_checkout(id);
                     expired.push(id);
                 }
-                Err(LedgerError::Refused(_)) => {}
+                Err(LedgerError::Refused(..)) => {}
                 Err(e) => warn!(error = %e, "could not expire the review"),
             }
         }
@@ -297,10 +300,13 @@ impl Service {
             unreachable!("a reviewer is an agent or a person")
         };
         if !self.config.review.allows(n) {
-            return Err(ApiError::refused(format!(
-                "{n} may not review: [review] reviewers lists {}",
-                self.config.review.reviewers.join(", ")
-            )));
+            return Err(ApiError::new(
+                ErrorCode::NotAllowed,
+                format!(
+                    "{n} may not review: [review] reviewers lists {}",
+                    self.config.review.reviewers.join(", ")
+                ),
+            ));
         }
         Ok(who)
     }

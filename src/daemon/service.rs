@@ -59,8 +59,12 @@ impl ApiError {
         }
     }
     pub fn refused(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::Refused, message)
+    }
+    /// A refusal with the code that names it.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
-            code: ErrorCode::Refused,
+            code,
             message: message.into(),
         }
     }
@@ -82,8 +86,7 @@ impl From<LedgerError> for ApiError {
     fn from(e: LedgerError) -> ApiError {
         let code = match &e {
             LedgerError::NotFound(_) => ErrorCode::NotFound,
-            LedgerError::Refused(_) | LedgerError::NothingToClaim(_) => ErrorCode::Refused,
-            LedgerError::Paused(_) => ErrorCode::Paused,
+            LedgerError::Refused(code, _) => *code,
             LedgerError::TooNew { .. } | LedgerError::Sqlite(_) => ErrorCode::Internal,
         };
         ApiError {
@@ -856,14 +859,19 @@ impl Service {
             let claimed = match claimed {
                 Ok(c) => c,
                 Err(e) if !failed.is_empty() => {
-                    return Err(ApiError::refused(format!(
-                        "{e}; and no worktree could be made for {}",
-                        failed
-                            .iter()
-                            .map(|t| t.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
+                    let e = ApiError::from(e);
+                    return Err(ApiError::new(
+                        e.code,
+                        format!(
+                            "{}; and no worktree could be made for {}",
+                            e.message,
+                            failed
+                                .iter()
+                                .map(|t| t.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -948,7 +956,7 @@ impl Service {
                     expired.push(id);
                 }
                 // Renewed or released in the meantime: nothing to do.
-                Err(LedgerError::Refused(_)) => {}
+                Err(LedgerError::Refused(..)) => {}
                 Err(e) => warn!(error = %e, "could not expire the lease"),
             }
         }

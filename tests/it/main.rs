@@ -1,6 +1,7 @@
 //! Integration tests: the real `switchyard` binary against real repositories made in
 //! temporary directories. One test binary, one module per area.
 
+mod agents;
 mod check;
 mod daemon;
 mod demo;

@@ -342,6 +342,50 @@ pub struct ReviewVerdict {
     pub commit: Option<String>,
 }
 
+/// `GET /v1/tasks/{id}/wait?timeout_ms=N`: waits (at most `timeout_ms`, capped by the
+/// daemon) until the task leaves the queue.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WaitQuery {
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It landed: `commit` is on the base.
+    Merged,
+    /// It came back to its executor: `reason` is the event that sent it back.
+    Returned,
+    /// It waits for a person at a checkpoint (`checkpoints` say why).
+    Checkpoint,
+    Cancelled,
+    /// It is not in the queue (open or claimed, never submitted since).
+    NotInQueue,
+    /// Still in the queue when the time was up.
+    Timeout,
+}
+
+/// The reply to a wait.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WaitOutcome {
+    pub id: TaskId,
+    pub outcome: Outcome,
+    pub state: TaskState,
+    pub attempt: i64,
+    /// The commit that landed (merged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The event that ended the wait, with its typed evidence: the conflicting paths,
+    /// the failed command and its log's tail, the review notes, the rejection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Event>,
+    /// At a checkpoint: what a person decides, one line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checkpoints: Vec<String>,
+}
+
 /// `POST /v1/resume`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Resume {

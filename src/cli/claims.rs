@@ -1,8 +1,12 @@
 //! `switchyard claim`, `heartbeat` and `release`: an executor taking, keeping and giving
 //! back a task. Thin clients of the daemon.
 
+use std::time::{Duration, Instant};
+
+use super::error::Exit;
 use super::{CliError, Ctx, render};
-use crate::api::{ByAgent, Claim, Claimed};
+use crate::api::{ByAgent, Claim, Claimed, ErrorCode, Outcome, WaitOutcome};
+use crate::client::{Client, ClientError};
 use crate::model::{Task, TaskId};
 
 /// Claim the given task, or the highest-priority, oldest open task that fits the caps.
@@ -100,13 +104,115 @@ pub fn release(ctx: &mut Ctx<'_>, args: ReleaseArgs) -> Result<(), CliError> {
 
 /// Ask for integration of the task's branch. Its changes are checked against the task's
 /// scope: inside it, the task is queued; outside it, or touching a subsystem that needs
-/// approval, it waits for a person (`switchyard approve`).
+/// approval, it waits for a person (`switchyard approve`). With `--wait`, then waits for
+/// the verdict as `switchyard wait` does, with its exit statuses.
 #[derive(Debug, clap::Args)]
 pub struct SubmitArgs {
     /// The task (default inside a task's worktree: that task).
     id: Option<String>,
     #[arg(long)]
     agent: Option<String>,
+    /// Wait until it lands (exit 0) or comes back (exit 1; 3 on --timeout).
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: give up waiting after this long ("90s", "20m"); default: no limit.
+    #[arg(long, requires = "wait", value_parser = parse_timeout)]
+    timeout: Option<Duration>,
+}
+
+/// Wait until the task leaves the queue and say how: exit 0 when it landed (with the
+/// commit), 1 when it came back (with the reason and its evidence: conflicting paths,
+/// the failed command and its log's tail, review notes, a checkpoint), 3 when the
+/// timeout ran out first. The daemon answers when the ledger says so; a restart of the
+/// daemon meanwhile is waited out.
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// The task (default inside a task's worktree: that task).
+    id: Option<String>,
+    /// Give up after this long ("90s", "20m"); default: no limit.
+    #[arg(long, value_parser = parse_timeout)]
+    timeout: Option<Duration>,
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    crate::config::parse_duration(s)
+}
+
+pub fn wait(ctx: &mut Ctx<'_>, args: WaitArgs) -> Result<(), CliError> {
+    let (repo, client) = ctx.client()?;
+    let id = ctx.task_id(&repo, args.id.as_deref())?;
+    let outcome = wait_for(&client, id, args.timeout)?;
+    report_outcome(ctx, &outcome)
+}
+
+/// Asks the daemon until the task leaves the queue or `timeout` runs out. Each request
+/// is held by the daemon until something happens (at most `MAX_WAIT_MS`); once the
+/// daemon answered, a restart of it is waited out.
+fn wait_for(
+    client: &Client,
+    id: TaskId,
+    timeout: Option<Duration>,
+) -> Result<WaitOutcome, CliError> {
+    const MAX_WAIT_MS: u128 = 25_000;
+    let deadline = timeout.map(|t| Instant::now() + t);
+    // The task exists and the daemon answers: from here on, an outage (a restart) is
+    // waited out.
+    let _: Task = client.get(&format!("/v1/tasks/{id}"))?;
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let ms = left.map_or(MAX_WAIT_MS, |l| l.as_millis().min(MAX_WAIT_MS));
+        let time_left = left.is_none_or(|l| !l.is_zero());
+        match client.get::<WaitOutcome>(&format!("/v1/tasks/{id}/wait?timeout_ms={ms}")) {
+            Ok(o) if o.outcome == Outcome::Timeout && time_left => {}
+            Ok(o) => return Ok(o),
+            Err(
+                ClientError::NoDaemon(_)
+                | ClientError::Io(_)
+                | ClientError::Protocol(_)
+                | ClientError::Api {
+                    code: ErrorCode::Unavailable,
+                    ..
+                },
+            ) if time_left => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Prints how a wait ended and turns it into the exit status: 0 merged, 1 came back
+/// (or is not in the queue), 3 timed out.
+fn report_outcome(ctx: &mut Ctx<'_>, o: &WaitOutcome) -> Result<(), CliError> {
+    if ctx.json {
+        ctx.print_json(o)?;
+    } else {
+        let reason = o
+            .reason
+            .as_ref()
+            .map(|e| format!(": {}", render::event_line(e)))
+            .unwrap_or_default();
+        let text = match o.outcome {
+            Outcome::Merged => format!(
+                "{} merged: {}",
+                o.id,
+                o.commit.as_deref().unwrap_or("(commit unknown)")
+            ),
+            Outcome::Returned => format!("{} came back (attempt {}){reason}", o.id, o.attempt),
+            Outcome::Checkpoint => {
+                format!("{} waits for a person: {}", o.id, o.checkpoints.join("; "))
+            }
+            Outcome::Cancelled => format!("{} was cancelled{reason}", o.id),
+            Outcome::NotInQueue => format!("{} is {}: not in the queue", o.id, o.state),
+            Outcome::Timeout => format!("{} is still {} (timed out waiting)", o.id, o.state),
+        };
+        writeln!(ctx.out, "{text}").map_err(CliError::output)?;
+    }
+    match o.outcome {
+        Outcome::Merged => Ok(()),
+        Outcome::Timeout => Err(CliError::Reported(Exit::TimedOut)),
+        _ => Err(CliError::Reported(Exit::Failed)),
+    }
 }
 
 pub fn submit(ctx: &mut Ctx<'_>, args: SubmitArgs) -> Result<(), CliError> {
@@ -117,6 +223,19 @@ pub fn submit(ctx: &mut Ctx<'_>, args: SubmitArgs) -> Result<(), CliError> {
         &format!("/v1/tasks/{id}/submit"),
         &ByAgent { agent, by: None },
     )?;
+    if args.wait {
+        if !ctx.json {
+            let t = &submitted.task;
+            writeln!(
+                ctx.out,
+                "{} submitted (attempt {}): {}; waiting",
+                t.id, t.attempt, t.state
+            )
+            .map_err(CliError::output)?;
+        }
+        let outcome = wait_for(&client, id, args.timeout)?;
+        return report_outcome(ctx, &outcome);
+    }
     if ctx.json {
         return ctx.print_json(&submitted);
     }

@@ -18,6 +18,8 @@ pub enum Exit {
     Failed = 1,
     /// Bad usage or bad config.
     Usage = 2,
+    /// A wait ran out of time (`switchyard wait`, `submit --wait`).
+    TimedOut = 3,
 }
 
 impl From<Exit> for ExitCode {

@@ -95,6 +95,7 @@ pub enum Command {
     #[command(subcommand)]
     Review(review::Command),
     Plan(plan::Args),
+    Wait(claims::WaitArgs),
 }
 
 /// Output streams and the global options every command sees.
@@ -179,6 +180,7 @@ pub fn run(
         Command::Pause(args) => task::pause(&mut ctx, args),
         Command::Review(cmd) => review::run(&mut ctx, cmd),
         Command::Plan(args) => plan::run(&mut ctx, args),
+        Command::Wait(args) => claims::wait(&mut ctx, args),
     };
     match result {
         Ok(()) => Exit::Ok,

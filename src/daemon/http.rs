@@ -28,6 +28,7 @@ pub(super) fn router(state: AppState) -> Router {
         .route("/v1/tasks", get(list).post(add))
         .route("/v1/tasks/{id}", get(show))
         .route("/v1/tasks/{id}/events", get(events))
+        .route("/v1/tasks/{id}/wait", get(wait))
         .route("/v1/tasks/{id}/heartbeat", post(heartbeat))
         .route("/v1/tasks/{id}/release", post(release))
         .route("/v1/tasks/{id}/cancel", post(cancel))
@@ -305,6 +306,16 @@ async fn review_verdict(s: AppState, id: String, bytes: Bytes, approve: bool) ->
     let req: api::ReviewVerdict = body(&bytes)?;
     let service = Arc::clone(&s.service);
     blocking(move || service.review_verdict(id, req, approve)).await
+}
+
+async fn wait(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<api::WaitQuery>,
+) -> Reply<api::WaitOutcome> {
+    let id = task_id(&id)?;
+    let limit = std::time::Duration::from_millis(q.timeout_ms.unwrap_or(u64::MAX));
+    Arc::clone(&s.service).wait_for(id, limit).await.map(Json)
 }
 
 async fn plan(State(s): State<AppState>, bytes: Bytes) -> Reply<api::Planned> {

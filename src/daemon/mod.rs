@@ -15,6 +15,7 @@ mod integrate;
 mod review;
 mod serve;
 mod service;
+mod wait;
 mod webhook;
 
 use std::fs::{File, OpenOptions, TryLockError};

@@ -95,3 +95,97 @@ fn refusals_carry_codes_an_agent_can_branch_on() {
         "nothing_to_review",
     );
 }
+
+/// `wait` and `submit --wait`: exit 0 with the commit once it landed, 1 with the typed
+/// reason when it came back, 3 on timeout; a wait under way outlives a kill -9 and
+/// restart of the daemon.
+#[test]
+fn wait_answers_on_merge_and_return_across_a_restart_and_times_out() {
+    let repo = queue_repo("");
+    // Debug logs say when a wait is held, so the test kills the daemon under one.
+    let daemon = repo
+        .try_start_daemon_with(&[("SWITCHYARD_LOG", "debug")])
+        .unwrap();
+    let good = add(&repo, "Tweak", &["api"]);
+    let wt = std::path::PathBuf::from(
+        claim(&repo, Some(&good), "ann")["worktree"]
+            .as_str()
+            .unwrap(),
+    );
+    commit_in(&wt, "tweak", &[("api/handler.txt", "tweaked\n")]);
+    let merged = repo
+        .run(["--json", "submit", &good, "--agent", "ann", "--wait"])
+        .expect(0)
+        .json();
+    assert_eq!(merged["outcome"], "merged");
+    assert_eq!(
+        merged["commit"].as_str().unwrap(),
+        repo.git(&["rev-parse", "main"]).trim()
+    );
+
+    let bad = add(&repo, "Break", &["docs"]);
+    let wt = std::path::PathBuf::from(
+        claim(&repo, Some(&bad), "bob")["worktree"]
+            .as_str()
+            .unwrap(),
+    );
+    commit_in(&wt, "break", &[("docs/guide.md", "BROKEN\n")]);
+    repo.run(["submit", &bad, "--agent", "bob"]).expect(0);
+    let back = repo.run(["--json", "wait", &bad]).expect(1).json();
+    assert_eq!(back["outcome"], "returned");
+    assert_eq!(back["reason"]["event"], "verify_failed");
+    assert_eq!(
+        back["reason"]["evidence"]["failed"]["command"],
+        "./check.sh"
+    );
+    assert!(
+        !back["reason"]["evidence"]["failed"]["tail"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{back:#}"
+    );
+    let text = repo.run(["wait", &bad]).expect(1).stdout();
+    assert!(
+        text.starts_with(&format!("{bad} came back (attempt 1)")),
+        "{text}"
+    );
+
+    // Held in the queue: a wait with a timeout ends with 3.
+    repo.run([
+        "pause", "--reason", "hold", "--only", "queue", "--by", "lead",
+    ])
+    .expect(0);
+    commit_in(&wt, "fix", &[("docs/guide.md", "fixed\n")]);
+    repo.run(["submit", &bad, "--agent", "bob"]).expect(0);
+    let timed_out = repo
+        .run(["--json", "wait", &bad, "--timeout", "300ms"])
+        .expect(3)
+        .json();
+    assert_eq!(timed_out["outcome"], "timeout");
+    assert_eq!(timed_out["state"], "queued");
+
+    // A wait under way while the daemon is killed and started again: it answers once
+    // the task lands after the restart.
+    let log = daemon.log.clone();
+    let held = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("a client waits for the task to leave the queue")
+            .count()
+    };
+    let before = held();
+    let waiting = std::thread::scope(|s| {
+        let waiter = s.spawn(|| repo.run_within(120, &[], ["--json", "wait", &bad]));
+        // The wait is held by the daemon before it dies.
+        crate::support::eventually(30, "the wait to be held", || held() > before);
+        daemon.kill9();
+        let restarted = repo.start_daemon();
+        repo.run(["resume", "--by", "lead"]).expect(0);
+        (waiter.join().unwrap(), restarted)
+    });
+    let (waiting, _daemon) = waiting;
+    let landed = waiting.expect(0).json();
+    assert_eq!(landed["outcome"], "merged");
+    refused_with(&repo, &["wait", "t99"], 1, "not_found");
+}

@@ -203,6 +203,9 @@ pub struct TaskDetail {
     /// Who planned it, executed each attempt, reviewed and approved.
     #[serde(default)]
     pub roles: Roles,
+    /// Conflict warnings in force for its branch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<ConflictView>,
     pub timeline: Vec<Event>,
 }
 
@@ -340,6 +343,34 @@ pub struct ReviewVerdict {
     /// submitted one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
+}
+
+/// The reply to a heartbeat: the task, and the conflicts its branch has now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Heartbeat {
+    #[serde(flatten)]
+    pub task: Task,
+    #[serde(default)]
+    pub conflicts: Vec<ConflictView>,
+}
+
+/// A conflict warning in force: a dry-run merge of `task`'s branch with `with` (another
+/// task's id, or `"base"`) conflicts in `paths`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictView {
+    pub task: TaskId,
+    pub with: String,
+    /// The other task's executor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    pub paths: Vec<String>,
+}
+
+/// `GET /v1/conflicts?task=tN`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ConflictsQuery {
+    #[serde(default)]
+    pub task: Option<TaskId>,
 }
 
 /// `GET /v1/tasks/{id}/wait?timeout_ms=N`: waits (at most `timeout_ms`, capped by the

@@ -713,6 +713,10 @@ pub enum EventKind {
     NeedsReview,
     /// The task came back `[queue] max_attempts` times: a person decides now.
     AttemptLimit,
+    /// Its branch collides with another live task's, or with the base (a dry-run merge).
+    ConflictWarning,
+    /// A collision warned about is gone (a side landed, rebased away, or left).
+    ConflictCleared,
 }
 
 impl EventKind {
@@ -760,6 +764,8 @@ impl EventKind {
             EventKind::ReviewExpired => "review_expired",
             EventKind::NeedsReview => "needs_review",
             EventKind::AttemptLimit => "attempt_limit",
+            EventKind::ConflictWarning => "conflict_warning",
+            EventKind::ConflictCleared => "conflict_cleared",
         }
     }
 }

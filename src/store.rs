@@ -16,11 +16,12 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use serde_json::{Value, json};
 
 use crate::api::ErrorCode;
+use crate::conflicts::{Found, Side};
 pub use crate::model::Step;
 use crate::model::evidence::{
-    self, After, Attempt, AttemptLimit, Cancelled, Created, IntegrationStarted, LeftBase, LetGo,
-    Merged, NeedsApproval, Paused, PrOpened, PriorityChanged, Resumed, ReviewExpired,
-    ReviewStarted, Submitted, Verdict, WorktreeFailed,
+    self, After, Attempt, AttemptLimit, Cancelled, ConflictCleared, ConflictWarning, Created,
+    IntegrationStarted, LeftBase, LetGo, Merged, NeedsApproval, Paused, PrOpened, PriorityChanged,
+    Resumed, ReviewExpired, ReviewStarted, Submitted, Verdict, WorktreeFailed,
 };
 use crate::model::{
     Actor, Blocker, Event, EventKind, Evidence, Pause, QueueEvent, QueueEvidence, ReviewLease,
@@ -214,6 +215,17 @@ ALTER TABLE tasks ADD COLUMN review_lease_expires_at INTEGER;
 ALTER TABLE tasks ADD COLUMN review_worktree TEXT;
 ALTER TABLE tasks ADD COLUMN review_since INTEGER;
 ALTER TABLE tasks ADD COLUMN reviewed_head TEXT;
+"#,
+    r#"
+-- Early conflict warnings in force: a task's branch collides with another live task's
+-- (`other`, the lower id as `task`) or with the base (`other` = 0), in `paths`.
+CREATE TABLE conflicts (
+    task  INTEGER NOT NULL REFERENCES tasks(seq),
+    other INTEGER NOT NULL,
+    paths TEXT    NOT NULL,  -- JSON array
+    since INTEGER NOT NULL,
+    PRIMARY KEY (task, other)
+);
 "#,
 ];
 
@@ -1566,6 +1578,88 @@ impl Ledger {
         let member = take_pool_member(&tx)?;
         tx.commit()?;
         Ok(member)
+    }
+
+    /// The conflict warnings in force.
+    pub fn conflicts(&self) -> Result<Found> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT task, other, paths FROM conflicts ORDER BY task, other")?;
+        let rows = stmt.query_map([], |r| {
+            let other: i64 = r.get(1)?;
+            let side = match other {
+                0 => Side::Base,
+                n => Side::Task(TaskId(n)),
+            };
+            Ok(((TaskId(r.get(0)?), side), json_column::<Vec<String>>(r, 2)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records a round of conflict checks: new collisions (a `conflict_warning` on each
+    /// task concerned, naming the other and its executor) and cleared ones (a
+    /// `conflict_cleared` on each), with the warnings in force, in one transaction.
+    pub fn record_conflicts(
+        &mut self,
+        new: &Found,
+        gone: &[(TaskId, Side)],
+        now: Timestamp,
+    ) -> Result<()> {
+        if new.is_empty() && gone.is_empty() {
+            return Ok(());
+        }
+        let tx = self.write()?;
+        let other_id = |side: &Side| match side {
+            Side::Task(t) => t.0,
+            Side::Base => 0,
+        };
+        for ((task, side), paths) in new {
+            tx.execute(
+                "INSERT OR REPLACE INTO conflicts (task, other, paths, since) VALUES (?1, ?2, ?3, ?4)",
+                params![task.0, other_id(side), json!(paths).to_string(), now.0],
+            )?;
+            let agent_of = |id: TaskId| -> Result<Option<String>> { Ok(load_task(&tx, id)?.agent) };
+            let warn = |on: TaskId, with: Option<TaskId>, agent: Option<String>| {
+                let evidence = Evidence::ConflictWarning(ConflictWarning {
+                    with,
+                    agent,
+                    paths: paths.clone(),
+                });
+                append(&tx, on, now, &Actor::Daemon, None, &evidence)
+            };
+            match side {
+                Side::Base => warn(*task, None, None)?,
+                Side::Task(other) => {
+                    warn(*task, Some(*other), agent_of(*other)?)?;
+                    warn(*other, Some(*task), agent_of(*task)?)?;
+                }
+            }
+        }
+        for (task, side) in gone {
+            tx.execute(
+                "DELETE FROM conflicts WHERE task = ?1 AND other = ?2",
+                params![task.0, other_id(side)],
+            )?;
+            let clear = |on: TaskId, with: Option<TaskId>| {
+                append(
+                    &tx,
+                    on,
+                    now,
+                    &Actor::Daemon,
+                    None,
+                    &Evidence::ConflictCleared(ConflictCleared { with }),
+                )
+            };
+            match side {
+                Side::Base => clear(*task, None)?,
+                Side::Task(other) => {
+                    clear(*task, Some(*other))?;
+                    clear(*other, Some(*task))?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Review checkouts nobody reviews in any more (a verdict, an expiry, a cancel):

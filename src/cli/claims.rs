@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use super::error::Exit;
 use super::{CliError, Ctx, render};
-use crate::api::{ByAgent, Claim, Claimed, ErrorCode, Outcome, WaitOutcome};
+use crate::api::{
+    ByAgent, Claim, Claimed, ConflictView, ErrorCode, Heartbeat, Outcome, WaitOutcome,
+};
 use crate::client::{Client, ClientError};
 use crate::model::{Task, TaskId};
 
@@ -63,18 +65,23 @@ pub fn heartbeat(ctx: &mut Ctx<'_>, args: HeartbeatArgs) -> Result<(), CliError>
     let agent = ctx.agent(args.agent)?;
     let (repo, client) = ctx.client()?;
     let id = ctx.task_id(&repo, args.id.as_deref())?;
-    let task: Task = client.post(
+    let beat: Heartbeat = client.post(
         &format!("/v1/tasks/{id}/heartbeat"),
         &ByAgent { agent, by: None },
     )?;
     if ctx.json {
-        return ctx.print_json(&task);
+        return ctx.print_json(&beat);
     }
+    let task = &beat.task;
     let until = task
         .lease_expires_at
         .map(|t| t.to_string())
         .unwrap_or_default();
-    writeln!(ctx.out, "{}: lease renewed until {until}", task.id).map_err(CliError::output)
+    let mut text = format!("{}: lease renewed until {until}\n", task.id);
+    for c in &beat.conflicts {
+        text.push_str(&format!("  {}\n", render::conflict_line(c)));
+    }
+    write!(ctx.out, "{text}").map_err(CliError::output)
 }
 
 pub fn release(ctx: &mut Ctx<'_>, args: ReleaseArgs) -> Result<(), CliError> {
@@ -132,6 +139,37 @@ pub struct WaitArgs {
     /// Give up after this long ("90s", "20m"); default: no limit.
     #[arg(long, value_parser = parse_timeout)]
     timeout: Option<Duration>,
+}
+
+/// The conflict warnings in force: dry-run merges of live tasks' branches with each other
+/// and with the base that conflict, with the paths.
+#[derive(Debug, clap::Args)]
+pub struct ConflictsArgs {
+    /// Only this task's (default: every live task's).
+    id: Option<String>,
+}
+
+pub fn conflicts(ctx: &mut Ctx<'_>, args: ConflictsArgs) -> Result<(), CliError> {
+    let (_, client) = ctx.client()?;
+    let path = match args.id {
+        Some(id) => {
+            let id: TaskId = id.parse().map_err(CliError::Usage)?;
+            format!("/v1/conflicts?task={id}")
+        }
+        None => "/v1/conflicts".to_owned(),
+    };
+    let found: Vec<ConflictView> = client.get(&path)?;
+    if ctx.json {
+        return ctx.print_json(&found);
+    }
+    if found.is_empty() {
+        return writeln!(ctx.out, "no conflicts").map_err(CliError::output);
+    }
+    let mut text = String::new();
+    for c in &found {
+        text.push_str(&format!("{}\n", render::conflict_line(c)));
+    }
+    write!(ctx.out, "{text}").map_err(CliError::output)
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {

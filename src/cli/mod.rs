@@ -96,6 +96,7 @@ pub enum Command {
     Review(review::Command),
     Plan(plan::Args),
     Wait(claims::WaitArgs),
+    Conflicts(claims::ConflictsArgs),
 }
 
 /// Output streams and the global options every command sees.
@@ -181,6 +182,7 @@ pub fn run(
         Command::Review(cmd) => review::run(&mut ctx, cmd),
         Command::Plan(args) => plan::run(&mut ctx, args),
         Command::Wait(args) => claims::wait(&mut ctx, args),
+        Command::Conflicts(args) => claims::conflicts(&mut ctx, args),
     };
     match result {
         Ok(()) => Exit::Ok,

@@ -1,6 +1,6 @@
 //! Human-readable text for tasks, events and claims.
 
-use crate::api::{Claimed, QueueEntry, TaskDetail};
+use crate::api::{Claimed, ConflictView, QueueEntry, TaskDetail};
 use crate::model::{Actor, Blocker, Event, Pause, QueueEvent, Task};
 
 pub fn task_line(t: &Task) -> String {
@@ -74,6 +74,9 @@ pub fn task_detail(d: &TaskDetail) -> String {
     for c in &d.checkpoints {
         out.push_str(&format!("  waits for:   {c}\n"));
     }
+    for c in &d.conflicts {
+        out.push_str(&format!("  conflict:    {}\n", conflict_line(c)));
+    }
     for (label, who) in d.roles.lines() {
         out.push_str(&format!("  {:<12} {who}\n", format!("{label}:")));
     }
@@ -102,6 +105,21 @@ pub fn task_detail(d: &TaskDetail) -> String {
         out.push_str(&format!("    {}\n", event_line(e)));
     }
     out
+}
+
+/// "t3 conflicts with t5 (bob) in api/a.rs, api/b.rs".
+pub fn conflict_line(c: &ConflictView) -> String {
+    let who = c
+        .agent
+        .as_deref()
+        .map(|a| format!(" ({a})"))
+        .unwrap_or_default();
+    format!(
+        "{} conflicts with {}{who} in {}",
+        c.task,
+        c.with,
+        c.paths.join(", ")
+    )
 }
 
 /// The line `switchyard queue` starts with while the queue is paused.

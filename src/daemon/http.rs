@@ -29,6 +29,7 @@ pub(super) fn router(state: AppState) -> Router {
         .route("/v1/tasks/{id}", get(show))
         .route("/v1/tasks/{id}/events", get(events))
         .route("/v1/tasks/{id}/wait", get(wait))
+        .route("/v1/conflicts", get(conflicts))
         .route("/v1/tasks/{id}/heartbeat", post(heartbeat))
         .route("/v1/tasks/{id}/release", post(release))
         .route("/v1/tasks/{id}/cancel", post(cancel))
@@ -233,7 +234,11 @@ where
 
 type Task = crate::model::Task;
 
-async fn heartbeat(State(s): State<AppState>, Path(id): Path<String>, b: Bytes) -> Reply<Task> {
+async fn heartbeat(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    b: Bytes,
+) -> Reply<api::Heartbeat> {
     on_task(s, id, b, Wake::Nothing, Service::heartbeat).await
 }
 
@@ -306,6 +311,13 @@ async fn review_verdict(s: AppState, id: String, bytes: Bytes, approve: bool) ->
     let req: api::ReviewVerdict = body(&bytes)?;
     let service = Arc::clone(&s.service);
     blocking(move || service.review_verdict(id, req, approve)).await
+}
+
+async fn conflicts(
+    State(s): State<AppState>,
+    Query(q): Query<api::ConflictsQuery>,
+) -> Reply<Vec<api::ConflictView>> {
+    blocking(move || s.service.conflicts_of(q.task)).await
 }
 
 async fn wait(

@@ -7,6 +7,7 @@
 //! to signals and a test could stop it at will.
 
 mod checkout;
+pub mod conflicts;
 mod engine;
 mod github;
 pub mod harden;
@@ -51,6 +52,9 @@ const REFILL_DELAY: Duration = Duration::from_millis(500);
 const REFILL_EVERY: Duration = Duration::from_secs(30);
 /// The queue is looked at after every submit and approval, and at least this often.
 const QUEUE_EVERY: Duration = Duration::from_secs(2);
+/// A full round of conflict checks at least this often, besides the ones every moved
+/// branch asks for (a safety net: a branch moved by hand, without a heartbeat).
+const CONFLICTS_EVERY: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -270,6 +274,15 @@ pub async fn run(
         opts.queue_tick.unwrap_or(QUEUE_EVERY),
         stop.clone(),
     ));
+    tracker.spawn(on_demand(
+        Arc::clone(&service),
+        Arc::clone(&service.wake.conflicts),
+        CONFLICTS_EVERY,
+        stop.clone(),
+        "checking live branches for conflicts",
+        service::Service::check_conflicts,
+    ));
+    service.wake.conflicts.notify_one();
     tracker.spawn(on_demand(
         Arc::clone(&service),
         Arc::clone(&service.wake.checkout),

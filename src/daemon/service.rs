@@ -198,6 +198,8 @@ pub struct Service {
     integration_scratch: Mutex<HashMap<PathBuf, Arc<Mutex<Scratch>>>>,
     /// Keeps the checkout follower (`daemon::checkout`) to one at a time.
     pub(super) following: Mutex<()>,
+    /// What earlier conflict checks learned, by commit.
+    pub(super) conflict_memo: Mutex<super::conflicts::Memo>,
 }
 
 /// The background loops' wake-ups; the service owns them, so that a change made through
@@ -211,6 +213,8 @@ pub(super) struct Wake {
     pub github: Arc<Notify>,
     /// The checkout follower (`daemon::checkout`): the base moved.
     pub checkout: Arc<Notify>,
+    /// The conflict checker (`daemon::conflicts`): a branch or the base moved.
+    pub conflicts: Arc<Notify>,
 }
 
 /// A ledger event, once committed.
@@ -308,6 +312,7 @@ impl Service {
             committed: broadcast::channel(BROADCAST_BACKLOG).0,
             broadcast_marks: Mutex::new(marks),
             following: Mutex::new(()),
+            conflict_memo: Mutex::default(),
             integration_scratch: Mutex::new(HashMap::new()),
         }
     }
@@ -351,6 +356,11 @@ impl Service {
         match ledger.events_after(*marks) {
             Ok((events, queue_events, now)) => {
                 *marks = now;
+                // A branch or the base moved (a submit, a landing, a task coming back or
+                // leaving): the conflict checker looks again.
+                if events.iter().any(|e| e.state.is_some()) {
+                    self.wake.conflicts.notify_one();
+                }
                 for e in events {
                     let _ = self.committed.send(Committed::Task(e));
                 }
@@ -556,6 +566,7 @@ impl Service {
     }
 
     pub fn task(&self, id: TaskId) -> Result<api::TaskDetail> {
+        let conflicts = self.conflicts_of(Some(id))?;
         self.read(|l| {
             let task = l.task(id)?;
             let timeline = l.events(id)?;
@@ -571,6 +582,7 @@ impl Service {
                 }),
                 task,
                 checkpoints,
+                conflicts,
                 timeline,
             })
         })
@@ -916,9 +928,49 @@ impl Service {
         }
     }
 
-    pub fn heartbeat(&self, id: TaskId, req: api::ByAgent) -> Result<Task> {
+    pub fn heartbeat(&self, id: TaskId, req: api::ByAgent) -> Result<api::Heartbeat> {
         let agent = name(&req.agent, "--agent")?;
-        Ok(self.ledger(|l| l.heartbeat(id, &agent, Timestamp::now(), self.config.claims.lease))?)
+        let task =
+            self.ledger(|l| l.heartbeat(id, &agent, Timestamp::now(), self.config.claims.lease))?;
+        // The executor may have committed since: look again (this reply says what the
+        // last round found).
+        self.conflicts_wanted();
+        Ok(api::Heartbeat {
+            conflicts: self.conflicts_of(Some(id))?,
+            task,
+        })
+    }
+
+    /// The conflict warnings in force, for one task or all.
+    pub fn conflicts_of(&self, task: Option<TaskId>) -> Result<Vec<api::ConflictView>> {
+        self.read(|l| {
+            let mut out = Vec::new();
+            for ((a, side), paths) in l.conflicts()? {
+                let mut push = |on: TaskId, with: Option<TaskId>| -> crate::store::Result<()> {
+                    if task.is_none_or(|t| t == on) {
+                        let agent = match with {
+                            Some(w) => l.task(w)?.agent,
+                            None => None,
+                        };
+                        out.push(api::ConflictView {
+                            task: on,
+                            with: with.map_or_else(|| "base".to_owned(), |w| w.to_string()),
+                            agent,
+                            paths: paths.clone(),
+                        });
+                    }
+                    Ok(())
+                };
+                match side {
+                    crate::conflicts::Side::Base => push(a, None)?,
+                    crate::conflicts::Side::Task(b) => {
+                        push(a, Some(b))?;
+                        push(b, Some(a))?;
+                    }
+                }
+            }
+            Ok(out)
+        })
     }
 
     pub fn release(&self, id: TaskId, req: api::ByAgent) -> Result<Task> {

@@ -69,6 +69,8 @@ pub enum Evidence {
     ReviewExpired(ReviewExpired),
     NeedsReview(NeedsApproval),
     AttemptLimit(AttemptLimit),
+    ConflictWarning(ConflictWarning),
+    ConflictCleared(ConflictCleared),
     /// A payload that does not fit its kind's type: written by a version whose shape
     /// for that kind differed. Only ever made by reading (never write one); kept as
     /// written, so it reads back and shows exactly as stored. Readers treat it as "this
@@ -129,6 +131,8 @@ impl Evidence {
             Evidence::ReviewExpired(_) => EventKind::ReviewExpired,
             Evidence::NeedsReview(_) => EventKind::NeedsReview,
             Evidence::AttemptLimit(_) => EventKind::AttemptLimit,
+            Evidence::ConflictWarning(_) => EventKind::ConflictWarning,
+            Evidence::ConflictCleared(_) => EventKind::ConflictCleared,
             Evidence::Unknown { kind, .. } => *kind,
         }
     }
@@ -315,6 +319,25 @@ pub struct AttemptLimit {
     pub limit: u32,
     /// Each time it came back, oldest first: the event that sent it back.
     pub returns: Vec<super::Event>,
+}
+
+/// `conflict_warning`: a dry-run merge (`git merge-tree`) of the task's branch with
+/// another live task's (`with`), or with the base (`with` absent), conflicts in `paths`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictWarning {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with: Option<TaskId>,
+    /// The other task's executor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    pub paths: Vec<String>,
+}
+
+/// `conflict_cleared`: the collision with `with` (the base when absent) is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictCleared {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with: Option<TaskId>,
 }
 
 /// `created`: a task was added, as the planner wrote it.
@@ -1472,6 +1495,18 @@ mod tests {
                        "by": {"kind": "person", "name": "lead"}, "state": "returned", "event": "rejected",
                        "evidence": {"reason": "no"}}]}),
             ),
+            (
+                Evidence::ConflictWarning(ConflictWarning {
+                    with: Some(TaskId(2)),
+                    agent: Some("bob".into()),
+                    paths: vec!["api/a.rs".into()],
+                }),
+                json!({"with": "t2", "agent": "bob", "paths": ["api/a.rs"]}),
+            ),
+            (
+                Evidence::ConflictCleared(ConflictCleared { with: None }),
+                json!({}),
+            ),
         ]
     }
 
@@ -1493,7 +1528,7 @@ mod tests {
         }
         let mut kinds: Vec<&str> = samples.iter().map(|(e, _)| e.kind().as_str()).collect();
         kinds.dedup();
-        assert_eq!(kinds.len(), 42, "every kind has a sample: {kinds:?}");
+        assert_eq!(kinds.len(), 44, "every kind has a sample: {kinds:?}");
     }
 
     #[test]

@@ -189,3 +189,94 @@ fn wait_answers_on_merge_and_return_across_a_restart_and_times_out() {
     assert_eq!(landed["outcome"], "merged");
     refused_with(&repo, &["wait", "t99"], 1, "not_found");
 }
+
+/// Early conflict warnings: two claimed tasks editing the same lines warn both (in
+/// `conflicts`, each one's heartbeat and `task show`); one editing other files does
+/// not; a warning clears when a side lands (the other then collides with the base) and
+/// when it rebases away.
+#[test]
+fn conflicting_branches_warn_both_executors_and_clear() {
+    let repo = queue_repo("");
+    let _daemon = repo.start_daemon();
+    let work = |title: &str, scope: &str, agent: &str, file: &str, text: &str| {
+        let id = add(&repo, title, &[scope]);
+        let wt =
+            std::path::PathBuf::from(claim(&repo, Some(&id), agent)["worktree"].as_str().unwrap());
+        commit_in(&wt, title, &[(file, text)]);
+        repo.run(["heartbeat", &id, "--agent", agent]).expect(0);
+        (id, wt)
+    };
+    let (a, _) = work(
+        "First",
+        "api",
+        "ann",
+        "api/handler.txt",
+        "ann's line 1\nline 2\nline 3\n",
+    );
+    let (b, b_wt) = work(
+        "Second",
+        "api",
+        "bob",
+        "api/handler.txt",
+        "bob's line 1\nline 2\nline 3\n",
+    );
+    let (c, _) = work("Docs", "docs", "cy", "docs/guide.md", "# Guide, better\n");
+
+    let all = || repo.run(["--json", "conflicts"]).expect(0).json();
+    crate::support::eventually(30, "the conflict to be seen", || {
+        all().as_array().unwrap().len() == 2
+    });
+    let found = all();
+    let on_a = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["task"] == a.as_str())
+        .unwrap();
+    assert_eq!(on_a["with"], b.as_str());
+    assert_eq!(on_a["agent"], "bob");
+    assert_eq!(on_a["paths"], serde_json::json!(["api/handler.txt"]));
+    let beat = repo
+        .run(["--json", "heartbeat", &b, "--agent", "bob"])
+        .expect(0)
+        .json();
+    assert_eq!(beat["conflicts"][0]["with"], a.as_str());
+    assert_eq!(beat["conflicts"][0]["agent"], "ann");
+    assert_eq!(
+        crate::queue::last_event(&repo, &a, "conflict_warning")["evidence"]["with"],
+        b.as_str()
+    );
+    let shown = repo.run(["task", "show", &b]).expect(0).stdout();
+    assert!(
+        shown.contains(&format!("conflicts with {a} (ann) in api/handler.txt")),
+        "{shown}"
+    );
+    assert_eq!(
+        repo.run(["--json", "conflicts", &c]).expect(0).json(),
+        serde_json::json!([]),
+        "cy's docs change collides with nothing"
+    );
+
+    // Ann lands: her warning with bob clears, and bob's branch now collides with main.
+    repo.run(["submit", &a, "--agent", "ann"]).expect(0);
+    crate::queue::wait_state(&repo, &a, "merged");
+    crate::support::eventually(30, "the warning to move to the base", || {
+        let now = all();
+        now.as_array().unwrap().len() == 1 && now[0]["with"] == "base"
+    });
+    assert_eq!(all()[0]["task"], b.as_str());
+    assert!(crate::support::events(&repo, &a).contains(&"conflict_cleared".to_owned()));
+
+    // Bob rebases away from it (his change goes elsewhere): nothing is left.
+    crate::support::git_in(&b_wt, &["reset", "-q", "--hard", "main"]);
+    commit_in(&b_wt, "elsewhere", &[("api/other.txt", "bob\n")]);
+    repo.run(["heartbeat", &b, "--agent", "bob"]).expect(0);
+    crate::support::eventually(30, "the warning to clear", || {
+        all().as_array().unwrap().is_empty()
+    });
+    let last = crate::queue::last_event(&repo, &b, "conflict_cleared");
+    assert!(
+        last["evidence"].get("with").is_none(),
+        "cleared with the base: {last}"
+    );
+}

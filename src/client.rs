@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::{ErrorBody, ErrorCode, VERSION, VERSION_HEADER};
+use crate::api::{ErrorBody, ErrorCode, Outcome, VERSION, VERSION_HEADER, WaitOutcome};
+use crate::model::{Task, TaskId};
 
 /// The daemon's files inside the repository's git directory.
 pub fn state_dir(common_dir: &Path) -> PathBuf {
@@ -81,6 +82,42 @@ impl Client {
     ) -> Result<R, ClientError> {
         let body = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
         self.request("POST", path, Some(&body))
+    }
+
+    /// Asks the daemon until task `id` leaves the queue or `timeout` runs out (`None`:
+    /// no limit). Each request is held by the daemon until something happens (at most
+    /// 25 s); once the daemon answered, a restart of it is waited out.
+    pub fn wait_for(
+        &self,
+        id: TaskId,
+        timeout: Option<Duration>,
+    ) -> Result<WaitOutcome, ClientError> {
+        const MAX_WAIT_MS: u128 = 25_000;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        // The task exists and the daemon answers: from here on, an outage (a restart) is
+        // waited out.
+        let _: Task = self.get(&format!("/v1/tasks/{id}"))?;
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let ms = left.map_or(MAX_WAIT_MS, |l| l.as_millis().min(MAX_WAIT_MS));
+            let time_left = left.is_none_or(|l| !l.is_zero());
+            match self.get::<WaitOutcome>(&format!("/v1/tasks/{id}/wait?timeout_ms={ms}")) {
+                Ok(o) if o.outcome == Outcome::Timeout && time_left => {}
+                Ok(o) => return Ok(o),
+                Err(
+                    ClientError::NoDaemon(_)
+                    | ClientError::Io(_)
+                    | ClientError::Protocol(_)
+                    | ClientError::Api {
+                        code: ErrorCode::Unavailable,
+                        ..
+                    },
+                ) if time_left => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Connects by `deadline`: a daemon whose backlog is full (hung, or flooded) makes a

@@ -16,6 +16,7 @@ pub mod diagnostic;
 pub mod git;
 pub mod gitcli;
 pub mod github;
+pub mod mcp;
 pub mod model;
 pub mod ownership;
 pub mod plan;

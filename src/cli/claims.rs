@@ -1,14 +1,11 @@
 //! `switchyard claim`, `heartbeat` and `release`: an executor taking, keeping and giving
 //! back a task. Thin clients of the daemon.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::error::Exit;
 use super::{CliError, Ctx, render};
-use crate::api::{
-    ByAgent, Claim, Claimed, ConflictView, ErrorCode, Heartbeat, Outcome, WaitOutcome,
-};
-use crate::client::{Client, ClientError};
+use crate::api::{ByAgent, Claim, Claimed, ConflictView, Heartbeat, Outcome, WaitOutcome};
 use crate::model::{Task, TaskId};
 
 /// Claim the given task, or the highest-priority, oldest open task that fits the caps.
@@ -179,44 +176,8 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 pub fn wait(ctx: &mut Ctx<'_>, args: WaitArgs) -> Result<(), CliError> {
     let (repo, client) = ctx.client()?;
     let id = ctx.task_id(&repo, args.id.as_deref())?;
-    let outcome = wait_for(&client, id, args.timeout)?;
+    let outcome = client.wait_for(id, args.timeout)?;
     report_outcome(ctx, &outcome)
-}
-
-/// Asks the daemon until the task leaves the queue or `timeout` runs out. Each request
-/// is held by the daemon until something happens (at most `MAX_WAIT_MS`); once the
-/// daemon answered, a restart of it is waited out.
-fn wait_for(
-    client: &Client,
-    id: TaskId,
-    timeout: Option<Duration>,
-) -> Result<WaitOutcome, CliError> {
-    const MAX_WAIT_MS: u128 = 25_000;
-    let deadline = timeout.map(|t| Instant::now() + t);
-    // The task exists and the daemon answers: from here on, an outage (a restart) is
-    // waited out.
-    let _: Task = client.get(&format!("/v1/tasks/{id}"))?;
-    loop {
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let ms = left.map_or(MAX_WAIT_MS, |l| l.as_millis().min(MAX_WAIT_MS));
-        let time_left = left.is_none_or(|l| !l.is_zero());
-        match client.get::<WaitOutcome>(&format!("/v1/tasks/{id}/wait?timeout_ms={ms}")) {
-            Ok(o) if o.outcome == Outcome::Timeout && time_left => {}
-            Ok(o) => return Ok(o),
-            Err(
-                ClientError::NoDaemon(_)
-                | ClientError::Io(_)
-                | ClientError::Protocol(_)
-                | ClientError::Api {
-                    code: ErrorCode::Unavailable,
-                    ..
-                },
-            ) if time_left => {
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
 }
 
 /// Prints how a wait ended and turns it into the exit status: 0 merged, 1 came back
@@ -271,7 +232,7 @@ pub fn submit(ctx: &mut Ctx<'_>, args: SubmitArgs) -> Result<(), CliError> {
             )
             .map_err(CliError::output)?;
         }
-        let outcome = wait_for(&client, id, args.timeout)?;
+        let outcome = client.wait_for(id, args.timeout)?;
         return report_outcome(ctx, &outcome);
     }
     if ctx.json {

@@ -11,6 +11,7 @@ mod decide;
 mod demo;
 mod error;
 mod init;
+mod mcp;
 mod owners;
 mod plan;
 mod render;
@@ -97,6 +98,7 @@ pub enum Command {
     Plan(plan::Args),
     Wait(claims::WaitArgs),
     Conflicts(claims::ConflictsArgs),
+    Mcp(mcp::Args),
 }
 
 /// Output streams and the global options every command sees.
@@ -183,6 +185,7 @@ pub fn run(
         Command::Plan(args) => plan::run(&mut ctx, args),
         Command::Wait(args) => claims::wait(&mut ctx, args),
         Command::Conflicts(args) => claims::conflicts(&mut ctx, args),
+        Command::Mcp(args) => mcp::run(&mut ctx, args),
     };
     match result {
         Ok(()) => Exit::Ok,

@@ -11,6 +11,7 @@ mod github;
 mod hostile;
 mod init;
 mod lanes;
+mod mcp;
 mod owners;
 mod queue;
 mod roles;

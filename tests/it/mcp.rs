@@ -1,0 +1,169 @@
+//! `switchyard mcp`: the real binary driven by a real MCP client (rmcp's), against a
+//! real daemon: the executor's loop from claim to merged, and the refusals.
+
+use std::path::PathBuf;
+
+use rmcp::ServiceExt;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
+};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::TokioChildProcess;
+use serde_json::{Value, json};
+
+use crate::queue::queue_repo;
+use crate::support::{BIN, TestRepo, commit_in, hermetic};
+
+type Session = RunningService<RoleClient, ClientConfig>;
+
+/// `switchyard mcp` in the repository, with the tests' hermetic environment, and a
+/// client that introduces itself as `mcp-test-agent`.
+async fn connect(repo: &TestRepo) -> Session {
+    let mut cmd = std::process::Command::new(BIN);
+    hermetic(&mut cmd, &repo.home())
+        .arg("mcp")
+        .current_dir(&repo.root);
+    let transport = TokioChildProcess::new(tokio::process::Command::from(cmd)).unwrap();
+    let config = ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("mcp-test-agent", "1.0"),
+    );
+    config.serve(transport).await.unwrap()
+}
+
+async fn call(session: &Session, tool: &str, args: Value) -> CallToolResult {
+    let Value::Object(args) = args else {
+        panic!("arguments must be an object")
+    };
+    session
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args))
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: {e}"))
+}
+
+/// A successful call's structured result.
+async fn ok(session: &Session, tool: &str, args: Value) -> Value {
+    let r = call(session, tool, args).await;
+    assert_ne!(r.is_error, Some(true), "{tool} failed: {r:?}");
+    match r.structured_content {
+        Some(v) => v,
+        None => panic!("{tool}: no structured content: {:?}", r.content),
+    }
+}
+
+/// A refused call's `{"code", "message"}`, read from its text as an agent would.
+async fn refused(session: &Session, tool: &str, args: Value) -> Value {
+    let r = call(session, tool, args).await;
+    assert_eq!(r.is_error, Some(true), "{tool} should fail: {r:?}");
+    let text = r.content[0].as_text().expect("text content").text.clone();
+    let body: Value = serde_json::from_str(&text).unwrap();
+    body["error"].clone()
+}
+
+#[test]
+fn mcp_executor_loop_from_claim_to_merged() {
+    let repo = queue_repo("");
+    let _daemon = repo.start_daemon();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s = connect(&repo).await;
+
+        let mut names: Vec<String> = s
+            .list_all_tools()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "add_task",
+                "claim",
+                "conflicts",
+                "heartbeat",
+                "list_tasks",
+                "log",
+                "plan",
+                "queue",
+                "release",
+                "review_approve",
+                "review_changes",
+                "review_next",
+                "show_task",
+                "submit",
+                "wait",
+            ]
+        );
+
+        let task = ok(
+            &s,
+            "add_task",
+            json!({"title": "Say more", "scope": ["api"], "accept": ["line 2 says more"]}),
+        )
+        .await;
+        let id = task["id"].as_str().unwrap().to_owned();
+        assert_eq!(task["state"], "open");
+
+        let claimed = ok(&s, "claim", json!({})).await;
+        assert_eq!(claimed["id"], id.as_str());
+        // No SWITCHYARD_AGENT: the MCP client's name is the agent.
+        assert_eq!(claimed["agent"], "mcp-test-agent");
+        assert_eq!(claimed["env"]["SWITCHYARD_TASK"], id.as_str());
+        let worktree = PathBuf::from(claimed["worktree"].as_str().unwrap());
+        commit_in(
+            &worktree,
+            "say more",
+            &[("api/handler.txt", "line 1\nline 2, with more\nline 3\n")],
+        );
+
+        // Another agent may not submit it: the daemon's code, as the CLI reports it.
+        let e = refused(&s, "submit", json!({"id": id, "agent": "intruder"})).await;
+        assert_eq!(e["code"], "not_claim_holder", "{e}");
+
+        // A wrongly typed or unknown argument is a tool error; the server keeps serving.
+        let e = refused(&s, "wait", json!({"id": id, "timeout_seconds": "soon"})).await;
+        assert_eq!(e["code"], "usage", "{e}");
+        let e = refused(&s, "show_task", json!({"id": id, "verbose": true})).await;
+        assert_eq!(e["code"], "usage", "{e}");
+        let e = refused(&s, "show_task", json!({"id": "nonsense"})).await;
+        assert_eq!(e["code"], "usage", "{e}");
+        // Arguments over the limit (1 MiB) are refused before anything is asked.
+        let big = "x".repeat(2 * 1024 * 1024);
+        let e = refused(&s, "add_task", json!({"title": "big", "body": big})).await;
+        assert_eq!(e["code"], "too_large", "{e}");
+
+        let beat = ok(&s, "heartbeat", json!({"id": id})).await;
+        assert_eq!(beat["state"], "claimed");
+        assert!(beat["conflicts"].is_array(), "{beat}");
+
+        let listed = ok(&s, "list_tasks", json!({"state": "claimed"})).await;
+        assert_eq!(listed["tasks"][0]["id"], id.as_str(), "{listed}");
+
+        let submitted = ok(&s, "submit", json!({"id": id})).await;
+        assert_eq!(submitted["id"], id.as_str());
+
+        let outcome = ok(&s, "wait", json!({"id": id, "timeout_seconds": 60})).await;
+        assert_eq!(outcome["outcome"], "merged", "{outcome}");
+        let commit = outcome["commit"].as_str().unwrap();
+        assert_eq!(repo.git(&["rev-parse", "main"]).trim(), commit);
+
+        let log = ok(&s, "log", json!({"id": id})).await;
+        assert!(
+            log["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["event"] == "merged"),
+            "{log}"
+        );
+        let q = ok(&s, "queue", json!({})).await;
+        assert_eq!(q["queue"], json!([]));
+
+        s.cancel().await.unwrap();
+    });
+}

@@ -742,7 +742,7 @@ pub fn serve_stdio(client: Client, defaults: Defaults) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let service = Server::new(client, defaults)
             .serve(rmcp::transport::stdio())
             .await
@@ -752,5 +752,9 @@ pub fn serve_stdio(client: Client, defaults: Defaults) -> Result<(), String> {
             .await
             .map_err(|e| format!("MCP session failed: {e}"))?;
         Ok(())
-    })
+    });
+    // A `wait` still blocked on the daemon when the client went away must not keep the
+    // process alive until its timeout: dropping the runtime would wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    result
 }

@@ -11,7 +11,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use switchyard::daemon::conflicts::{Memo, scan};
+use switchyard::conflicts::Memo;
+use switchyard::daemon::conflicts::scan;
 use switchyard::model::TaskId;
 
 mod support;

@@ -7,7 +7,7 @@
 //! whose changed paths are disjoint merge cleanly and are never handed to git, which is
 //! what keeps a round over 30 branches on a large repository cheap.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::model::TaskId;
 
@@ -63,6 +63,15 @@ pub fn candidates(branches: &[Branch]) -> Vec<(usize, usize)> {
         }
     }
     out
+}
+
+/// What earlier rounds learned, by commit, so that a round redoes only what moved:
+/// `(tip, base) -> (merge base, changed paths)`, and `(ours, theirs) -> conflicting
+/// paths` of each merge tried.
+#[derive(Debug, Default)]
+pub struct Memo {
+    pub changed: HashMap<(String, String), (String, BTreeSet<String>)>,
+    pub merged: HashMap<(String, String), Vec<String>>,
 }
 
 /// Who a warning is with: another task, or the base branch.

@@ -6,24 +6,16 @@
 //! submit, a landing), not on a timer per pair; results are remembered by commit, so a
 //! round redoes only what moved.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use tracing::{debug, info};
 
 use super::service::{Result, Service};
-use crate::conflicts::{self, Branch, Found, Side};
+use crate::conflicts::{self, Branch, Found, Memo, Side};
 use crate::git;
 use crate::gitcli;
 use crate::model::{TaskId, TaskState, Timestamp};
-
-/// What earlier rounds learned, by commit: a branch's merge base and changed paths, and
-/// the outcome of each merge tried.
-#[derive(Debug, Default)]
-pub struct Memo {
-    changed: HashMap<(String, String), (String, BTreeSet<String>)>,
-    merged: HashMap<(String, String), Vec<String>>,
-}
 
 /// The collisions among `tips` (each task's branch tip) and with `base`: one round.
 pub fn scan(root: &Path, base: &str, tips: &[(TaskId, String)], memo: &mut Memo) -> Result<Found> {

@@ -199,7 +199,7 @@ pub struct Service {
     /// Keeps the checkout follower (`daemon::checkout`) to one at a time.
     pub(super) following: Mutex<()>,
     /// What earlier conflict checks learned, by commit.
-    pub(super) conflict_memo: Mutex<super::conflicts::Memo>,
+    pub(super) conflict_memo: Mutex<crate::conflicts::Memo>,
 }
 
 /// The background loops' wake-ups; the service owns them, so that a change made through

@@ -142,6 +142,38 @@ pub struct TaskFilter {
     pub agent: Option<String>,
 }
 
+impl TaskFilter {
+    /// `GET /v1/tasks` with this filter as its query.
+    pub fn path(&self) -> String {
+        let mut query = Vec::new();
+        if let Some(s) = self.state {
+            query.push(format!("state={s}"));
+        }
+        if let Some(role) = self.role {
+            query.push(format!("role={}", role.as_str()));
+        }
+        if let Some(agent) = &self.agent {
+            query.push(format!("agent={}", query_escape(agent)));
+        }
+        match query.is_empty() {
+            true => "/v1/tasks".to_owned(),
+            false => format!("/v1/tasks?{}", query.join("&")),
+        }
+    }
+}
+
+/// `text` for a URL's query: everything but unreserved characters percent-encoded.
+fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A role someone takes for a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -154,6 +186,17 @@ pub enum Role {
     Reviewer,
     /// Approved it at a checkpoint.
     Approver,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Planner => "planner",
+            Role::Executor => "executor",
+            Role::Reviewer => "reviewer",
+            Role::Approver => "approver",
+        }
+    }
 }
 
 impl std::str::FromStr for Role {

@@ -49,6 +49,16 @@ pub enum ClientError {
     Protocol(String),
 }
 
+/// An id for one request that creates something (`task add`, `plan`), unique enough
+/// among a repository's requests: a retry with it returns what the first one made.
+pub fn request_id(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos:x}", std::process::id())
+}
+
 pub struct Client {
     socket: PathBuf,
     repo: String,

@@ -99,6 +99,21 @@ fn parse_id(id: &str) -> Result<TaskId, ToolError> {
     id.trim().parse().map_err(ToolError::usage)
 }
 
+/// What an executor does to its claim: `{agent}` posted to `/v1/tasks/{id}/{verb}`.
+fn as_executor<R: serde::de::DeserializeOwned + Serialize>(
+    c: &Client,
+    id: &str,
+    verb: &str,
+    agent: String,
+) -> Result<Value, ToolError> {
+    let id = parse_id(id)?;
+    let reply: R = c.post(
+        &format!("/v1/tasks/{id}/{verb}"),
+        &ByAgent { agent, by: None },
+    )?;
+    to_value(reply)
+}
+
 fn object(key: &str, value: impl Serialize) -> Result<Value, ToolError> {
     Ok(json!({ key: to_value(value)? }))
 }
@@ -108,26 +123,6 @@ fn to_value(value: impl Serialize) -> Result<Value, ToolError> {
         code: "internal".into(),
         message: e.to_string(),
     })
-}
-
-/// `text` for a URL's query: everything but unreserved characters percent-encoded.
-fn percent(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn request_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    format!("mcp-{}-{nanos:x}", std::process::id())
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -349,25 +344,25 @@ impl Server {
     #[tool]
     async fn list_tasks(&self, Parameters(a): Parameters<ListTasksArgs>) -> CallToolResult {
         self.run(move |c| {
-            let mut query = Vec::new();
-            if let Some(s) = a.state {
-                let s: TaskState = s.parse().map_err(ToolError::usage)?;
-                query.push(format!("state={s}"));
+            let state = a
+                .state
+                .map(|s| s.parse::<TaskState>())
+                .transpose()
+                .map_err(ToolError::usage)?;
+            let role = a
+                .role
+                .map(|r| r.parse::<Role>())
+                .transpose()
+                .map_err(ToolError::usage)?;
+            if role.is_some() != a.agent.is_some() {
+                return Err(ToolError::usage("`role` and `agent` go together"));
             }
-            match (a.role, a.agent) {
-                (Some(role), Some(agent)) => {
-                    let role: Role = role.parse().map_err(ToolError::usage)?;
-                    let role = to_value(role)?;
-                    query.push(format!("role={}", role.as_str().unwrap_or_default()));
-                    query.push(format!("agent={}", percent(&agent)));
-                }
-                (None, None) => {}
-                _ => return Err(ToolError::usage("`role` and `agent` go together")),
+            let path = crate::api::TaskFilter {
+                state,
+                role,
+                agent: a.agent,
             }
-            let path = match query.is_empty() {
-                true => "/v1/tasks".to_owned(),
-                false => format!("/v1/tasks?{}", query.join("&")),
-            };
+            .path();
             let tasks: Vec<Task> = c.get(&path)?;
             object("tasks", tasks)
         })
@@ -412,7 +407,7 @@ impl Server {
                 scope: a.scope.unwrap_or_default(),
                 priority: a.priority.unwrap_or(0),
                 by,
-                request_id: Some(request_id()),
+                request_id: Some(crate::client::request_id("mcp")),
                 after,
             };
             let task: Task = c.post("/v1/tasks", &req)?;
@@ -455,12 +450,7 @@ impl Server {
     ) -> CallToolResult {
         let agent = self.who(a.agent.clone(), &peer);
         self.acting(agent, move |c, agent| {
-            let id = parse_id(&a.id)?;
-            let beat: Heartbeat = c.post(
-                &format!("/v1/tasks/{id}/heartbeat"),
-                &ByAgent { agent, by: None },
-            )?;
-            to_value(beat)
+            as_executor::<Heartbeat>(c, &a.id, "heartbeat", agent)
         })
         .await
     }
@@ -476,12 +466,7 @@ impl Server {
     ) -> CallToolResult {
         let agent = self.who(a.agent.clone(), &peer);
         self.acting(agent, move |c, agent| {
-            let id = parse_id(&a.id)?;
-            let task: Task = c.post(
-                &format!("/v1/tasks/{id}/release"),
-                &ByAgent { agent, by: None },
-            )?;
-            to_value(task)
+            as_executor::<Task>(c, &a.id, "release", agent)
         })
         .await
     }
@@ -499,12 +484,7 @@ impl Server {
     ) -> CallToolResult {
         let agent = self.who(a.agent.clone(), &peer);
         self.acting(agent, move |c, agent| {
-            let id = parse_id(&a.id)?;
-            let submitted: Submitted = c.post(
-                &format!("/v1/tasks/{id}/submit"),
-                &ByAgent { agent, by: None },
-            )?;
-            to_value(submitted)
+            as_executor::<Submitted>(c, &a.id, "submit", agent)
         })
         .await
     }
@@ -661,7 +641,7 @@ impl Server {
                     file: a.file_name.unwrap_or_else(|| "plan.toml".to_owned()),
                     text: a.text,
                     by,
-                    request_id: Some(request_id()),
+                    request_id: Some(crate::client::request_id("mcp")),
                 },
             )?;
             to_value(planned)

@@ -46,7 +46,9 @@ pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
     let (_, client) = ctx.client()?;
     // Every plan carries a request id, so that one whose answer was lost can be
     // repeated without making its tasks twice.
-    let request_id = args.request_id.unwrap_or_else(super::task::new_request_id);
+    let request_id = args
+        .request_id
+        .unwrap_or_else(|| crate::client::request_id("cli"));
     let planned: Planned = client
         .post(
             "/v1/plan",

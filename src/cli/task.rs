@@ -5,7 +5,7 @@ use clap::Subcommand;
 
 use super::{CliError, Ctx, render};
 use crate::api::{
-    AddTask, Cancel, PauseRequest, QueueEntry, Resume, Resumed, Role, Status, TaskDetail,
+    self, AddTask, Cancel, PauseRequest, QueueEntry, Resume, Resumed, Role, Status, TaskDetail,
 };
 use crate::client::ClientError;
 use crate::model::{Event, QueueEvent, Stop, StopPart, Task, TaskId, TaskState};
@@ -124,7 +124,9 @@ fn add(ctx: &mut Ctx<'_>, args: AddArgs) -> Result<(), CliError> {
     let (_, client) = ctx.client()?;
     // Every add carries a request id, so that one whose answer was lost can be repeated
     // without making a second task.
-    let request_id = args.request_id.unwrap_or_else(new_request_id);
+    let request_id = args
+        .request_id
+        .unwrap_or_else(|| crate::client::request_id("cli"));
     let req = AddTask {
         title: args.title,
         body: args.body,
@@ -152,42 +154,14 @@ fn add(ctx: &mut Ctx<'_>, args: AddArgs) -> Result<(), CliError> {
     .map_err(CliError::output)
 }
 
-/// `text` for a URL's query: everything but unreserved characters percent-encoded.
-fn percent(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// An id for one `task add`, unique enough among a repository's requests.
-pub(super) fn new_request_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    format!("cli-{}-{nanos:x}", std::process::id())
-}
-
 fn list(ctx: &mut Ctx<'_>, args: ListArgs) -> Result<(), CliError> {
     let (_, client) = ctx.client()?;
-    let mut query = Vec::new();
-    if let Some(s) = args.state {
-        query.push(format!("state={s}"));
+    let path = api::TaskFilter {
+        state: args.state,
+        role: args.role,
+        agent: args.agent,
     }
-    if let (Some(role), Some(agent)) = (args.role, &args.agent) {
-        let role = serde_json::to_value(role).map_err(|e| CliError::Bug(e.to_string()))?;
-        query.push(format!("role={}", role.as_str().unwrap_or_default()));
-        query.push(format!("agent={}", percent(agent)));
-    }
-    let path = match query.is_empty() {
-        true => "/v1/tasks".to_owned(),
-        false => format!("/v1/tasks?{}", query.join("&")),
-    };
+    .path();
     let tasks: Vec<Task> = client.get(&path)?;
     if ctx.json {
         return ctx.print_json(&tasks);

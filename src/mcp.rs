@@ -9,6 +9,7 @@
 //! one of the client's own: `usage` (unknown or wrongly typed arguments, a bad task id),
 //! `too_large` (arguments over [`MAX_ARGUMENTS_BYTES`]), `no_daemon`, `timeout`, `failed`.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,9 +21,7 @@ use rmcp::model::{
     ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
-use rmcp::{
-    ErrorData, Peer, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router,
-};
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::Serialize;
@@ -47,12 +46,81 @@ pub const DEFAULT_WAIT_SECONDS: u64 = 600;
 
 const ARGUMENT_ERROR_PREFIX: &str = "failed to deserialize parameters:";
 
-/// Who the server acts for when a tool is not given an `agent`: `SWITCHYARD_AGENT`,
-/// else the MCP client's name (its `clientInfo.name` at initialize), else the user name.
+/// Who the server acts for when a tool is not given an `agent`. Over stdio:
+/// `SWITCHYARD_AGENT`, else the MCP client's name (its `clientInfo.name` at initialize),
+/// else the user name. Over HTTP ([`Defaults::http`]): the [`AGENT_HEADER`] the client
+/// was configured with, and nothing else.
 #[derive(Debug, Clone, Default)]
 pub struct Defaults {
     pub agent: Option<String>,
     pub user: Option<String>,
+    /// Whether the client's `clientInfo.name` names the agent. Not over HTTP: a
+    /// stateless request (protocol 2026-07-28) carries no client name at all (rmcp then
+    /// reports its own), and every session of one client reports the same name, so it
+    /// would let agents act as each other.
+    pub client_name: bool,
+}
+
+impl Defaults {
+    /// The rule for the daemon's HTTP endpoint: the `agent` argument or the header.
+    pub fn http() -> Defaults {
+        Defaults {
+            agent: None,
+            user: None,
+            client_name: false,
+        }
+    }
+}
+
+/// Where the daemon serves MCP over streamable HTTP (`[mcp] listen`).
+pub const HTTP_PATH: &str = "/mcp";
+
+/// The header an HTTP MCP client sends to say which agent it is, when a tool call does
+/// not pass `agent` (set once in the client's MCP config).
+pub const AGENT_HEADER: &str = "x-switchyard-agent";
+
+/// The file in the daemon's state directory that holds the HTTP endpoint's token.
+pub fn token_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("mcp-token")
+}
+
+/// The HTTP endpoint's bearer token: read from [`token_path`], or made (32 random
+/// bytes, hex) and written there, private to this user, when there is none. The daemon
+/// and `switchyard mcp --http-config` both call it, so whichever comes first makes it and
+/// it survives restarts (an agent's config keeps working).
+pub fn token(state_dir: &Path) -> std::io::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = token_path(state_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(t) if t.trim().len() >= 32 => return Ok(t.trim().to_owned()),
+        Ok(_) => std::fs::remove_file(&path)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| std::io::Error::other("no random numbers from the system"))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    // Written whole under a temporary name and linked into place: a reader never sees
+    // half a token, and two writers racing keep the first one's.
+    let tmp = state_dir.join(format!("mcp-token.{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(token.as_bytes())?;
+    f.sync_all()?;
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(token),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(std::fs::read_to_string(&path)?.trim().to_owned())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// A refusal or failure, as the CLI reports it with `--json`.
@@ -294,17 +362,36 @@ impl Server {
     }
 
     /// The agent a call acts for: the `agent` argument, else [`Defaults`]'s rule.
-    fn who(&self, given: Option<String>, peer: &Peer<RoleServer>) -> Result<String, ToolError> {
+    fn who(
+        &self,
+        given: Option<String>,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<String, ToolError> {
+        let nonempty = |n: &String| !n.trim().is_empty();
+        let header = || {
+            let parts = context.extensions.get::<http::request::Parts>()?;
+            let value = parts.headers.get(AGENT_HEADER)?.to_str().ok()?;
+            Some(value.to_owned()).filter(nonempty)
+        };
         given
-            .filter(|a| !a.trim().is_empty())
+            .filter(nonempty)
             .or_else(|| self.defaults.agent.clone())
+            .or_else(header)
             .or_else(|| {
-                peer.peer_info()
+                context
+                    .peer
+                    .peer_info()
+                    .filter(|_| self.defaults.client_name)
                     .map(|i| i.client_info.name.clone())
-                    .filter(|n| !n.trim().is_empty())
+                    .filter(nonempty)
             })
             .or_else(|| self.defaults.user.clone())
-            .ok_or_else(|| ToolError::usage("who is this? pass `agent` or set SWITCHYARD_AGENT"))
+            .ok_or_else(|| match self.defaults.client_name {
+                true => ToolError::usage("who is this? pass `agent` or set SWITCHYARD_AGENT"),
+                false => ToolError::usage(format!(
+                    "who is this? pass `agent`, or configure the {AGENT_HEADER} header in your MCP client"
+                )),
+            })
     }
 
     /// Runs `f` with the client on the blocking pool and makes its outcome a tool result.
@@ -390,9 +477,9 @@ impl Server {
     async fn add_task(
         &self,
         Parameters(a): Parameters<AddTaskArgs>,
-        peer: Peer<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let by = self.who(a.agent.clone(), &peer);
+        let by = self.who(a.agent.clone(), &context);
         self.acting(by, move |c, by| {
             let after = a
                 .after
@@ -426,9 +513,9 @@ impl Server {
     async fn claim(
         &self,
         Parameters(a): Parameters<ClaimArgs>,
-        peer: Peer<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let agent = self.who(a.agent.clone(), &peer);
+        let agent = self.who(a.agent.clone(), &context);
         self.acting(agent, move |c, agent| {
             let id = a.id.as_deref().map(parse_id).transpose()?;
             let claimed: Claimed = c.post("/v1/claim", &Claim { id, agent })?;
@@ -446,9 +533,9 @@ impl Server {
     async fn heartbeat(
         &self,
         Parameters(a): Parameters<ActArgs>,
-        peer: Peer<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let agent = self.who(a.agent.clone(), &peer);
+        let agent = self.who(a.agent.clone(), &context);
         self.acting(agent, move |c, agent| {
             as_executor::<Heartbeat>(c, &a.id, "heartbeat", agent)
         })
@@ -462,9 +549,9 @@ impl Server {
     async fn release(
         &self,
         Parameters(a): Parameters<ActArgs>,
-        peer: Peer<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let agent = self.who(a.agent.clone(), &peer);
+        let agent = self.who(a.agent.clone(), &context);
         self.acting(agent, move |c, agent| {
             as_executor::<Task>(c, &a.id, "release", agent)
         })
@@ -480,9 +567,9 @@ impl Server {
     async fn submit(
         &self,
         Parameters(a): Parameters<ActArgs>,
-        peer: Peer<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let agent = self.who(a.agent.clone(), &peer);
+        let agent = self.who(a.agent.clone(), &context);
         self.acting(agent, move |c, agent| {
             as_executor::<Submitted>(c, &a.id, "submit", agent)
         })
@@ -558,9 +645,9 @@ impl Server {
     async fn review_next(
         &self,
         Parameters(a): Parameters<ReviewNextArgs>,
-        peer: Peer<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let agent = self.who(a.agent.clone(), &peer);
+        let agent = self.who(a.agent.clone(), &context);
         self.acting(agent, move |c, agent| {
             let reviewer = Reviewer {
                 agent: Some(agent),
@@ -578,9 +665,9 @@ impl Server {
     async fn review_approve(
         &self,
         Parameters(a): Parameters<ReviewApproveArgs>,
-        peer: Peer<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let agent = self.who(a.agent.clone(), &peer);
+        let agent = self.who(a.agent.clone(), &context);
         self.acting(agent, move |c, agent| {
             let id = parse_id(&a.id)?;
             let verdict = ReviewVerdict {
@@ -603,9 +690,9 @@ impl Server {
     async fn review_changes(
         &self,
         Parameters(a): Parameters<ReviewChangesArgs>,
-        peer: Peer<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let agent = self.who(a.agent.clone(), &peer);
+        let agent = self.who(a.agent.clone(), &context);
         self.acting(agent, move |c, agent| {
             let id = parse_id(&a.id)?;
             let verdict = ReviewVerdict {
@@ -631,9 +718,9 @@ impl Server {
     async fn plan(
         &self,
         Parameters(a): Parameters<PlanArgs>,
-        peer: Peer<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let by = self.who(a.agent.clone(), &peer);
+        let by = self.who(a.agent.clone(), &context);
         self.acting(by, move |c, by| {
             let planned: Planned = c.post(
                 "/v1/plan",

@@ -40,6 +40,9 @@ pub struct Config {
     pub commands: Commands,
     pub github: Option<Github>,
     pub review: Review,
+    /// `[mcp] listen`: the daemon also serves MCP over streamable HTTP on this loopback
+    /// address.
+    pub mcp_listen: Option<std::net::SocketAddr>,
     /// The subsystems' path rules, compiled.
     pub ownership: Ownership,
 }

@@ -28,6 +28,12 @@ pub(crate) struct Raw {
     pub commands: Option<RawCommands>,
     pub github: Option<RawGithub>,
     pub review: Option<RawReview>,
+    pub mcp: Option<RawMcp>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawMcp {
+    pub listen: Option<Str>,
 }
 
 #[derive(Debug, Default)]
@@ -226,6 +232,14 @@ pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
                 rv.finish(REVIEW_KEYS);
                 review
             }),
+            mcp: r.table("mcp").map(|(t, _)| {
+                let mut m = r.nested(t, "[mcp]");
+                let mcp = RawMcp {
+                    listen: m.string("listen"),
+                };
+                m.finish(MCP_KEYS);
+                mcp
+            }),
         };
         r.finish(TOP_KEYS);
         raw
@@ -243,6 +257,7 @@ const TOP_KEYS: &[&str] = &[
     "commands",
     "github",
     "review",
+    "mcp",
 ];
 const QUEUE_KEYS: &[&str] = &[
     "verify",
@@ -267,6 +282,7 @@ const SUBSYSTEM_KEYS: &[&str] = &[
 const WORKTREES_KEYS: &[&str] = &["root", "pool", "copy", "setup", "setup_timeout"];
 const COMMANDS_KEYS: &[&str] = &["env", "run_as"];
 const REVIEW_KEYS: &[&str] = &["required", "reviewers", "lease"];
+const MCP_KEYS: &[&str] = &["listen"];
 const GITHUB_KEYS: &[&str] = &[
     "repo",
     "api_url",
@@ -280,7 +296,7 @@ const GITHUB_KEYS: &[&str] = &[
 ];
 
 /// Every section's keys, so that a key written in the wrong section can be pointed home.
-const KEY_HOMES: [(&str, &[&str]); 7] = [
+const KEY_HOMES: [(&str, &[&str]); 8] = [
     ("[queue]", QUEUE_KEYS),
     ("[claims]", CLAIMS_KEYS),
     ("[[subsystem]]", SUBSYSTEM_KEYS),
@@ -288,6 +304,7 @@ const KEY_HOMES: [(&str, &[&str]); 7] = [
     ("[commands]", COMMANDS_KEYS),
     ("[github]", GITHUB_KEYS),
     ("[review]", REVIEW_KEYS),
+    ("[mcp]", MCP_KEYS),
 ];
 
 /// Typed access to one table's keys, recording type errors and, at the end, the keys

@@ -317,6 +317,31 @@ fn github_keys_for_deciding_polling_and_webhooks() {
 }
 
 #[test]
+fn mcp_listens_on_loopback_only() {
+    let c = parse(
+        "[mcp]\nlisten = \"127.0.0.1:8790\"\n",
+        "sy.toml",
+        &Context::default(),
+    )
+    .unwrap()
+    .config;
+    assert_eq!(c.mcp_listen, Some("127.0.0.1:8790".parse().unwrap()));
+    check(
+        "[mcp]\nlisten = \"0.0.0.0:8790\"\n",
+        &[
+            "sy.toml:2:10: [mcp] `listen` must be a loopback address (127.0.0.1 or [::1]), found 0.0.0.0:8790: MCP over HTTP serves agents on this machine",
+        ],
+    );
+    check(
+        "[mcp]\nlisten = \"localhost\"\nlsten = 1\n",
+        &[
+            "sy.toml:2:10: [mcp] `listen` must be an address with a port, like \"127.0.0.1:8790\", found \"localhost\"",
+            "sy.toml:3:1: unknown key `lsten` in [mcp]; did you mean `listen`?",
+        ],
+    );
+}
+
+#[test]
 fn verify_on_github_checks() {
     let c = parse(
         "[queue]\nverify = \"github-checks\"\nrequired_checks = [\"build\"]\n[github]\nrepo = \"o/r\"\n",
@@ -364,7 +389,7 @@ fn all_problems_at_once() {
         &[
             "sy.toml:1:8: `base` \"a..b\" is not a valid branch name",
             "sy.toml:2:10: `remote` \"bad remote\" is not a valid remote name",
-            "sy.toml:3:1: unknown key `wat` in the top level (known keys: base, remote, queue, subsystem, claims, worktrees, commands, github, review)",
+            "sy.toml:3:1: unknown key `wat` in the top level (known keys: base, remote, queue, subsystem, claims, worktrees, commands, github, review, mcp)",
             "sy.toml:5:8: invalid subsystem name \"x y\": use 1 to 64 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit",
             "sy.toml:6:10: invalid glob \"[\": unclosed character class; missing ']'",
             "sy.toml:7:15: `depends_on` names unknown subsystem \"ghost\"",
@@ -432,6 +457,7 @@ fn example_config_parses_and_sets_every_key() {
     assert!(q.verify.is_some() && q.verify_timeout.is_some() && q.max_attempts.is_some());
     let r = raw.review.unwrap();
     assert!(r.required.is_some() && r.reviewers.is_some() && r.lease.is_some());
+    assert!(raw.mcp.unwrap().listen.is_some());
     let c = raw.claims.unwrap();
     assert!(c.lease.is_some() && c.max_parallel.is_some());
     let w = raw.worktrees.unwrap();

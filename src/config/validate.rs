@@ -200,6 +200,10 @@ pub(crate) fn validate(
     }
 
     let review = review(&mut v, raw.review.unwrap_or_default());
+    let mcp_listen = raw
+        .mcp
+        .and_then(|m| m.listen)
+        .and_then(|listen| mcp_listen(&mut v, &listen));
     Config {
         base,
         remote,
@@ -210,7 +214,36 @@ pub(crate) fn validate(
         commands,
         github,
         review,
+        mcp_listen,
         ownership,
+    }
+}
+
+/// `[mcp] listen`: a loopback address with a port. MCP over HTTP is for agents on this
+/// machine; it is guarded by a token, but a listener on a network interface would put
+/// every tool in reach of anyone who gets hold of it.
+fn mcp_listen(v: &mut Validator, listen: &Str) -> Option<std::net::SocketAddr> {
+    match listen.get_ref().parse::<std::net::SocketAddr>() {
+        Ok(addr) if addr.ip().is_loopback() => Some(addr),
+        Ok(addr) => {
+            v.error(
+                listen.span(),
+                format!(
+                    "[mcp] `listen` must be a loopback address (127.0.0.1 or [::1]), found {addr}: MCP over HTTP serves agents on this machine"
+                ),
+            );
+            None
+        }
+        Err(_) => {
+            v.error(
+                listen.span(),
+                format!(
+                    "[mcp] `listen` must be an address with a port, like \"127.0.0.1:8790\", found {:?}",
+                    listen.get_ref()
+                ),
+            );
+            None
+        }
     }
 }
 

@@ -13,6 +13,7 @@ mod github;
 pub mod harden;
 mod http;
 mod integrate;
+mod mcp_http;
 mod review;
 mod serve;
 mod service;
@@ -316,6 +317,32 @@ pub async fn run(
             listener,
             webhook::router(Arc::clone(hub), secret.into_bytes()),
             serve::WEBHOOK,
+            stop.clone(),
+        ));
+    }
+    if let Some(addr) = service.config.mcp_listen {
+        let token = crate::mcp::token(&dir).map_err(|e| {
+            setup(
+                &format!("cannot make {}", crate::mcp::token_path(&dir).display()),
+                &e,
+            )
+        })?;
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            setup(
+                &format!("cannot listen for MCP on {addr} ([mcp] listen)"),
+                &e,
+            )
+        })?;
+        info!(%addr, path = crate::mcp::HTTP_PATH, "serving MCP over streamable HTTP");
+        tracker.spawn(serve::serve(
+            listener,
+            mcp_http::router(
+                opts.repo.common_dir.clone(),
+                main_root.clone(),
+                token,
+                stop.child_token(),
+            ),
+            serve::MCP,
             stop.clone(),
         ));
     }

@@ -45,6 +45,14 @@ pub(super) const WEBHOOK: Limits = Limits {
     lifetime: Duration::from_secs(30),
 };
 
+/// MCP over HTTP on a loopback port: agents' sessions, where `wait` holds a request
+/// open until a verdict (ten minutes by default).
+pub(super) const MCP: Limits = Limits {
+    max_connections: 64,
+    header_timeout: Duration::from_secs(10),
+    lifetime: Duration::from_secs(60 * 60),
+};
+
 /// Serves `router` on `listener` until `stop` is cancelled, then lets the requests in
 /// flight finish (the caller bounds how long it waits for that).
 pub(super) async fn serve<L: Listener>(

@@ -63,6 +63,9 @@ async fn refused(session: &Session, tool: &str, args: Value) -> Value {
 #[test]
 fn mcp_executor_loop_from_claim_to_merged() {
     let repo = queue_repo("");
+    // No [mcp] listen: nothing to print a client config for.
+    repo.run(["mcp", "--http-config"])
+        .refused(2, "has no [mcp] listen");
     let _daemon = repo.start_daemon();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -166,4 +169,139 @@ fn mcp_executor_loop_from_claim_to_merged() {
 
         s.cancel().await.unwrap();
     });
+}
+
+/// The daemon's own MCP endpoint (`[mcp] listen`): the same tools over streamable HTTP,
+/// reached with the client config `switchyard mcp --http-config` prints; without its
+/// token, or from a web page (an `Origin`), nothing gets in.
+#[test]
+fn mcp_over_http_serves_the_tools_behind_a_token() {
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+    let port = crate::support::free_port();
+    let repo = queue_repo(&format!("[mcp]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let _daemon = repo.start_daemon();
+
+    let config = repo
+        .run(["mcp", "--http-config", "--agent", "http-agent"])
+        .expect(0)
+        .json();
+    let server = &config["mcpServers"]["switchyard"];
+    assert_eq!(server["type"], "http");
+    let url = server["url"].as_str().unwrap().to_owned();
+    assert_eq!(url, format!("http://127.0.0.1:{port}/mcp"));
+    let auth = server["headers"]["Authorization"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = auth.strip_prefix("Bearer ").unwrap().to_owned();
+    assert_eq!(server["headers"]["X-Switchyard-Agent"], "http-agent");
+    // The token is the daemon's, kept private in the state directory.
+    let token_file = repo.root.join(".git/switchyard/mcp-token");
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap().trim(), token);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&token_file.metadata().unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    // By hand, as an intruder would: no token, a wrong one, or a right one from a page.
+    let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}"#;
+    let status = |headers: &str| raw_post(port, headers, initialize);
+    assert_eq!(status(""), 401);
+    assert_eq!(
+        status("Authorization: Bearer 0123456789abcdef0123456789abcdef\r\n"),
+        401
+    );
+    assert_eq!(
+        status(&format!(
+            "Authorization: {auth}\r\nOrigin: http://evil.example\r\n"
+        )),
+        403
+    );
+    assert_eq!(status(&format!("Authorization: {auth}\r\n")), 200);
+    let tasks = repo.run(["--json", "task", "list"]).expect(0).json();
+    assert_eq!(tasks, json!([]), "a refused request changed nothing");
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let connect = |agent: Option<&str>| {
+            let mut headers = std::collections::HashMap::new();
+            if let Some(agent) = agent {
+                headers.insert(
+                    http::HeaderName::from_static("x-switchyard-agent"),
+                    http::HeaderValue::from_str(agent).unwrap(),
+                );
+            }
+            let transport = StreamableHttpClientTransport::from_config(
+                StreamableHttpClientTransportConfig::with_uri(url.clone())
+                    .auth_header(token.clone())
+                    .custom_headers(headers),
+            );
+            let config = ClientConfig::new(
+                ClientCapabilities::default(),
+                Implementation::new("shared-client-name", "1.0"),
+            );
+            config.serve(transport)
+        };
+        let s = connect(Some("http-agent")).await.unwrap();
+        assert_eq!(s.list_all_tools().await.unwrap().len(), 15);
+
+        let task = ok(
+            &s,
+            "add_task",
+            json!({"title": "Over HTTP", "scope": ["api"]}),
+        )
+        .await;
+        let id = task["id"].as_str().unwrap().to_owned();
+        let claimed = ok(&s, "claim", json!({})).await;
+        assert_eq!(claimed["id"], id.as_str());
+        // The header names the agent, not the client's shared name.
+        assert_eq!(claimed["agent"], "http-agent");
+        let worktree = PathBuf::from(claimed["worktree"].as_str().unwrap());
+        commit_in(
+            &worktree,
+            "over http",
+            &[("api/handler.txt", "line 1\nline 2 over http\nline 3\n")],
+        );
+
+        // A second client without the header must say who it is.
+        let anonymous = connect(None).await.unwrap();
+        let e = refused(&anonymous, "submit", json!({"id": id})).await;
+        assert_eq!(e["code"], "usage", "{e}");
+        assert!(
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains("x-switchyard-agent"),
+            "{e}"
+        );
+        let e = refused(&anonymous, "submit", json!({"id": id, "agent": "intruder"})).await;
+        assert_eq!(e["code"], "not_claim_holder", "{e}");
+        anonymous.cancel().await.unwrap();
+
+        ok(&s, "submit", json!({"id": id})).await;
+        let outcome = ok(&s, "wait", json!({"id": id, "timeout_seconds": 60})).await;
+        assert_eq!(outcome["outcome"], "merged", "{outcome}");
+        s.cancel().await.unwrap();
+    });
+}
+
+/// POSTs `body` to the MCP endpoint with the extra header lines, and returns the status.
+fn raw_post(port: u16, headers: &str, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\n{headers}Content-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    String::from_utf8_lossy(&head[9..12]).parse().unwrap()
 }

@@ -83,6 +83,7 @@ fn main() {
                 &Claim {
                     id: Some(format!("t{}", i + 1).parse().unwrap()),
                     agent: format!("agent-{i}"),
+                    remote: false,
                 },
             )
             .unwrap();

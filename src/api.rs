@@ -92,6 +92,22 @@ pub struct Claim {
     /// A given task, or `None` for the next one that fits the caps.
     pub id: Option<TaskId>,
     pub agent: String,
+    /// `claim --remote`: no worktree here; the executor works in a clone of its own and
+    /// pushes the task's branch to the configured remote.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remote: bool,
+}
+
+/// `POST /v1/tasks/{id}/submit`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Submit {
+    #[serde(default)]
+    pub agent: String,
+    /// The commit the executor means (`submit --commit`), as a full SHA: required for a
+    /// remote claim (the pushed branch must point at it, so nobody else's push is taken
+    /// for the holder's), and checked against the branch's tip otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 /// `POST /v1/tasks/{id}/heartbeat`, `POST /v1/tasks/{id}/release`
@@ -223,8 +239,16 @@ pub struct Claimed {
     pub base: String,
     /// `SWITCHYARD_TASK`, `SWITCHYARD_WORKTREE`, `SWITCHYARD_PORT_BASE`.
     pub env: BTreeMap<String, String>,
-    /// The file in the worktree holding `env`.
+    /// The file in the worktree holding `env` (none for a remote claim).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub env_file: String,
+    /// A remote claim: the URL of the remote to push `branch` to, as the daemon knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// A remote claim: where `branch` stands on the remote now, when it exists there (an
+    /// earlier executor's pushed work to continue from); absent, start at `base_sha`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed: Option<String>,
     /// The agent already held this claim; its lease was renewed.
     pub renewed: bool,
     /// Things that went wrong without failing the claim (a setup command, a missing

@@ -330,6 +330,7 @@ impl Executor<'_> {
             &api::Claim {
                 id: Some(id.parse().map_err(|e: String| e)?),
                 agent: self.name.to_owned(),
+                remote: false,
             },
         )?;
         let wt = PathBuf::from(c.task.worktree.clone().unwrap_or_default());

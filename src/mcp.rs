@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 
 use crate::api::{
     AddTask, ByAgent, Claim, Claimed, ConflictView, Heartbeat, Plan, Planned, QueueEntry,
-    ReviewHandOut, ReviewNext, ReviewVerdict, Reviewer, Role, Submitted, TaskDetail,
+    ReviewHandOut, ReviewNext, ReviewVerdict, Reviewer, Role, Submit, Submitted, TaskDetail,
 };
 use crate::client::{Client, ClientError};
 use crate::model::{Event, Task, TaskId, TaskState};
@@ -246,6 +246,27 @@ pub struct ClaimArgs {
     /// name).
     #[serde(default)]
     pub agent: Option<String>,
+    /// true when you work in a clone of your own (another machine, a sandbox): no
+    /// worktree is made; the reply names `branch`, `base_sha`, the `remote` URL to push
+    /// the branch to, and `pushed` (earlier work on that branch to continue from). Then
+    /// submit with `commit`, the commit you pushed.
+    #[serde(default)]
+    pub remote: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitArgs {
+    /// The task's id, like "t3".
+    pub id: String,
+    /// Who submits (default: SWITCHYARD_AGENT, else this MCP client's name, else the user
+    /// name). Must be the agent holding the claim.
+    #[serde(default)]
+    pub agent: Option<String>,
+    /// The full commit id you submit. Required after a remote claim: the branch you
+    /// pushed must point at exactly it. Otherwise it must be the branch's tip.
+    #[serde(default)]
+    pub commit: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -518,7 +539,14 @@ impl Server {
         let agent = self.who(a.agent.clone(), &context);
         self.acting(agent, move |c, agent| {
             let id = a.id.as_deref().map(parse_id).transpose()?;
-            let claimed: Claimed = c.post("/v1/claim", &Claim { id, agent })?;
+            let claimed: Claimed = c.post(
+                "/v1/claim",
+                &Claim {
+                    id,
+                    agent,
+                    remote: a.remote.unwrap_or(false),
+                },
+            )?;
             to_value(claimed)
         })
         .await
@@ -566,12 +594,18 @@ impl Server {
     #[tool]
     async fn submit(
         &self,
-        Parameters(a): Parameters<ActArgs>,
+        Parameters(a): Parameters<SubmitArgs>,
         context: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let agent = self.who(a.agent.clone(), &context);
         self.acting(agent, move |c, agent| {
-            as_executor::<Submitted>(c, &a.id, "submit", agent)
+            let id = parse_id(&a.id)?;
+            let body = Submit {
+                agent,
+                commit: a.commit,
+            };
+            let submitted: Submitted = c.post(&format!("/v1/tasks/{id}/submit"), &body)?;
+            to_value(submitted)
         })
         .await
     }

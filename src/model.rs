@@ -500,6 +500,15 @@ pub struct Task {
     /// The commit a reviewer last approved: a review covers exactly the commit it saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reviewed_head: Option<String>,
+    /// The current (or last) claim was `claim --remote`: its executor works in a clone
+    /// of its own and pushes the branch, so it has no worktree here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remote_claim: bool,
+}
+
+/// A commit id as messages show it: its first ten characters.
+pub fn short_sha(sha: &str) -> &str {
+    &sha[..sha.len().min(10)]
 }
 
 /// A dependency that has not merged.

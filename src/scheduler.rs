@@ -165,6 +165,7 @@ mod tests {
             blocked_by: vec![],
             review: None,
             reviewed_head: None,
+            remote_claim: false,
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
         }

@@ -23,6 +23,7 @@ use crate::model::evidence::{
     IntegrationStarted, LeftBase, LetGo, Merged, NeedsApproval, Paused, PrOpened, PriorityChanged,
     Resumed, ReviewExpired, ReviewStarted, Submitted, Verdict, WorktreeFailed,
 };
+use crate::model::short_sha as short;
 use crate::model::{
     Actor, Blocker, Event, EventKind, Evidence, Pause, QueueEvent, QueueEvidence, ReviewLease,
     Stop, SubsystemName, Task, TaskId, TaskState, Timestamp, task_branch,
@@ -227,6 +228,11 @@ CREATE TABLE conflicts (
     PRIMARY KEY (task, other)
 );
 "#,
+    r#"
+-- `claim --remote`: the executor works in its own clone and pushes the task's branch;
+-- no worktree is made for the claim (and none is looked for after a restart).
+ALTER TABLE tasks ADD COLUMN remote_claim INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Ports are handed out in blocks of this size, from `PORT_START` up.
@@ -280,6 +286,8 @@ pub struct ClaimRequest<'a> {
     pub lease: Duration,
     pub base_sha: &'a str,
     pub port_is_free: &'a dyn Fn(u16) -> bool,
+    /// `claim --remote`: no worktree here; the executor pushes the branch.
+    pub remote: bool,
 }
 
 /// A successful claim: the task, and whether it is a renewal of the agent's own claim.
@@ -1074,7 +1082,7 @@ impl Ledger {
         let expires = req.now.plus(req.lease);
         tx.execute(
             "UPDATE tasks SET state = 'claimed', agent = ?1, lease_expires_at = ?2, port_base = ?3,
-                 base_sha = COALESCE(base_sha, ?4), updated_at = ?5
+                 base_sha = COALESCE(base_sha, ?4), updated_at = ?5, remote_claim = ?7
              WHERE seq = ?6",
             params![
                 req.agent,
@@ -1082,7 +1090,8 @@ impl Ledger {
                 port,
                 req.base_sha,
                 req.now.0,
-                task.id.0
+                task.id.0,
+                req.remote,
             ],
         )?;
         let evidence = Evidence::Claimed(evidence::Claimed {
@@ -1091,6 +1100,7 @@ impl Ledger {
             branch: task.branch.clone(),
             base_sha: task.base_sha.as_deref().unwrap_or(req.base_sha).to_owned(),
             port_base: port,
+            remote: req.remote,
         });
         let by = Actor::Agent(req.agent.to_owned());
         append(
@@ -2107,7 +2117,8 @@ impl Ledger {
     pub fn expired(&self, now: Timestamp) -> Result<Vec<TaskId>> {
         let mut stmt = self.conn.prepare(
             "SELECT seq FROM tasks WHERE lease_expires_at IS NOT NULL AND lease_expires_at <= ?1
-             AND state IN ('claimed', 'returned') AND worktree IS NOT NULL AND worktree_ready = 1
+             AND state IN ('claimed', 'returned')
+             AND (remote_claim = 1 OR (worktree IS NOT NULL AND worktree_ready = 1))
              ORDER BY seq",
         )?;
         let rows = stmt.query_map([now.0], |r| r.get::<_, i64>(0).map(TaskId))?;
@@ -2722,10 +2733,6 @@ fn actor_name(actor: &Actor) -> Option<&str> {
     }
 }
 
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(10)]
-}
-
 /// Whether the task's newest change of state is `kind` by `by`: the request being
 /// refused now is a retry of one that succeeded (its reply lost), and gets the same
 /// answer.
@@ -2823,7 +2830,7 @@ const TASK_COLUMNS: &str =
     "seq, title, body, accept, scope, priority, state, branch, worktree, agent,
      lease_expires_at, attempt, port_base, base_sha, created_at, updated_at, queued_at,
      approved_attempt, submitted_head, reviewer, review_lease_expires_at, review_worktree,
-     reviewed_head";
+     reviewed_head, remote_claim";
 
 fn load_integration(conn: &Connection, id: TaskId) -> Result<Option<Integration>> {
     Ok(conn
@@ -3001,6 +3008,7 @@ fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
             None => None,
         },
         reviewed_head: row.get(22)?,
+        remote_claim: row.get(23)?,
     })
 }
 
@@ -3090,6 +3098,7 @@ mod tests {
             lease: Duration::from_secs(60),
             base_sha: "abc",
             port_is_free: &|_| true,
+            remote: false,
         })
     }
 
@@ -3559,6 +3568,7 @@ mod tests {
                 lease: Duration::from_secs(1),
                 base_sha: "abc",
                 port_is_free: &|p| p != PORT_START + 3,
+                remote: false,
             })
             .unwrap();
         assert_eq!(c.task.port_base, Some(PORT_START + PORT_BLOCK));

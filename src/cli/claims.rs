@@ -18,6 +18,11 @@ pub struct ClaimArgs {
     /// Who claims (default: SWITCHYARD_AGENT, else your user name).
     #[arg(long)]
     agent: Option<String>,
+    /// Work in a clone of your own (another machine, a sandbox): no worktree is made.
+    /// Prints the branch to push, the base commit it starts from, the remote to push it
+    /// to and its current tip there; submit then with `--commit`.
+    #[arg(long)]
+    remote: bool,
 }
 
 /// Renew the lease on a claimed task.
@@ -51,7 +56,14 @@ pub fn claim(ctx: &mut Ctx<'_>, args: ClaimArgs) -> Result<(), CliError> {
         .transpose()
         .map_err(CliError::Usage)?;
     let (_, client) = ctx.client()?;
-    let claimed: Claimed = client.post("/v1/claim", &Claim { id, agent })?;
+    let claimed: Claimed = client.post(
+        "/v1/claim",
+        &Claim {
+            id,
+            agent,
+            remote: args.remote,
+        },
+    )?;
     if ctx.json {
         return ctx.print_json(&claimed);
     }
@@ -122,6 +134,10 @@ pub struct SubmitArgs {
     /// With --wait: give up waiting after this long ("90s", "20m"); default: no limit.
     #[arg(long, requires = "wait", value_parser = parse_timeout)]
     timeout: Option<Duration>,
+    /// Submit exactly this commit (a revision of the repository you run in, like HEAD).
+    /// Required after `claim --remote`: the branch you pushed must point at it.
+    #[arg(long, value_name = "REV")]
+    commit: Option<String>,
 }
 
 /// Wait until the task leaves the queue and say how: exit 0 when it landed (with the
@@ -218,9 +234,23 @@ pub fn submit(ctx: &mut Ctx<'_>, args: SubmitArgs) -> Result<(), CliError> {
     let agent = ctx.agent(args.agent)?;
     let (repo, client) = ctx.client()?;
     let id = ctx.task_id(&repo, args.id.as_deref())?;
+    // Resolved here, in the executor's own repository (a remote claim's clone), so the
+    // daemon is told one exact commit.
+    let commit = args
+        .commit
+        .map(|rev| {
+            crate::gitcli::rev_parse(&ctx.env.cwd, &rev).map_err(|e| {
+                CliError::Usage(format!(
+                    "--commit {rev}: not a commit in {}: {}",
+                    ctx.env.cwd.display(),
+                    crate::api::one_line(&e.to_string())
+                ))
+            })
+        })
+        .transpose()?;
     let submitted: crate::api::Submitted = client.post(
         &format!("/v1/tasks/{id}/submit"),
-        &ByAgent { agent, by: None },
+        &crate::api::Submit { agent, commit },
     )?;
     if args.wait {
         if !ctx.json {

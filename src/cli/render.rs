@@ -172,10 +172,15 @@ pub fn claimed(c: &Claimed) -> String {
         t.agent.as_deref().unwrap_or("?"),
         t.title
     );
-    out.push_str(&format!(
-        "  worktree:  {}\n",
-        t.worktree.as_deref().unwrap_or("-")
-    ));
+    match &c.remote {
+        Some(url) => {
+            out.push_str(&format!("  remote:    {url} (push your work there)\n"));
+        }
+        None => out.push_str(&format!(
+            "  worktree:  {}\n",
+            t.worktree.as_deref().unwrap_or("-")
+        )),
+    }
     out.push_str(&format!("  branch:    {}\n", t.branch));
     out.push_str(&format!(
         "  base:      {} ({})\n",
@@ -191,7 +196,27 @@ pub fn claimed(c: &Claimed) -> String {
             t.id
         ));
     }
-    out.push_str(&format!("  env:       {}\n", c.env_file));
+    if let Some(url) = &c.remote {
+        let base = t.base_sha.as_deref().unwrap_or("-");
+        match &c.pushed {
+            Some(tip) => out.push_str(&format!(
+                "  pushed:    {} (continue from it: git fetch {url} {} && git switch -C {} FETCH_HEAD)\n",
+                &tip[..tip.len().min(12)],
+                t.branch,
+                t.branch
+            )),
+            None => out.push_str(&format!(
+                "  start:     git fetch {url} {} && git switch -C {} {base}\n",
+                c.base, t.branch
+            )),
+        }
+        out.push_str(&format!(
+            "  submit:    git push {url} HEAD:refs/heads/{} && switchyard submit {} --commit HEAD\n",
+            t.branch, t.id
+        ));
+    } else {
+        out.push_str(&format!("  env:       {}\n", c.env_file));
+    }
     for w in &c.warnings {
         out.push_str(&format!("  warning:   {w}\n"));
     }

@@ -18,6 +18,7 @@ use super::service::{Result, Service};
 use crate::git;
 use crate::gitcli;
 use crate::model::evidence::{CheckoutLeftBehind, CheckoutUpdated};
+use crate::model::short_sha as short;
 use crate::model::{Evidence, Timestamp};
 use crate::worktree;
 
@@ -119,8 +120,4 @@ impl Service {
         );
         Ok(Followed::LeftBehind)
     }
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(10)]
 }

@@ -29,6 +29,7 @@ use crate::github::{Client, Error as GhError, card};
 use crate::model::evidence::{
     self, ChangedOnGithub, CheckResult, PrChange, PrOpened, VerifyFailure,
 };
+use crate::model::short_sha as short;
 use crate::model::{Actor, EventKind, Evidence, Task, TaskId, TaskState, Timestamp};
 use crate::store::{Integration, PrRecord};
 
@@ -1221,10 +1222,6 @@ fn digest(parts: &[&str]) -> String {
         .take(16)
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(10)]
 }
 
 /// A 1-based position and the length of what it is a position in.

@@ -27,6 +27,7 @@ use crate::model::evidence::{
     IntegrationFailed, LeftBase, Merged, NeedsApproval, Submitted, Verification, VerifyFailed,
     VerifyFailure, VerifyPassed,
 };
+use crate::model::short_sha as short;
 use crate::model::{
     Actor, Event, EventKind, Evidence, Pause, QueueEvidence, Stop, Task, TaskId, TaskState,
     Timestamp,
@@ -43,12 +44,52 @@ impl Service {
     /// against the merge base with the base) is checked against the task's scope and the
     /// config's checkpoints: `queued` when nothing needs a person, else
     /// `awaiting_approval` with the reasons in the event.
-    pub fn submit(&self, id: TaskId, req: api::ByAgent) -> Result<api::Submitted> {
-        self.submit_commit(id, &req.agent, None)
+    ///
+    /// With `commit`, exactly that commit: for a remote claim (`claim --remote`) it is
+    /// required, and the task's branch on the remote must point at it (`take_pushed`);
+    /// otherwise it must be the branch's tip.
+    pub fn submit(&self, id: TaskId, req: api::Submit) -> Result<api::Submitted> {
+        let agent = name(&req.agent, "--agent")?;
+        let commit = req.commit.as_deref().map(full_sha).transpose()?;
+        let commit = commit.as_deref();
+        let task = self.ledger(|l| l.task(id))?;
+        let holder = task.state.holds_lease() && task.agent.as_deref() == Some(agent.as_str());
+        if !holder {
+            // Not (or no longer) the holder's to submit: a retry of a submission, or a
+            // refusal, which `submit_commit` words.
+            return self.submit_commit(id, &agent, commit);
+        }
+        if task.remote_claim {
+            let commit = commit.ok_or_else(|| {
+                ApiError::bad(format!(
+                    "{id} was claimed with --remote: name the commit you pushed to {},                      e.g. `switchyard submit {id} --commit HEAD` in your clone",
+                    task.branch
+                ))
+            })?;
+            self.take_pushed(&task, commit)?;
+            let submitted = self.submit_commit(id, &agent, Some(commit))?;
+            self.point_branch_at(&task, commit);
+            return Ok(submitted);
+        }
+        if let Some(commit) = commit {
+            let tip = git::branch_tip(&self.repo.main_root, &task.branch)?;
+            if tip.as_deref() != Some(commit) {
+                return Err(ApiError::new(
+                    ErrorCode::StaleCommit,
+                    format!(
+                        "{id}'s branch {} is at {}, not at {}: commit in the worktree, or name its tip",
+                        task.branch,
+                        tip.as_deref().map_or("nothing", short),
+                        short(commit)
+                    ),
+                ));
+            }
+        }
+        self.submit_commit(id, &agent, commit)
     }
 
     /// `submit`, of `commit` instead of the branch's tip when given (a retry of the
-    /// commit submitted before).
+    /// commit submitted before, or a remote claim's pushed commit).
     pub(super) fn submit_commit(
         &self,
         id: TaskId,
@@ -1391,6 +1432,16 @@ fn submitted_ref(id: TaskId) -> String {
     format!("refs/switchyard/submitted/{id}")
 }
 
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(10)]
+/// A commit id as the API takes it: the full hexadecimal SHA (40 characters, or 64 in a
+/// SHA-256 repository), so it names one commit whatever the repository holds.
+fn full_sha(given: &str) -> Result<String> {
+    let given = given.trim();
+    if matches!(given.len(), 40 | 64) && given.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(given.to_ascii_lowercase())
+    } else {
+        Err(ApiError::bad(format!(
+            "commit {given:?} is not a full commit id (40 hexadecimal characters); \
+             `switchyard submit --commit REV` resolves one in your clone"
+        )))
+    }
 }

@@ -14,6 +14,7 @@ pub mod harden;
 mod http;
 mod integrate;
 mod mcp_http;
+mod remote;
 mod review;
 mod serve;
 mod service;

@@ -851,6 +851,12 @@ impl Service {
 
     pub fn claim(&self, req: api::Claim) -> Result<api::Claimed> {
         let agent = name(&req.agent, "--agent")?;
+        // Known before anything is recorded: a remote claim without a remote to push to
+        // is refused whole.
+        let remote = match req.remote {
+            true => Some(self.remote_for_claims()?),
+            false => None,
+        };
         let base_sha = self.base_tip()?;
         // Without an id, a task whose worktree cannot be made must not block the others:
         // the next one that fits is tried.
@@ -866,6 +872,7 @@ impl Service {
                     lease: self.config.claims.lease,
                     base_sha: &base_sha,
                     port_is_free: &port_is_free,
+                    remote: req.remote,
                 })
             });
             let claimed = match claimed {
@@ -895,6 +902,46 @@ impl Service {
             let lock = self.task_lock(id);
             let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
             let task = self.ledger(|l| l.task(id))?;
+            if task.remote_claim != req.remote {
+                // A renewal of the agent's own claim, made the other way.
+                return Err(ApiError::new(
+                    ErrorCode::WrongState,
+                    match task.remote_claim {
+                        true => format!(
+                            "{agent} holds {id} as a remote claim (no worktree here); claim it with --remote, or release it first"
+                        ),
+                        false => format!(
+                            "{agent} holds {id} with a worktree here ({}); release it first to claim it with --remote",
+                            task.worktree.as_deref().unwrap_or("-")
+                        ),
+                    },
+                ));
+            }
+            if let Some(remote) = &remote {
+                // Nothing to make here: the branch exists locally (the conflict checker and
+                // the submission read it), and the executor pushes its work to the remote.
+                git::ensure_branch(
+                    &self.repo.main_root,
+                    &task.branch,
+                    task.base_sha.as_deref().unwrap_or(&base_sha),
+                )?;
+                let pushed = self.pushed_tip(remote, &task)?;
+                let env = self
+                    .task_env(&task)
+                    .into_iter()
+                    .filter(|(k, _)| k != "SWITCHYARD_WORKTREE")
+                    .collect();
+                return Ok(api::Claimed {
+                    env,
+                    env_file: String::new(),
+                    base: self.config.base.clone(),
+                    renewed: claimed.renewed,
+                    warnings: Vec::new(),
+                    remote: Some(remote.url.clone()),
+                    pushed,
+                    task,
+                });
+            }
             match self.provide_worktree(&task) {
                 Ok((task, warnings)) => {
                     let env = self.task_env(&task);
@@ -905,6 +952,8 @@ impl Service {
                         base: self.config.base.clone(),
                         renewed: claimed.renewed,
                         warnings,
+                        remote: None,
+                        pushed: None,
                         task,
                     });
                 }
@@ -932,6 +981,9 @@ impl Service {
         let agent = name(&req.agent, "--agent")?;
         let task =
             self.ledger(|l| l.heartbeat(id, &agent, Timestamp::now(), self.config.claims.lease))?;
+        if task.remote_claim {
+            self.follow_pushed(&task);
+        }
         // The executor may have committed since: look again (this reply says what the
         // last round found).
         self.conflicts_wanted();
@@ -1606,7 +1658,7 @@ impl Service {
         // Tasks that landed or were cancelled just before a crash, still holding their
         // worktree, are the background job's first round (`let_go_of_finished_worktrees`).
         for task in self.ledger(|l| l.tasks(None))? {
-            if task.state.holds_lease() && task.worktree.is_none() {
+            if task.state.holds_lease() && task.worktree.is_none() && !task.remote_claim {
                 // Claimed just before a crash, before any worktree was chosen.
                 let _span = info_span!("task", task = %task.id).entered();
                 info!("giving an interrupted claim its worktree");
@@ -1647,7 +1699,7 @@ impl Service {
     }
 
     /// Git locks that only a process killed mid-write leaves behind: ref locks on the
-    /// refs only the daemon writes and on the base, and index locks of the worktrees that
+    /// refs only the daemon writes and on the base, and index and HEAD locks of the worktrees that
     /// nobody works in (pool, integration, unready). We hold the daemon's
     /// lock, and git processes we started died with the daemon, so none of these is ours
     /// and live; a person's git holding the base's lock at this very millisecond is the
@@ -1707,11 +1759,15 @@ impl Service {
             let admin = std::fs::read_to_string(entry.path.join(".git"))
                 .ok()
                 .and_then(|t| t.strip_prefix("gitdir:").map(|d| PathBuf::from(d.trim())));
-            if let Some(admin) = admin
-                && admin.join("index.lock").exists()
-            {
-                warn!(path = %entry.path.display(), "removing a stale index lock");
-                let _ = std::fs::remove_file(admin.join("index.lock"));
+            // A checkout killed mid-way leaves the index's lock, or the lock on the
+            // worktree's own HEAD (a detached checkout writes it last).
+            for name in ["index.lock", "HEAD.lock"] {
+                if let Some(admin) = &admin
+                    && admin.join(name).exists()
+                {
+                    warn!(path = %entry.path.display(), lock = name, "removing a stale lock in a worktree");
+                    let _ = std::fs::remove_file(admin.join(name));
+                }
             }
         }
     }

@@ -373,6 +373,9 @@ pub struct Claimed {
     pub base_sha: String,
     /// The first of the task's block of ports (`SWITCHYARD_PORT_BASE`).
     pub port_base: u16,
+    /// `claim --remote`: the executor works elsewhere and pushes the branch.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub remote: bool,
 }
 
 /// Where a task's worktree came from.
@@ -1016,6 +1019,7 @@ mod tests {
                     branch: "switchyard/t1-fix".into(),
                     base_sha: "b0".into(),
                     port_base: 20000,
+                    remote: false,
                 }),
                 json!({"agent": "ada", "lease_expires_at": at_text, "branch": "switchyard/t1-fix", "base_sha": "b0", "port_base": 20000}),
             ),

@@ -5,6 +5,7 @@ mod agents;
 mod check;
 mod daemon;
 mod demo;
+mod elsewhere;
 mod fakegh;
 mod faults;
 mod github;

@@ -48,6 +48,22 @@ fn clone_for(repo: &TestRepo, bare: &Path, name: &str, claimed: &Value) -> PathB
     dir
 }
 
+/// An executor's clone with one commit of `files` on the task's branch, pushed; and
+/// that commit.
+fn pushed_work(
+    repo: &TestRepo,
+    bare: &Path,
+    name: &str,
+    claimed: &Value,
+    files: &[(&str, &str)],
+) -> (PathBuf, String) {
+    let clone = clone_for(repo, bare, name, claimed);
+    commit_in(&clone, name, files);
+    push(&clone, claimed["branch"].as_str().unwrap());
+    let head = git_in(&clone, &["rev-parse", "HEAD"]).trim().to_owned();
+    (clone, head)
+}
+
 fn push(clone: &Path, branch: &str) {
     git_in(
         clone,
@@ -67,6 +83,32 @@ fn run_from(repo: &TestRepo, clone: &Path, args: &[&str]) -> crate::support::Run
     let mut all = vec!["--repo", root.as_str()];
     all.extend_from_slice(args);
     repo.run_in(clone, all)
+}
+
+/// `submit ID --agent AGENT --commit HEAD` in the executor's clone, `--json` first.
+fn submit_head(repo: &TestRepo, clone: &Path, id: &str, agent: &str) -> crate::support::Run {
+    run_from(
+        repo,
+        clone,
+        &["--json", "submit", id, "--agent", agent, "--commit", "HEAD"],
+    )
+}
+
+/// The holder submits its pushed HEAD and waits: it lands.
+fn land_head(repo: &TestRepo, clone: &Path, id: &str, agent: &str) {
+    let args = [
+        "submit",
+        id,
+        "--agent",
+        agent,
+        "--commit",
+        "HEAD",
+        "--wait",
+        "--timeout",
+        "60s",
+    ];
+    let out = run_from(repo, clone, &args).expect(0);
+    assert!(out.stdout().contains("merged"), "{}", out.stdout());
 }
 
 fn remote_claim(repo: &TestRepo, agent: &str) -> Value {
@@ -121,19 +163,7 @@ fn a_remote_executor_lands_a_change_from_its_own_clone() {
     let head = git_in(&clone, &["rev-parse", "HEAD"]).trim().to_owned();
 
     // Not pushed yet: nothing to take.
-    let r = run_from(
-        &repo,
-        &clone,
-        &[
-            "--json",
-            "submit",
-            &id,
-            "--agent",
-            "far-agent",
-            "--commit",
-            "HEAD",
-        ],
-    );
+    let r = submit_head(&repo, &clone, &id, "far-agent");
     assert_eq!(code_of(r.expect(1)), "nothing_to_submit");
     // A remote claim's submission names its commit.
     let r = run_from(
@@ -149,32 +179,10 @@ fn a_remote_executor_lands_a_change_from_its_own_clone() {
     assert_eq!(repo.git(&["rev-parse", &branch]).trim(), head);
 
     // Only the holder may submit it.
-    let r = run_from(
-        &repo,
-        &clone,
-        &[
-            "--json", "submit", &id, "--agent", "intruder", "--commit", "HEAD",
-        ],
-    );
+    let r = submit_head(&repo, &clone, &id, "intruder");
     assert_eq!(code_of(r.expect(1)), "not_claim_holder");
 
-    let out = run_from(
-        &repo,
-        &clone,
-        &[
-            "submit",
-            &id,
-            "--agent",
-            "far-agent",
-            "--commit",
-            "HEAD",
-            "--wait",
-            "--timeout",
-            "60s",
-        ],
-    )
-    .expect(0);
-    assert!(out.stdout().contains("merged"), "{}", out.stdout());
+    land_head(&repo, &clone, &id, "far-agent");
     // Landed, and the base went out to the remote with it.
     let remote_main = git_in(&bare, &["rev-parse", "main"]).trim().to_owned();
     assert_eq!(repo.git(&["rev-parse", "main"]).trim(), remote_main);
@@ -201,21 +209,13 @@ fn what_was_not_the_holders_push_is_refused_and_changes_nothing() {
     push(&theirs, &branch);
     let before = repo.run(["--json", "task", "show", &id]).expect(0).json();
 
-    let r = run_from(
-        &repo,
-        &mine,
-        &[
-            "--json", "submit", &id, "--agent", "holder", "--commit", "HEAD",
-        ],
-    );
+    let r = submit_head(&repo, &mine, &id, "holder");
     let err: Value = serde_json::from_str(r.expect(1).stderr().trim()).unwrap();
     assert_eq!(err["error"]["code"], "stale_commit", "{err}");
     assert!(
         err["error"]["message"].as_str().unwrap().contains("not at"),
         "{err}"
     );
-    // The branch the intruder pushed, submitted as theirs, is refused too: the holder
-    // names its own commit, which is not what the branch holds.
     assert_eq!(
         repo.run(["--json", "task", "show", &id]).expect(0).json(),
         before,
@@ -235,13 +235,7 @@ fn what_was_not_the_holders_push_is_refused_and_changes_nothing() {
         &["remote", "add", "origin", bare.to_str().unwrap()],
     );
     push(&orphan, &branch);
-    let r = run_from(
-        &repo,
-        &orphan,
-        &[
-            "--json", "submit", &id, "--agent", "holder", "--commit", "HEAD",
-        ],
-    );
+    let r = submit_head(&repo, &orphan, &id, "holder");
     assert_eq!(code_of(r.expect(1)), "conflict");
     assert_eq!(show(&repo, &id)["state"], "claimed");
 
@@ -269,10 +263,13 @@ fn a_silent_remote_executor_loses_the_claim_and_the_next_continues_from_its_push
 
     let first = remote_claim(&repo, "silent");
     let branch = first["branch"].as_str().unwrap().to_owned();
-    let clone = clone_for(&repo, &bare, "silent", &first);
-    commit_in(&clone, "first half", &[("api/first.txt", "first half\n")]);
-    push(&clone, &branch);
-    let partial = git_in(&clone, &["rev-parse", "HEAD"]).trim().to_owned();
+    let (_, partial) = pushed_work(
+        &repo,
+        &bare,
+        "silent",
+        &first,
+        &[("api/first.txt", "first half\n")],
+    );
     eventually(15, "the silent executor's lease to expire", || {
         show(&repo, &id)["state"] == "open"
     });
@@ -289,22 +286,7 @@ fn a_silent_remote_executor_loses_the_claim_and_the_next_continues_from_its_push
         &[("api/second.txt", "second half\n")],
     );
     push(&clone, &branch);
-    run_from(
-        &repo,
-        &clone,
-        &[
-            "submit",
-            &id,
-            "--agent",
-            "diligent",
-            "--commit",
-            "HEAD",
-            "--wait",
-            "--timeout",
-            "60s",
-        ],
-    )
-    .expect(0);
+    land_head(&repo, &clone, &id, "diligent");
     let tree = repo.git(&["ls-tree", "--name-only", "main", "api/"]);
     assert!(
         tree.contains("api/first.txt") && tree.contains("api/second.txt"),
@@ -328,11 +310,13 @@ fn kill_9_during_a_remote_submit_loses_nothing() {
     let daemon = repo.start_daemon();
     let id = crate::support::add(&repo, "Crash mid-submit", &["api"]);
     let claimed = remote_claim(&repo, "steady");
-    let branch = claimed["branch"].as_str().unwrap().to_owned();
-    let clone = clone_for(&repo, &bare, "steady", &claimed);
-    commit_in(&clone, "steady work", &[("api/steady.txt", "steady\n")]);
-    push(&clone, &branch);
-    let head = git_in(&clone, &["rev-parse", "HEAD"]).trim().to_owned();
+    let (clone, head) = pushed_work(
+        &repo,
+        &bare,
+        "steady",
+        &claimed,
+        &[("api/steady.txt", "steady\n")],
+    );
 
     // The submission is under way when the daemon is killed: whatever it reached, the
     // holder's retry after the restart lands the work exactly once.
@@ -352,23 +336,7 @@ fn kill_9_during_a_remote_submit_loses_nothing() {
     daemon.kill9();
     let _ = submit.wait();
     let _daemon = repo.start_daemon();
-    let out = run_from(
-        &repo,
-        &clone,
-        &[
-            "submit",
-            &id,
-            "--agent",
-            "steady",
-            "--commit",
-            "HEAD",
-            "--wait",
-            "--timeout",
-            "60s",
-        ],
-    )
-    .expect(0);
-    assert!(out.stdout().contains("merged"), "{}", out.stdout());
+    land_head(&repo, &clone, &id, "steady");
     let submitted = events(&repo, &id)
         .iter()
         .filter(|e| *e == "submitted")

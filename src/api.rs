@@ -619,6 +619,38 @@ impl ErrorCode {
     }
 }
 
+/// A refusal or failure as the API answers it: its code decides the HTTP status and the
+/// CLI's exit status; the message is one line for people. The daemon's service and the
+/// read functions (`crate::view`) both answer with it, so the CLI reports a refusal the
+/// same whether a daemon or the ledger answered.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn bad(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::BadRequest, message)
+    }
+    pub fn refused(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::Refused, message)
+    }
+    /// A refusal with the code that names it.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::Internal, message)
+    }
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::Unavailable, message)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

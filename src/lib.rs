@@ -24,4 +24,5 @@ pub mod queue;
 pub mod scheduler;
 pub mod scope;
 pub mod store;
+pub mod view;
 pub mod worktree;

@@ -258,6 +258,19 @@ pub enum LedgerError {
 
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
 
+/// A ledger error as the API answers it: a missing task is `not_found`, a refusal keeps
+/// its code, anything else is the daemon's failure.
+impl From<LedgerError> for crate::api::ApiError {
+    fn from(e: LedgerError) -> crate::api::ApiError {
+        let code = match &e {
+            LedgerError::NotFound(_) => ErrorCode::NotFound,
+            LedgerError::Refused(code, _) => *code,
+            LedgerError::TooNew { .. } | LedgerError::Sqlite(_) => ErrorCode::Internal,
+        };
+        crate::api::ApiError::new(code, e.to_string())
+    }
+}
+
 /// A task to create.
 #[derive(Debug, Clone)]
 pub struct NewTask {
@@ -443,10 +456,16 @@ impl Ledger {
 
     /// Runs `f` inside one read transaction, so that everything it reads comes from the
     /// same commit (a task and its timeline, say), whatever is written meanwhile.
-    pub fn snapshot<T>(&self, f: impl FnOnce(&Ledger) -> Result<T>) -> Result<T> {
-        let tx = self.conn.unchecked_transaction()?;
+    pub fn snapshot<T, E: From<LedgerError>>(
+        &self,
+        f: impl FnOnce(&Ledger) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(LedgerError::from)?;
         let out = f(self);
-        tx.finish()?;
+        tx.finish().map_err(LedgerError::from)?;
         out
     }
 

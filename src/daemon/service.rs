@@ -8,8 +8,8 @@
 //! recorded after. On restart, [`Service::reconcile`] finds every half-done step from
 //! the ledger and finishes it.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,75 +26,21 @@ use crate::model::evidence::{
     After, RecycledTo, WorktreeKept, WorktreeReady, WorktreeRecycled, WorktreeRestored,
     WorktreeSource as Source,
 };
-use crate::model::{
-    Actor, Event, EventKind, Evidence, Pause, QueueEvent, Stop, Task, TaskId, TaskState, Timestamp,
-};
+use crate::model::{Actor, Event, Evidence, QueueEvent, Task, TaskId, TaskState, Timestamp};
 use crate::plan;
-use crate::queue::lanes::{Graph, Lanes, Reach};
-use crate::queue::planner::{self, Candidate, Landed, Plan, Snapshot};
 use crate::scheduler::Caps;
 use crate::scope;
 use crate::store::{
     Back, ClaimRequest, EventMarks, Ledger, LedgerError, NewTask, PORT_BLOCK, PlanDep, Release,
-    Step,
 };
+use crate::view::{self, QueueNow};
 use crate::worktree::{self, ENV_FILE, Worktrees};
 
 /// Limits on what a task may hold; beyond them a request is refused, not truncated.
 /// How many tasks a claim without an id tries when worktrees fail.
 const MAX_CLAIM_TRIES: usize = 3;
 
-/// An error for the API: its code decides the HTTP status and the CLI's exit code.
-#[derive(Debug)]
-pub struct ApiError {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn bad(message: impl Into<String>) -> ApiError {
-        ApiError {
-            code: ErrorCode::BadRequest,
-            message: message.into(),
-        }
-    }
-    pub fn refused(message: impl Into<String>) -> ApiError {
-        ApiError::new(ErrorCode::Refused, message)
-    }
-    /// A refusal with the code that names it.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            code,
-            message: message.into(),
-        }
-    }
-    pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError {
-            code: ErrorCode::Internal,
-            message: message.into(),
-        }
-    }
-    pub fn unavailable(message: impl Into<String>) -> ApiError {
-        ApiError {
-            code: ErrorCode::Unavailable,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<LedgerError> for ApiError {
-    fn from(e: LedgerError) -> ApiError {
-        let code = match &e {
-            LedgerError::NotFound(_) => ErrorCode::NotFound,
-            LedgerError::Refused(code, _) => *code,
-            LedgerError::TooNew { .. } | LedgerError::Sqlite(_) => ErrorCode::Internal,
-        };
-        ApiError {
-            code,
-            message: e.to_string(),
-        }
-    }
-}
+pub use crate::api::ApiError;
 
 impl From<git::GitError> for ApiError {
     fn from(e: git::GitError) -> ApiError {
@@ -224,51 +170,8 @@ pub enum Committed {
     Queue(QueueEvent),
 }
 
-/// The queue as the planner sees it, from one read of the ledger.
-pub(super) struct QueueNow {
-    /// In the order it is integrated (`planner::order`).
-    pub order: Vec<TaskId>,
-    pub candidates: Vec<Candidate>,
-    /// The base tip the lander expects.
-    pub base: String,
-    pub paused: Option<Pause>,
-    /// A person's pause; it holds the queue unless it is for claims only.
-    pub stop: Option<Stop>,
-    /// How many candidates may be in flight now: the adapted window, at most
-    /// `[queue] max_parallel` (which it starts at).
-    pub window: usize,
-    /// `[queue] max_parallel`: candidates in flight in all lanes together.
-    pub slots: usize,
-    /// With `[queue] lanes`: the footprints of the tasks queued and recently landed,
-    /// and the lander's recent moves of the base.
-    pub lanes: Option<Lanes>,
-    pub landed: Vec<Landed>,
-}
-
-impl QueueNow {
-    /// The planner's answer for this queue, `busy` being the tasks with an action under
-    /// way.
-    pub fn plan(&self, busy: &BTreeSet<TaskId>) -> Plan {
-        planner::next(&Snapshot {
-            order: &self.order,
-            candidates: &self.candidates,
-            base: &self.base,
-            busy,
-            window: self.window,
-            slots: self.slots,
-            paused: self.paused.is_some() || self.stop.as_ref().is_some_and(Stop::stops_queue),
-            lanes: self.lanes.as_ref(),
-            landed: &self.landed,
-        })
-    }
-}
-
 /// How many tasks one task may come after.
 const MAX_AFTER: usize = 100;
-
-/// How many of the lander's last moves of the base the planner looks back over (lanes):
-/// a candidate built longer ago than that is built again.
-const LANDINGS_LOOKED_BACK: u32 = 256;
 
 /// How many committed events a slow subscriber may fall behind before it is told it
 /// lagged (it then reads the ledger itself).
@@ -384,13 +287,14 @@ impl Service {
         Ok(self.readers.with(|l| l.snapshot(f))??)
     }
 
+    /// Answers a read request through `crate::view` (the code the CLI also answers with
+    /// when no daemon runs), on a read-only connection, in one read transaction.
+    pub(super) fn view<T>(&self, f: impl FnOnce(&Ledger) -> Result<T>) -> Result<T> {
+        self.readers.with(|l| l.snapshot(f))?
+    }
+
     pub(super) fn base_tip(&self) -> Result<String> {
-        git::branch_tip(&self.repo.main_root, &self.config.base)?.ok_or_else(|| {
-            ApiError::refused(format!(
-                "the base branch {:?} does not exist",
-                self.config.base
-            ))
-        })
+        view::base_tip(&self.repo.main_root, &self.config.base)
     }
 
     // ---- tasks ----------------------------------------------------------------------
@@ -536,275 +440,31 @@ impl Service {
     }
 
     pub fn tasks(&self, filter: api::TaskFilter) -> Result<Vec<Task>> {
-        let role = match (filter.role, &filter.agent) {
-            (Some(role), Some(agent)) => Some((role, name(agent, "--agent")?)),
-            (None, None) => None,
-            _ => {
-                return Err(ApiError::bad(
-                    "--role and --agent go together: whose work, in which role",
-                ));
-            }
-        };
-        self.read(|l| {
-            let mut tasks = l.tasks(filter.state)?;
-            if let Some((role, who)) = &role {
-                let kinds: &[EventKind] = match role {
-                    api::Role::Planner => &[EventKind::Created],
-                    api::Role::Executor => &[EventKind::Claimed],
-                    api::Role::Reviewer => &[
-                        EventKind::ReviewStarted,
-                        EventKind::ReviewApproved,
-                        EventKind::ChangesRequested,
-                    ],
-                    api::Role::Approver => &[EventKind::Approved],
-                };
-                let ids = l.tasks_with_role(kinds, who)?;
-                tasks.retain(|t| ids.contains(&t.id));
-            }
-            Ok(tasks)
-        })
+        self.view(|l| view::tasks(l, &filter))
     }
 
     pub fn task(&self, id: TaskId) -> Result<api::TaskDetail> {
-        let conflicts = self.conflicts_of(Some(id))?;
-        self.read(|l| {
-            let task = l.task(id)?;
-            let timeline = l.events(id)?;
-            let checkpoints = match task.state {
-                TaskState::AwaitingApproval => crate::queue::checkpoints(&task, &timeline),
-                _ => Vec::new(),
-            };
-            Ok(api::TaskDetail {
-                roles: crate::model::Roles::of(&timeline),
-                pull_request: l.pr(id)?.map(|p| api::PullRequestLink {
-                    number: p.number,
-                    url: p.url,
-                }),
-                task,
-                checkpoints,
-                conflicts,
-                timeline,
-            })
-        })
+        self.view(|l| view::task(l, id))
     }
 
     pub fn events(&self, id: TaskId) -> Result<Vec<Event>> {
-        self.read(|l| l.events(id))
+        self.view(|l| view::events(l, id))
     }
 
     /// The queue's own events (pauses, resumes), oldest first.
     pub fn queue_events(&self) -> Result<api::QueueEvents> {
-        self.read(|l| l.queue_events())
+        self.view(view::queue_events)
     }
 
     /// Submitted tasks in the order they will be integrated.
     pub fn queue(&self) -> Result<Vec<api::QueueEntry>> {
-        let mut waiting = self.read(|l| {
-            l.tasks_in(&[
-                TaskState::Queued,
-                TaskState::Verifying,
-                TaskState::AwaitingApproval,
-                TaskState::AwaitingReview,
-            ])
-        })?;
-        // In the order the queue will take them (`queue::planner`, the one place that
-        // decides it); tasks still at a checkpoint after them, by priority.
-        let queue = self.queue_order()?;
-        let plan = queue.plan(&BTreeSet::new());
-        let QueueNow {
-            order,
-            paused,
-            stop,
-            candidates,
-            base,
-            ..
-        } = queue;
-        let held = paused
-            .map(|p| format!("the queue to resume (paused: {})", p.reason))
-            .or_else(|| {
-                stop.filter(Stop::stops_queue)
-                    .map(|s| format!("the queue to resume ({})", s.line()))
-            });
-        let candidate = |id: TaskId| candidates.iter().find(|c| c.task == id);
-        let place = |id: TaskId| plan.places.iter().find(|p| p.task == id);
-        let built_on = |id: TaskId| {
-            let c = candidate(id)?;
-            if c.stack.is_empty() || c.onto == base {
-                return Some("base".to_owned());
-            }
-            let below = candidates.iter().find(|b| {
-                b.head.as_deref() == Some(c.onto.as_str())
-                    || b.built.as_deref() == Some(c.onto.as_str())
-            });
-            Some(match below {
-                Some(b) => b.task.to_string(),
-                // Built onto something no longer there: it is built again next.
-                None => c.onto.chars().take(10).collect(),
-            })
-        };
-        let rank = |t: &Task| {
-            order
-                .iter()
-                .position(|id| *id == t.id)
-                .unwrap_or(usize::MAX)
-        };
-        waiting.sort_by(|a, b| {
-            rank(a)
-                .cmp(&rank(b))
-                .then(b.priority.cmp(&a.priority))
-                .then(a.id.cmp(&b.id))
-        });
-        // From the ledger: when each in flight reached its step, what flaked, and why a
-        // task waiting for every lane touches everything.
-        let (since, flakes, everything) = self.read(|l| {
-            let mut since = BTreeMap::new();
-            for i in l.integrations()? {
-                since.insert(i.task, i.since);
-            }
-            let mut flakes: BTreeMap<TaskId, BTreeMap<String, u32>> = BTreeMap::new();
-            let mut everything = BTreeMap::new();
-            for t in &waiting {
-                if t.state == TaskState::Verifying {
-                    flakes.insert(t.id, flakes_of(&l.events(t.id)?));
-                }
-                if place(t.id).is_some_and(|p| !p.waits_for.is_empty())
-                    && let Some(Event {
-                        what: Evidence::Submitted(s),
-                        ..
-                    }) = l.last_event(t.id, EventKind::Submitted)?
-                    && let Some(why) = s.touches_everything
-                {
-                    everything.insert(t.id, why);
-                }
-            }
-            Ok((since, flakes, everything))
-        })?;
-        let now = Timestamp::now();
-        Ok(waiting
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let step = candidate(t.id).map(|c| c.step);
-                let place = place(t.id);
-                let lanes = place.map(|p| p.waits_for.clone()).unwrap_or_default();
-                let stage = match (t.state, step) {
-                    (TaskState::AwaitingApproval, _) => api::Stage::AwaitingApproval,
-                    (TaskState::AwaitingReview, _) => api::Stage::AwaitingReview,
-                    (_, None) => api::Stage::Waiting,
-                    (_, Some(Step::Started)) => api::Stage::Building,
-                    (_, Some(Step::Rebased)) => api::Stage::Verifying,
-                    (_, Some(Step::Verified)) => api::Stage::Passed,
-                    (_, Some(Step::Failed)) => api::Stage::Failed,
-                    (_, Some(Step::BaseMoved | Step::BranchUpdated)) => api::Stage::Landing,
-                };
-                let at = since.get(&t.id).copied().or(t.queued_at).unwrap_or(now);
-                let waiting_for = match (&held, stage) {
-                    (_, api::Stage::AwaitingApproval) => "a person's approval".to_owned(),
-                    (_, api::Stage::AwaitingReview) => match &t.review {
-                        Some(r) => format!(
-                            "{}'s review (held until {})",
-                            r.reviewer, r.lease_expires_at
-                        ),
-                        None => "a reviewer (`switchyard review next`)".to_owned(),
-                    },
-                    (Some(held), _) => held.clone(),
-                    (None, api::Stage::Waiting) if !lanes.is_empty() => {
-                        let which = lanes_text(&lanes);
-                        match everything.get(&t.id) {
-                            Some(why) => format!("{which} to land: it touches everything ({why})"),
-                            None => format!("{which} to land: it depends on changes in each"),
-                        }
-                    }
-                    (None, api::Stage::Waiting) => "its turn".to_owned(),
-                    (None, api::Stage::Building) => "its candidate to be built".to_owned(),
-                    (None, api::Stage::Verifying) => "verify to finish".to_owned(),
-                    (None, api::Stage::Passed) => {
-                        "the candidates below it to land, then its landing".to_owned()
-                    }
-                    (None, api::Stage::Failed) => "the candidate below it (it failed on top of it: its own failure, or that one's)".to_owned(),
-                    (None, api::Stage::Landing) => "its landing to be recorded".to_owned(),
-                };
-                api::QueueEntry {
-                    built_on: built_on(t.id),
-                    lane: place.and_then(|p| p.lane).map(|(l, _)| l),
-                    lane_position: place.and_then(|p| p.lane).map(|(_, n)| n),
-                    waits_for_lanes: lanes,
-                    stage,
-                    elapsed_ms: u64::try_from(now.0.saturating_sub(at.0)).unwrap_or(0),
-                    flakes: flakes.get(&t.id).cloned().unwrap_or_default(),
-                    id: t.id,
-                    title: t.title,
-                    state: t.state,
-                    position: i + 1,
-                    waiting_for,
-                }
-            })
-            .collect())
+        self.view(|l| view::queue(l, &self.config, &|| self.base_tip(), Timestamp::now()))
     }
 
     /// The queue in the order it is integrated (`planner::order`), from one read of the
     /// ledger: with the candidates in flight, the base tip the lander expects, the pause.
     pub(super) fn queue_order(&self) -> Result<QueueNow> {
-        let lanes = self.config.queue.lanes;
-        let (tasks, integrations, paused, stop, expected, window, landed, reach) =
-            self.read(|l| {
-                let tasks = l.tasks_in(&[TaskState::Queued, TaskState::Verifying])?;
-                let landed = match lanes {
-                    true => l.base_moves(LANDINGS_LOOKED_BACK)?,
-                    false => Vec::new(),
-                };
-                let mut reach = Vec::new();
-                if lanes {
-                    let ids = tasks
-                        .iter()
-                        .map(|t| t.id)
-                        .chain(landed.iter().map(|m| m.task));
-                    for id in ids.collect::<BTreeSet<_>>() {
-                        reach.push((id, reach_of(l.last_event(id, EventKind::Submitted)?)));
-                    }
-                }
-                Ok((
-                    tasks,
-                    l.integrations()?,
-                    l.paused()?,
-                    l.stopped()?,
-                    l.base_expected()?,
-                    l.window()?,
-                    landed,
-                    reach,
-                ))
-            })?;
-        let max = self.config.queue.max_parallel.get() as usize;
-        let window = window.map_or(max, |w| (w as usize).clamp(1, max));
-        let base = match expected {
-            Some(tip) => tip,
-            None => self.base_tip()?,
-        };
-        let candidates: Vec<Candidate> = integrations
-            .into_iter()
-            .map(|i| Candidate {
-                task: i.task,
-                step: i.step,
-                onto: i.onto,
-                head: i.head,
-                built: i.built,
-                lineage: i.lineage,
-                stack: i.stack,
-            })
-            .collect();
-        let order = planner::order(&tasks, &candidates);
-        let lanes = lanes.then(|| Lanes::new(&Graph::new(&self.config.subsystems), reach));
-        Ok(QueueNow {
-            order,
-            candidates,
-            base,
-            paused,
-            stop,
-            window,
-            slots: max,
-            lanes,
-            landed,
-        })
+        self.view(|l| view::queue_now(l, &self.config, &|| self.base_tip()))
     }
 
     pub fn status(&self) -> Result<api::Status> {
@@ -995,34 +655,7 @@ impl Service {
 
     /// The conflict warnings in force, for one task or all.
     pub fn conflicts_of(&self, task: Option<TaskId>) -> Result<Vec<api::ConflictView>> {
-        self.read(|l| {
-            let mut out = Vec::new();
-            for ((a, side), paths) in l.conflicts()? {
-                let mut push = |on: TaskId, with: Option<TaskId>| -> crate::store::Result<()> {
-                    if task.is_none_or(|t| t == on) {
-                        let agent = match with {
-                            Some(w) => l.task(w)?.agent,
-                            None => None,
-                        };
-                        out.push(api::ConflictView {
-                            task: on,
-                            with: with.map_or_else(|| "base".to_owned(), |w| w.to_string()),
-                            agent,
-                            paths: paths.clone(),
-                        });
-                    }
-                    Ok(())
-                };
-                match side {
-                    crate::conflicts::Side::Base => push(a, None)?,
-                    crate::conflicts::Side::Task(b) => {
-                        push(a, Some(b))?;
-                        push(b, Some(a))?;
-                    }
-                }
-            }
-            Ok(out)
-        })
+        self.view(|l| view::conflicts(l, task))
     }
 
     pub fn release(&self, id: TaskId, req: api::ByAgent) -> Result<Task> {
@@ -2023,39 +1656,4 @@ fn check_request_id(request: &str) -> Result<()> {
 
 fn port_is_free(port: u16) -> bool {
     std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-}
-
-/// What a task's change touches, for lanes, from its last `submitted` event: everything
-/// when the event says so or cannot be read.
-fn reach_of(submitted: Option<Event>) -> Reach {
-    match submitted.map(|e| e.what) {
-        Some(Evidence::Submitted(s)) if s.touches_everything.is_none() => {
-            Reach::Subsystems(s.subsystems.into_iter().collect())
-        }
-        _ => Reach::Everything,
-    }
-}
-
-/// "lane 2", "lanes 1 and 3", "lanes 1, 2 and 4".
-fn lanes_text(lanes: &[usize]) -> String {
-    let names: Vec<String> = lanes.iter().map(usize::to_string).collect();
-    match names.as_slice() {
-        [one] => format!("lane {one}"),
-        [rest @ .., last] => format!("lanes {} and {last}", rest.join(", ")),
-        [] => "no lane".to_owned(),
-    }
-}
-
-/// The verify commands that flaked in the task's current attempt (since its last
-/// submission), with how many times each.
-fn flakes_of(events: &[Event]) -> BTreeMap<String, u32> {
-    let mut flakes = BTreeMap::new();
-    for e in events.iter().rev() {
-        match &e.what {
-            Evidence::Submitted(_) => break,
-            Evidence::Flaked(f) => *flakes.entry(f.command.clone()).or_insert(0) += 1,
-            _ => {}
-        }
-    }
-    flakes
 }

@@ -24,5 +24,6 @@ pub mod queue;
 pub mod scheduler;
 pub mod scope;
 pub mod store;
+pub mod story;
 pub mod view;
 pub mod worktree;

@@ -205,7 +205,7 @@ fn report_outcome(ctx: &mut Ctx<'_>, o: &WaitOutcome) -> Result<(), CliError> {
         let reason = o
             .reason
             .as_ref()
-            .map(|e| format!(": {}", render::event_line(e)))
+            .map(|e| format!(": {}", crate::story::line(e)))
             .unwrap_or_default();
         let text = match o.outcome {
             Outcome::Merged => format!(

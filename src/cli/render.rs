@@ -1,7 +1,9 @@
-//! Human-readable text for tasks, events and claims.
+//! Human-readable text for tasks, claims and the queue; events are told by
+//! `crate::story`.
 
 use crate::api::{Claimed, ConflictView, QueueEntry, TaskDetail};
-use crate::model::{Actor, Blocker, Event, Pause, QueueEvent, Task};
+use crate::model::{Blocker, Pause, Task};
+use crate::story;
 
 pub fn task_line(t: &Task) -> String {
     let subsystems: Vec<&str> = t.subsystems.iter().map(|s| s.as_str()).collect();
@@ -101,8 +103,8 @@ pub fn task_detail(d: &TaskDetail) -> String {
         out.push_str(&format!("  agent:       {a}{until}\n"));
     }
     out.push_str("  timeline:\n");
-    for e in &d.timeline {
-        out.push_str(&format!("    {}\n", event_line(e)));
+    for line in story::told(&d.timeline) {
+        out.push_str(&format!("    {line}\n"));
     }
     out
 }
@@ -129,37 +131,6 @@ pub fn pause(p: &Pause) -> String {
         p.since,
         p.what.kind().as_str(),
         p.reason
-    )
-}
-
-pub fn queue_event_line(e: &QueueEvent) -> String {
-    let by = match &e.by {
-        Actor::Agent(n) => format!("agent {n}"),
-        Actor::Person(n) => n.clone(),
-        Actor::Daemon => "daemon".to_owned(),
-    };
-    // The payload as the ledger holds it: every field, whatever the kind.
-    let evidence = e.what.payload().unwrap_or_default();
-    format!("{}  {:<18} by {by}  {evidence}", e.at, e.kind().as_str())
-}
-
-pub fn event_line(e: &Event) -> String {
-    let by = match &e.by {
-        Actor::Agent(n) => format!("agent {n}"),
-        Actor::Person(n) => n.clone(),
-        Actor::Daemon => "daemon".to_owned(),
-    };
-    let state = e.state.map(|s| format!(" -> {s}")).unwrap_or_default();
-    // The payload as the ledger holds it: every field, whatever the kind.
-    let evidence = match e.what.payload() {
-        Ok(serde_json::Value::Object(m)) if m.is_empty() => String::new(),
-        Ok(v) => format!("  {v}"),
-        Err(_) => String::new(),
-    };
-    format!(
-        "{}  {:<18} by {by}{state}{evidence}",
-        e.at,
-        e.kind().as_str()
     )
 }
 

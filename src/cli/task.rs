@@ -9,6 +9,7 @@ use crate::api::{
 };
 use crate::client::ClientError;
 use crate::model::{Event, QueueEvent, Stop, StopPart, Task, TaskId, TaskState};
+use crate::story;
 
 /// Create, list, show or cancel tasks.
 #[derive(Debug, Subcommand)]
@@ -213,8 +214,8 @@ pub fn log(ctx: &mut Ctx<'_>, args: LogArgs) -> Result<(), CliError> {
         if ctx.json {
             return ctx.print_json(&events);
         }
-        for e in &events {
-            writeln!(ctx.out, "{}", render::queue_event_line(e)).map_err(CliError::output)?;
+        for line in story::told_queue(&events) {
+            writeln!(ctx.out, "{line}").map_err(CliError::output)?;
         }
         return Ok(());
     }
@@ -223,8 +224,8 @@ pub fn log(ctx: &mut Ctx<'_>, args: LogArgs) -> Result<(), CliError> {
     if ctx.json {
         return ctx.print_json(&events);
     }
-    for e in &events {
-        writeln!(ctx.out, "{}", render::event_line(e)).map_err(CliError::output)?;
+    for line in story::told(&events) {
+        writeln!(ctx.out, "{line}").map_err(CliError::output)?;
     }
     Ok(())
 }

@@ -955,7 +955,7 @@ pub enum CheckKind {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
@@ -981,7 +981,7 @@ mod tests {
 
     /// One payload of every shape each kind is written in, with the JSON the ledger
     /// stores for it.
-    fn samples() -> Vec<(Evidence, Value)> {
+    pub(crate) fn samples() -> Vec<(Evidence, Value)> {
         let cart = SubsystemName::new("cart").unwrap();
         let at = Timestamp(1_795_499_546_123);
         let at_text = "2026-11-24T05:52:26.123Z";

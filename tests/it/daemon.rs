@@ -107,7 +107,13 @@ fn a_task_from_creation_to_release() {
         ]
     );
     let text = repo.run(["log", "t1"]).expect(0).stdout();
-    assert!(text.lines().next().unwrap().contains("created"), "{text}");
+    // The date (UTC), then a line per event: its time and what happened.
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().ends_with(" (UTC)"), "{text}");
+    assert!(
+        lines.next().unwrap()[8..].starts_with("  created by "),
+        "{text}"
+    );
     let list = repo.run(["--json", "task", "list"]).expect(0).json();
     let t = &list[0];
     for key in [

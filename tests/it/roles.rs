@@ -366,7 +366,7 @@ fn a_review_round_trip_changes_then_approval_then_landing() {
     let text = repo.run(["log", &id]).expect(0).stdout();
     assert!(
         text.lines()
-            .any(|l| l.contains("review_approved") && l.contains("by agent rita")),
+            .any(|l| l.contains("  review approved by rita: commit ")),
         "{text}"
     );
 

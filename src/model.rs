@@ -468,7 +468,12 @@ pub struct Task {
     pub state: TaskState,
     pub branch: String,
     pub worktree: Option<String>,
+    /// The executor holding the claim now; `None` once the claim ends.
     pub agent: Option<String>,
+    /// The executor who held the task last (the agent of its last claim), also after the
+    /// claim ended and after it merged: who did the work. `None`: never claimed.
+    #[serde(default)]
+    pub executor: Option<String>,
     pub lease_expires_at: Option<Timestamp>,
     /// How many times the task has been submitted.
     pub attempt: i64,

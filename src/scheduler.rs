@@ -154,6 +154,7 @@ mod tests {
             branch: format!("switchyard/t{id}"),
             worktree: None,
             agent: None,
+            executor: None,
             lease_expires_at: None,
             attempt: 0,
             port_base: None,

@@ -2849,7 +2849,9 @@ const TASK_COLUMNS: &str =
     "seq, title, body, accept, scope, priority, state, branch, worktree, agent,
      lease_expires_at, attempt, port_base, base_sha, created_at, updated_at, queued_at,
      approved_attempt, submitted_head, reviewer, review_lease_expires_at, review_worktree,
-     reviewed_head, remote_claim";
+     reviewed_head, remote_claim,
+     (SELECT json_extract(e.evidence, '$.agent') FROM events e
+      WHERE e.task = tasks.seq AND e.kind = 'claimed' ORDER BY e.id DESC LIMIT 1)";
 
 fn load_integration(conn: &Connection, id: TaskId) -> Result<Option<Integration>> {
     Ok(conn
@@ -3028,6 +3030,9 @@ fn task_from_row(row: &Row<'_>) -> rusqlite::Result<Task> {
         },
         reviewed_head: row.get(22)?,
         remote_claim: row.get(23)?,
+        // Read from the events rather than kept in a column: the last claim is on record
+        // in every ledger, old ones included, and nothing can let it drift.
+        executor: row.get(24)?,
     })
 }
 
@@ -3294,18 +3299,30 @@ mod tests {
         // The holder claiming again renews instead of failing.
         let again = claim(&mut l, Some(TaskId(1)), "a", &caps, 20).unwrap();
         assert!(again.renewed);
-        // Releasing frees the slot for t3.
-        l.release(
-            TaskId(1),
-            &Actor::Agent("a".into()),
-            Release::Released,
-            Timestamp(30),
-        )
-        .unwrap();
+        // Releasing frees the slot for t3. The claim ends; who executed it last stays.
+        let released = l
+            .release(
+                TaskId(1),
+                &Actor::Agent("a".into()),
+                Release::Released,
+                Timestamp(30),
+            )
+            .unwrap();
+        assert_eq!(
+            (released.agent, released.executor.as_deref()),
+            (None, Some("a"))
+        );
         assert_eq!(
             claim(&mut l, None, "c", &caps, 40).unwrap().task.id,
             TaskId(1)
         );
+        let executors: Vec<Option<String>> = l
+            .tasks(None)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.executor)
+            .collect();
+        assert_eq!(executors, vec![Some("c".into()), Some("b".into()), None]);
     }
 
     #[test]

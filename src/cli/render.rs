@@ -22,7 +22,7 @@ pub fn task_line(t: &Task) -> String {
         t.state.as_str(),
         t.priority,
         subsystems,
-        t.agent.as_deref().unwrap_or("-"),
+        t.executor.as_deref().unwrap_or("-"),
         t.title
     )
 }
@@ -33,7 +33,7 @@ pub fn task_table(tasks: &[Task]) -> String {
     }
     let mut out = format!(
         "{:<5} {:<17} {:>4}  {:<16} {:<12} {}\n",
-        "ID", "STATE", "PRIO", "SUBSYSTEMS", "AGENT", "TITLE"
+        "ID", "STATE", "PRIO", "SUBSYSTEMS", "EXECUTOR", "TITLE"
     );
     for t in tasks {
         out.push_str(&task_line(t));

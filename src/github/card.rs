@@ -410,6 +410,7 @@ mod tests {
             branch: "switchyard/t4-fix-the-cart".into(),
             worktree: None,
             agent: Some("bot-1".into()),
+            executor: Some("bot-1".into()),
             lease_expires_at: None,
             attempt: 2,
             port_base: None,

@@ -326,6 +326,7 @@ mod tests {
             branch: String::new(),
             worktree: None,
             agent: None,
+            executor: None,
             lease_expires_at: None,
             attempt: 1,
             port_base: None,

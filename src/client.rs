@@ -22,6 +22,11 @@ pub fn socket_path(common_dir: &Path) -> PathBuf {
     state_dir(common_dir).join("daemon.sock")
 }
 
+/// The ledger: the daemon writes it; the CLI reads it when no daemon runs.
+pub fn ledger_path(common_dir: &Path) -> PathBuf {
+    state_dir(common_dir).join("ledger.db")
+}
+
 /// How long the CLI waits for the daemon's answer: a hung daemon gives a one-line error,
 /// never a hang. `SWITCHYARD_TIMEOUT` overrides it.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);

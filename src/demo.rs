@@ -10,7 +10,7 @@ use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use crate::api;
-use crate::client::{Client, state_dir};
+use crate::client::{Client, ledger_path, state_dir};
 use crate::config::{self, Context};
 use crate::daemon::{self, Options};
 use crate::git::RepoLocation;
@@ -226,7 +226,7 @@ pub fn run(opts: DemoOptions, say: Sender<String>) -> Result<Outcome> {
         repo,
         tasks,
         history,
-        ledger: dir.join("ledger.db"),
+        ledger: ledger_path(&location.common_dir),
         logs: dir.join("logs"),
         seconds: started.elapsed().as_secs_f64(),
     })

@@ -252,6 +252,13 @@ pub enum LedgerError {
         "the ledger schema is version {found}, newer than this switchyard knows ({known}); upgrade switchyard"
     )]
     TooNew { found: i64, known: i64 },
+    #[error(
+        "the ledger schema is version {found}, older than this switchyard ({known}); start `switchyard daemon` once to upgrade it"
+    )]
+    TooOld { found: i64, known: i64 },
+    /// No ledger at this path (or an empty file): switchyard never ran here.
+    #[error("no ledger at {}", .0.display())]
+    Missing(std::path::PathBuf),
     #[error("ledger: {0}")]
     Sqlite(#[from] rusqlite::Error),
 }
@@ -265,7 +272,10 @@ impl From<LedgerError> for crate::api::ApiError {
         let code = match &e {
             LedgerError::NotFound(_) => ErrorCode::NotFound,
             LedgerError::Refused(code, _) => *code,
-            LedgerError::TooNew { .. } | LedgerError::Sqlite(_) => ErrorCode::Internal,
+            LedgerError::TooNew { .. }
+            | LedgerError::TooOld { .. }
+            | LedgerError::Missing(_)
+            | LedgerError::Sqlite(_) => ErrorCode::Internal,
         };
         crate::api::ApiError::new(code, e.to_string())
     }
@@ -444,10 +454,50 @@ impl Ledger {
         conn.busy_timeout(Duration::from_secs(10))?;
         // A small page cache each: readers are many, the ledger is small.
         conn.pragma_update(None, "cache_size", -512)?;
+        // Read-only twice over: the connection cannot write, and SQLite refuses any
+        // statement that would, even one a later change slips in.
+        conn.pragma_update(None, "query_only", true)?;
         Ok(Ledger {
             conn,
             path: path.to_owned(),
         })
+    }
+
+    /// The ledger at `path` for a reader without a daemon (the CLI's reads when none
+    /// runs): a read-only connection ([`Ledger::open_reader`]) to a ledger that must
+    /// already exist at exactly the schema this version knows. Never creates, migrates
+    /// or writes it: a missing or empty file is [`LedgerError::Missing`], an older
+    /// schema [`LedgerError::TooOld`] (a daemon migrates it when it starts), a newer one
+    /// [`LedgerError::TooNew`]. A daemon may start meanwhile: WAL lets it write while
+    /// this reads.
+    pub fn open_offline(path: &Path) -> Result<Ledger> {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.len() > 0 => {}
+            Ok(_) => return Err(LedgerError::Missing(path.to_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LedgerError::Missing(path.to_owned()));
+            }
+            Err(e) => {
+                return Err(LedgerError::Sqlite(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                    Some(format!("cannot read {}: {e}", path.display())),
+                )));
+            }
+        }
+        let ledger = Ledger::open_reader(path)?;
+        let found: i64 = ledger
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if found == 0 {
+            // A database no daemon ever set up.
+            return Err(LedgerError::Missing(path.to_owned()));
+        }
+        match found.cmp(&known) {
+            std::cmp::Ordering::Greater => Err(LedgerError::TooNew { found, known }),
+            std::cmp::Ordering::Less => Err(LedgerError::TooOld { found, known }),
+            std::cmp::Ordering::Equal => Ok(ledger),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -3746,5 +3796,53 @@ mod tests {
             Ledger::open(&path),
             Err(LedgerError::TooNew { found: 99, .. })
         ));
+    }
+
+    /// The CLI's reads without a daemon: the ledger must be there, at this version's
+    /// schema, and is only ever read.
+    #[test]
+    fn an_offline_reader_reads_what_is_there_and_nothing_else() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("l.db");
+        assert!(matches!(
+            Ledger::open_offline(&path),
+            Err(LedgerError::Missing(_))
+        ));
+        assert!(!path.exists(), "a missing ledger is not created");
+        std::fs::write(&path, b"").unwrap();
+        assert!(matches!(
+            Ledger::open_offline(&path),
+            Err(LedgerError::Missing(_))
+        ));
+        std::fs::remove_file(&path).unwrap();
+
+        let mut l = Ledger::open(&path).unwrap();
+        l.add_task(&new_task("x", &[], 0), Timestamp(1), &|_| false)
+            .unwrap();
+        let reader = Ledger::open_offline(&path).unwrap();
+        assert_eq!(reader.tasks(None).unwrap().len(), 1);
+        // A writer goes on beside it, and the reader sees its commits.
+        l.add_task(&new_task("y", &[], 0), Timestamp(2), &|_| false)
+            .unwrap();
+        assert_eq!(reader.tasks(None).unwrap().len(), 2);
+        // No statement that writes gets through, whatever it is.
+        assert!(
+            reader
+                .conn
+                .execute("UPDATE tasks SET title = 'z'", [])
+                .is_err()
+        );
+        assert!(reader.conn.execute_batch("CREATE TABLE t (x)").is_err());
+        drop(reader);
+
+        let known = MIGRATIONS.len() as i64;
+        for (version, old) in [(known - 1, true), (known + 1, false)] {
+            l.conn.pragma_update(None, "user_version", version).unwrap();
+            match (Ledger::open_offline(&path), old) {
+                (Err(LedgerError::TooOld { found, .. }), true)
+                | (Err(LedgerError::TooNew { found, .. }), false) => assert_eq!(found, version),
+                (other, _) => panic!("version {version}: {:?}", other.map(|_| ())),
+            }
+        }
     }
 }

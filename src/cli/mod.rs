@@ -14,6 +14,7 @@ mod init;
 mod mcp;
 mod owners;
 mod plan;
+mod reads;
 mod render;
 mod repo;
 mod review;

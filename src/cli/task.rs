@@ -1,14 +1,14 @@
-//! `switchyard task add|list|show|cancel`, `switchyard log`, `switchyard queue` and
-//! `switchyard resume`: thin clients of the daemon.
+//! `switchyard task add|list|show|cancel`, `switchyard log`, `switchyard queue`,
+//! `switchyard pause` and `switchyard resume`: thin clients of the daemon. The reads
+//! (`task list`, `task show`, `log`, `queue`) also answer from the ledger when no daemon
+//! runs (`reads`).
 
 use clap::Subcommand;
 
 use super::{CliError, Ctx, render};
-use crate::api::{
-    self, AddTask, Cancel, PauseRequest, QueueEntry, Resume, Resumed, Role, Status, TaskDetail,
-};
+use crate::api::{self, AddTask, Cancel, PauseRequest, Resume, Resumed, Role};
 use crate::client::ClientError;
-use crate::model::{Event, QueueEvent, Stop, StopPart, Task, TaskId, TaskState};
+use crate::model::{Stop, StopPart, Task, TaskId, TaskState};
 use crate::story;
 
 /// Create, list, show or cancel tasks.
@@ -156,19 +156,18 @@ fn add(ctx: &mut Ctx<'_>, args: AddArgs) -> Result<(), CliError> {
 }
 
 fn list(ctx: &mut Ctx<'_>, args: ListArgs) -> Result<(), CliError> {
-    let (_, client) = ctx.client()?;
-    let path = api::TaskFilter {
+    let mut reads = ctx.reads()?;
+    let filter = api::TaskFilter {
         state: args.state,
         role: args.role,
         agent: args.agent,
-    }
-    .path();
-    let tasks: Vec<Task> = client.get(&path)?;
+    };
+    let tasks = reads.tasks(ctx, filter)?;
     if ctx.json {
         return ctx.print_json(&tasks);
     }
-    let status: Status = client.get("/v1/status")?;
-    if let Some(stop) = &status.stop {
+    let (_, stop) = reads.held(ctx)?;
+    if let Some(stop) = &stop {
         writeln!(ctx.out, "{}; `switchyard resume` goes on", stop.line())
             .map_err(CliError::output)?;
     }
@@ -176,9 +175,9 @@ fn list(ctx: &mut Ctx<'_>, args: ListArgs) -> Result<(), CliError> {
 }
 
 fn show(ctx: &mut Ctx<'_>, args: ShowArgs) -> Result<(), CliError> {
-    let (repo, client) = ctx.client()?;
-    let id = ctx.task_id(&repo, args.id.as_deref())?;
-    let detail: TaskDetail = client.get(&format!("/v1/tasks/{id}"))?;
+    let mut reads = ctx.reads()?;
+    let id = ctx.task_id(&reads.repo, args.id.as_deref())?;
+    let detail = reads.task(ctx, id)?;
     if ctx.json {
         return ctx.print_json(&detail);
     }
@@ -208,9 +207,9 @@ fn cancel(ctx: &mut Ctx<'_>, args: CancelArgs) -> Result<(), CliError> {
 }
 
 pub fn log(ctx: &mut Ctx<'_>, args: LogArgs) -> Result<(), CliError> {
-    let (repo, client) = ctx.client()?;
+    let mut reads = ctx.reads()?;
     if args.queue {
-        let events: Vec<QueueEvent> = client.get("/v1/events")?;
+        let events = reads.queue_events(ctx)?;
         if ctx.json {
             return ctx.print_json(&events);
         }
@@ -219,8 +218,8 @@ pub fn log(ctx: &mut Ctx<'_>, args: LogArgs) -> Result<(), CliError> {
         }
         return Ok(());
     }
-    let id = ctx.task_id(&repo, args.id.as_deref())?;
-    let events: Vec<Event> = client.get(&format!("/v1/tasks/{id}/events"))?;
+    let id = ctx.task_id(&reads.repo, args.id.as_deref())?;
+    let events = reads.events(ctx, id)?;
     if ctx.json {
         return ctx.print_json(&events);
     }
@@ -231,17 +230,17 @@ pub fn log(ctx: &mut Ctx<'_>, args: LogArgs) -> Result<(), CliError> {
 }
 
 pub fn queue(ctx: &mut Ctx<'_>, _args: QueueArgs) -> Result<(), CliError> {
-    let (_, client) = ctx.client()?;
-    let entries: Vec<QueueEntry> = client.get("/v1/queue")?;
+    let mut reads = ctx.reads()?;
+    let entries = reads.queue(ctx)?;
     if ctx.json {
         return ctx.print_json(&entries);
     }
-    let status: Status = client.get("/v1/status")?;
-    if let Some(stop) = &status.stop {
+    let (paused, stop) = reads.held(ctx)?;
+    if let Some(stop) = &stop {
         writeln!(ctx.out, "{}; `switchyard resume` goes on", stop.line())
             .map_err(CliError::output)?;
     }
-    if let Some(pause) = &status.paused {
+    if let Some(pause) = &paused {
         writeln!(ctx.out, "{}", render::pause(pause)).map_err(CliError::output)?;
     }
     write!(ctx.out, "{}", render::queue(&entries)).map_err(CliError::output)

@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::client::{socket_path, state_dir};
+use crate::client::{ledger_path, socket_path, state_dir};
 use crate::config::Config;
 use crate::git::{self, RepoLocation};
 use crate::store::Ledger;
@@ -156,7 +156,7 @@ pub async fn run(
         })?)),
         None => None,
     };
-    let ledger_path = dir.join("ledger.db");
+    let ledger_path = ledger_path(&opts.repo.common_dir);
     let traces = service::traces_of_tasks(&main_root, &worktrees.root, service::Traces::Local)
         .map_err(|e| {
             setup(

@@ -15,6 +15,7 @@ mod lanes;
 mod mcp;
 mod owners;
 mod queue;
+mod reads;
 mod roles;
 mod supervisor;
 mod support;

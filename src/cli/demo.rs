@@ -10,7 +10,8 @@ use crate::demo::{self, DemoOptions};
 /// daemon, and let scripted executors claim, commit and submit in parallel, including a
 /// change that breaks verify and is fixed, a conflict, a scope change a person approves,
 /// and a reviewer agent that asks for changes to a docs change once, then approves.
-/// Ends with the resulting history and where to look. No network needed.
+/// Ends with the resulting history and where to look: commands that read what happened
+/// from the ledger once the demo's daemon has stopped. No network needed.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Where to create the sample repository (default: a new temporary directory).
@@ -77,14 +78,39 @@ pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
         )
         .map_err(io)?;
     }
-    let repo = outcome.repo.display();
+    let repo = shell_word(&outcome.repo.display().to_string());
     writeln!(
         out,
-        "\ndone in {:.1}s. Where to look:\n  the repository   {repo}\n  a task's story   switchyard --repo {repo} log t2\n  the ledger       {}\n  verify logs      {}\n  the daemon's log {}",
-        outcome.seconds,
-        outcome.ledger.display(),
-        outcome.logs.display(),
-        log_path.display()
+        "\ndone in {:.1}s; the daemon has stopped. Where to look (these commands read the ledger when no daemon runs):",
+        outcome.seconds
     )
-    .map_err(io)
+    .map_err(io)?;
+    for (what, line) in [
+        ("the repository", outcome.repo.display().to_string()),
+        ("a task's story", format!("switchyard --repo {repo} log t2")),
+        (
+            "one task in full",
+            format!("switchyard --repo {repo} task show t3"),
+        ),
+        ("every task", format!("switchyard --repo {repo} task list")),
+        ("the queue", format!("switchyard --repo {repo} queue")),
+        ("the ledger", outcome.ledger.display().to_string()),
+        ("verify logs", outcome.logs.display().to_string()),
+        ("the daemon's log", log_path.display().to_string()),
+    ] {
+        writeln!(out, "  {what:<17} {line}").map_err(io)?;
+    }
+    Ok(())
+}
+
+/// A path as one shell word: as it is when nothing in it is special to a shell, else
+/// in single quotes, so a printed command can be pasted as it is.
+fn shell_word(text: &str) -> String {
+    let plain = text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | ':' | ','));
+    match plain && !text.is_empty() {
+        true => text.to_owned(),
+        false => format!("'{}'", text.replace('\'', "'\\''")),
+    }
 }

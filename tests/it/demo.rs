@@ -69,3 +69,49 @@ fn the_demo_tells_the_whole_story() {
         .run_in(scratch.tmp.path(), ["demo", "--dir", dir.to_str().unwrap()])
         .refused(1, "already exists; pass another --dir");
 }
+
+/// The demo ends with where to look, and every command it names works once it is over
+/// (its daemon stopped with it): each reads the ledger and has something to show.
+#[test]
+fn the_demo_ends_with_commands_that_work_after_it() {
+    let scratch = TestRepo::new();
+    let dir = scratch.tmp.path().join("demo");
+    let run = scratch
+        .run_in(scratch.tmp.path(), ["demo", "--dir", dir.to_str().unwrap()])
+        .expect(0);
+    let out = run.stdout();
+    let look = out
+        .split("Where to look")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no \"Where to look\" in:\n{out}"));
+    let commands: Vec<Vec<&str>> = look
+        .lines()
+        .filter_map(|l| l.split_once(" switchyard "))
+        .map(|(_, command)| command.split_whitespace().collect())
+        .collect();
+    let named: Vec<String> = commands
+        .iter()
+        .map(|c| c[2..].iter().take(2).copied().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        named,
+        vec!["log t2", "task show", "task list", "queue"],
+        "{look}"
+    );
+    let ledger = dir.join("tinyshop/.git/switchyard/ledger.db");
+    for command in commands {
+        let run = scratch.run_in(scratch.tmp.path(), &command).expect(0);
+        assert!(
+            !run.stdout().trim().is_empty(),
+            "{command:?} printed nothing"
+        );
+        assert_eq!(
+            run.stderr(),
+            format!(
+                "no daemon is running; read from the ledger at {}\n",
+                ledger.canonicalize().unwrap().display()
+            ),
+            "{command:?}"
+        );
+    }
+}

@@ -202,10 +202,14 @@ fn what(evidence: &Evidence, by: &Actor, at: Timestamp) -> String {
             s
         }
         Evidence::Claimed(c) => format!(
-            "claimed by {} on branch {} (a {} lease)",
+            "claimed by {} on branch {} (a {} lease){}",
             c.agent,
             c.branch,
-            until(at, c.lease_expires_at)
+            until(at, c.lease_expires_at),
+            match c.remote {
+                true => ", to work in a clone elsewhere and push the branch",
+                false => "",
+            }
         ),
         Evidence::WorktreeReady(w) => {
             let how = match w.source {

@@ -85,6 +85,7 @@ fn a_task_returned_by_a_failed_verify_and_merged() {
                     branch: "switchyard/t2-refresh-the-landing-page".into(),
                     base_sha: "0123456789abcdef".into(),
                     port_base: 20010,
+                    remote: false,
                 }),
             ),
             "claimed by bob on branch switchyard/t2-refresh-the-landing-page (a 30m lease)",
@@ -196,9 +197,10 @@ fn people_and_reviewers_say_who_and_why() {
                     branch: "switchyard/t2-notes".into(),
                     base_sha: "b".into(),
                     port_base: 20000,
+                    remote: true,
                 }),
             ),
-            "claimed by eve on branch switchyard/t2-notes (a 1m30s lease)",
+            "claimed by eve on branch switchyard/t2-notes (a 1m30s lease), to work in a clone elsewhere and push the branch",
         ),
         (
             event(

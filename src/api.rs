@@ -1,5 +1,10 @@
-//! The daemon's HTTP/JSON API on its Unix socket: routes, request and response bodies,
-//! shared by the server (`daemon`) and the client (`client`). Documented in docs/api.md.
+//! The daemon's HTTP/JSON API, on its Unix socket and (`[api] listen`) on TCP: routes
+//! ([`Endpoint`]), request and response bodies, error codes, shared by the server
+//! (`daemon`) and the client (`client`). Documented in docs/api.md.
+//!
+//! The names in a request (`agent`, `by`) may be left empty over TCP: the daemon then
+//! records the name of the caller's token (see `auth`); on the Unix socket they are
+//! required, as the service's checks say.
 
 use std::collections::BTreeMap;
 
@@ -48,7 +53,8 @@ pub struct AddTask {
     pub scope: Vec<String>,
     #[serde(default)]
     pub priority: i64,
-    /// Who asks: a person or a planning agent.
+    /// Who asks: a person or a planning agent (over TCP, empty: the token's name).
+    #[serde(default)]
     pub by: String,
     /// The client's id for this request (up to 100 printable characters): a retry with
     /// the same id returns the task the first request made.
@@ -66,7 +72,8 @@ pub struct Plan {
     /// JSON.
     pub file: String,
     pub text: String,
-    /// Who plans.
+    /// Who plans (over TCP, empty: the token's name).
+    #[serde(default)]
     pub by: String,
     /// The client's id for this request: a retry with the same id returns the tasks the
     /// first request made instead of making them again.
@@ -91,6 +98,8 @@ pub struct PlannedTask {
 pub struct Claim {
     /// A given task, or `None` for the next one that fits the caps.
     pub id: Option<TaskId>,
+    /// Who claims (over TCP, empty: the token's name).
+    #[serde(default)]
     pub agent: String,
     /// `claim --remote`: no worktree here; the executor works in a clone of its own and
     /// pushes the task's branch to the configured remote.
@@ -124,6 +133,8 @@ pub struct ByAgent {
 /// `POST /v1/tasks/{id}/cancel`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cancel {
+    /// Who cancels (over TCP, empty: the token's name).
+    #[serde(default)]
     pub by: String,
     #[serde(default)]
     pub reason: String,
@@ -132,7 +143,8 @@ pub struct Cancel {
 /// `POST /v1/tasks/{id}/approve`, `POST /v1/tasks/{id}/reject`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Decision {
-    /// The person deciding.
+    /// The person deciding (over TCP, empty: the token's name).
+    #[serde(default)]
     pub by: String,
     /// Why; required for a rejection.
     #[serde(default)]
@@ -487,7 +499,8 @@ pub struct WaitOutcome {
 /// `POST /v1/resume`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Resume {
-    /// The person resuming the queue.
+    /// The person resuming the queue (over TCP, empty: the token's name).
+    #[serde(default)]
     pub by: String,
 }
 
@@ -504,7 +517,8 @@ pub struct Resumed {
 /// `POST /v1/pause`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PauseRequest {
-    /// The person (or agent) pulling the switch.
+    /// The person (or agent) pulling the switch (over TCP, empty: the token's name).
+    #[serde(default)]
     pub by: String,
     pub reason: String,
     /// Only the queue, or only the hand-outs; everything when absent.
@@ -531,6 +545,158 @@ pub struct Status {
     /// A person's pause in force (`switchyard pause`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<Stop>,
+}
+
+/// Every route of the API: its method and path (axum's template, `{id}` for a task
+/// id). The daemon's router is built from these paths and the TCP listener's guard
+/// finds a request's route with [`Endpoint::of`], so the two cannot disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Status,
+    ListTasks,
+    AddTask,
+    ShowTask,
+    TaskEvents,
+    Wait,
+    Conflicts,
+    Heartbeat,
+    Release,
+    Cancel,
+    Submit,
+    Approve,
+    Reject,
+    Claim,
+    Queue,
+    QueueEvents,
+    Resume,
+    Pause,
+    Plan,
+    ReviewNext,
+    ReviewApprove,
+    ReviewChanges,
+}
+
+/// Why a request matches no [`Endpoint`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoRoute {
+    /// No route has this path.
+    Path,
+    /// A route has this path, with another method.
+    Method,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 22] = [
+        Endpoint::Status,
+        Endpoint::ListTasks,
+        Endpoint::AddTask,
+        Endpoint::ShowTask,
+        Endpoint::TaskEvents,
+        Endpoint::Wait,
+        Endpoint::Conflicts,
+        Endpoint::Heartbeat,
+        Endpoint::Release,
+        Endpoint::Cancel,
+        Endpoint::Submit,
+        Endpoint::Approve,
+        Endpoint::Reject,
+        Endpoint::Claim,
+        Endpoint::Queue,
+        Endpoint::QueueEvents,
+        Endpoint::Resume,
+        Endpoint::Pause,
+        Endpoint::Plan,
+        Endpoint::ReviewNext,
+        Endpoint::ReviewApprove,
+        Endpoint::ReviewChanges,
+    ];
+
+    /// `"GET"` or `"POST"`.
+    pub fn method(self) -> &'static str {
+        match self {
+            Endpoint::Status
+            | Endpoint::ListTasks
+            | Endpoint::ShowTask
+            | Endpoint::TaskEvents
+            | Endpoint::Wait
+            | Endpoint::Conflicts
+            | Endpoint::Queue
+            | Endpoint::QueueEvents => "GET",
+            Endpoint::AddTask
+            | Endpoint::Heartbeat
+            | Endpoint::Release
+            | Endpoint::Cancel
+            | Endpoint::Submit
+            | Endpoint::Approve
+            | Endpoint::Reject
+            | Endpoint::Claim
+            | Endpoint::Resume
+            | Endpoint::Pause
+            | Endpoint::Plan
+            | Endpoint::ReviewNext
+            | Endpoint::ReviewApprove
+            | Endpoint::ReviewChanges => "POST",
+        }
+    }
+
+    /// The path, as axum's router takes it.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Status => "/v1/status",
+            Endpoint::ListTasks | Endpoint::AddTask => "/v1/tasks",
+            Endpoint::ShowTask => "/v1/tasks/{id}",
+            Endpoint::TaskEvents => "/v1/tasks/{id}/events",
+            Endpoint::Wait => "/v1/tasks/{id}/wait",
+            Endpoint::Conflicts => "/v1/conflicts",
+            Endpoint::Heartbeat => "/v1/tasks/{id}/heartbeat",
+            Endpoint::Release => "/v1/tasks/{id}/release",
+            Endpoint::Cancel => "/v1/tasks/{id}/cancel",
+            Endpoint::Submit => "/v1/tasks/{id}/submit",
+            Endpoint::Approve => "/v1/tasks/{id}/approve",
+            Endpoint::Reject => "/v1/tasks/{id}/reject",
+            Endpoint::Claim => "/v1/claim",
+            Endpoint::Queue => "/v1/queue",
+            Endpoint::QueueEvents => "/v1/events",
+            Endpoint::Resume => "/v1/resume",
+            Endpoint::Pause => "/v1/pause",
+            Endpoint::Plan => "/v1/plan",
+            Endpoint::ReviewNext => "/v1/review/next",
+            Endpoint::ReviewApprove => "/v1/tasks/{id}/review/approve",
+            Endpoint::ReviewChanges => "/v1/tasks/{id}/review/changes",
+        }
+    }
+
+    /// The route a request's method and path (without the query) go to, matched as
+    /// axum matches them: segment by segment, `{id}` standing for any one non-empty
+    /// segment.
+    pub fn of(method: &str, path: &str) -> Result<Endpoint, NoRoute> {
+        let fits = |template: &str| {
+            let mut want = template.split('/');
+            let mut have = path.split('/');
+            loop {
+                match (want.next(), have.next()) {
+                    (None, None) => return true,
+                    (Some("{id}"), Some(seg)) if !seg.is_empty() => {}
+                    (Some(w), Some(h)) if w == h => {}
+                    _ => return false,
+                }
+            }
+        };
+        let mut path_known = false;
+        for e in Endpoint::ALL {
+            if fits(e.path()) {
+                if e.method() == method {
+                    return Ok(e);
+                }
+                path_known = true;
+            }
+        }
+        Err(if path_known {
+            NoRoute::Method
+        } else {
+            NoRoute::Path
+        })
+    }
 }
 
 /// Every error reply: `{"error": {"code", "message"}}`.
@@ -580,7 +746,9 @@ pub enum ErrorCode {
     /// A verdict on a commit that is no longer the submitted one (409).
     StaleCommit,
     /// The one asking may not do this: an executor approving or reviewing its own
-    /// change, a reviewer `[review] reviewers` does not list (403).
+    /// change, a reviewer `[review] reviewers` does not list; over TCP, a token whose
+    /// roles do not cover the route, or a request naming someone other than the
+    /// token's owner (403).
     NotAllowed,
     /// The client is another version of switchyard (400).
     VersionMismatch,
@@ -592,12 +760,19 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The request body is over the limit (413).
     TooLarge,
+    /// Over TCP (`[api] listen`): no bearer token, or one the tokens file does not hold
+    /// (unknown or revoked) (401).
+    Unauthorized,
+    /// Over TCP: too many failed authentications from this address; wait and try again
+    /// (429).
+    RateLimited,
 }
 
 impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::BadRequest | ErrorCode::VersionMismatch => 400,
+            ErrorCode::Unauthorized => 401,
             ErrorCode::NotFound => 404,
             ErrorCode::NotAllowed => 403,
             ErrorCode::Refused
@@ -615,6 +790,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => 503,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::TooLarge => 413,
+            ErrorCode::RateLimited => 429,
         }
     }
 }
@@ -654,6 +830,34 @@ impl ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_route_is_found_by_its_method_and_path() {
+        for e in Endpoint::ALL {
+            let path = e.path().replace("{id}", "t12");
+            assert_eq!(Endpoint::of(e.method(), &path), Ok(e), "{path}");
+        }
+        let cases = [
+            ("GET", "/v1/tasks", Ok(Endpoint::ListTasks)),
+            ("POST", "/v1/tasks", Ok(Endpoint::AddTask)),
+            (
+                "POST",
+                "/v1/tasks/t1/review/approve",
+                Ok(Endpoint::ReviewApprove),
+            ),
+            ("POST", "/v1/tasks/t1/approve", Ok(Endpoint::Approve)),
+            ("DELETE", "/v1/tasks/t1", Err(NoRoute::Method)),
+            ("GET", "/v1/claim", Err(NoRoute::Method)),
+            ("GET", "/v1/status/", Err(NoRoute::Path)),
+            ("GET", "/v1/tasks//events", Err(NoRoute::Path)),
+            ("GET", "/v1/tasks/t1/events/x", Err(NoRoute::Path)),
+            ("GET", "/v1", Err(NoRoute::Path)),
+            ("GET", "", Err(NoRoute::Path)),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(Endpoint::of(method, path), want, "{method} {path}");
+        }
+    }
 
     /// Found by fuzzing (fuzz/fuzz_targets/api_request.rs): serde quoted the unknown
     /// state raw, so the error held a newline.

@@ -4,6 +4,7 @@
 //! See ARCHITECTURE.md for the map of the modules.
 
 pub mod api;
+pub mod auth;
 pub mod child;
 pub mod cli;
 pub mod client;

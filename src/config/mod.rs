@@ -43,6 +43,8 @@ pub struct Config {
     /// `[mcp] listen`: the daemon also serves MCP over streamable HTTP on this loopback
     /// address.
     pub mcp_listen: Option<std::net::SocketAddr>,
+    /// `[api]`: the networked API, off unless `listen` is set.
+    pub api: Api,
     /// The subsystems' path rules, compiled.
     pub ownership: Ownership,
 }
@@ -208,6 +210,34 @@ pub enum Approver {
     },
 }
 
+/// `[api]`: the daemon's API on TCP, for clients on other machines, each with a token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Api {
+    /// Where to listen; `None`: only the Unix socket.
+    pub listen: Option<Listen>,
+    /// The tokens file (`switchyard token` edits it), resolved against the config's
+    /// directory; required with `listen`.
+    pub tokens: Option<PathBuf>,
+}
+
+/// A TCP listener for the API. Without [`Tls`], `addr` is a loopback address: plain
+/// HTTP never leaves the machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    pub addr: std::net::SocketAddr,
+    pub tls: Option<Tls>,
+    /// The tokens file.
+    pub tokens: PathBuf,
+}
+
+/// HTTPS: a certificate chain and its private key, PEM files resolved against the
+/// config's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 /// Webhook deliveries, as a faster alternative to waiting for the next poll.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
@@ -271,6 +301,10 @@ pub struct Context {
     /// Resolves the symlinks of a path that may not exist yet. [`load`] sets it to
     /// [`real_path`] (reading the disk is its job); [`parse`] alone decides by the text.
     pub real_path: Option<fn(&Path) -> PathBuf>,
+    /// The config file's directory, which relative file paths in it (`[api] tls_cert`,
+    /// `tls_key`, `tokens`) start from. [`load`] sets it from the file's path; without
+    /// it they stay as written.
+    pub config_dir: Option<PathBuf>,
 }
 
 /// `path` with every symlink resolved: the longest prefix that exists, canonicalized,
@@ -320,6 +354,9 @@ pub enum LoadError {
 pub fn load(path: &Path, display: &str, ctx: &Context) -> Result<Loaded, LoadError> {
     let mut ctx = ctx.clone();
     ctx.real_path.get_or_insert(real_path);
+    if ctx.config_dir.is_none() {
+        ctx.config_dir = path.parent().map(Path::to_path_buf);
+    }
     let ctx = &ctx;
     let file: Arc<str> = display.into();
     let io = |source| LoadError::Io {

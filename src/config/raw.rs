@@ -29,11 +29,20 @@ pub(crate) struct Raw {
     pub github: Option<RawGithub>,
     pub review: Option<RawReview>,
     pub mcp: Option<RawMcp>,
+    pub api: Option<RawApi>,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct RawMcp {
     pub listen: Option<Str>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawApi {
+    pub listen: Option<Str>,
+    pub tls_cert: Option<Str>,
+    pub tls_key: Option<Str>,
+    pub tokens: Option<Str>,
 }
 
 #[derive(Debug, Default)]
@@ -240,6 +249,17 @@ pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
                 m.finish(MCP_KEYS);
                 mcp
             }),
+            api: r.table("api").map(|(t, _)| {
+                let mut a = r.nested(t, "[api]");
+                let api = RawApi {
+                    listen: a.string("listen"),
+                    tls_cert: a.string("tls_cert"),
+                    tls_key: a.string("tls_key"),
+                    tokens: a.string("tokens"),
+                };
+                a.finish(API_KEYS);
+                api
+            }),
         };
         r.finish(TOP_KEYS);
         raw
@@ -258,6 +278,7 @@ const TOP_KEYS: &[&str] = &[
     "github",
     "review",
     "mcp",
+    "api",
 ];
 const QUEUE_KEYS: &[&str] = &[
     "verify",
@@ -283,6 +304,7 @@ const WORKTREES_KEYS: &[&str] = &["root", "pool", "copy", "setup", "setup_timeou
 const COMMANDS_KEYS: &[&str] = &["env", "run_as"];
 const REVIEW_KEYS: &[&str] = &["required", "reviewers", "lease"];
 const MCP_KEYS: &[&str] = &["listen"];
+const API_KEYS: &[&str] = &["listen", "tls_cert", "tls_key", "tokens"];
 const GITHUB_KEYS: &[&str] = &[
     "repo",
     "api_url",
@@ -296,7 +318,7 @@ const GITHUB_KEYS: &[&str] = &[
 ];
 
 /// Every section's keys, so that a key written in the wrong section can be pointed home.
-const KEY_HOMES: [(&str, &[&str]); 8] = [
+const KEY_HOMES: [(&str, &[&str]); 9] = [
     ("[queue]", QUEUE_KEYS),
     ("[claims]", CLAIMS_KEYS),
     ("[[subsystem]]", SUBSYSTEM_KEYS),
@@ -305,6 +327,7 @@ const KEY_HOMES: [(&str, &[&str]); 8] = [
     ("[github]", GITHUB_KEYS),
     ("[review]", REVIEW_KEYS),
     ("[mcp]", MCP_KEYS),
+    ("[api]", API_KEYS),
 ];
 
 /// Typed access to one table's keys, recording type errors and, at the end, the keys

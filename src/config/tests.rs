@@ -272,6 +272,77 @@ fn github_section() {
 }
 
 #[test]
+fn the_networked_api() {
+    let ctx = Context {
+        config_dir: Some(PathBuf::from("/etc/sy")),
+        ..Default::default()
+    };
+    let c = parse(
+        "[api]\nlisten = \"0.0.0.0:7878\"\ntls_cert = \"tls/cert.pem\"\ntls_key = \"/keys/key.pem\"\ntokens = \"../tokens\"\n",
+        "sy.toml",
+        &ctx,
+    )
+    .unwrap()
+    .config;
+    let listen = c.api.listen.unwrap();
+    assert_eq!(listen.addr, "0.0.0.0:7878".parse().unwrap());
+    let tls = listen.tls.unwrap();
+    assert_eq!(tls.cert, PathBuf::from("/etc/sy/tls/cert.pem"));
+    assert_eq!(tls.key, PathBuf::from("/keys/key.pem"));
+    assert_eq!(listen.tokens, PathBuf::from("/etc/tokens"));
+    assert_eq!(c.api.tokens, Some(PathBuf::from("/etc/tokens")));
+    // Plain HTTP on loopback, IPv4 or IPv6.
+    for addr in ["127.0.0.1:0", "[::1]:7878"] {
+        let text = format!("[api]\nlisten = \"{addr}\"\ntokens = \"t\"\n");
+        let c = parse(&text, "sy.toml", &Context::default()).unwrap().config;
+        assert!(c.api.listen.unwrap().tls.is_none());
+    }
+    // Off by default; tokens alone (for `switchyard token`) serve nothing.
+    assert_eq!(
+        parse("", "sy.toml", &ctx).unwrap().config.api,
+        Api::default()
+    );
+    let c = parse("[api]\ntokens = \"t\"\n", "sy.toml", &ctx)
+        .unwrap()
+        .config;
+    assert!(c.api.listen.is_none());
+    check(
+        "[api]\nlisten = \"0.0.0.0:7878\"\ntokens = \"t\"\n",
+        &[
+            "sy.toml:2:10: [api] `listen` = \"0.0.0.0:7878\" is not a loopback address, so it needs HTTPS: set `tls_cert` and `tls_key` (plain HTTP is only for 127.0.0.1 or ::1)",
+        ],
+    );
+    check(
+        "[api]\nlisten = \"localhost:80\"\ntls_cert = \"c\"\ntokens = \"\"\nhttps = 1\n",
+        &[
+            "sy.toml:2:10: [api] `listen` must be an address with a port, like \"127.0.0.1:7878\" or \"0.0.0.0:7878\", found \"localhost:80\"",
+            "sy.toml:3:12: [api] `tls_cert` needs `tls_key`, the certificate's private key",
+            "sy.toml:4:10: [api] `tokens` must not be empty",
+            "sy.toml:5:1: unknown key `https` in [api] (known keys: listen, tls_cert, tls_key, tokens)",
+        ],
+    );
+    check(
+        "[api]\nlisten = \"127.0.0.1:7878\"\n",
+        &[
+            "sy.toml:2:10: [api] `listen` needs `tokens`: the file of the tokens clients present (make it with `switchyard token add NAME`)",
+        ],
+    );
+    check(
+        "[api]\ntls_key = \"k\"\ntokens = \"t\"\n",
+        &[
+            "sy.toml:2:11: [api] `tls_key` needs `tls_cert`, the certificate it belongs to",
+            "sy.toml:2:11: [api] `tls_key` applies only with `listen`, the address to serve on",
+        ],
+    );
+    check(
+        "[commands]\nenv = [\"SWITCHYARD_TOKEN\"]\n",
+        &[
+            "sy.toml:2:8: `env` must not pass SWITCHYARD_TOKEN to commands: it holds a client's API token",
+        ],
+    );
+}
+
+#[test]
 fn github_keys_for_deciding_polling_and_webhooks() {
     let c = parse(
         "[github]\nrepo = \"o/r\"\napprovers = [\"alice\", \"@org/team-a\"]\nlabels = [\"q\"]\npoll_interval = \"5s\"\ndelete_branch = true\nwebhook_listen = \"127.0.0.1:9000\"\nwebhook_secret_env = \"HOOK\"\n",
@@ -389,7 +460,7 @@ fn all_problems_at_once() {
         &[
             "sy.toml:1:8: `base` \"a..b\" is not a valid branch name",
             "sy.toml:2:10: `remote` \"bad remote\" is not a valid remote name",
-            "sy.toml:3:1: unknown key `wat` in the top level (known keys: base, remote, queue, subsystem, claims, worktrees, commands, github, review, mcp)",
+            "sy.toml:3:1: unknown key `wat` in the top level (known keys: base, remote, queue, subsystem, claims, worktrees, commands, github, review, mcp, api)",
             "sy.toml:5:8: invalid subsystem name \"x y\": use 1 to 64 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit",
             "sy.toml:6:10: invalid glob \"[\": unclosed character class; missing ']'",
             "sy.toml:7:15: `depends_on` names unknown subsystem \"ghost\"",
@@ -468,6 +539,9 @@ fn example_config_parses_and_sets_every_key() {
     assert!(g.approvers.is_some() && g.labels.is_some() && g.poll_interval.is_some());
     assert!(g.delete_branch.is_some() && g.webhook_listen.is_some());
     assert!(g.webhook_secret_env.is_some());
+    let a = raw.api.unwrap();
+    assert!(a.listen.is_some() && a.tls_cert.is_some() && a.tls_key.is_some());
+    assert!(a.tokens.is_some());
     // The CI-verify keys exclude the local ones, so they are shown commented out.
     assert!(text.contains("\n# verify = \"github-checks\"\n# required_checks = ["));
     for field in [

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{OneOrList, Raw, RawReview, Str, StrList};
+use super::raw::{OneOrList, Raw, RawApi, RawReview, Str, StrList};
 use super::{
-    Approval, Approver, Claims, Commands, Config, Context, DEFAULT_MAX_ATTEMPTS, Github, Land,
-    MAX_ATTEMPTS, MAX_QUEUE_PARALLEL, MAX_RETRIES, Queue, Review, Subsystem, VerifyOn, Webhook,
-    Worktrees, normalize,
+    Api, Approval, Approver, Claims, Commands, Config, Context, DEFAULT_MAX_ATTEMPTS, Github, Land,
+    Listen, MAX_ATTEMPTS, MAX_QUEUE_PARALLEL, MAX_RETRIES, Queue, Review, Subsystem, Tls, VerifyOn,
+    Webhook, Worktrees, normalize,
 };
 use crate::diagnostic::{Diagnostic, Location};
 use crate::model::{SubsystemName, is_valid_branch_name};
@@ -204,6 +204,7 @@ pub(crate) fn validate(
         .mcp
         .and_then(|m| m.listen)
         .and_then(|listen| mcp_listen(&mut v, &listen));
+    let api = api(&mut v, raw.api.unwrap_or_default(), ctx);
     Config {
         base,
         remote,
@@ -215,6 +216,7 @@ pub(crate) fn validate(
         github,
         review,
         mcp_listen,
+        api,
         ownership,
     }
 }
@@ -244,6 +246,104 @@ fn mcp_listen(v: &mut Validator, listen: &Str) -> Option<std::net::SocketAddr> {
             );
             None
         }
+    }
+}
+
+/// `[api]`: the TCP listener, its certificate, and the tokens file. Plain HTTP only on
+/// a loopback address; a listener always has tokens.
+fn api(v: &mut Validator, raw: RawApi, ctx: &Context) -> Api {
+    let mut file = |value: &Option<Str>, key: &str| -> Option<PathBuf> {
+        let value = value.as_ref()?;
+        if value.get_ref().trim().is_empty() {
+            v.error(value.span(), format!("[api] `{key}` must not be empty"));
+            return None;
+        }
+        let path = PathBuf::from(value.get_ref());
+        Some(match &ctx.config_dir {
+            Some(dir) => normalize(&dir.join(path)),
+            None => path,
+        })
+    };
+    let tokens = file(&raw.tokens, "tokens");
+    let cert = file(&raw.tls_cert, "tls_cert");
+    let key = file(&raw.tls_key, "tls_key");
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(Tls { cert, key }),
+        (None, None) => None,
+        (Some(_), None) => {
+            let at = raw.tls_cert.as_ref().map(|c| c.span()).unwrap_or_default();
+            v.error(
+                at,
+                "[api] `tls_cert` needs `tls_key`, the certificate's private key",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            let at = raw.tls_key.as_ref().map(|k| k.span()).unwrap_or_default();
+            v.error(
+                at,
+                "[api] `tls_key` needs `tls_cert`, the certificate it belongs to",
+            );
+            None
+        }
+    };
+    let Some(listen) = &raw.listen else {
+        for (value, key) in [(&raw.tls_cert, "tls_cert"), (&raw.tls_key, "tls_key")] {
+            if let Some(value) = value {
+                v.error(
+                    value.span(),
+                    format!("[api] `{key}` applies only with `listen`, the address to serve on"),
+                );
+            }
+        }
+        return Api {
+            listen: None,
+            tokens,
+        };
+    };
+    let Ok(addr) = listen.get_ref().parse::<std::net::SocketAddr>() else {
+        v.error(
+            listen.span(),
+            format!(
+                "[api] `listen` must be an address with a port, like \"127.0.0.1:7878\" or \"0.0.0.0:7878\", found {:?}",
+                listen.get_ref()
+            ),
+        );
+        return Api {
+            listen: None,
+            tokens,
+        };
+    };
+    if tls.is_none() && raw.tls_cert.is_none() && raw.tls_key.is_none() && !addr.ip().is_loopback()
+    {
+        v.error(
+            listen.span(),
+            format!(
+                "[api] `listen` = \"{addr}\" is not a loopback address, so it needs HTTPS: set \
+                 `tls_cert` and `tls_key` (plain HTTP is only for 127.0.0.1 or ::1)"
+            ),
+        );
+    }
+    let Some(tokens_file) = tokens.clone() else {
+        if raw.tokens.is_none() {
+            v.error(
+                listen.span(),
+                "[api] `listen` needs `tokens`: the file of the tokens clients present (make it \
+                 with `switchyard token add NAME`)",
+            );
+        }
+        return Api {
+            listen: None,
+            tokens,
+        };
+    };
+    Api {
+        listen: Some(Listen {
+            addr,
+            tls,
+            tokens: tokens_file,
+        }),
+        tokens,
     }
 }
 
@@ -375,6 +475,11 @@ fn commands(
                 format!(
                     "`env` entry {n:?} must be an environment variable name, like \"DATABASE_URL\""
                 ),
+            );
+        } else if n == crate::auth::TOKEN_ENV {
+            v.error(
+                name.span(),
+                format!("`env` must not pass {n} to commands: it holds a client's API token"),
             );
         } else if secrets.contains(&n.as_str()) {
             v.error(

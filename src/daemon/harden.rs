@@ -54,7 +54,8 @@ const DAEMON_ENV: [&str; 23] = [
 const DAEMON_ENV_PREFIXES: [&str; 3] = ["LC_", "GIT_", "SWITCHYARD_"];
 
 /// The daemon's environment after the restart: [`DAEMON_ENV`], its prefixes, and the
-/// variables `[commands] env` passes on to commands; never a secret the config names.
+/// variables `[commands] env` passes on to commands; never a secret the config names,
+/// nor `SWITCHYARD_TOKEN`.
 pub fn daemon_env(config: &Config, env: &[(String, String)]) -> Vec<(String, String)> {
     let secrets = secret_names(config);
     env.iter()
@@ -64,6 +65,9 @@ pub fn daemon_env(config: &Config, env: &[(String, String)]) -> Vec<(String, Str
                 || config.commands.env.contains(k)
         })
         .filter(|(k, _)| !secrets.contains(&k.as_str()))
+        // A client's API token: the daemon never needs one, it would only be here
+        // because a client's shell started it.
+        .filter(|(k, _)| k != crate::auth::TOKEN_ENV)
         .cloned()
         .collect()
 }
@@ -199,6 +203,7 @@ mod tests {
             ("DATABASE_URL", "postgres://"),
             ("GIT_CONFIG_GLOBAL", "/dev/null"),
             ("SWITCHYARD_LOG", "debug"),
+            ("SWITCHYARD_TOKEN", "sy_x"),
             ("LC_ALL", "C"),
         ]
         .iter()

@@ -1,4 +1,5 @@
-//! The HTTP/JSON API over the Unix socket (routes in docs/api.md). Handlers only parse,
+//! The HTTP/JSON API (routes in docs/api.md), the same on the Unix socket and on the TCP
+//! listener (which puts `daemon::remote`'s guard in front of it). Handlers only parse,
 //! hand the request to the [`Service`] on a blocking thread, and render its answer.
 
 use std::sync::Arc;
@@ -23,31 +24,33 @@ pub(super) struct AppState {
 }
 
 pub(super) fn router(state: AppState) -> Router {
+    use api::Endpoint as E;
+    // Paths from `api::Endpoint`: the TCP listener's guard finds routes by the same table.
     Router::new()
-        .route("/v1/status", get(status))
-        .route("/v1/tasks", get(list).post(add))
-        .route("/v1/tasks/{id}", get(show))
-        .route("/v1/tasks/{id}/events", get(events))
-        .route("/v1/tasks/{id}/wait", get(wait))
-        .route("/v1/conflicts", get(conflicts))
-        .route("/v1/tasks/{id}/heartbeat", post(heartbeat))
-        .route("/v1/tasks/{id}/release", post(release))
-        .route("/v1/tasks/{id}/cancel", post(cancel))
-        .route("/v1/tasks/{id}/submit", post(submit))
-        .route("/v1/tasks/{id}/approve", post(approve))
-        .route("/v1/tasks/{id}/reject", post(reject))
-        .route("/v1/claim", post(claim))
-        .route("/v1/queue", get(queue))
-        .route("/v1/events", get(queue_events))
-        .route("/v1/resume", post(resume))
-        .route("/v1/pause", post(pause))
+        .route(E::Status.path(), get(status))
+        .route(E::ListTasks.path(), get(list).post(add))
+        .route(E::ShowTask.path(), get(show))
+        .route(E::TaskEvents.path(), get(events))
+        .route(E::Wait.path(), get(wait))
+        .route(E::Conflicts.path(), get(conflicts))
+        .route(E::Heartbeat.path(), post(heartbeat))
+        .route(E::Release.path(), post(release))
+        .route(E::Cancel.path(), post(cancel))
+        .route(E::Submit.path(), post(submit))
+        .route(E::Approve.path(), post(approve))
+        .route(E::Reject.path(), post(reject))
+        .route(E::Claim.path(), post(claim))
+        .route(E::Queue.path(), get(queue))
+        .route(E::QueueEvents.path(), get(queue_events))
+        .route(E::Resume.path(), post(resume))
+        .route(E::Pause.path(), post(pause))
         .route(
-            "/v1/plan",
+            E::Plan.path(),
             post(plan).layer(DefaultBodyLimit::max(MAX_PLAN_BODY_BYTES)),
         )
-        .route("/v1/review/next", post(review_next))
-        .route("/v1/tasks/{id}/review/approve", post(review_approve))
-        .route("/v1/tasks/{id}/review/changes", post(review_changes))
+        .route(E::ReviewNext.path(), post(review_next))
+        .route(E::ReviewApprove.path(), post(review_approve))
+        .route(E::ReviewChanges.path(), post(review_changes))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -62,7 +65,7 @@ pub(super) const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// A plan's request: a plan file of up to 1 MB (`plan::MAX_PLAN_BYTES`), as a JSON
 /// string, where escapes can double it and more.
-const MAX_PLAN_BODY_BYTES: usize = 4 * 1024 * 1024;
+pub(super) const MAX_PLAN_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 async fn no_route(request: Request) -> ApiError {
     ApiError {

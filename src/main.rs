@@ -41,7 +41,13 @@ fn main() -> ExitCode {
         agent: var("SWITCHYARD_AGENT"),
         user: var("USER").or_else(|| var("LOGNAME")).or_else(login_name),
         log_filter: var("SWITCHYARD_LOG"),
-        vars: std::env::vars().collect(),
+        // The client's token is the client's alone: never in what the daemon passes on.
+        vars: std::env::vars()
+            .filter(|(k, _)| k != switchyard::auth::TOKEN_ENV)
+            .collect(),
+        daemon: var("SWITCHYARD_DAEMON"),
+        token: var(switchyard::auth::TOKEN_ENV).map(switchyard::auth::Token::new),
+        ca_cert: var("SWITCHYARD_CA_CERT").map(std::path::PathBuf::from),
         temp_dir: std::env::temp_dir(),
         abort_after_steps: var("SWITCHYARD_TEST_ABORT_AFTER_STEPS").and_then(|v| v.parse().ok()),
         queue_tick: var("SWITCHYARD_TEST_QUEUE_TICK")

@@ -49,7 +49,9 @@ const ARGUMENT_ERROR_PREFIX: &str = "failed to deserialize parameters:";
 /// Who the server acts for when a tool is not given an `agent`. Over stdio:
 /// `SWITCHYARD_AGENT`, else the MCP client's name (its `clientInfo.name` at initialize),
 /// else the user name. Over HTTP ([`Defaults::http`]): the [`AGENT_HEADER`] the client
-/// was configured with, and nothing else.
+/// was configured with, and nothing else. With a daemon elsewhere (`token_names`), the
+/// token says who: `SWITCHYARD_AGENT` if set, else nobody, and the daemon records the
+/// token's name.
 #[derive(Debug, Clone, Default)]
 pub struct Defaults {
     pub agent: Option<String>,
@@ -59,6 +61,8 @@ pub struct Defaults {
     /// reports its own), and every session of one client reports the same name, so it
     /// would let agents act as each other.
     pub client_name: bool,
+    /// The client talks to a daemon elsewhere, whose token names the caller.
+    pub token_names: bool,
 }
 
 impl Defaults {
@@ -68,6 +72,7 @@ impl Defaults {
             agent: None,
             user: None,
             client_name: false,
+            token_names: false,
         }
     }
 }
@@ -152,9 +157,11 @@ impl From<ClientError> for ToolError {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_else(|| "refused".to_owned()),
-            ClientError::NoDaemon(_) => "no_daemon".to_owned(),
+            ClientError::NoDaemon(_) | ClientError::Unreachable(_) => "no_daemon".to_owned(),
             ClientError::TimedOut(_) => "timeout".to_owned(),
-            ClientError::Io(_) | ClientError::Protocol(_) => "failed".to_owned(),
+            ClientError::Io(_) | ClientError::Tls(_) | ClientError::Protocol(_) => {
+                "failed".to_owned()
+            }
         };
         ToolError {
             code,
@@ -394,10 +401,15 @@ impl Server {
             let value = parts.headers.get(AGENT_HEADER)?.to_str().ok()?;
             Some(value.to_owned()).filter(nonempty)
         };
-        given
+        let given = given
             .filter(nonempty)
             .or_else(|| self.defaults.agent.clone())
-            .or_else(header)
+            .or_else(header);
+        if self.defaults.token_names {
+            // Empty: the daemon fills in the token's name.
+            return Ok(given.unwrap_or_default());
+        }
+        given
             .or_else(|| {
                 context
                     .peer

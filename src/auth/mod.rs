@@ -477,6 +477,12 @@ impl Acts for api::ByAgent {
     }
 }
 
+impl Acts for api::Submit {
+    fn act_as(&mut self, owner: &str) -> Result<(), Impersonation> {
+        as_owner(&mut self.agent, "--agent", owner)
+    }
+}
+
 impl Acts for api::Reviewer {
     fn act_as(&mut self, owner: &str) -> Result<(), Impersonation> {
         if self.agent.is_none() && self.by.is_none() {

@@ -117,9 +117,13 @@ pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
         let stop =
             stop_signal().map_err(|e| DaemonError::Setup(format!("cannot handle signals: {e}")))?;
         daemon::run(opts, stop, |ready| {
+            let api = match &ready.api {
+                Some(url) => format!(" and {url}"),
+                None => String::new(),
+            };
             let _ = writeln!(
                 out,
-                "switchyard daemon: ready on {} (pid {})",
+                "switchyard daemon: ready on {}{api} (pid {})",
                 ready.socket.display(),
                 ready.pid
             );

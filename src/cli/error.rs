@@ -132,7 +132,9 @@ impl From<ClientError> for CliError {
     fn from(e: ClientError) -> CliError {
         match e {
             ClientError::Api { code, message } => CliError::Api { code, message },
-            e @ ClientError::NoDaemon(_) => CliError::NoDaemon(e.to_string()),
+            e @ (ClientError::NoDaemon(_) | ClientError::Unreachable(_)) => {
+                CliError::NoDaemon(e.to_string())
+            }
             e @ ClientError::TimedOut(_) => CliError::TimedOut(e.to_string()),
             other => CliError::Failed(other.to_string()),
         }

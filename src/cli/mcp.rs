@@ -10,7 +10,8 @@ use crate::mcp::{self, Defaults};
 /// coding agent: tools to list, add, claim, submit, wait for and review tasks, as a
 /// client of the running daemon (`switchyard daemon`). An MCP client starts it, e.g.
 /// `claude mcp add switchyard -- switchyard mcp`. The agent's name is a tool's `agent`
-/// argument, else SWITCHYARD_AGENT, else the MCP client's name, else your user name.
+/// argument, else SWITCHYARD_AGENT, else the MCP client's name, else your user name;
+/// with a daemon elsewhere (--daemon, SWITCHYARD_DAEMON), the token's name.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Print an MCP client config (JSON) for the daemon's streamable HTTP endpoint
@@ -33,6 +34,7 @@ pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
         agent: ctx.env.agent.clone(),
         user: ctx.env.user.clone(),
         client_name: true,
+        token_names: client.is_remote(),
     };
     mcp::serve_stdio(client, defaults).map_err(CliError::Failed)
 }

@@ -19,6 +19,7 @@ mod render;
 mod repo;
 mod review;
 mod task;
+mod token;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -53,6 +54,14 @@ pub struct Env {
     /// `SWITCHYARD_TIMEOUT` (a duration, like `30s`): how long a client command waits
     /// for the daemon's answer, instead of the defaults in `client`.
     pub timeout: Option<std::time::Duration>,
+    /// `SWITCHYARD_DAEMON`: the URL of a daemon elsewhere (`--daemon` wins over it).
+    pub daemon: Option<String>,
+    /// `SWITCHYARD_TOKEN`: the bearer token a daemon elsewhere knows this client by.
+    /// Never in `vars`, so nothing the daemon starts can inherit it.
+    pub token: Option<crate::auth::Token>,
+    /// `SWITCHYARD_CA_CERT`: a PEM file of CA certificates trusted for `https://`
+    /// besides the web's roots (a private CA, or a self-signed daemon).
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// switchyard: a merge queue for parallel work on one repository. It hands each task its
@@ -71,6 +80,11 @@ pub struct Cli {
     /// The config file (default: switchyard.toml at the repository root).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Talk to the daemon at this URL, http(s)://HOST:PORT, instead of this
+    /// repository's (default: SWITCHYARD_DAEMON). Its token comes from SWITCHYARD_TOKEN,
+    /// extra CA certificates from SWITCHYARD_CA_CERT.
+    #[arg(long, global = true, value_name = "URL")]
+    pub daemon: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -100,6 +114,39 @@ pub enum Command {
     Wait(claims::WaitArgs),
     Conflicts(claims::ConflictsArgs),
     Mcp(mcp::Args),
+    #[command(subcommand)]
+    Token(token::Command),
+}
+
+impl Command {
+    /// The commands that work on this machine's repository and talk to no daemon:
+    /// `--daemon` does not apply to them (and `SWITCHYARD_DAEMON` is ignored).
+    fn local_only(&self) -> Option<&'static str> {
+        match self {
+            Command::Demo(_) => Some("demo"),
+            Command::Init(_) => Some("init"),
+            Command::Check(_) => Some("check"),
+            Command::Owners(_) => Some("owners"),
+            Command::Daemon(_) => Some("daemon"),
+            Command::Token(_) => Some("token"),
+            Command::Task(_)
+            | Command::Claim(_)
+            | Command::Heartbeat(_)
+            | Command::Release(_)
+            | Command::Submit(_)
+            | Command::Approve(_)
+            | Command::Reject(_)
+            | Command::Log(_)
+            | Command::Queue(_)
+            | Command::Resume(_)
+            | Command::Pause(_)
+            | Command::Review(_)
+            | Command::Plan(_)
+            | Command::Wait(_)
+            | Command::Conflicts(_)
+            | Command::Mcp(_) => None,
+        }
+    }
 }
 
 /// Output streams and the global options every command sees.
@@ -111,6 +158,9 @@ pub struct Ctx<'a> {
     pub json: bool,
     pub repo: Option<PathBuf>,
     pub config: Option<PathBuf>,
+    /// A daemon elsewhere: `--daemon`'s URL, else `SWITCHYARD_DAEMON`'s, and which of
+    /// the two gave it (for messages).
+    pub daemon: Option<(String, &'static str)>,
     pub out: &'a mut dyn Write,
     pub err: &'a mut dyn Write,
 }
@@ -156,12 +206,25 @@ pub fn run(
             };
         }
     };
+    let daemon = match (cli.daemon, cli.command.local_only()) {
+        (Some(_), Some(name)) => {
+            let _ = writeln!(
+                err,
+                "error: --daemon does not go with `switchyard {name}`: it works on this machine's repository"
+            );
+            return Exit::Usage;
+        }
+        (Some(url), None) => Some((url, "--daemon")),
+        (None, None) => env.daemon.clone().map(|url| (url, "SWITCHYARD_DAEMON")),
+        (None, Some(_)) => None,
+    };
     let mut ctx = Ctx {
         env,
         args: args.iter().skip(1).cloned().collect(),
         json: cli.json,
         repo: cli.repo,
         config: cli.config,
+        daemon,
         out,
         err,
     };
@@ -187,6 +250,7 @@ pub fn run(
         Command::Wait(args) => claims::wait(&mut ctx, args),
         Command::Conflicts(args) => claims::conflicts(&mut ctx, args),
         Command::Mcp(args) => mcp::run(&mut ctx, args),
+        Command::Token(cmd) => token::run(&mut ctx, cmd),
     };
     match result {
         Ok(()) => Exit::Ok,

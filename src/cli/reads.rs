@@ -17,7 +17,8 @@ use crate::view;
 
 /// The answers of one read command, from the daemon or from the ledger.
 pub struct Reads {
-    pub repo: RepoLocation,
+    /// `None` with a daemon elsewhere (`--daemon`): nothing to read without it.
+    pub repo: Option<RepoLocation>,
     source: Source,
 }
 
@@ -81,8 +82,9 @@ impl Reads {
         if let Some(entries) = self.daemon(ctx, "/v1/queue")? {
             return Ok(entries);
         }
-        let config = ctx.load_config(&self.repo)?.0.config;
-        let root = self.repo.main_root.clone();
+        let repo = self.local()?;
+        let config = ctx.load_config(&repo)?.0.config;
+        let root = repo.main_root.clone();
         let base_tip = || view::base_tip(&root, &config.base);
         self.ledger(|l| view::queue(l, &config, &base_tip, Timestamp::now()))
     }
@@ -109,12 +111,13 @@ impl Reads {
         };
         match client.get(path) {
             Ok(answer) => Ok(Some(answer)),
-            Err(ClientError::NoDaemon(_)) => {
-                let path = ledger_path(&self.repo.common_dir);
+            Err(ClientError::NoDaemon(_)) if self.repo.is_some() => {
+                let repo = self.local()?;
+                let path = ledger_path(&repo.common_dir);
                 let ledger = Ledger::open_offline(&path).map_err(|e| match e {
                     LedgerError::Missing(_) => CliError::NoDaemon(format!(
                         "no switchyard daemon is running for {}, and it has no ledger yet ({}): start one with `switchyard daemon`",
-                        self.repo.main_root.display(),
+                        repo.main_root.display(),
                         path.display()
                     )),
                     e => CliError::Failed(format!(
@@ -133,6 +136,13 @@ impl Reads {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The repository, for answers from its ledger (only ever read for a local one).
+    fn local(&self) -> Result<RepoLocation, CliError> {
+        self.repo
+            .clone()
+            .ok_or_else(|| CliError::Bug("read the ledger of a daemon elsewhere".into()))
     }
 
     /// Answers from the ledger, in one read transaction; a refusal is reported as the

@@ -60,26 +60,56 @@ impl Ctx<'_> {
 }
 
 impl Ctx<'_> {
-    /// A client of the repository's daemon.
-    pub fn client(&self) -> Result<(RepoLocation, Client), CliError> {
+    /// A client of the daemon: the one given by URL (`--daemon`, `SWITCHYARD_DAEMON`),
+    /// or the repository's, on its socket. The repository comes along for the local one
+    /// only: a daemon elsewhere has its own.
+    pub fn client(&self) -> Result<(Option<RepoLocation>, Client), CliError> {
+        if let Some((url, source)) = &self.daemon {
+            if self.repo.is_some() {
+                return Err(CliError::Usage(format!(
+                    "--repo names a repository on this machine; it does not go with a daemon \
+                     elsewhere ({source} {url})"
+                )));
+            }
+            let ca = self.env.ca_cert.as_ref().map(|p| self.env.cwd.join(p));
+            let client = Client::remote(url, self.env.token.clone(), ca.as_deref())
+                .map_err(|e| CliError::Usage(format!("{source}: {e}")))?
+                .with_timeout(self.env.timeout);
+            return Ok((None, client));
+        }
         let repo = self.locate()?;
         let client = Client::new(&repo.common_dir, &repo.main_root).with_timeout(self.env.timeout);
-        Ok((repo, client))
+        Ok((Some(repo), client))
     }
 
-    /// The task named on the command line, or, inside a task's worktree, that task.
-    pub fn task_id(&self, repo: &RepoLocation, given: Option<&str>) -> Result<TaskId, CliError> {
-        let text = match given {
-            Some(t) => t.to_owned(),
-            None => worktree::task_of(&repo.checkout_root).ok_or_else(|| {
+    /// The task named on the command line, or, inside a task's worktree of the local
+    /// daemon, that task.
+    pub fn task_id(
+        &self,
+        repo: &Option<RepoLocation>,
+        given: Option<&str>,
+    ) -> Result<TaskId, CliError> {
+        let text = match (given, repo) {
+            (Some(t), _) => t.to_owned(),
+            (None, Some(repo)) => worktree::task_of(&repo.checkout_root).ok_or_else(|| {
                 CliError::Usage("no task ID given, and this is not a task's worktree".into())
             })?,
+            (None, None) => {
+                return Err(CliError::Usage(
+                    "no task ID given: with a daemon elsewhere, name the task".into(),
+                ));
+            }
         };
         text.parse().map_err(CliError::Usage)
     }
 
-    /// `--agent`, else `SWITCHYARD_AGENT`, else the user name.
+    /// `--agent`, else `SWITCHYARD_AGENT`, else the user name. With a daemon elsewhere,
+    /// the token says who this is: empty (the daemon fills in the token's name) unless
+    /// given.
     pub fn agent(&self, given: Option<String>) -> Result<String, CliError> {
+        if self.daemon.is_some() {
+            return Ok(given.or_else(|| self.env.agent.clone()).unwrap_or_default());
+        }
         given
             .or_else(|| self.env.agent.clone())
             .or_else(|| self.env.user.clone())
@@ -88,8 +118,12 @@ impl Ctx<'_> {
             })
     }
 
-    /// `--by`, else `SWITCHYARD_AGENT`, else the user name.
+    /// `--by`, else `SWITCHYARD_AGENT`, else the user name; with a daemon elsewhere, as
+    /// [`Ctx::agent`].
     pub fn person(&self, given: Option<String>) -> Result<String, CliError> {
+        if self.daemon.is_some() {
+            return Ok(given.or_else(|| self.env.agent.clone()).unwrap_or_default());
+        }
         given
             .or_else(|| self.env.agent.clone())
             .or_else(|| self.env.user.clone())

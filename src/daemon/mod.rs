@@ -1,5 +1,6 @@
 //! `switchyard daemon`: one per repository, in the foreground. It owns the ledger,
-//! serves the API on a Unix socket in the git directory, expires leases, keeps the
+//! serves the API on a Unix socket in the git directory (and, with `[api] listen`, on
+//! TCP for other machines, `remote`), expires leases, keeps the
 //! worktree pool full, and on SIGINT/SIGTERM stops taking requests, lets in-flight ones
 //! finish, and exits.
 //!
@@ -14,6 +15,7 @@ pub mod harden;
 mod http;
 mod integrate;
 mod mcp_http;
+mod pushed;
 mod remote;
 mod review;
 mod serve;
@@ -92,7 +94,47 @@ pub struct Options {
 /// What the daemon tells its starter once it listens.
 pub struct Ready {
     pub socket: PathBuf,
+    /// The TCP listener's URL (`https://ADDR:PORT`, or `http://` on loopback), with
+    /// the port it got when `[api] listen` asked for port 0.
+    pub api: Option<String>,
     pub pid: u32,
+}
+
+/// The TCP listener, bound before anything else changes, with what guards it.
+struct Remote {
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    guard: Arc<remote::Guard>,
+    url: String,
+}
+
+/// Reads the tokens file, the certificate and key, and binds the address: any of them
+/// wrong stops the start, naming the file or the address.
+async fn listen_remote(listen: &crate::config::Listen) -> Result<Remote, DaemonError> {
+    let guard = remote::Guard::open(&listen.tokens)
+        .map_err(|e| DaemonError::Setup(format!("[api] tokens: {e}")))?;
+    let tls = match &listen.tls {
+        Some(tls) => Some(remote::tls_acceptor(tls).map_err(DaemonError::Setup)?),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(listen.addr)
+        .await
+        .map_err(|e| {
+            DaemonError::Setup(format!(
+                "cannot listen on {} ([api] listen): {e}",
+                listen.addr
+            ))
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| DaemonError::Setup(format!("cannot read the address of [api] listen: {e}")))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    Ok(Remote {
+        listener,
+        tls,
+        guard: Arc::new(guard),
+        url: format!("{scheme}://{addr}"),
+    })
 }
 
 pub async fn run(
@@ -105,6 +147,13 @@ pub async fn run(
     prepare_state_dir(&dir)?;
     raise_open_file_limit();
     let _lock = PidLock::acquire(&dir.join("daemon.lock"))?;
+
+    // Before anything is touched: a bad tokens file, certificate or address stops the
+    // start with nothing changed.
+    let remote = match &opts.config.api.listen {
+        Some(listen) => Some(listen_remote(listen).await?),
+        None => None,
+    };
 
     let main_root = opts.repo.main_root.clone();
     if git::branch_tip(&main_root, &opts.config.base)
@@ -263,12 +312,19 @@ pub async fn run(
     let state = http::AppState {
         service: Arc::clone(&service),
     };
-    tracker.spawn(serve::serve(
-        listener,
-        http::router(state),
-        serve::API,
-        stop.clone(),
-    ));
+    let api = http::router(state);
+    let api_url = remote.as_ref().map(|r| r.url.clone());
+    if let Some(remote) = remote {
+        info!(url = %remote.url, "serving the API on TCP, for clients with a token");
+        tracker.spawn(serve::serve(
+            remote.listener,
+            remote::router(api.clone(), remote.guard),
+            serve::REMOTE_API,
+            remote.tls,
+            stop.clone(),
+        ));
+    }
+    tracker.spawn(serve::serve(listener, api, serve::API, None, stop.clone()));
     tracker.spawn(lease_ticker(Arc::clone(&service), stop.clone()));
     tracker.spawn(engine::run(
         Arc::clone(&service),
@@ -318,6 +374,7 @@ pub async fn run(
             listener,
             webhook::router(Arc::clone(hub), secret.into_bytes()),
             serve::WEBHOOK,
+            None,
             stop.clone(),
         ));
     }
@@ -344,6 +401,7 @@ pub async fn run(
                 stop.child_token(),
             ),
             serve::MCP,
+            None,
             stop.clone(),
         ));
     }
@@ -357,6 +415,7 @@ pub async fn run(
 
     let ready = Ready {
         socket: socket.clone(),
+        api: api_url,
         pid: std::process::id(),
     };
     info!(socket = %socket.display(), pid = ready.pid, "listening");

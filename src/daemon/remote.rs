@@ -1,161 +1,393 @@
-//! Executors on other machines (`claim --remote`): they work in clones of their own and
-//! push the task's branch to the configured remote; the daemon makes no worktree for
-//! them. What the daemon does instead: it names the remote in the claim's reply, follows
-//! the pushed branch on every heartbeat (so conflict warnings see the work in progress),
-//! and takes a submission only of the commit the holder names, and only when the branch
-//! on the remote points at exactly it: a push by anyone else is never taken for the
-//! holder's work.
+//! The API on TCP (`[api] listen`), for clients on other machines: the same router as
+//! the Unix socket, behind a guard that the socket does not have.
 //!
-//! The remote is read with the `git` CLI (`ls-remote`, `fetch`), under the daemon's own
-//! credentials, like every push the queue makes.
+//! For every request the guard, in order: refuses a peer that failed too often
+//! (`auth::limit`, 429); finds the bearer token in the tokens file, re-read whenever it
+//! changed, so a revoked token stops working with the next request (401, logged with
+//! the peer's address, never the token); finds the route (`api::Endpoint::of`) and
+//! checks the token's roles against `auth::permit` (403); and makes the body's `agent`
+//! or `by` the token's owner, refusing a body that names someone else (`auth::Acts`,
+//! 403). Only then does the request reach the handlers, so a refused one changes
+//! nothing.
 
-use tracing::{info, warn};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use super::service::{ApiError, Result, Service};
-use crate::api::ErrorCode;
-use crate::gitcli;
-use crate::model::short_sha as short;
-use crate::model::{Task, TaskId};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
 
-/// Where remote executors push: the config's `remote` and its URL.
-pub(super) struct Remote {
-    pub name: String,
-    pub url: String,
+use super::http::{MAX_BODY_BYTES, MAX_PLAN_BODY_BYTES};
+use super::service::ApiError;
+use crate::api::{self, Endpoint, ErrorCode, NoRoute};
+use crate::auth::file::{self, FileError, Stamp};
+use crate::auth::limit::{self, Limiter};
+use crate::auth::{self, Acts, Call, Entry, Tokens};
+
+/// A presented token longer than this is not one of ours and is not even hashed.
+const MAX_TOKEN_BYTES: usize = 512;
+
+/// What the guard keeps between requests.
+pub(super) struct Guard {
+    tokens: TokenSource,
+    limiter: Mutex<Limiter>,
 }
 
-impl Service {
-    /// The remote of `claim --remote`, or why there is none.
-    pub(super) fn remote_for_claims(&self) -> Result<Remote> {
-        let Some(name) = self.config.remote.clone() else {
-            return Err(ApiError::refused(
-                "a remote claim needs a remote to push to: set `remote` in switchyard.toml \
-                 (e.g. remote = \"origin\") and restart the daemon",
-            ));
-        };
-        let url = gitcli::git(&self.repo.main_root, &["remote", "get-url", "--", &name])
-            .map_err(|e| {
-                ApiError::refused(format!(
-                    "the remote {name:?} in switchyard.toml is not a remote of the repository: {e}"
-                ))
-            })?
-            .trim()
-            .to_owned();
-        Ok(Remote { name, url })
+impl Guard {
+    /// Reads the tokens file once, so that a missing, exposed or malformed one stops
+    /// the daemon at its start.
+    pub(super) fn open(tokens: &Path) -> Result<Guard, FileError> {
+        let (stamp, read) = file::read(tokens)?;
+        info!(file = %tokens.display(), tokens = read.entries().len(), "read the API tokens");
+        Ok(Guard {
+            tokens: TokenSource {
+                path: tokens.to_owned(),
+                current: Mutex::new(Current {
+                    stamp,
+                    tokens: Arc::new(read),
+                    error: None,
+                }),
+            },
+            limiter: Mutex::new(Limiter::new(limit::POLICY)),
+        })
     }
+}
 
-    /// Where the task's branch stands on the remote, `None` when it is not there.
-    pub(super) fn pushed_tip(&self, remote: &Remote, task: &Task) -> Result<Option<String>> {
-        gitcli::remote_tip(&self.repo.main_root, &remote.name, &task.branch)
-            .map_err(|e| unreachable_remote(remote, &e))
-    }
+/// The tokens file as last read, and the version of it that was.
+struct TokenSource {
+    path: PathBuf,
+    current: Mutex<Current>,
+}
 
-    /// A remote claim's heartbeat: brings what its executor pushed into the task's local
-    /// branch, so the conflict checker sees the work in progress. Best effort: the
-    /// heartbeat itself never fails for it (the remote may be down for a moment).
-    pub(super) fn follow_pushed(&self, task: &Task) {
-        let followed =
-            self.remote_for_claims()
-                .and_then(|remote| match self.pushed_tip(&remote, task)? {
-                    Some(tip) => self.bring_in(&remote, task, &tip).map(Some),
-                    None => Ok(None),
-                });
-        match followed {
-            Ok(Some(tip)) => {
-                info!(task = %task.id, tip = %short(&tip), "followed the pushed branch")
+struct Current {
+    stamp: Stamp,
+    tokens: Arc<Tokens>,
+    /// The last reading's problem, logged once rather than at every request.
+    error: Option<String>,
+}
+
+impl TokenSource {
+    /// The tokens as the file holds them now: one `stat` per request, and a new read
+    /// when the file is another one or changed (a rename, a write, a chmod). A file
+    /// that cannot be used now (gone, open to others, malformed) accepts no token.
+    fn now(&self) -> Result<Arc<Tokens>, ()> {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = Stamp::now(&self.path).and_then(|stamp| {
+            if stamp == current.stamp && current.error.is_none() {
+                return Ok(None);
             }
-            Ok(None) => {}
+            file::read(&self.path).map(Some)
+        });
+        match fresh {
+            Ok(None) => Ok(Arc::clone(&current.tokens)),
+            Ok(Some((stamp, tokens))) => {
+                info!(file = %self.path.display(), tokens = tokens.entries().len(), "the tokens file changed; read it again");
+                *current = Current {
+                    stamp,
+                    tokens: Arc::new(tokens),
+                    error: None,
+                };
+                Ok(Arc::clone(&current.tokens))
+            }
             Err(e) => {
-                warn!(task = %task.id, error = %e.message, "could not follow the pushed branch")
-            }
-        }
-    }
-
-    /// Fetches the branch's `tip` and, when it still starts from the task's base commit
-    /// (a branch that rewrote the base is the submit's to refuse), points the local
-    /// branch at it. No worktree holds a remote claim's branch, so moving it is safe.
-    fn bring_in(&self, remote: &Remote, task: &Task, tip: &str) -> Result<String> {
-        let root = &self.repo.main_root;
-        let fetched = gitcli::fetch(root, &remote.name, &task.branch)
-            .map_err(|e| unreachable_remote(remote, &e))?;
-        if fetched != tip {
-            // Pushed again between the two looks: the newer one is followed next time.
-            return Ok(fetched);
-        }
-        let starts_from_base = match &task.base_sha {
-            Some(base) => crate::git::is_ancestor(root, base, &fetched)?,
-            None => true,
-        };
-        if starts_from_base {
-            gitcli::git(
-                root,
-                &[
-                    "update-ref",
-                    &format!("refs/heads/{}", task.branch),
-                    &fetched,
-                ],
-            )?;
-        }
-        Ok(fetched)
-    }
-
-    /// A remote claim's submission of `commit`: it must be what the task's branch on the
-    /// remote points at now. Fetches it, so the submission can pin it as usual.
-    pub(super) fn take_pushed(&self, task: &Task, commit: &str) -> Result<()> {
-        let remote = self.remote_for_claims()?;
-        let id = task.id;
-        match self.pushed_tip(&remote, task)? {
-            None => Err(ApiError::new(
-                ErrorCode::NothingToSubmit,
-                format!(
-                    "{id}'s branch {} is not on {}: push it first (git push {} HEAD:refs/heads/{})",
-                    task.branch, remote.url, remote.url, task.branch
-                ),
-            )),
-            Some(tip) if tip != commit => Err(pushed_elsewhere(id, task, &remote, &tip, commit)),
-            Some(_) => {
-                let fetched = gitcli::fetch(&self.repo.main_root, &remote.name, &task.branch)
-                    .map_err(|e| unreachable_remote(&remote, &e))?;
-                if fetched != commit {
-                    return Err(pushed_elsewhere(id, task, &remote, &fetched, commit));
+                let message = e.to_string();
+                if current.error.as_deref() != Some(message.as_str()) {
+                    warn!(error = %message, "the tokens file cannot be used; refusing every remote request until it can");
                 }
-                Ok(())
+                current.error = Some(message);
+                Err(())
             }
         }
     }
+}
 
-    /// After a remote claim's submission: its local branch follows what was submitted.
-    pub(super) fn point_branch_at(&self, task: &Task, commit: &str) {
-        let moved = gitcli::git(
-            &self.repo.main_root,
-            &["update-ref", &format!("refs/heads/{}", task.branch), commit],
-        );
-        if let Err(e) = moved {
-            warn!(task = %task.id, error = %e, "could not point the local branch at the submission");
+/// The TCP listener's router: the socket's, with the guard in front.
+pub(super) fn router(api: Router, guard: Arc<Guard>) -> Router {
+    api.layer(middleware::from_fn_with_state(guard, guard_request))
+}
+
+/// Loads the certificate chain and key for HTTPS; every error names its file.
+pub(super) fn tls_acceptor(tls: &crate::config::Tls) -> Result<TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert, key) = (tls.cert.display(), tls.key.display());
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
+        .and_then(|certs| certs.collect::<Result<_, _>>())
+        .map_err(|e| format!("cannot read the certificate {cert} ([api] tls_cert): {e}"))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "the certificate file {cert} ([api] tls_cert) holds no PEM certificate (BEGIN CERTIFICATE)"
+        ));
+    }
+    let private = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| {
+        format!(
+            "cannot read a private key from {key} ([api] tls_key): {e} (a PEM PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)"
+        )
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| {
+            format!("cannot serve HTTPS with the certificate {cert} and the key {key}: {e}")
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+fn refusal(code: ErrorCode, message: impl Into<String>) -> Response {
+    ApiError::new(code, message).into_response()
+}
+
+async fn guard_request(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+    // The accept loop adds the peer to every request; without one, nothing is let in.
+    let Some(ConnectInfo(peer)) = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .copied()
+    else {
+        return refusal(ErrorCode::Internal, "no peer address on a TCP request");
+    };
+    let blocked = lock(&guard.limiter).check(peer.ip(), Instant::now());
+    if let Err(wait) = blocked {
+        return rate_limited(wait);
+    }
+    let presented = bearer(request.headers());
+    let source = Arc::clone(&guard);
+    let looked_up = tokio::task::spawn_blocking(move || {
+        let tokens = source.tokens.now()?;
+        Ok::<_, ()>(match presented {
+            Ok(token) => Ok(tokens.find(&token).cloned()),
+            Err(why) => Err(why),
+        })
+    })
+    .await;
+    let entry = match looked_up {
+        Ok(Ok(Ok(Some(entry)))) => entry,
+        Ok(Ok(found)) => {
+            let why = match found {
+                Ok(_) => "an unknown or revoked token",
+                Err(why) => why,
+            };
+            return unauthorized(&guard, peer, why);
+        }
+        Ok(Err(())) => {
+            return refusal(
+                ErrorCode::Unavailable,
+                "the daemon cannot use its tokens file now (see its log); no remote request is accepted until it can",
+            );
+        }
+        Err(e) => return refusal(ErrorCode::Internal, format!("authentication failed: {e}")),
+    };
+    let method = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let endpoint = match Endpoint::of(&method, &path) {
+        Ok(e) => e,
+        Err(NoRoute::Path) => {
+            return refusal(
+                ErrorCode::NotFound,
+                format!(
+                    "no such route: {method} {} (see docs/api.md)",
+                    api::one_line(&path)
+                ),
+            );
+        }
+        Err(NoRoute::Method) => {
+            return refusal(
+                ErrorCode::MethodNotAllowed,
+                format!(
+                    "{} does not take {method} (see docs/api.md)",
+                    api::one_line(&path)
+                ),
+            );
+        }
+    };
+    if let Err(message) = auth::allowed(&entry, Call::Route(endpoint)) {
+        info!(%peer, token = %entry.name, ?endpoint, "refused: the token's roles do not allow it");
+        return refusal(ErrorCode::NotAllowed, message);
+    }
+    let request = match as_owner(endpoint, &entry, request).await {
+        Ok(r) => r,
+        Err(e) => {
+            info!(%peer, token = %entry.name, ?endpoint, error = %e.message, "refused");
+            return e.into_response();
+        }
+    };
+    debug!(%peer, token = %entry.name, ?endpoint, "remote request");
+    next.run(request).await
+}
+
+fn lock(limiter: &Mutex<Limiter>) -> std::sync::MutexGuard<'_, Limiter> {
+    limiter.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The token of `Authorization: Bearer TOKEN`, or why there is none.
+fn bearer(headers: &http::HeaderMap) -> Result<String, &'static str> {
+    let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+        return Err("no token");
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| "a malformed Authorization header")?;
+    let (scheme, token) = text
+        .trim()
+        .split_once(' ')
+        .ok_or("a malformed Authorization header")?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err("an Authorization header that is not a bearer token");
+    }
+    if token.is_empty() || token.len() > MAX_TOKEN_BYTES || token.contains(char::is_whitespace) {
+        return Err("a malformed bearer token");
+    }
+    Ok(token.to_owned())
+}
+
+/// A failed authentication: counted against the peer, logged without the token.
+fn unauthorized(guard: &Guard, peer: SocketAddr, why: &str) -> Response {
+    let blocked = lock(&guard.limiter).failed(peer.ip(), Instant::now());
+    warn!(%peer, reason = why, "refused a remote request: authentication failed");
+    if let Some(wait) = blocked {
+        warn!(%peer, seconds = wait.as_secs(), "too many failed authentications; refusing this address for a while");
+    }
+    let message = match why {
+        "no token" => {
+            "this request carries no token: send `Authorization: Bearer TOKEN` (the CLI sends \
+             SWITCHYARD_TOKEN)"
+                .to_owned()
+        }
+        _ => format!(
+            "authentication failed: {why} (ask the daemon's owner for a token: `switchyard token add NAME`)"
+        ),
+    };
+    let mut response = refusal(ErrorCode::Unauthorized, message);
+    response.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static("Bearer realm=\"switchyard\""),
+    );
+    response
+}
+
+fn rate_limited(wait: Duration) -> Response {
+    let seconds = wait.as_secs().max(1);
+    let mut response = refusal(
+        ErrorCode::RateLimited,
+        format!("too many failed authentications from this address; try again in {seconds} s"),
+    );
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+    response
+}
+
+/// The request with its body's `agent`/`by` made the token's owner, or the refusal.
+/// Every route with a body that names who acts is listed, so a new one cannot be
+/// forgotten: the match is exhaustive.
+async fn as_owner(
+    endpoint: Endpoint,
+    entry: &Entry,
+    request: Request,
+) -> Result<Request, ApiError> {
+    match endpoint {
+        Endpoint::Status
+        | Endpoint::ListTasks
+        | Endpoint::ShowTask
+        | Endpoint::TaskEvents
+        | Endpoint::Wait
+        | Endpoint::Conflicts
+        | Endpoint::Queue
+        | Endpoint::QueueEvents => Ok(request),
+        Endpoint::AddTask => rewrite::<api::AddTask>(entry, request, MAX_BODY_BYTES, none).await,
+        Endpoint::Plan => rewrite::<api::Plan>(entry, request, MAX_PLAN_BODY_BYTES, none).await,
+        Endpoint::Claim => rewrite::<api::Claim>(entry, request, MAX_BODY_BYTES, none).await,
+        Endpoint::Heartbeat => {
+            rewrite::<api::ByAgent>(entry, request, MAX_BODY_BYTES, none).await
+        }
+        // Its `commit` must survive the rewrite: a remote claim's submission names it.
+        Endpoint::Submit => rewrite::<api::Submit>(entry, request, MAX_BODY_BYTES, none).await,
+        // A person's release takes a task from its executor: a decision of its own.
+        Endpoint::Release => {
+            rewrite::<api::ByAgent>(entry, request, MAX_BODY_BYTES, |r, e| match r.by {
+                Some(_) => auth::allowed(e, Call::TakeBack)
+                    .map_err(|m| ApiError::new(ErrorCode::NotAllowed, m)),
+                None => Ok(()),
+            })
+            .await
+        }
+        Endpoint::Cancel => rewrite::<api::Cancel>(entry, request, MAX_BODY_BYTES, none).await,
+        Endpoint::Approve | Endpoint::Reject => {
+            rewrite::<api::Decision>(entry, request, MAX_BODY_BYTES, none).await
+        }
+        Endpoint::Resume => rewrite::<api::Resume>(entry, request, MAX_BODY_BYTES, none).await,
+        Endpoint::Pause => rewrite::<api::PauseRequest>(entry, request, MAX_BODY_BYTES, none).await,
+        Endpoint::ReviewNext => {
+            rewrite::<api::ReviewNext>(entry, request, MAX_BODY_BYTES, none).await
+        }
+        Endpoint::ReviewApprove | Endpoint::ReviewChanges => {
+            rewrite::<api::ReviewVerdict>(entry, request, MAX_BODY_BYTES, none).await
         }
     }
 }
 
-fn pushed_elsewhere(id: TaskId, task: &Task, remote: &Remote, tip: &str, commit: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::StaleCommit,
-        format!(
-            "{id}'s branch {} on {} points at {}, not at {}, the commit you submitted: push \
-             your commit there and submit again (a branch someone else pushed is never taken \
-             for the claim holder's work)",
-            task.branch,
-            remote.url,
-            short(tip),
-            short(commit)
-        ),
-    )
+fn none<T>(_: &T, _: &Entry) -> Result<(), ApiError> {
+    Ok(())
 }
 
-fn unreachable_remote(remote: &Remote, e: &dyn std::fmt::Display) -> ApiError {
-    ApiError::new(
-        ErrorCode::Unavailable,
-        format!(
-            "cannot read the remote {} ({}): {e}",
-            remote.name, remote.url
-        ),
-    )
+/// Decodes the body as the handler will, checks it with `also`, makes it act as the
+/// token's owner, and puts it back encoded.
+async fn rewrite<T: Acts + Serialize + DeserializeOwned>(
+    entry: &Entry,
+    request: Request,
+    limit: usize,
+    also: impl FnOnce(&T, &Entry) -> Result<(), ApiError>,
+) -> Result<Request, ApiError> {
+    let (mut parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            ErrorCode::TooLarge,
+            format!("the request body is over {limit} bytes, or was cut short"),
+        )
+    })?;
+    let mut value: T = api::decode(&bytes).map_err(ApiError::bad)?;
+    also(&value, entry)?;
+    value
+        .act_as(&entry.name)
+        .map_err(|e| ApiError::new(e.code(), e.message()))?;
+    let bytes = serde_json::to_vec(&value).map_err(|e| ApiError::internal(e.to_string()))?;
+    parts.headers.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(bytes.len()),
+    );
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_are_read_strictly() {
+        let headers = |v: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::AUTHORIZATION, v.parse().unwrap());
+            h
+        };
+        assert_eq!(bearer(&headers("Bearer sy_abc")), Ok("sy_abc".into()));
+        assert_eq!(bearer(&headers("bearer  sy_abc ")), Ok("sy_abc".into()));
+        assert!(bearer(&headers("Basic dXNlcg==")).is_err());
+        assert!(bearer(&headers("Bearer")).is_err());
+        assert!(bearer(&headers("Bearer a b")).is_err());
+        assert!(bearer(&headers(&format!("Bearer {}", "x".repeat(600)))).is_err());
+        assert_eq!(bearer(&http::HeaderMap::new()), Err("no token"));
+    }
 }

@@ -1,5 +1,5 @@
-//! One accept loop for every listener the daemon has (the API's Unix socket, the
-//! webhook port), with limits that keep a slow or hostile peer from freezing it: at most
+//! One accept loop for every listener the daemon has (the API's Unix socket, its TCP
+//! listener with or without TLS, the webhook port), with limits that keep a slow or hostile peer from freezing it: at most
 //! `max_connections` open at once (beyond that, new ones wait in the kernel's backlog and
 //! cost no file descriptor), the request head read within `header_timeout`, and each
 //! connection closed after `lifetime` whatever it is doing. Each listener has its own
@@ -12,12 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::serve::Listener;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::debug;
@@ -53,14 +56,33 @@ pub(super) const MCP: Limits = Limits {
     lifetime: Duration::from_secs(60 * 60),
 };
 
+/// The API on TCP (`[api] listen`): other machines, each request authenticated; a claim
+/// may run `setup` and a wait is held for up to 25 s, as on the socket. The TLS
+/// handshake must finish within `header_timeout` too.
+pub(super) const REMOTE_API: Limits = Limits {
+    max_connections: 128,
+    header_timeout: Duration::from_secs(10),
+    lifetime: Duration::from_secs(60 * 60),
+};
+
+/// A connection's byte stream, plain or TLS: one type for the code that serves it.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
 /// Serves `router` on `listener` until `stop` is cancelled, then lets the requests in
-/// flight finish (the caller bounds how long it waits for that).
-pub(super) async fn serve<L: Listener>(
+/// flight finish (the caller bounds how long it waits for that). With `tls`, each
+/// connection is a TLS session first. Every request carries its peer's address as
+/// axum's `ConnectInfo<L::Addr>` (the TCP guard limits failures per address).
+pub(super) async fn serve<L>(
     mut listener: L,
     router: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     stop: CancellationToken,
-) {
+) where
+    L: Listener,
+    L::Addr: Clone + Send + Sync + std::fmt::Debug + 'static,
+{
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut connections = JoinSet::new();
     loop {
@@ -71,18 +93,45 @@ pub(super) async fn serve<L: Listener>(
             },
             () = stop.cancelled() => break,
         };
-        let io = tokio::select! {
-            (io, _) = listener.accept() => io,
+        let (io, peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
             () = stop.cancelled() => break,
         };
-        let service = TowerToHyperService::new(
-            router
-                .clone()
-                .map_request(|req: http::Request<Incoming>| req.map(axum::body::Body::new)),
-        );
+        let info = ConnectInfo(peer.clone());
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |req: http::Request<Incoming>| {
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut().insert(info.clone());
+                req
+            },
+        ));
         let stop = stop.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
             let _permit = permit;
+            // The handshake runs here, not in the accept loop: a slow peer holds only
+            // its own connection, and only until the header timeout.
+            let io: Box<dyn Stream> = match tls {
+                None => Box::new(io),
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(limits.header_timeout, acceptor.accept(io));
+                    tokio::select! {
+                        done = handshake => match done {
+                            Ok(Ok(stream)) => Box::new(stream),
+                            Ok(Err(e)) => {
+                                debug!(?peer, error = %e, "a TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                debug!(?peer, "a TLS handshake did not finish in time");
+                                return;
+                            }
+                        },
+                        () = stop.cancelled() => return,
+                    }
+                }
+            };
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)

@@ -669,6 +669,8 @@ fn setup_runs_with_the_task_environment_and_without_secrets() {
             ("AWS_SECRET_ACCESS_KEY", "s3cr3t"),
             ("DB_PWD", "hunter2"),
             ("KEEP_ME", "yes"),
+            // A client's API token, in the shell that started the daemon.
+            ("SWITCHYARD_TOKEN", "sy_client_secret"),
         ])
         .unwrap();
     add(&repo, "Needs setup", &["c"]);
@@ -696,7 +698,10 @@ fn setup_runs_with_the_task_environment_and_without_secrets() {
     let env = std::fs::read_to_string(wt.join("setup-env.txt")).unwrap();
     assert!(env.contains("KEEP_ME=yes"), "{env}");
     assert!(
-        !env.contains("ghp_secret") && !env.contains("s3cr3t") && !env.contains("hunter2"),
+        !env.contains("ghp_secret")
+            && !env.contains("s3cr3t")
+            && !env.contains("hunter2")
+            && !env.contains("sy_client_secret"),
         "secrets leaked: {env}"
     );
     assert_eq!(git_in(&wt, &["status", "--porcelain"]), "");

@@ -16,6 +16,7 @@ mod mcp;
 mod owners;
 mod queue;
 mod reads;
+mod remote;
 mod roles;
 mod supervisor;
 mod support;

@@ -225,6 +225,8 @@ pub struct Daemon {
     pub child: std::process::Child,
     pub pid: u32,
     pub log: PathBuf,
+    /// The line it printed when it was ready (its socket, its TCP URL with `[api]`).
+    pub ready: String,
 }
 
 impl TestRepo {
@@ -302,7 +304,12 @@ impl TestRepo {
             .unwrap_or_default();
         if line.contains("ready on") {
             let pid = child.id();
-            Ok(Daemon { child, pid, log })
+            Ok(Daemon {
+                child,
+                pid,
+                log,
+                ready: line,
+            })
         } else {
             let _ = child.kill();
             let status = child.wait().unwrap();

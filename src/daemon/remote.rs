@@ -165,23 +165,20 @@ async fn guard_request(State(guard): State<Arc<Guard>>, request: Request, next: 
     let presented = bearer(request.headers());
     let source = Arc::clone(&guard);
     let looked_up = tokio::task::spawn_blocking(move || {
-        let tokens = source.tokens.now()?;
-        Ok::<_, ()>(match presented {
-            Ok(token) => Ok(tokens.find(&token).cloned()),
-            Err(why) => Err(why),
-        })
+        let Ok(tokens) = source.tokens.now() else {
+            return Lookup::FileUnusable;
+        };
+        match presented.map(|token| tokens.find(&token).cloned()) {
+            Ok(Some(entry)) => Lookup::Found(entry),
+            Ok(None) => Lookup::Failed(Failure::Unknown),
+            Err(why) => Lookup::Failed(why),
+        }
     })
     .await;
     let entry = match looked_up {
-        Ok(Ok(Ok(Some(entry)))) => entry,
-        Ok(Ok(found)) => {
-            let why = match found {
-                Ok(_) => "an unknown or revoked token",
-                Err(why) => why,
-            };
-            return unauthorized(&guard, peer, why);
-        }
-        Ok(Err(())) => {
+        Ok(Lookup::Found(entry)) => entry,
+        Ok(Lookup::Failed(why)) => return unauthorized(&guard, peer, why),
+        Ok(Lookup::FileUnusable) => {
             return refusal(
                 ErrorCode::Unavailable,
                 "the daemon cannot use its tokens file now (see its log); no remote request is accepted until it can",
@@ -227,47 +224,74 @@ async fn guard_request(State(guard): State<Arc<Guard>>, request: Request, next: 
     next.run(request).await
 }
 
+/// What the tokens file says of a request's token.
+enum Lookup {
+    Found(Entry),
+    Failed(Failure),
+    /// The file cannot be used now: nobody is let in.
+    FileUnusable,
+}
+
+/// Why a request authenticates nobody; never the token itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    NoToken,
+    /// The header is there but is no bearer token (what is wrong with it).
+    Malformed(&'static str),
+    /// A token the file does not hold: unknown, or revoked.
+    Unknown,
+}
+
+impl Failure {
+    fn as_str(self) -> &'static str {
+        match self {
+            Failure::NoToken => "no token",
+            Failure::Malformed(what) => what,
+            Failure::Unknown => "an unknown or revoked token",
+        }
+    }
+}
+
 fn lock(limiter: &Mutex<Limiter>) -> std::sync::MutexGuard<'_, Limiter> {
     limiter.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The token of `Authorization: Bearer TOKEN`, or why there is none.
-fn bearer(headers: &http::HeaderMap) -> Result<String, &'static str> {
+fn bearer(headers: &http::HeaderMap) -> Result<String, Failure> {
     let Some(value) = headers.get(http::header::AUTHORIZATION) else {
-        return Err("no token");
+        return Err(Failure::NoToken);
     };
-    let text = value
-        .to_str()
-        .map_err(|_| "a malformed Authorization header")?;
-    let (scheme, token) = text
-        .trim()
-        .split_once(' ')
-        .ok_or("a malformed Authorization header")?;
+    let malformed = Failure::Malformed("a malformed Authorization header");
+    let text = value.to_str().map_err(|_| malformed)?;
+    let (scheme, token) = text.trim().split_once(' ').ok_or(malformed)?;
     let token = token.trim();
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err("an Authorization header that is not a bearer token");
+        return Err(Failure::Malformed(
+            "an Authorization header that is not a bearer token",
+        ));
     }
     if token.is_empty() || token.len() > MAX_TOKEN_BYTES || token.contains(char::is_whitespace) {
-        return Err("a malformed bearer token");
+        return Err(Failure::Malformed("a malformed bearer token"));
     }
     Ok(token.to_owned())
 }
 
 /// A failed authentication: counted against the peer, logged without the token.
-fn unauthorized(guard: &Guard, peer: SocketAddr, why: &str) -> Response {
+fn unauthorized(guard: &Guard, peer: SocketAddr, why: Failure) -> Response {
     let blocked = lock(&guard.limiter).failed(peer.ip(), Instant::now());
-    warn!(%peer, reason = why, "refused a remote request: authentication failed");
+    warn!(%peer, reason = why.as_str(), "refused a remote request: authentication failed");
     if let Some(wait) = blocked {
         warn!(%peer, seconds = wait.as_secs(), "too many failed authentications; refusing this address for a while");
     }
     let message = match why {
-        "no token" => {
+        Failure::NoToken => {
             "this request carries no token: send `Authorization: Bearer TOKEN` (the CLI sends \
              SWITCHYARD_TOKEN)"
                 .to_owned()
         }
-        _ => format!(
-            "authentication failed: {why} (ask the daemon's owner for a token: `switchyard token add NAME`)"
+        Failure::Malformed(_) | Failure::Unknown => format!(
+            "authentication failed: {} (ask the daemon's owner for a token: `switchyard token add NAME`)",
+            why.as_str()
         ),
     };
     let mut response = refusal(ErrorCode::Unauthorized, message);
@@ -388,6 +412,6 @@ mod tests {
         assert!(bearer(&headers("Bearer")).is_err());
         assert!(bearer(&headers("Bearer a b")).is_err());
         assert!(bearer(&headers(&format!("Bearer {}", "x".repeat(600)))).is_err());
-        assert_eq!(bearer(&http::HeaderMap::new()), Err("no token"));
+        assert_eq!(bearer(&http::HeaderMap::new()), Err(Failure::NoToken));
     }
 }

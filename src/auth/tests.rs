@@ -75,6 +75,7 @@ fn a_request_acts_as_the_token_owner_or_is_refused() {
     let mut claim = api::Claim {
         id: None,
         agent: String::new(),
+        remote: true,
     };
     claim.act_as("alice").unwrap();
     assert_eq!(claim.agent, "alice");

@@ -44,7 +44,7 @@ fn http_config(ctx: &mut Ctx<'_>, agent: Option<String>) -> Result<(), CliError>
     let (loaded, display) = ctx.load_config(&repo)?;
     let Some(listen) = loaded.config.mcp_listen else {
         return Err(CliError::Usage(format!(
-            "{display} has no [mcp] listen: add e.g. `[mcp]` with `listen = \"127.0.0.1:8790\"` and restart the daemon"
+            "{display} has no [mcp] listen: add e.g. `[mcp]` with `listen = \"127.0.0.1:8791\"` and restart the daemon"
         )));
     };
     let agent = agent

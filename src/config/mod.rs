@@ -45,6 +45,8 @@ pub struct Config {
     pub mcp_listen: Option<std::net::SocketAddr>,
     /// `[api]`: the networked API, off unless `listen` is set.
     pub api: Api,
+    /// `[dashboard]`: the web page and `/metrics`; `None` (the default) serves neither.
+    pub dashboard: Option<Dashboard>,
     /// The subsystems' path rules, compiled.
     pub ownership: Ownership,
 }
@@ -236,6 +238,35 @@ pub struct Listen {
 pub struct Tls {
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+/// The dashboard: a web page of the queue and `/metrics`, served by the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dashboard {
+    pub listen: std::net::SocketAddr,
+    /// The name of the environment variable holding the token every request must carry
+    /// (never the token). Without one the page is read-only and only on loopback.
+    pub token_env: Option<String>,
+}
+
+impl Dashboard {
+    /// The page's address, to open in a browser: an address that means "every
+    /// interface" is opened on this machine's loopback.
+    pub fn url(&self) -> String {
+        let ip = match self.listen.ip() {
+            std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+            }
+            std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+                std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+            }
+            ip => ip,
+        };
+        format!(
+            "http://{}/",
+            std::net::SocketAddr::new(ip, self.listen.port())
+        )
+    }
 }
 
 /// Webhook deliveries, as a faster alternative to waiting for the next poll.

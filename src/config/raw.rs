@@ -30,6 +30,7 @@ pub(crate) struct Raw {
     pub review: Option<RawReview>,
     pub mcp: Option<RawMcp>,
     pub api: Option<RawApi>,
+    pub dashboard: Option<RawDashboard>,
 }
 
 #[derive(Debug, Default)]
@@ -43,6 +44,13 @@ pub(crate) struct RawApi {
     pub tls_cert: Option<Str>,
     pub tls_key: Option<Str>,
     pub tokens: Option<Str>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RawDashboard {
+    pub header: Range<usize>,
+    pub listen: Option<Str>,
+    pub token_env: Option<Str>,
 }
 
 #[derive(Debug, Default)]
@@ -260,6 +268,16 @@ pub(crate) fn read(text: &str) -> (Raw, Vec<RawError>) {
                 a.finish(API_KEYS);
                 api
             }),
+            dashboard: r.table("dashboard").map(|(t, header)| {
+                let mut d = r.nested(t, "[dashboard]");
+                let dashboard = RawDashboard {
+                    header,
+                    listen: d.string("listen"),
+                    token_env: d.string("token_env"),
+                };
+                d.finish(DASHBOARD_KEYS);
+                dashboard
+            }),
         };
         r.finish(TOP_KEYS);
         raw
@@ -279,6 +297,7 @@ const TOP_KEYS: &[&str] = &[
     "review",
     "mcp",
     "api",
+    "dashboard",
 ];
 const QUEUE_KEYS: &[&str] = &[
     "verify",
@@ -305,6 +324,7 @@ const COMMANDS_KEYS: &[&str] = &["env", "run_as"];
 const REVIEW_KEYS: &[&str] = &["required", "reviewers", "lease"];
 const MCP_KEYS: &[&str] = &["listen"];
 const API_KEYS: &[&str] = &["listen", "tls_cert", "tls_key", "tokens"];
+const DASHBOARD_KEYS: &[&str] = &["listen", "token_env"];
 const GITHUB_KEYS: &[&str] = &[
     "repo",
     "api_url",
@@ -318,7 +338,7 @@ const GITHUB_KEYS: &[&str] = &[
 ];
 
 /// Every section's keys, so that a key written in the wrong section can be pointed home.
-const KEY_HOMES: [(&str, &[&str]); 9] = [
+const KEY_HOMES: [(&str, &[&str]); 10] = [
     ("[queue]", QUEUE_KEYS),
     ("[claims]", CLAIMS_KEYS),
     ("[[subsystem]]", SUBSYSTEM_KEYS),
@@ -328,6 +348,7 @@ const KEY_HOMES: [(&str, &[&str]); 9] = [
     ("[review]", REVIEW_KEYS),
     ("[mcp]", MCP_KEYS),
     ("[api]", API_KEYS),
+    ("[dashboard]", DASHBOARD_KEYS),
 ];
 
 /// Typed access to one table's keys, recording type errors and, at the end, the keys

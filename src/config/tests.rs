@@ -406,8 +406,78 @@ fn mcp_listens_on_loopback_only() {
     check(
         "[mcp]\nlisten = \"localhost\"\nlsten = 1\n",
         &[
-            "sy.toml:2:10: [mcp] `listen` must be an address with a port, like \"127.0.0.1:8790\", found \"localhost\"",
+            "sy.toml:2:10: [mcp] `listen` must be an address with a port, like \"127.0.0.1:8791\", found \"localhost\"",
             "sy.toml:3:1: unknown key `lsten` in [mcp]; did you mean `listen`?",
+        ],
+    );
+}
+
+#[test]
+fn the_dashboard_listens_on_loopback_or_with_a_token() {
+    let c = parse(
+        "[dashboard]\nlisten = \"127.0.0.1:8790\"\n",
+        "sy.toml",
+        &Context::default(),
+    )
+    .unwrap()
+    .config;
+    let d = c.dashboard.unwrap();
+    assert_eq!(d.listen.port(), 8790);
+    assert_eq!(d.token_env, None);
+    assert_eq!(d.url(), "http://127.0.0.1:8790/");
+    let c = parse(
+        "[dashboard]\nlisten = \"0.0.0.0:8790\"\ntoken_env = \"DASH\"\n[commands]\nenv = [\"DASH\"]\n",
+        "sy.toml",
+        &Context::default(),
+    );
+    assert!(c.is_err(), "a command must not get the dashboard's token");
+    let c = parse(
+        "[dashboard]\nlisten = \"[::]:8790\"\ntoken_env = \"DASH\"\n",
+        "sy.toml",
+        &Context::default(),
+    )
+    .unwrap()
+    .config;
+    let d = c.dashboard.unwrap();
+    assert_eq!(d.token_env.as_deref(), Some("DASH"));
+    assert_eq!(
+        d.url(),
+        "http://[::1]:8790/",
+        "every interface is opened on loopback"
+    );
+    assert!(
+        parse("", "sy.toml", &Context::default())
+            .unwrap()
+            .config
+            .dashboard
+            .is_none()
+    );
+
+    check(
+        "[dashboard]\nlisten = \"localhost\"\n",
+        &[
+            "sy.toml:2:10: `listen` must be an address with a port, like \"127.0.0.1:8790\", found \"localhost\"",
+        ],
+    );
+    check(
+        "[dashboard]\nlisten = \"0.0.0.0:8790\"\n",
+        &[
+            "sy.toml:2:10: `listen` = \"0.0.0.0:8790\" is not a loopback address: set `token_env` too, so that every request needs the token (or listen on 127.0.0.1)",
+        ],
+    );
+    check(
+        "[dashboard]\nlisten = \"127.0.0.1:0\"\ntoken_env = \"ghp_abcdef\"\nwat = 1\n",
+        &[
+            "sy.toml:2:10: `listen` needs a port of its own (not 0), so that the page has an address to open",
+            "sy.toml:3:13: `token_env` must be an environment variable name (letters, digits and '_', not starting with a digit), like \"SWITCHYARD_DASHBOARD_TOKEN\", never the token",
+            "sy.toml:4:1: unknown key `wat` in [dashboard] (known keys: listen, token_env)",
+        ],
+    );
+    check(
+        "[dashboard]\ntoken_env = \"DASH\"\n[commands]\nenv = [\"DASH\"]\n",
+        &[
+            "sy.toml:1:1: missing key `listen` in [dashboard]",
+            "sy.toml:4:8: `env` must not pass DASH to commands: it holds a secret of [dashboard]",
         ],
     );
 }
@@ -460,7 +530,7 @@ fn all_problems_at_once() {
         &[
             "sy.toml:1:8: `base` \"a..b\" is not a valid branch name",
             "sy.toml:2:10: `remote` \"bad remote\" is not a valid remote name",
-            "sy.toml:3:1: unknown key `wat` in the top level (known keys: base, remote, queue, subsystem, claims, worktrees, commands, github, review, mcp, api)",
+            "sy.toml:3:1: unknown key `wat` in the top level (known keys: base, remote, queue, subsystem, claims, worktrees, commands, github, review, mcp, api, dashboard)",
             "sy.toml:5:8: invalid subsystem name \"x y\": use 1 to 64 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit",
             "sy.toml:6:10: invalid glob \"[\": unclosed character class; missing ']'",
             "sy.toml:7:15: `depends_on` names unknown subsystem \"ghost\"",
@@ -529,6 +599,8 @@ fn example_config_parses_and_sets_every_key() {
     let r = raw.review.unwrap();
     assert!(r.required.is_some() && r.reviewers.is_some() && r.lease.is_some());
     assert!(raw.mcp.unwrap().listen.is_some());
+    let d = raw.dashboard.unwrap();
+    assert!(d.listen.is_some() && d.token_env.is_some());
     let c = raw.claims.unwrap();
     assert!(c.lease.is_some() && c.max_parallel.is_some());
     let w = raw.worktrees.unwrap();

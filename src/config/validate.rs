@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{OneOrList, Raw, RawApi, RawReview, Str, StrList};
+use super::raw::{OneOrList, Raw, RawApi, RawDashboard, RawReview, Str, StrList};
 use super::{
-    Api, Approval, Approver, Claims, Commands, Config, Context, DEFAULT_MAX_ATTEMPTS, Github, Land,
-    Listen, MAX_ATTEMPTS, MAX_QUEUE_PARALLEL, MAX_RETRIES, Queue, Review, Subsystem, Tls, VerifyOn,
+    Api, Approval, Approver, Claims, Commands, Config, Context, DEFAULT_MAX_ATTEMPTS, Dashboard,
+    Github, Land, Listen, MAX_ATTEMPTS, MAX_QUEUE_PARALLEL, MAX_RETRIES, Queue, Review, Subsystem,
+    Tls, VerifyOn,
     Webhook, Worktrees, normalize,
 };
 use crate::diagnostic::{Diagnostic, Location};
@@ -182,7 +183,13 @@ pub(crate) fn validate(
     };
     let worktrees = worktrees(&mut v, raw.worktrees.unwrap_or_default(), ctx);
     let github = raw.github.map(|g| github(&mut v, g));
-    let commands = commands(&mut v, raw.commands.unwrap_or_default(), github.as_ref());
+    let dashboard = raw.dashboard.map(|d| dashboard(&mut v, d));
+    let commands = commands(
+        &mut v,
+        raw.commands.unwrap_or_default(),
+        github.as_ref(),
+        dashboard.as_ref(),
+    );
     // GitHub's side of a task lives on the remote its PRs come from.
     let remote = remote.or_else(|| {
         (github.is_some() && raw.remote.is_none()).then(|| DEFAULT_GITHUB_REMOTE.to_owned())
@@ -217,6 +224,7 @@ pub(crate) fn validate(
         review,
         mcp_listen,
         api,
+        dashboard,
         ownership,
     }
 }
@@ -240,7 +248,7 @@ fn mcp_listen(v: &mut Validator, listen: &Str) -> Option<std::net::SocketAddr> {
             v.error(
                 listen.span(),
                 format!(
-                    "[mcp] `listen` must be an address with a port, like \"127.0.0.1:8790\", found {:?}",
+                    "[mcp] `listen` must be an address with a port, like \"127.0.0.1:8791\", found {:?}",
                     listen.get_ref()
                 ),
             );
@@ -458,14 +466,22 @@ fn commands(
     v: &mut Validator<'_>,
     raw: super::raw::RawCommands,
     github: Option<&Github>,
+    dashboard: Option<&Dashboard>,
 ) -> Commands {
-    let secrets: Vec<&str> = github
-        .map(|g| {
-            let mut names = vec![g.token_env.as_str()];
-            names.extend(g.webhook.as_ref().map(|w| w.secret_env.as_str()));
-            names
-        })
-        .unwrap_or_default();
+    let mut secrets: Vec<(&str, &str)> = Vec::new();
+    if let Some(g) = github {
+        secrets.push((g.token_env.as_str(), "[github]"));
+        secrets.extend(
+            g.webhook
+                .as_ref()
+                .map(|w| (w.secret_env.as_str(), "[github]")),
+        );
+    }
+    secrets.extend(
+        dashboard
+            .and_then(|d| d.token_env.as_deref())
+            .map(|t| (t, "[dashboard]")),
+    );
     let mut env = Vec::new();
     for name in raw.env.iter().flat_map(|l| l.get_ref()) {
         let n = name.get_ref();
@@ -481,10 +497,10 @@ fn commands(
                 name.span(),
                 format!("`env` must not pass {n} to commands: it holds a client's API token"),
             );
-        } else if secrets.contains(&n.as_str()) {
+        } else if let Some((_, section)) = secrets.iter().find(|(s, _)| s == n) {
             v.error(
                 name.span(),
-                format!("`env` must not pass {n} to commands: it holds a secret of [github]"),
+                format!("`env` must not pass {n} to commands: it holds a secret of {section}"),
             );
         } else {
             env.push(n.clone());
@@ -1028,6 +1044,65 @@ fn github(v: &mut Validator<'_>, raw: super::raw::RawGithub) -> Github {
         poll_interval,
         delete_branch: raw.delete_branch.is_some_and(|b| *b.get_ref()),
         webhook,
+    }
+}
+
+/// `[dashboard]`: where the page and `/metrics` are served, and the token that guards
+/// them. Anything but a loopback address needs the token: the page shows the queue's
+/// work to whoever reaches the port.
+fn dashboard(v: &mut Validator<'_>, raw: RawDashboard) -> Dashboard {
+    let token_env = raw.token_env.as_ref().and_then(|name| {
+        let n = name.get_ref();
+        // Never echo the value: it may be the token itself.
+        if looks_like_token(n) || !is_env_name(n) {
+            v.error(
+                name.span(),
+                "`token_env` must be an environment variable name (letters, digits and '_', \
+                 not starting with a digit), like \"SWITCHYARD_DASHBOARD_TOKEN\", never the token",
+            );
+            return None;
+        }
+        Some(n.clone())
+    });
+    let listen = match &raw.listen {
+        None => {
+            v.missing(raw.header.clone(), "listen", "[dashboard]");
+            None
+        }
+        Some(listen) => match listen.get_ref().parse::<std::net::SocketAddr>() {
+            Err(_) => {
+                v.error(
+                    listen.span(),
+                    format!(
+                        "`listen` must be an address with a port, like \"127.0.0.1:8790\", found {:?}",
+                        listen.get_ref()
+                    ),
+                );
+                None
+            }
+            Ok(addr) if addr.port() == 0 => {
+                v.error(
+                    listen.span(),
+                    "`listen` needs a port of its own (not 0), so that the page has an address to open",
+                );
+                None
+            }
+            Ok(addr) if !addr.ip().is_loopback() && raw.token_env.is_none() => {
+                v.error(
+                    listen.span(),
+                    format!(
+                        "`listen` = \"{addr}\" is not a loopback address: set `token_env` too, so that \
+                         every request needs the token (or listen on 127.0.0.1)"
+                    ),
+                );
+                None
+            }
+            Ok(addr) => Some(addr),
+        },
+    };
+    Dashboard {
+        listen: listen.unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+        token_env,
     }
 }
 

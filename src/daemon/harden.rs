@@ -4,7 +4,7 @@
 //! removes later) or its memory. So, by construction rather than by a list of names:
 //!
 //! - `switchyard daemon` first reads the secrets the config names (the GitHub token, the
-//!   webhook secret) and replaces itself (`execve`, same pid) with a copy of itself whose
+//!   webhook secret, the dashboard's token) and replaces itself (`execve`, same pid) with a copy of itself whose
 //!   environment holds only what the daemon needs ([`daemon_env`]); the secrets travel
 //!   through a pipe and live only in its memory.
 //! - The daemon makes itself non-dumpable: its `/proc` files and memory are closed to
@@ -79,6 +79,12 @@ fn secret_names(config: &Config) -> Vec<&str> {
         names.push(gh.token_env.as_str());
         names.extend(gh.webhook.as_ref().map(|w| w.secret_env.as_str()));
     }
+    names.extend(
+        config
+            .dashboard
+            .as_ref()
+            .and_then(|d| d.token_env.as_deref()),
+    );
     names
 }
 

@@ -5,6 +5,8 @@
 //!
 //! The token lives inside octocrab and is never formatted into a message or a log.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, IF_NONE_MATCH};
@@ -68,6 +70,60 @@ impl Retry {
     };
 }
 
+/// How a request to GitHub failed, for the daemon's metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No answer: the connection failed or timed out.
+    Transport,
+    /// 403 or 429 with a rate limit's headers.
+    RateLimited,
+    /// 5xx.
+    ServerError,
+    /// Any other 4xx (401, 404, 422, ...).
+    ClientError,
+}
+
+impl Failure {
+    pub const ALL: [Failure; 4] = [
+        Failure::Transport,
+        Failure::RateLimited,
+        Failure::ServerError,
+        Failure::ClientError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Transport => "transport",
+            Failure::RateLimited => "rate_limited",
+            Failure::ServerError => "server_error",
+            Failure::ClientError => "client_error",
+        }
+    }
+}
+
+/// What the client asked of GitHub since the daemon started: every HTTP request (a
+/// retry is another request), and those that did not get a 2xx or 304, by kind. Shared
+/// by every copy of the client; `/metrics` reads it.
+#[derive(Debug, Default)]
+pub struct Usage {
+    calls: AtomicU64,
+    failures: [AtomicU64; 4],
+}
+
+impl Usage {
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    pub fn failures(&self, kind: Failure) -> u64 {
+        self.failures[kind as usize].load(Ordering::Relaxed)
+    }
+
+    fn failed(&self, kind: Failure) {
+        self.failures[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// One answer: status, ETag and JSON body (`Null` when empty).
 #[derive(Debug)]
 pub struct Reply {
@@ -83,6 +139,7 @@ pub struct Client {
     pub repo: String,
     token_env: String,
     retry: Retry,
+    usage: Arc<Usage>,
 }
 
 impl std::fmt::Debug for Client {
@@ -214,7 +271,13 @@ impl Client {
             repo: settings.repo.clone(),
             token_env: settings.token_env.clone(),
             retry,
+            usage: Arc::default(),
         })
+    }
+
+    /// The counts of requests made and failed, shared with every copy of this client.
+    pub fn usage(&self) -> Arc<Usage> {
+        Arc::clone(&self.usage)
     }
 
     /// The same client with another retry policy.
@@ -244,8 +307,24 @@ impl Client {
             tries += 1;
             let last = tries >= self.retry.tries;
             let outcome = self.send_once(&method, path, body, etag).await;
-            let wait = match outcome {
-                Ok(reply) => match self.judge(&method, path, reply)? {
+            self.usage.calls.fetch_add(1, Ordering::Relaxed);
+            let judged = outcome.map(|reply| {
+                let status = reply.0;
+                let judged = self.judge(&method, path, reply);
+                if !(status.is_success() || status == StatusCode::NOT_MODIFIED) {
+                    self.usage.failed(match &judged {
+                        Ok(Judged::Wait(..)) => Failure::RateLimited,
+                        _ if status.is_server_error() => Failure::ServerError,
+                        _ => Failure::ClientError,
+                    });
+                }
+                judged
+            });
+            if judged.is_err() {
+                self.usage.failed(Failure::Transport);
+            }
+            let wait = match judged {
+                Ok(judged) => match judged? {
                     Judged::Done(reply) => return Ok(reply),
                     Judged::Wait(wait, why) => {
                         if wait > self.retry.max_wait || last {

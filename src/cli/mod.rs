@@ -7,6 +7,7 @@
 mod check;
 mod claims;
 mod daemon;
+mod dashboard;
 mod decide;
 mod demo;
 mod error;
@@ -96,6 +97,7 @@ pub enum Command {
     Check(check::Args),
     Owners(owners::Args),
     Daemon(daemon::Args),
+    Dashboard(dashboard::Args),
     #[command(subcommand)]
     Task(task::Command),
     Claim(claims::ClaimArgs),
@@ -129,6 +131,7 @@ impl Command {
             Command::Owners(_) => Some("owners"),
             Command::Daemon(_) => Some("daemon"),
             Command::Token(_) => Some("token"),
+            Command::Dashboard(_) => Some("dashboard"),
             Command::Task(_)
             | Command::Claim(_)
             | Command::Heartbeat(_)
@@ -234,6 +237,7 @@ pub fn run(
         Command::Check(args) => check::run(&mut ctx, args),
         Command::Owners(args) => owners::run(&mut ctx, args),
         Command::Daemon(args) => daemon::run(&mut ctx, args),
+        Command::Dashboard(args) => dashboard::run(&mut ctx, args),
         Command::Task(cmd) => task::run(&mut ctx, cmd),
         Command::Claim(args) => claims::claim(&mut ctx, args),
         Command::Heartbeat(args) => claims::heartbeat(&mut ctx, args),

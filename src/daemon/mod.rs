@@ -9,12 +9,14 @@
 
 mod checkout;
 pub mod conflicts;
+mod dashboard;
 mod engine;
 mod github;
 pub mod harden;
 mod http;
 mod integrate;
 mod mcp_http;
+mod metrics;
 mod pushed;
 mod remote;
 mod review;
@@ -205,6 +207,11 @@ pub async fn run(
         })?)),
         None => None,
     };
+    // Bound now, before anything changes: a port in use stops the start in one line.
+    let dashboard = match &opts.config.dashboard {
+        Some(settings) => Some(dashboard::bind(settings, &opts.secrets).await?),
+        None => None,
+    };
     let ledger_path = ledger_path(&opts.repo.common_dir);
     let traces = service::traces_of_tasks(&main_root, &worktrees.root, service::Traces::Local)
         .map_err(|e| {
@@ -276,6 +283,7 @@ pub async fn run(
     );
     // The GitHub side holds the service's wake-up for it, so a webhook delivery and a
     // change in the ledger wake the same loop.
+    let github_usage = github.as_ref().map(|connected| connected.client.usage());
     let github = github.map(|connected| {
         Arc::new(github::Hub::new(
             connected.client,
@@ -401,6 +409,27 @@ pub async fn run(
                 stop.child_token(),
             ),
             serve::MCP,
+            None,
+            stop.clone(),
+        ));
+    }
+    if let Some(bound) = dashboard {
+        // The counters start from the ledger's history, so they survive restarts.
+        let metrics = Arc::new(metrics::Metrics::new(github_usage));
+        let events = {
+            let (m, s) = (Arc::clone(&metrics), Arc::clone(&service));
+            tokio::task::spawn_blocking(move || m.load(&s))
+                .await
+                .map_err(|e| setup("cannot count the ledger's history", &e))?
+                .map_err(|e| setup("cannot count the ledger's history", &e.message))?
+        };
+        tracker.spawn(Arc::clone(&metrics).follow(Arc::clone(&service), events, stop.clone()));
+        info!(url = %bound.url, "serving the dashboard and /metrics");
+        let (listener, router) = bound.into_parts(Arc::clone(&service), metrics, stop.clone());
+        tracker.spawn(serve::serve(
+            listener,
+            router,
+            dashboard::LIMITS,
             None,
             stop.clone(),
         ));

@@ -4,6 +4,7 @@
 mod agents;
 mod check;
 mod daemon;
+mod dashboard;
 mod demo;
 mod elsewhere;
 mod fakegh;

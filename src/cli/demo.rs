@@ -97,6 +97,12 @@ pub fn run(ctx: &mut Ctx<'_>, args: Args) -> Result<(), CliError> {
         ("the ledger", outcome.ledger.display().to_string()),
         ("verify logs", outcome.logs.display().to_string()),
         ("the daemon's log", log_path.display().to_string()),
+        (
+            "the dashboard",
+            format!(
+                "add `[dashboard]` with `listen = \"127.0.0.1:8790\"` to {repo}/switchyard.toml, run `switchyard --repo {repo} daemon`, open http://127.0.0.1:8790/"
+            ),
+        ),
     ] {
         writeln!(out, "  {what:<17} {line}").map_err(io)?;
     }

@@ -144,7 +144,7 @@ function cli(...args) {
 
     // A phone's width: one column, nothing wider than the screen.
     await page.setViewportSize({ width: 390, height: 844 });
-    await page.waitForTimeout(100);
+    await page.waitForFunction(() => window.innerWidth === 390);
     const wide = await page.evaluate(() => document.documentElement.scrollWidth);
     check(wide <= 390, `at 390px nothing scrolls sideways (${wide}px)`);
     await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-phone.png"), fullPage: true });

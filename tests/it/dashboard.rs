@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::queue::work;
-use crate::support::{BIN, TestRepo, add, claim, eventually, free_port, hermetic, queue_events};
+use crate::support::{
+    BIN, Daemon, TestRepo, add, all_text_under, claim, eventually, free_port, hermetic,
+    ledger_bytes, queue_events,
+};
 
 const TOKEN: &str = "dashboard-test-token-0123456789";
 const TOKEN_ENV: &str = "SWITCHYARD_DASHBOARD_TOKEN";
@@ -130,6 +133,33 @@ fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Reply {
 
 fn bearer() -> String {
     format!("Bearer {TOKEN}")
+}
+
+/// The token reached no log, no command's log, not the ledger (read while the daemon
+/// runs, so nothing is checkpointed away) and not the daemon's environment.
+fn assert_token_nowhere(repo: &TestRepo, daemon: &Daemon) {
+    let log = daemon.log_text();
+    assert!(!log.contains(TOKEN), "the token reached the daemon's log");
+    assert!(
+        !ledger_bytes(repo).contains(TOKEN),
+        "the token reached the ledger"
+    );
+    let logs = all_text_under(&repo.root.join(".git/switchyard/logs"));
+    assert!(!logs.contains(TOKEN), "the token reached a command's log");
+    let kept = log
+        .lines()
+        .find(|l| l.contains("the daemon's environment (names only)"))
+        .unwrap_or_else(|| panic!("the daemon never said what it kept:\n{log}"));
+    assert!(
+        !kept.contains(TOKEN_ENV),
+        "the token's variable stayed: {kept}"
+    );
+    if let Ok(environ) = std::fs::read(format!("/proc/{}/environ", daemon.pid)) {
+        assert!(
+            !String::from_utf8_lossy(&environ).contains(TOKEN),
+            "the token stayed in the daemon's environment"
+        );
+    }
 }
 
 // ---- the browser ---------------------------------------------------------------------
@@ -304,10 +334,7 @@ fn the_page_shows_the_queue_live_in_a_real_browser() {
         approved["by"],
         serde_json::json!({"kind": "person", "name": "lead"})
     );
-    assert!(
-        !daemon.log_text().contains(TOKEN),
-        "the token reached the log"
-    );
+    assert_token_nowhere(&repo, &daemon);
 }
 
 // ---- metrics ---------------------------------------------------------------------
@@ -716,10 +743,7 @@ fn the_token_guards_every_request_and_actions_need_it() {
     assert_eq!(out.status, 303);
     assert_eq!(get(port, "/", &[("Cookie", &cookie)]).status, 401);
 
-    assert!(
-        !daemon.log_text().contains(TOKEN),
-        "the token reached the log"
-    );
+    assert_token_nowhere(&repo, &daemon);
 }
 
 #[test]

@@ -648,6 +648,10 @@ fn the_token_guards_every_request_and_actions_need_it() {
     let task = get(port, &format!("/tasks/{t1}"), &[("Authorization", &auth)]);
     assert_eq!(task.status, 200);
     assert!(task.body.contains("A task &lt;b&gt;with markup&lt;/b&gt;"));
+    assert_eq!(
+        get(port, "/tasks/t42/live", &[("Authorization", &auth)]).status,
+        404
+    );
     for path in ["/tasks/t42", "/tasks/nonsense", "/no/such/page"] {
         let missing = get(port, path, &[("Authorization", &auth)]);
         assert_eq!(missing.status, 404, "{path}");

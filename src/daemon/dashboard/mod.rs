@@ -415,9 +415,22 @@ async fn task_live(
     Extension(who): Extension<Who>,
     Path(id): Path<String>,
 ) -> Response {
-    match id.parse::<TaskId>() {
-        Ok(id) => stream(app, who, Live::Task(id)).into_response(),
-        Err(_) => (StatusCode::NOT_FOUND, "no such task\n").into_response(),
+    let Ok(id) = id.parse::<TaskId>() else {
+        return (StatusCode::NOT_FOUND, "no such task\n").into_response();
+    };
+    let service = Arc::clone(&app.service);
+    let known = tokio::task::spawn_blocking(move || service.read(|l| l.task(id))).await;
+    match known {
+        Ok(Ok(_)) => stream(app, who, Live::Task(id)).into_response(),
+        Ok(Err(e)) if e.code == api::ErrorCode::NotFound => {
+            (StatusCode::NOT_FOUND, format!("{}\n", e.message)).into_response()
+        }
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{}\n", e.message),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     }
 }
 
@@ -466,6 +479,8 @@ fn stream(
             }
             let body = match render_off_runtime(&s.app, s.live, s.viewer.clone()).await {
                 Ok(body) => body,
+                // A task that does not exist has no page to keep live.
+                Err(e) if e.code == api::ErrorCode::NotFound => return None,
                 Err(e) => {
                     warn!(error = %e.message, "cannot render the dashboard");
                     continue;

@@ -302,6 +302,20 @@ pub async fn run(
             .map_err(|e| setup("reconcile failed", &e.message))?;
     }
 
+    // The metrics' counters start from the ledger's history, so they survive restarts.
+    let dashboard = match dashboard {
+        Some(bound) => {
+            let metrics = Arc::new(metrics::Metrics::new(github_usage));
+            let (m, s) = (Arc::clone(&metrics), Arc::clone(&service));
+            let events = tokio::task::spawn_blocking(move || m.load(&s))
+                .await
+                .map_err(|e| setup("cannot count the ledger's history", &e))?
+                .map_err(|e| setup("cannot count the ledger's history", &e.message))?;
+            Some((bound, metrics, events))
+        }
+        None => None,
+    };
+
     let socket = socket_path(&opts.repo.common_dir);
     // We hold the lock, so a socket file left here is a crashed daemon's.
     if socket.exists() {
@@ -413,16 +427,7 @@ pub async fn run(
             stop.clone(),
         ));
     }
-    if let Some(bound) = dashboard {
-        // The counters start from the ledger's history, so they survive restarts.
-        let metrics = Arc::new(metrics::Metrics::new(github_usage));
-        let events = {
-            let (m, s) = (Arc::clone(&metrics), Arc::clone(&service));
-            tokio::task::spawn_blocking(move || m.load(&s))
-                .await
-                .map_err(|e| setup("cannot count the ledger's history", &e))?
-                .map_err(|e| setup("cannot count the ledger's history", &e.message))?
-        };
+    if let Some((bound, metrics, events)) = dashboard {
         tracker.spawn(Arc::clone(&metrics).follow(Arc::clone(&service), events, stop.clone()));
         info!(url = %bound.url, "serving the dashboard and /metrics");
         let (listener, router) = bound.into_parts(Arc::clone(&service), metrics, stop.clone());

@@ -15,8 +15,7 @@ use super::raw::{OneOrList, Raw, RawApi, RawDashboard, RawReview, Str, StrList};
 use super::{
     Api, Approval, Approver, Claims, Commands, Config, Context, DEFAULT_MAX_ATTEMPTS, Dashboard,
     Github, Land, Listen, MAX_ATTEMPTS, MAX_QUEUE_PARALLEL, MAX_RETRIES, Queue, Review, Subsystem,
-    Tls, VerifyOn,
-    Webhook, Worktrees, normalize,
+    Tls, VerifyOn, Webhook, Worktrees, normalize,
 };
 use crate::diagnostic::{Diagnostic, Location};
 use crate::model::{SubsystemName, is_valid_branch_name};

@@ -334,9 +334,7 @@ async fn as_owner(
         Endpoint::AddTask => rewrite::<api::AddTask>(entry, request, MAX_BODY_BYTES, none).await,
         Endpoint::Plan => rewrite::<api::Plan>(entry, request, MAX_PLAN_BODY_BYTES, none).await,
         Endpoint::Claim => rewrite::<api::Claim>(entry, request, MAX_BODY_BYTES, none).await,
-        Endpoint::Heartbeat => {
-            rewrite::<api::ByAgent>(entry, request, MAX_BODY_BYTES, none).await
-        }
+        Endpoint::Heartbeat => rewrite::<api::ByAgent>(entry, request, MAX_BODY_BYTES, none).await,
         // Its `commit` must survive the rewrite: a remote claim's submission names it.
         Endpoint::Submit => rewrite::<api::Submit>(entry, request, MAX_BODY_BYTES, none).await,
         // A person's release takes a task from its executor: a decision of its own.

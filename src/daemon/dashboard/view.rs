@@ -10,11 +10,8 @@
 use std::fmt::{self, Display, Write};
 
 use crate::api::{self, QueueEntry, Stage};
-use crate::model::evidence::{
-    BranchUpdated, ChangedOnGithub, Conflict, Evidence, Finished, Outcome, Verification,
-    VerifyFailure,
-};
-use crate::model::{Actor, Event, EventKind, Pause, Stop, StopPart, TaskId, TaskState, Timestamp};
+use crate::model::evidence::{Conflict, Evidence, Finished, Outcome, Verification, VerifyFailure};
+use crate::model::{Event, Pause, Stop, StopPart, TaskId, TaskState, Timestamp};
 
 use super::super::metrics::Expected;
 
@@ -512,7 +509,7 @@ fn came_back(h: &mut String, o: &Overview) {
             esc(&b.title),
             state_badge(b.state),
             ago(b.event.at),
-            esc(&event_line(&b.event)),
+            esc(&crate::story::line(&b.event)),
             id = b.id
         );
         if let Some(a) = &b.agent {
@@ -690,12 +687,15 @@ pub(super) fn task(p: &TaskPage, viewer: &Viewer) -> String {
     evidence(&mut h, p);
     logs(&mut h, p);
     h.push_str("<section class=\"card\"><h2>Timeline</h2><ol class=\"timeline\">");
-    for e in d.timeline.iter().rev() {
+    // Told in order (a line names whom work went back to), shown newest first.
+    let mut story = crate::story::Story::new();
+    let told: Vec<String> = d.timeline.iter().map(|e| story.line(e)).collect();
+    for (e, line) in d.timeline.iter().zip(told).rev() {
         let _ = write!(
             h,
             "<li><time datetime=\"{at}\" title=\"{at}\">{}</time><span class=\"line\">{}</span>",
             time(e.at),
-            esc(&event_line(e)),
+            esc(&line),
             at = e.at
         );
         if let Some(s) = e.state {
@@ -1030,209 +1030,11 @@ fn outcome(o: Outcome) -> String {
     }
 }
 
-fn short(sha: &str) -> &str {
-    sha.get(..10).unwrap_or(sha)
-}
+use crate::model::short_sha as short;
 
 /// A link only to the web, never `javascript:` or a local file.
 fn safe_url(url: &str) -> Option<&str> {
     (url.starts_with("https://") || url.starts_with("http://")).then_some(url)
-}
-
-/// One event as a line for people. The dashboard's one place for this: when
-/// `story::line` lands (the CLI's story lines), this becomes a call of it.
-pub(super) fn event_line(e: &Event) -> String {
-    let by = match &e.by {
-        Actor::Daemon => String::new(),
-        who => format!(" by {who}"),
-    };
-    let commands = |runs: &[Finished]| {
-        let ms: u64 = runs.iter().map(|f| f.duration_ms).sum();
-        format!(
-            "{} command{} in {}",
-            runs.len(),
-            if runs.len() == 1 { "" } else { "s" },
-            duration(ms)
-        )
-    };
-    match &e.what {
-        Evidence::Created(c) => format!("created{by}, priority {}", c.priority),
-        Evidence::Claimed(c) => format!("claimed by agent {}", c.agent),
-        Evidence::WorktreeReady(w) => format!("worktree ready at {}", w.path),
-        Evidence::WorktreeFailed(w) => format!("no worktree could be made: {}", w.error),
-        Evidence::WorktreeRestored(w) => format!("worktree made again at {}", w.path),
-        Evidence::WorktreeRecycled(w) => format!("worktree {} let go of", w.path),
-        Evidence::WorktreeKept(w) => format!("worktree kept: {}", w.reason),
-        Evidence::SetupFailed(f) => format!(
-            "setup `{}` failed ({}) after {}",
-            f.command,
-            outcome(f.outcome),
-            duration(f.duration_ms)
-        ),
-        Evidence::Released(l) => format!(
-            "released{}",
-            match (&e.by, &l.agent) {
-                (Actor::Person(p), Some(a)) => format!(" by {p}, taken from agent {a}"),
-                (_, Some(a)) => format!(" by agent {a}"),
-                _ => by.clone(),
-            }
-        ),
-        Evidence::LeaseExpired(l) => format!(
-            "the lease{} ran out; open again",
-            l.agent
-                .as_deref()
-                .map(|a| format!(" of agent {a}"))
-                .unwrap_or_default()
-        ),
-        Evidence::Cancelled(c) => format!("cancelled{by}: {}", c.reason),
-        Evidence::Submitted(s) => {
-            let mut line = format!(
-                "attempt {} submitted{by}: {} ({} path{})",
-                s.attempt,
-                short(&s.head),
-                s.paths,
-                if s.paths == 1 { "" } else { "s" }
-            );
-            if !s.checkpoints.is_empty() {
-                line.push_str(&format!(
-                    "; waits for a person: {}",
-                    s.checkpoints.join("; ")
-                ));
-            }
-            line
-        }
-        Evidence::Approved(a) => format!("attempt {} approved{by}", a.attempt),
-        Evidence::Rejected(r) => format!("rejected{by}: {}", r.reason),
-        Evidence::IntegrationStarted(i) => {
-            format!(
-                "integration of attempt {} started onto {}",
-                i.attempt,
-                short(&i.onto)
-            )
-        }
-        Evidence::Rebased(r) => format!("built as {} onto {}", short(&r.head), short(&r.onto)),
-        Evidence::Conflict(Conflict::Paths { paths, .. }) => {
-            format!("conflict in {}; back to its executor", paths.join(", "))
-        }
-        Evidence::Conflict(Conflict::Unreplayable { reason, .. }) => {
-            format!("cannot be built: {reason}")
-        }
-        Evidence::VerifyPassed(v) => match &v.by {
-            Verification::Commands { commands: c } => format!("verify passed: {}", commands(c)),
-            Verification::Checks { checks } => {
-                format!("verify passed: {} check(s) on GitHub", checks.len())
-            }
-        },
-        Evidence::VerifyFailed(v) => {
-            let attempt = v
-                .attempt
-                .map(|a| format!(" on attempt {a}"))
-                .unwrap_or_default();
-            match &v.failure {
-                VerifyFailure::Command { failed, .. } => format!(
-                    "verify failed{attempt}: `{}` {} after {}; back to its executor",
-                    failed.command,
-                    match failed.outcome {
-                        Outcome::Exited { code } => format!("exited {code}"),
-                        other => outcome(other),
-                    },
-                    duration(failed.duration_ms)
-                ),
-                VerifyFailure::Check { check } => {
-                    format!(
-                        "verify failed{attempt}: check {} {}",
-                        check.name, check.conclusion
-                    )
-                }
-                VerifyFailure::TimedOut { reason, .. } => {
-                    format!("verify failed{attempt}: {reason}")
-                }
-            }
-        }
-        Evidence::NeedsApproval(n) => {
-            format!("needs a person's approval: {}", n.checkpoints.join("; "))
-        }
-        Evidence::NeedsReview(n) => format!("needs a review: {}", n.checkpoints.join("; ")),
-        Evidence::BaseRaced(b) => {
-            format!("built again: {} moved to {}", short(&b.was), short(&b.now))
-        }
-        Evidence::CandidateFailed(c) => format!(
-            "failed on top of the candidate below ({}); decided once it is first in line",
-            c.failure.kind().as_str().replace('_', " ")
-        ),
-        Evidence::Flaked(f) => format!(
-            "`{}` flaked: failed {} time(s), then passed",
-            f.command,
-            f.failed.len()
-        ),
-        Evidence::Carried(c) => format!(
-            "carried onto {} past {} independent landing(s), without verifying again",
-            short(&c.onto),
-            c.past
-        ),
-        Evidence::BaseMoved(b) => format!("{} moved to {}", b.base, short(&b.to)),
-        Evidence::Pushed(p) => format!("pushed {} to {}", short(&p.commit), p.remote),
-        Evidence::BranchUpdated(BranchUpdated::Moved { branch, to, .. }) => {
-            format!("branch {branch} now at {}", short(to))
-        }
-        Evidence::BranchUpdated(BranchUpdated::LeftAlone { branch, .. }) => {
-            format!("branch {branch} left as it was (it has later commits)")
-        }
-        Evidence::Merged(m) => format!("merged into {} as {}", m.base, short(&m.commit)),
-        Evidence::CheckoutUpdated(c) => format!("your checkout followed to {}", short(&c.to)),
-        Evidence::CheckoutLeftBehind(c) => {
-            format!("your checkout at {} was left behind: {}", c.path, c.hint)
-        }
-        Evidence::IntegrationFailed(i) => {
-            format!(
-                "integration failed {} time(s): {}; back to its executor",
-                i.tries, i.error
-            )
-        }
-        Evidence::PrOpened(p) => format!("pull request #{} opened", p.number),
-        Evidence::ChangedOnGithub(c) => changed_on_github(c),
-        Evidence::Retried(a) => format!("attempt {} queued again{by}", a.attempt),
-        Evidence::PriorityChanged(p) => format!("priority {} → {}{by}", p.from, p.to),
-        Evidence::LeftBase(l) => {
-            format!("its commit {} left {} (rewound)", short(&l.commit), l.base)
-        }
-        Evidence::ReviewStarted(r) => format!("review of {} started{by}", short(&r.commit)),
-        Evidence::ReviewApproved(v) => format!("review approved{by}{}", notes(&v.notes)),
-        Evidence::ChangesRequested(v) => format!("changes requested{by}{}", notes(&v.notes)),
-        Evidence::ReviewExpired(r) => {
-            format!("the review by {} ran out; handed out again", r.reviewer)
-        }
-        Evidence::AttemptLimit(a) => format!(
-            "came back {} times (the limit): a person decides now",
-            a.limit
-        ),
-        Evidence::ConflictWarning(w) => format!(
-            "collides with {} in {}",
-            w.with.map_or("the base".to_owned(), |t| t.to_string()),
-            w.paths.join(", ")
-        ),
-        Evidence::ConflictCleared(c) => format!(
-            "no longer collides with {}",
-            c.with.map_or("the base".to_owned(), |t| t.to_string())
-        ),
-        Evidence::Unknown { kind, .. } => kind_words(*kind),
-    }
-}
-
-fn changed_on_github(c: &ChangedOnGithub) -> String {
-    format!("changed on GitHub: {}", c.reason())
-}
-
-fn notes(n: &str) -> String {
-    if n.trim().is_empty() {
-        String::new()
-    } else {
-        format!(": {}", n.trim())
-    }
-}
-
-fn kind_words(kind: EventKind) -> String {
-    kind.as_str().replace('_', " ")
 }
 
 #[cfg(test)]
@@ -1240,7 +1042,7 @@ mod tests {
     use super::*;
     use crate::api::{PullRequestLink, TaskDetail};
     use crate::model::evidence::{Merged, Rejected, VerifyFailed};
-    use crate::model::{Roles, SubsystemName, Task};
+    use crate::model::{Actor, Roles, SubsystemName, Task};
 
     const HOSTILE: &str = "<script>alert('x')</script> & \"quotes\"";
 
@@ -1268,6 +1070,8 @@ mod tests {
             blocked_by: vec![],
             review: None,
             reviewed_head: None,
+            remote_claim: false,
+            executor: None,
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
         }
@@ -1509,7 +1313,7 @@ mod tests {
                 commit: "0123456789abcdef".into(),
             }),
         );
-        assert_eq!(event_line(&merged), "merged into main as 0123456789");
+        assert!(crate::story::line(&merged).contains("0123456789"));
         let rejected = event(
             0,
             Some(TaskState::Returned),
@@ -1518,7 +1322,7 @@ mod tests {
                 reason: "too big".into(),
             }),
         );
-        assert_eq!(event_line(&rejected), "rejected by lead: too big");
+        assert!(crate::story::line(&rejected).contains("too big"));
         assert_eq!(time(Timestamp(1_700_000_000_000)), "22:13:20Z");
     }
 

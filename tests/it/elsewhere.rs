@@ -1,67 +1,171 @@
 //! Executors elsewhere (`claim --remote`): each works in a clone of its own in a temp
-//! dir, pushes the task's branch to a bare repository (the configured remote), and
-//! submits the commit it pushed. The daemon makes no worktree for them, follows the
-//! pushed branch, and takes only exactly the holder's commit.
+//! dir, pushes the task's branch to a bare repository (the configured remote), and talks
+//! to the daemon as a remote client would: over HTTPS (a certificate made at test time)
+//! with a token of its own. The daemon makes no worktree for them, follows the pushed
+//! branch, and takes only exactly the holder's commit.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use serde_json::Value;
 
 use crate::queue::queue_repo;
-use crate::support::{TestRepo, commit_in, events, eventually, git_in, hermetic, show};
+use crate::remote::{api_config, token};
+use crate::support::{
+    BIN, Daemon, Run, TestRepo, commit_in, events, eventually, free_port, git_in, hermetic, show,
+};
 
-/// A queue repository whose `remote` is a bare repository, with the base pushed there.
-fn repo_with_remote(extra: &str) -> (TestRepo, PathBuf) {
+/// A daemon with a remote to push to and the networked API, and its executors' tokens.
+struct Fleet {
+    repo: TestRepo,
+    bare: PathBuf,
+    daemon: Option<Daemon>,
+    url: String,
+    ca: PathBuf,
+    tokens: RefCell<BTreeMap<String, String>>,
+}
+
+/// A queue repository whose `remote` is a bare repository (the base pushed there), whose
+/// daemon also serves HTTPS on a fixed loopback port (the same after a restart).
+fn fleet(extra: &str) -> Fleet {
     let repo = queue_repo(extra);
     let bare = repo.tmp.path().join("origin.git");
-    let made = hermetic(&mut std::process::Command::new("git"), &repo.home())
+    let made = hermetic(&mut Command::new("git"), &repo.home())
         .args(["init", "-q", "--bare", "-b", "main"])
         .arg(&bare)
         .status()
         .unwrap();
     assert!(made.success());
     repo.git(&["remote", "add", "origin", bare.to_str().unwrap()]);
+    let port = free_port();
+    let api = api_config(&repo, true).replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
     let text = std::fs::read_to_string(repo.root.join("switchyard.toml")).unwrap();
-    repo.config(&format!("remote = \"origin\"\n{text}"));
+    repo.config(&format!("remote = \"origin\"\n{text}{api}"));
     repo.commit("remote");
     repo.git(&["push", "-q", "origin", "main"]);
-    (repo, bare)
+    // Made before the daemon starts: it refuses to start without its tokens file.
+    let mut tokens = BTreeMap::new();
+    tokens.insert("planner".to_owned(), token(&repo, "planner", &["planner"]));
+    let daemon = repo.start_daemon();
+    let url = format!("https://127.0.0.1:{port}");
+    assert!(daemon.ready.contains(&url), "{}", daemon.ready);
+    let ca = repo.tmp.path().join("cert.pem");
+    Fleet {
+        repo,
+        bare,
+        daemon: Some(daemon),
+        url,
+        ca,
+        tokens: RefCell::new(tokens),
+    }
 }
 
-/// An executor's own clone of the remote, on the claimed task's branch: continuing from
-/// what was pushed, else starting at the claim's base commit.
-fn clone_for(repo: &TestRepo, bare: &Path, name: &str, claimed: &Value) -> PathBuf {
-    let dir = repo.tmp.path().join(name);
-    git_in(
-        repo.tmp.path(),
-        &["clone", "-q", bare.to_str().unwrap(), dir.to_str().unwrap()],
-    );
-    let branch = claimed["branch"].as_str().unwrap();
-    let start = match claimed["pushed"].as_str() {
-        Some(tip) => {
-            git_in(&dir, &["fetch", "-q", "origin", branch]);
-            tip.to_owned()
-        }
-        None => claimed["base_sha"].as_str().unwrap().to_owned(),
-    };
-    git_in(&dir, &["switch", "-q", "-C", branch, &start]);
-    dir
-}
+impl Fleet {
+    /// `switchyard` as `agent` (its own token, made on first use) would run it on its
+    /// machine: in `dir`, with the daemon's URL, the token and the CA in its environment.
+    fn command(&self, agent: &str, dir: &Path, args: &[&str]) -> Command {
+        let token = self
+            .tokens
+            .borrow_mut()
+            .entry(agent.to_owned())
+            .or_insert_with(|| token(&self.repo, agent, &["executor"]))
+            .clone();
+        let mut cmd = Command::new(BIN);
+        hermetic(&mut cmd, &self.repo.home())
+            .env("SWITCHYARD_DAEMON", &self.url)
+            .env("SWITCHYARD_TOKEN", token)
+            .env("SWITCHYARD_CA_CERT", &self.ca)
+            .args(args)
+            .current_dir(dir);
+        cmd
+    }
 
-/// An executor's clone with one commit of `files` on the task's branch, pushed; and
-/// that commit.
-fn pushed_work(
-    repo: &TestRepo,
-    bare: &Path,
-    name: &str,
-    claimed: &Value,
-    files: &[(&str, &str)],
-) -> (PathBuf, String) {
-    let clone = clone_for(repo, bare, name, claimed);
-    commit_in(&clone, name, files);
-    push(&clone, claimed["branch"].as_str().unwrap());
-    let head = git_in(&clone, &["rev-parse", "HEAD"]).trim().to_owned();
-    (clone, head)
+    fn as_(&self, agent: &str, dir: &Path, args: &[&str]) -> Run {
+        Run(self.command(agent, dir, args).output().unwrap())
+    }
+
+    /// A task, added over the network by the planner.
+    fn add(&self, title: &str) -> String {
+        let added = self
+            .as_(
+                "planner",
+                self.repo.tmp.path(),
+                &["--json", "task", "add", title, "--scope", "api"],
+            )
+            .expect(0)
+            .json();
+        added["id"].as_str().unwrap().to_owned()
+    }
+
+    fn remote_claim(&self, agent: &str, id: Option<&str>) -> Value {
+        let mut args = vec!["--json", "claim", "--remote"];
+        args.extend(id);
+        self.as_(agent, self.repo.tmp.path(), &args)
+            .expect(0)
+            .json()
+    }
+
+    /// An executor's own clone of the remote, on the claimed task's branch: continuing
+    /// from what was pushed, else starting at the claim's base commit.
+    fn clone_for(&self, name: &str, claimed: &Value) -> PathBuf {
+        let dir = self.repo.tmp.path().join(name);
+        git_in(
+            self.repo.tmp.path(),
+            &[
+                "clone",
+                "-q",
+                self.bare.to_str().unwrap(),
+                dir.to_str().unwrap(),
+            ],
+        );
+        let branch = claimed["branch"].as_str().unwrap();
+        let start = match claimed["pushed"].as_str() {
+            Some(tip) => {
+                git_in(&dir, &["fetch", "-q", "origin", branch]);
+                tip.to_owned()
+            }
+            None => claimed["base_sha"].as_str().unwrap().to_owned(),
+        };
+        git_in(&dir, &["switch", "-q", "-C", branch, &start]);
+        dir
+    }
+
+    /// An executor's clone with one commit of `files` on the task's branch, pushed; and
+    /// that commit.
+    fn pushed_work(
+        &self,
+        name: &str,
+        claimed: &Value,
+        files: &[(&str, &str)],
+    ) -> (PathBuf, String) {
+        let clone = self.clone_for(name, claimed);
+        commit_in(&clone, name, files);
+        push(&clone, claimed["branch"].as_str().unwrap());
+        let head = git_in(&clone, &["rev-parse", "HEAD"]).trim().to_owned();
+        (clone, head)
+    }
+
+    /// `--json submit ID --commit HEAD` in the executor's clone.
+    fn submit_head(&self, agent: &str, clone: &Path, id: &str) -> Run {
+        self.as_(agent, clone, &["--json", "submit", id, "--commit", "HEAD"])
+    }
+
+    /// The holder submits its pushed HEAD and waits: it lands.
+    fn land_head(&self, agent: &str, clone: &Path, id: &str) {
+        let args = [
+            "submit",
+            id,
+            "--commit",
+            "HEAD",
+            "--wait",
+            "--timeout",
+            "60s",
+        ];
+        let out = self.as_(agent, clone, &args).expect(0);
+        assert!(out.stdout().contains("merged"), "{}", out.stdout());
+    }
 }
 
 fn push(clone: &Path, branch: &str) {
@@ -77,48 +181,8 @@ fn push(clone: &Path, branch: &str) {
     );
 }
 
-/// `switchyard` run in the executor's clone, for the daemon's repository.
-fn run_from(repo: &TestRepo, clone: &Path, args: &[&str]) -> crate::support::Run {
-    let root = repo.root.to_str().unwrap().to_owned();
-    let mut all = vec!["--repo", root.as_str()];
-    all.extend_from_slice(args);
-    repo.run_in(clone, all)
-}
-
-/// `submit ID --agent AGENT --commit HEAD` in the executor's clone, `--json` first.
-fn submit_head(repo: &TestRepo, clone: &Path, id: &str, agent: &str) -> crate::support::Run {
-    run_from(
-        repo,
-        clone,
-        &["--json", "submit", id, "--agent", agent, "--commit", "HEAD"],
-    )
-}
-
-/// The holder submits its pushed HEAD and waits: it lands.
-fn land_head(repo: &TestRepo, clone: &Path, id: &str, agent: &str) {
-    let args = [
-        "submit",
-        id,
-        "--agent",
-        agent,
-        "--commit",
-        "HEAD",
-        "--wait",
-        "--timeout",
-        "60s",
-    ];
-    let out = run_from(repo, clone, &args).expect(0);
-    assert!(out.stdout().contains("merged"), "{}", out.stdout());
-}
-
-fn remote_claim(repo: &TestRepo, agent: &str) -> Value {
-    repo.run(["--json", "claim", "--remote", "--agent", agent])
-        .expect(0)
-        .json()
-}
-
 /// `--json` refusal's code.
-fn code_of(run: crate::support::Run) -> String {
+fn code_of(run: Run) -> String {
     let err: Value = serde_json::from_str(run.stderr().trim()).unwrap_or_else(|e| {
         panic!("stderr is not one JSON error ({e}): {}", run.stderr());
     });
@@ -127,13 +191,16 @@ fn code_of(run: crate::support::Run) -> String {
 
 #[test]
 fn a_remote_executor_lands_a_change_from_its_own_clone() {
-    let (repo, bare) = repo_with_remote("");
-    let _daemon = repo.start_daemon();
-    let id = crate::support::add(&repo, "Say more, remotely", &["api"]);
+    let f = fleet("");
+    let id = f.add("Say more, remotely");
 
-    let claimed = remote_claim(&repo, "far-agent");
+    let claimed = f.remote_claim("far-agent", None);
     assert_eq!(claimed["id"], id.as_str());
-    assert_eq!(claimed["remote"], bare.to_str().unwrap());
+    assert_eq!(
+        claimed["agent"], "far-agent",
+        "the token's name is the executor"
+    );
+    assert_eq!(claimed["remote"], f.bare.to_str().unwrap());
     assert_eq!(claimed["remote_claim"], true);
     assert!(claimed["worktree"].is_null(), "{claimed}");
     assert!(
@@ -147,14 +214,14 @@ fn a_remote_executor_lands_a_change_from_its_own_clone() {
         "{claimed}"
     );
     let base_sha = claimed["base_sha"].as_str().unwrap();
-    assert_eq!(repo.git(&["rev-parse", "main"]).trim(), base_sha);
+    assert_eq!(f.repo.git(&["rev-parse", "main"]).trim(), base_sha);
     // No worktree was made for it, and asked for one now, it is refused.
-    assert!(!repo.tmp.path().join("repo.worktrees").join(&id).exists());
-    let r = repo.run(["--json", "claim", &id, "--agent", "far-agent"]);
+    assert!(!f.repo.tmp.path().join("repo.worktrees").join(&id).exists());
+    let r = f.as_("far-agent", f.repo.tmp.path(), &["--json", "claim", &id]);
     assert_eq!(code_of(r.expect(1)), "wrong_state");
 
     let branch = claimed["branch"].as_str().unwrap().to_owned();
-    let clone = clone_for(&repo, &bare, "far", &claimed);
+    let clone = f.clone_for("far", &claimed);
     commit_in(
         &clone,
         "say more",
@@ -163,53 +230,46 @@ fn a_remote_executor_lands_a_change_from_its_own_clone() {
     let head = git_in(&clone, &["rev-parse", "HEAD"]).trim().to_owned();
 
     // Not pushed yet: nothing to take.
-    let r = submit_head(&repo, &clone, &id, "far-agent");
+    let r = f.submit_head("far-agent", &clone, &id);
     assert_eq!(code_of(r.expect(1)), "nothing_to_submit");
     // A remote claim's submission names its commit.
-    let r = run_from(
-        &repo,
-        &clone,
-        &["--json", "submit", &id, "--agent", "far-agent"],
-    );
+    let r = f.as_("far-agent", &clone, &["--json", "submit", &id]);
     assert_eq!(code_of(r.expect(2)), "bad_request");
 
     push(&clone, &branch);
     // A heartbeat brings the pushed work in, so conflict checks see it.
-    run_from(&repo, &clone, &["heartbeat", &id, "--agent", "far-agent"]).expect(0);
-    assert_eq!(repo.git(&["rev-parse", &branch]).trim(), head);
+    f.as_("far-agent", &clone, &["heartbeat", &id]).expect(0);
+    assert_eq!(f.repo.git(&["rev-parse", &branch]).trim(), head);
 
     // Only the holder may submit it.
-    let r = submit_head(&repo, &clone, &id, "intruder");
+    let r = f.submit_head("intruder", &clone, &id);
     assert_eq!(code_of(r.expect(1)), "not_claim_holder");
 
-    land_head(&repo, &clone, &id, "far-agent");
+    f.land_head("far-agent", &clone, &id);
     // Landed, and the base went out to the remote with it.
-    let remote_main = git_in(&bare, &["rev-parse", "main"]).trim().to_owned();
-    assert_eq!(repo.git(&["rev-parse", "main"]).trim(), remote_main);
-    let landed = git_in(&bare, &["show", "main:api/handler.txt"]);
+    let remote_main = git_in(&f.bare, &["rev-parse", "main"]).trim().to_owned();
+    assert_eq!(f.repo.git(&["rev-parse", "main"]).trim(), remote_main);
+    let landed = git_in(&f.bare, &["show", "main:api/handler.txt"]);
     assert!(landed.contains("from far away"), "{landed}");
-    let task = show(&repo, &id);
+    let task = show(&f.repo, &id);
     assert_eq!(task["state"], "merged");
     assert_eq!(task["submitted_head"], head.as_str());
 }
 
 #[test]
 fn what_was_not_the_holders_push_is_refused_and_changes_nothing() {
-    let (repo, bare) = repo_with_remote("");
-    let _daemon = repo.start_daemon();
-    let id = crate::support::add(&repo, "Contested", &["api"]);
-    let claimed = remote_claim(&repo, "holder");
+    let f = fleet("");
+    let id = f.add("Contested");
+    let claimed = f.remote_claim("holder", None);
     let branch = claimed["branch"].as_str().unwrap().to_owned();
 
-    let mine = clone_for(&repo, &bare, "mine", &claimed);
+    let mine = f.clone_for("mine", &claimed);
     commit_in(&mine, "mine", &[("api/handler.txt", "mine\n")]);
     // Someone else pushes their own commit to the holder's branch.
-    let theirs = clone_for(&repo, &bare, "theirs", &claimed);
-    commit_in(&theirs, "theirs", &[("api/handler.txt", "theirs\n")]);
-    push(&theirs, &branch);
-    let before = repo.run(["--json", "task", "show", &id]).expect(0).json();
+    let (_, _) = f.pushed_work("theirs", &claimed, &[("api/handler.txt", "theirs\n")]);
+    let before = f.repo.run(["--json", "task", "show", &id]).expect(0).json();
 
-    let r = submit_head(&repo, &mine, &id, "holder");
+    let r = f.submit_head("holder", &mine, &id);
     let err: Value = serde_json::from_str(r.expect(1).stderr().trim()).unwrap();
     assert_eq!(err["error"]["code"], "stale_commit", "{err}");
     assert!(
@@ -217,77 +277,58 @@ fn what_was_not_the_holders_push_is_refused_and_changes_nothing() {
         "{err}"
     );
     assert_eq!(
-        repo.run(["--json", "task", "show", &id]).expect(0).json(),
+        f.repo.run(["--json", "task", "show", &id]).expect(0).json(),
         before,
         "a refused submission changed nothing"
     );
-    assert!(!events(&repo, &id).contains(&"submitted".to_owned()));
+    assert!(!events(&f.repo, &id).contains(&"submitted".to_owned()));
 
     // A branch that rewrote the base (history of its own) is refused, named.
-    let orphan = repo.tmp.path().join("orphan");
+    let orphan = f.repo.tmp.path().join("orphan");
     git_in(
-        repo.tmp.path(),
+        f.repo.tmp.path(),
         &["init", "-q", "-b", "x", orphan.to_str().unwrap()],
     );
     commit_in(&orphan, "unrelated", &[("api/handler.txt", "rewritten\n")]);
     git_in(
         &orphan,
-        &["remote", "add", "origin", bare.to_str().unwrap()],
+        &["remote", "add", "origin", f.bare.to_str().unwrap()],
     );
     push(&orphan, &branch);
-    let r = submit_head(&repo, &orphan, &id, "holder");
+    let r = f.submit_head("holder", &orphan, &id);
     assert_eq!(code_of(r.expect(1)), "conflict");
-    assert_eq!(show(&repo, &id)["state"], "claimed");
+    assert_eq!(show(&f.repo, &id)["state"], "claimed");
 
     // A commit that is not one, in the executor's clone: the CLI says so.
-    run_from(
-        &repo,
-        &mine,
-        &[
-            "submit",
-            &id,
-            "--agent",
-            "holder",
-            "--commit",
-            "no-such-rev",
-        ],
-    )
-    .refused(2, "--commit no-such-rev: not a commit");
+    f.as_("holder", &mine, &["submit", &id, "--commit", "no-such-rev"])
+        .refused(2, "--commit no-such-rev: not a commit");
 }
 
 #[test]
 fn a_silent_remote_executor_loses_the_claim_and_the_next_continues_from_its_push() {
-    let (repo, bare) = repo_with_remote("[claims]\nlease = \"1s\"\n");
-    let _daemon = repo.start_daemon();
-    let id = crate::support::add(&repo, "Handed on", &["api"]);
+    let f = fleet("[claims]\nlease = \"1s\"\n");
+    let id = f.add("Handed on");
 
-    let first = remote_claim(&repo, "silent");
-    let branch = first["branch"].as_str().unwrap().to_owned();
-    let (_, partial) = pushed_work(
-        &repo,
-        &bare,
-        "silent",
-        &first,
-        &[("api/first.txt", "first half\n")],
-    );
+    let first = f.remote_claim("silent", None);
+    let (_, partial) = f.pushed_work("silent", &first, &[("api/first.txt", "first half\n")]);
     eventually(15, "the silent executor's lease to expire", || {
-        show(&repo, &id)["state"] == "open"
+        show(&f.repo, &id)["state"] == "open"
     });
-    assert!(events(&repo, &id).contains(&"lease_expired".to_owned()));
+    assert!(events(&f.repo, &id).contains(&"lease_expired".to_owned()));
 
-    let next = remote_claim(&repo, "diligent");
+    let next = f.remote_claim("diligent", None);
     assert_eq!(next["id"], id.as_str());
     assert_eq!(next["pushed"], partial.as_str(), "{next}");
-    let clone = clone_for(&repo, &bare, "diligent", &next);
+    let clone = f.clone_for("diligent", &next);
     assert_eq!(git_in(&clone, &["rev-parse", "HEAD"]).trim(), partial);
     commit_in(
         &clone,
         "second half",
         &[("api/second.txt", "second half\n")],
     );
-    push(&clone, &branch);
-    land_head(&repo, &clone, &id, "diligent");
-    let tree = repo.git(&["ls-tree", "--name-only", "main", "api/"]);
+    push(&clone, next["branch"].as_str().unwrap());
+    f.land_head("diligent", &clone, &id);
+    let tree = f.repo.git(&["ls-tree", "--name-only", "main", "api/"]);
     assert!(
         tree.contains("api/first.txt") && tree.contains("api/second.txt"),
         "{tree}"
@@ -306,74 +347,49 @@ fn a_remote_claim_needs_a_remote() {
 
 #[test]
 fn kill_9_during_a_remote_submit_loses_nothing() {
-    let (repo, bare) = repo_with_remote("");
-    let daemon = repo.start_daemon();
-    let id = crate::support::add(&repo, "Crash mid-submit", &["api"]);
-    let claimed = remote_claim(&repo, "steady");
-    let (clone, head) = pushed_work(
-        &repo,
-        &bare,
-        "steady",
-        &claimed,
-        &[("api/steady.txt", "steady\n")],
-    );
+    let mut f = fleet("");
+    let id = f.add("Crash mid-submit");
+    let claimed = f.remote_claim("steady", None);
+    let (clone, head) = f.pushed_work("steady", &claimed, &[("api/steady.txt", "steady\n")]);
 
     // The submission is under way when the daemon is killed: whatever it reached, the
     // holder's retry after the restart lands the work exactly once.
-    let root = repo.root.to_str().unwrap().to_owned();
-    let mut submit = hermetic(
-        &mut std::process::Command::new(crate::support::BIN),
-        &repo.home(),
-    )
-    .args([
-        "--repo", &root, "submit", &id, "--agent", "steady", "--commit", "HEAD",
-    ])
-    .current_dir(&clone)
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .unwrap();
-    daemon.kill9();
+    let mut submit = f
+        .command("steady", &clone, &["submit", &id, "--commit", "HEAD"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    f.daemon.take().unwrap().kill9();
     let _ = submit.wait();
-    let _daemon = repo.start_daemon();
-    land_head(&repo, &clone, &id, "steady");
-    let submitted = events(&repo, &id)
+    f.daemon = Some(f.repo.start_daemon());
+    f.land_head("steady", &clone, &id);
+    let submitted = events(&f.repo, &id)
         .iter()
         .filter(|e| *e == "submitted")
         .count();
-    assert_eq!(submitted, 1, "{:?}", events(&repo, &id));
-    assert_eq!(show(&repo, &id)["submitted_head"], head.as_str());
+    assert_eq!(submitted, 1, "{:?}", events(&f.repo, &id));
+    assert_eq!(show(&f.repo, &id)["submitted_head"], head.as_str());
     assert!(
-        repo.git(&["ls-tree", "--name-only", "main", "api/"])
+        f.repo
+            .git(&["ls-tree", "--name-only", "main", "api/"])
             .contains("api/steady.txt")
     );
 }
 
 #[test]
 fn conflict_warnings_reach_remote_executors_from_their_pushes() {
-    let (repo, bare) = repo_with_remote("");
-    let _daemon = repo.start_daemon();
-    let a = crate::support::add(&repo, "One side", &["api"]);
-    let b = crate::support::add(&repo, "Other side", &["api"]);
-    for (id, agent, line) in [(&a, "east", "east"), (&b, "west", "west")] {
-        let claimed = repo
-            .run(["--json", "claim", id, "--remote", "--agent", agent])
-            .expect(0)
-            .json();
-        let clone = clone_for(&repo, &bare, agent, &claimed);
-        commit_in(
-            &clone,
-            line,
-            &[(
-                "api/handler.txt",
-                &format!("line 1\nline 2 {line}\nline 3\n"),
-            )],
-        );
-        push(&clone, claimed["branch"].as_str().unwrap());
-        run_from(&repo, &clone, &["heartbeat", id, "--agent", agent]).expect(0);
+    let f = fleet("");
+    let a = f.add("One side");
+    let b = f.add("Other side");
+    for (id, agent) in [(&a, "east"), (&b, "west")] {
+        let claimed = f.remote_claim(agent, Some(id));
+        let text = format!("line 1\nline 2 {agent}\nline 3\n");
+        let (clone, _) = f.pushed_work(agent, &claimed, &[("api/handler.txt", &text)]);
+        f.as_(agent, &clone, &["heartbeat", id]).expect(0);
     }
     eventually(30, "both sides to be warned", || {
-        let found = repo.run(["--json", "conflicts"]).expect(0).json();
+        let found = f.repo.run(["--json", "conflicts"]).expect(0).json();
         let on = |id: &str| {
             found
                 .as_array()

@@ -24,7 +24,7 @@ struct Remote {
 }
 
 /// The config's `[api]` section and the files it names, the certificate made now.
-fn api_config(repo: &TestRepo, tls: bool) -> String {
+pub(crate) fn api_config(repo: &TestRepo, tls: bool) -> String {
     let mut api = "[api]\nlisten = \"127.0.0.1:0\"\ntokens = \"../tokens\"\n".to_owned();
     if tls {
         let made = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
@@ -41,7 +41,7 @@ fn api_config(repo: &TestRepo, tls: bool) -> String {
 }
 
 /// Makes a token with the CLI, as the daemon's owner would.
-fn token(repo: &TestRepo, name: &str, roles: &[&str]) -> String {
+pub(crate) fn token(repo: &TestRepo, name: &str, roles: &[&str]) -> String {
     let mut args = vec!["--json", "token", "add", name];
     for r in roles {
         args.extend(["--role", r]);

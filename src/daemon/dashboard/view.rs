@@ -1251,7 +1251,7 @@ mod tests {
         );
         for want in [
             "Waiting for a person",
-            "verify failed on attempt 1: `./check.sh` exited 1 after 11 ms; back to its executor",
+            "verify failed on attempt 1: `./check.sh` exited 1 after 11 ms; the log ends:",
             "found BROKEN",
             "Running now: <code>verify-1-1.log</code>",
             "<a href=\"https://github.com/o/r/pull/7\" rel=\"noopener noreferrer\">#7 on GitHub</a>",

@@ -166,7 +166,7 @@ function cli(...args) {
       page.waitForURL(URL_ + "/tasks/t4"),
       page.click("button:has-text('Approve')"),
     ]);
-    await page.locator("ol.timeline").getByText("attempt 1 approved by lead").waitFor();
+    await page.locator("ol.timeline").getByText("approved by lead (attempt 1)").waitFor();
     ok("approving from the page is recorded as lead");
 
     response = await page.goto(URL_ + "/tasks/t999");

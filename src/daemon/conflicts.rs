@@ -110,6 +110,11 @@ impl Service {
     /// One round of conflict checks over every live task, recorded as warnings that
     /// appear and clear.
     pub fn check_conflicts(&self) -> Result<()> {
+        // What remote executors pushed since, first: their branches are part of the round.
+        let follow = std::mem::take(&mut *self.to_follow.lock().unwrap_or_else(|p| p.into_inner()));
+        for id in follow {
+            self.follow_pushed(id);
+        }
         let root = &self.repo.main_root;
         let base = self.base_tip()?;
         let tasks = self.read(|l| {

@@ -62,7 +62,8 @@ impl Service {
         if task.remote_claim {
             let commit = commit.ok_or_else(|| {
                 ApiError::bad(format!(
-                    "{id} was claimed with --remote: name the commit you pushed to {},                      e.g. `switchyard submit {id} --commit HEAD` in your clone",
+                    "{id} was claimed with --remote: name the commit you pushed to {}, e.g. \
+                     `switchyard submit {id} --commit HEAD` in your clone",
                     task.branch
                 ))
             })?;

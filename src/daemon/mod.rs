@@ -212,6 +212,34 @@ pub async fn run(
         Some(settings) => Some(dashboard::bind(settings, &opts.secrets).await?),
         None => None,
     };
+    let hook = match hook_secret {
+        Some((addr, secret)) => Some((
+            addr,
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| setup(&format!("cannot listen for webhooks on {addr}"), &e))?,
+            secret,
+        )),
+        None => None,
+    };
+    let mcp = match opts.config.mcp_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                setup(
+                    &format!("cannot listen for MCP on {addr} ([mcp] listen)"),
+                    &e,
+                )
+            })?;
+            let token = crate::mcp::token(&dir).map_err(|e| {
+                setup(
+                    &format!("cannot make {}", crate::mcp::token_path(&dir).display()),
+                    &e,
+                )
+            })?;
+            Some((addr, listener, token))
+        }
+        None => None,
+    };
     let ledger_path = ledger_path(&opts.repo.common_dir);
     let traces = service::traces_of_tasks(&main_root, &worktrees.root, service::Traces::Local)
         .map_err(|e| {
@@ -387,10 +415,7 @@ pub async fn run(
         ));
     }
     // A webhook secret is configured only with [github].
-    if let (Some((addr, secret)), Some(hub)) = (hook_secret, &github) {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| setup(&format!("cannot listen for webhooks on {addr}"), &e))?;
+    if let (Some((addr, listener, secret)), Some(hub)) = (hook, &github) {
         info!(%addr, path = webhook::PATH, "listening for GitHub webhooks");
         tracker.spawn(serve::serve(
             listener,
@@ -400,19 +425,7 @@ pub async fn run(
             stop.clone(),
         ));
     }
-    if let Some(addr) = service.config.mcp_listen {
-        let token = crate::mcp::token(&dir).map_err(|e| {
-            setup(
-                &format!("cannot make {}", crate::mcp::token_path(&dir).display()),
-                &e,
-            )
-        })?;
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-            setup(
-                &format!("cannot listen for MCP on {addr} ([mcp] listen)"),
-                &e,
-            )
-        })?;
+    if let Some((addr, listener, token)) = mcp {
         info!(%addr, path = crate::mcp::HTTP_PATH, "serving MCP over streamable HTTP");
         tracker.spawn(serve::serve(
             listener,

@@ -17,10 +17,24 @@ use crate::gitcli;
 use crate::model::short_sha as short;
 use crate::model::{Task, TaskId};
 
-/// Where remote executors push: the config's `remote` and its URL.
+/// Where remote executors push: the config's `remote` and its URL, without the
+/// credentials a URL may hold (`https://user:secret@host/...`): those are the daemon's,
+/// and an executor's token must not hand them out.
 pub(super) struct Remote {
     pub name: String,
     pub url: String,
+}
+
+/// `url` without a user name and password in its authority.
+pub(super) fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
 }
 
 impl Service {
@@ -40,7 +54,10 @@ impl Service {
             })?
             .trim()
             .to_owned();
-        Ok(Remote { name, url })
+        Ok(Remote {
+            name,
+            url: without_credentials(&url),
+        })
     }
 
     /// Where the task's branch stands on the remote, `None` when it is not there.
@@ -49,30 +66,33 @@ impl Service {
             .map_err(|e| unreachable_remote(remote, &e))
     }
 
-    /// A remote claim's heartbeat: brings what its executor pushed into the task's local
-    /// branch, so the conflict checker sees the work in progress. Best effort: the
-    /// heartbeat itself never fails for it (the remote may be down for a moment).
-    pub(super) fn follow_pushed(&self, task: &Task) {
+    /// After a remote claim's heartbeat (the conflict checker calls it): brings what its
+    /// executor pushed into the task's local branch, so the conflict checks see the work
+    /// in progress. Best effort: the remote may be down for a moment.
+    pub(super) fn follow_pushed(&self, id: TaskId) {
+        // One at a time with the submission's own move of the branch.
+        let lock = self.task_lock(id);
+        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let task = match self.ledger(|l| l.task(id)) {
+            Ok(t) if t.remote_claim && t.state.holds_lease() => t,
+            _ => return,
+        };
         let followed =
             self.remote_for_claims()
-                .and_then(|remote| match self.pushed_tip(&remote, task)? {
-                    Some(tip) => self.bring_in(&remote, task, &tip).map(Some),
+                .and_then(|remote| match self.pushed_tip(&remote, &task)? {
+                    Some(tip) => self.bring_in(&remote, &task, &tip).map(Some),
                     None => Ok(None),
                 });
         match followed {
-            Ok(Some(tip)) => {
-                info!(task = %task.id, tip = %short(&tip), "followed the pushed branch")
-            }
+            Ok(Some(tip)) => info!(task = %id, tip = %short(&tip), "followed the pushed branch"),
             Ok(None) => {}
-            Err(e) => {
-                warn!(task = %task.id, error = %e.message, "could not follow the pushed branch")
-            }
+            Err(e) => warn!(task = %id, error = %e.message, "could not follow the pushed branch"),
         }
     }
 
     /// Fetches the branch's `tip` and, when it still starts from the task's base commit
     /// (a branch that rewrote the base is the submit's to refuse), points the local
-    /// branch at it. No worktree holds a remote claim's branch, so moving it is safe.
+    /// branch at it.
     fn bring_in(&self, remote: &Remote, task: &Task, tip: &str) -> Result<String> {
         let root = &self.repo.main_root;
         let fetched = gitcli::fetch(root, &remote.name, &task.branch)
@@ -86,14 +106,7 @@ impl Service {
             None => true,
         };
         if starts_from_base {
-            gitcli::git(
-                root,
-                &[
-                    "update-ref",
-                    &format!("refs/heads/{}", task.branch),
-                    &fetched,
-                ],
-            )?;
+            self.move_branch(task, &fetched)?;
         }
         Ok(fetched)
     }
@@ -125,13 +138,29 @@ impl Service {
 
     /// After a remote claim's submission: its local branch follows what was submitted.
     pub(super) fn point_branch_at(&self, task: &Task, commit: &str) {
-        let moved = gitcli::git(
+        let lock = self.task_lock(task.id);
+        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = self.move_branch(task, commit) {
+            warn!(task = %task.id, error = %e.message, "could not point the local branch at the submission");
+        }
+    }
+
+    /// Points the task's local branch at `commit`. A worktree kept from an earlier local
+    /// claim (uncommitted work) may have it checked out: it is detached first, where it
+    /// stands, so its files and index stay as they were and a later commit there cannot
+    /// undo the pushed work.
+    fn move_branch(&self, task: &Task, commit: &str) -> Result<()> {
+        if let Some(wt) = task.worktree.as_deref().map(std::path::Path::new)
+            && wt.is_dir()
+            && crate::worktree::current_branch(wt)?.as_deref() == Some(task.branch.as_str())
+        {
+            crate::worktree::git(wt, &["checkout", "-q", "--detach"])?;
+        }
+        gitcli::git(
             &self.repo.main_root,
             &["update-ref", &format!("refs/heads/{}", task.branch), commit],
-        );
-        if let Err(e) = moved {
-            warn!(task = %task.id, error = %e, "could not point the local branch at the submission");
-        }
+        )?;
+        Ok(())
     }
 }
 
@@ -158,4 +187,30 @@ fn unreachable_remote(remote: &Remote, e: &dyn std::fmt::Display) -> ApiError {
             remote.name, remote.url
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_remote_url_is_shown_without_its_credentials() {
+        for (url, shown) in [
+            (
+                "https://bot:s3cret@git.example/o/r.git",
+                "https://git.example/o/r.git",
+            ),
+            (
+                "https://token@git.example:8443/o/r",
+                "https://git.example:8443/o/r",
+            ),
+            ("ssh://git@git.example/o/r.git", "ssh://git.example/o/r.git"),
+            (
+                "https://git.example/o/r@v2.git",
+                "https://git.example/o/r@v2.git",
+            ),
+            ("git@git.example:o/r.git", "git@git.example:o/r.git"),
+            ("/srv/git/r.git", "/srv/git/r.git"),
+        ] {
+            assert_eq!(super::without_credentials(url), shown, "{url}");
+        }
+    }
 }

@@ -9,7 +9,7 @@
 //! the ledger and finishes it.
 
 use std::collections::BTreeMap;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -146,6 +146,9 @@ pub struct Service {
     pub(super) following: Mutex<()>,
     /// What earlier conflict checks learned, by commit.
     pub(super) conflict_memo: Mutex<crate::conflicts::Memo>,
+    /// Remote claims whose pushed branch a heartbeat asked to follow: the conflict
+    /// checker fetches them first, off the heartbeat's path (the remote may be slow).
+    pub(super) to_follow: Mutex<BTreeSet<TaskId>>,
 }
 
 /// The background loops' wake-ups; the service owns them, so that a change made through
@@ -216,6 +219,7 @@ impl Service {
             broadcast_marks: Mutex::new(marks),
             following: Mutex::new(()),
             conflict_memo: Mutex::default(),
+            to_follow: Mutex::default(),
             integration_scratch: Mutex::new(HashMap::new()),
         }
     }
@@ -580,12 +584,28 @@ impl Service {
             if let Some(remote) = &remote {
                 // Nothing to make here: the branch exists locally (the conflict checker and
                 // the submission read it), and the executor pushes its work to the remote.
-                git::ensure_branch(
+                let ready = git::ensure_branch(
                     &self.repo.main_root,
                     &task.branch,
                     task.base_sha.as_deref().unwrap_or(&base_sha),
-                )?;
-                let pushed = self.pushed_tip(remote, &task)?;
+                )
+                .map_err(ApiError::from)
+                .and_then(|_| self.pushed_tip(remote, &task));
+                let pushed = match ready {
+                    Ok(pushed) => pushed,
+                    Err(e) => {
+                        // No answer, no claim: the slot goes back, with the reason on
+                        // record, as when a worktree cannot be made.
+                        warn!(error = %e.message, "the remote claim is given back");
+                        let why = Release::WorktreeFailed {
+                            error: e.message.clone(),
+                            after: None,
+                        };
+                        let _ =
+                            self.ledger(|l| l.release(id, &Actor::Daemon, why, Timestamp::now()));
+                        return Err(e);
+                    }
+                };
                 let env = self
                     .task_env(&task)
                     .into_iter()
@@ -642,7 +662,10 @@ impl Service {
         let task =
             self.ledger(|l| l.heartbeat(id, &agent, Timestamp::now(), self.config.claims.lease))?;
         if task.remote_claim {
-            self.follow_pushed(&task);
+            self.to_follow
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id);
         }
         // The executor may have committed since: look again (this reply says what the
         // last round found).

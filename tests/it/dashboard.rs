@@ -98,8 +98,12 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &st
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
+    let host = match headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        true => String::new(),
+        false => format!("Host: 127.0.0.1:{port}\r\n"),
+    };
     let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\n{host}Connection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
     if method == "POST" {
@@ -765,6 +769,22 @@ fn without_a_token_the_page_is_read_only() {
     let task = get(port, &format!("/tasks/{t1}"), &[]);
     assert_eq!(task.status, 200);
     assert!(task.body.contains("Look, do not touch") && !task.body.contains("<form"));
+    // Open to this machine only, by name too: a page whose own name was re-pointed at
+    // 127.0.0.1 (DNS rebinding) gets nothing.
+    for host in ["rebound.attacker.example", "localhost.attacker.example:80"] {
+        let foreign = get(port, &format!("/tasks/{t1}"), &[("Host", host)]);
+        assert_eq!(foreign.status, 421, "{host}");
+        assert!(!foreign.body.contains("Look, do not touch"), "{host}");
+        assert_eq!(
+            get(port, "/metrics", &[("Host", host)]).status,
+            421,
+            "{host}"
+        );
+    }
+    assert_eq!(
+        get(port, "/", &[("Host", &format!("localhost:{port}"))]).status,
+        200
+    );
     for (path, body) in [
         ("/pause", "reason=x"),
         ("/resume", ""),

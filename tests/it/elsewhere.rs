@@ -30,6 +30,11 @@ struct Fleet {
 /// A queue repository whose `remote` is a bare repository (the base pushed there), whose
 /// daemon also serves HTTPS on a fixed loopback port (the same after a restart).
 fn fleet(extra: &str) -> Fleet {
+    fleet_with(extra, &[])
+}
+
+/// `fleet`, its daemon started with `env`.
+fn fleet_with(extra: &str, env: &[(&str, &str)]) -> Fleet {
     let repo = queue_repo(extra);
     let bare = repo.tmp.path().join("origin.git");
     let made = hermetic(&mut Command::new("git"), &repo.home())
@@ -48,7 +53,7 @@ fn fleet(extra: &str) -> Fleet {
     // Made before the daemon starts: it refuses to start without its tokens file.
     let mut tokens = BTreeMap::new();
     tokens.insert("planner".to_owned(), token(&repo, "planner", &["planner"]));
-    let daemon = repo.start_daemon();
+    let daemon = repo.try_start_daemon_with(env).unwrap();
     let url = format!("https://127.0.0.1:{port}");
     assert!(daemon.ready.contains(&url), "{}", daemon.ready);
     let ca = repo.tmp.path().join("cert.pem");
@@ -237,9 +242,11 @@ fn a_remote_executor_lands_a_change_from_its_own_clone() {
     assert_eq!(code_of(r.expect(2)), "bad_request");
 
     push(&clone, &branch);
-    // A heartbeat brings the pushed work in, so conflict checks see it.
+    // A heartbeat has the pushed work brought in, so conflict checks see it.
     f.as_("far-agent", &clone, &["heartbeat", &id]).expect(0);
-    assert_eq!(f.repo.git(&["rev-parse", &branch]).trim(), head);
+    eventually(30, "the daemon to follow the pushed branch", || {
+        f.repo.git(&["rev-parse", &branch]).trim() == head
+    });
 
     // Only the holder may submit it.
     let r = f.submit_head("intruder", &clone, &id);
@@ -347,22 +354,55 @@ fn a_remote_claim_needs_a_remote() {
 
 #[test]
 fn kill_9_during_a_remote_submit_loses_nothing() {
-    let mut f = fleet("");
+    // The daemon's git, armed: right after a submission is pinned
+    // (`update-ref refs/switchyard/submitted/...`) and before the ledger records it,
+    // it kills the daemon, as a power cut there would.
+    let tmp = tempfile::tempdir().unwrap();
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v git"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let armed = tmp.path().join("armed");
+    let git = tmp.path().join("git");
+    std::fs::write(
+        &git,
+        format!(
+            "#!/bin/sh\n{real} \"$@\"; rc=$?\n\
+             case \"$*\" in *update-ref*refs/switchyard/submitted/*)\n\
+               if rm {armed} 2>/dev/null; then kill -9 $PPID; fi;;\n\
+             esac\nexit $rc\n",
+            real = real.trim(),
+            armed = armed.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&git, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        tmp.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut f = fleet_with("", &[("PATH", &path)]);
     let id = f.add("Crash mid-submit");
     let claimed = f.remote_claim("steady", None);
     let (clone, head) = f.pushed_work("steady", &claimed, &[("api/steady.txt", "steady\n")]);
 
-    // The submission is under way when the daemon is killed: whatever it reached, the
-    // holder's retry after the restart lands the work exactly once.
-    let mut submit = f
-        .command("steady", &clone, &["submit", &id, "--commit", "HEAD"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    f.daemon.take().unwrap().kill9();
-    let _ = submit.wait();
-    f.daemon = Some(f.repo.start_daemon());
+    std::fs::write(&armed, "").unwrap();
+    let cut = f.submit_head("steady", &clone, &id);
+    assert_ne!(cut.code(), 0, "the daemon died under the submission");
+    assert!(!armed.exists(), "the fault fired");
+    let mut dead = f.daemon.take().unwrap();
+    assert!(!dead.is_running(), "the daemon was killed");
+    drop(dead);
+    // Pinned, not recorded: the ledger still has it claimed, and a retry submits it.
+    assert_eq!(show(&f.repo, &id)["state"], "claimed");
+    assert!(!events(&f.repo, &id).contains(&"submitted".to_owned()));
+
+    f.daemon = Some(f.repo.try_start_daemon_with(&[("PATH", &path)]).unwrap());
     f.land_head("steady", &clone, &id);
     let submitted = events(&f.repo, &id)
         .iter()
@@ -399,4 +439,54 @@ fn conflict_warnings_reach_remote_executors_from_their_pushes() {
         };
         on(&a) && on(&b)
     });
+}
+
+#[test]
+fn a_remote_claim_whose_remote_cannot_be_read_is_given_back_and_leaks_no_credentials() {
+    let repo = queue_repo("");
+    repo.git(&[
+        "remote",
+        "add",
+        "origin",
+        "https://bot:s3cret-pw@127.0.0.1:9/x.git",
+    ]);
+    let text = std::fs::read_to_string(repo.root.join("switchyard.toml")).unwrap();
+    repo.config(&format!("remote = \"origin\"\n{text}"));
+    repo.commit("remote");
+    let _daemon = repo.start_daemon();
+    let id = crate::support::add(&repo, "Far away", &["api"]);
+    let out = repo.run(["--json", "claim", "--remote", "--agent", "far"]);
+    assert_eq!(code_of(out.expect(1)), "unavailable");
+    assert_eq!(
+        show(&repo, &id)["state"],
+        "open",
+        "the claim was given back"
+    );
+    assert!(events(&repo, &id).contains(&"worktree_failed".to_owned()));
+    let log = repo.run(["--json", "log", &id]).expect(0).stdout();
+    assert!(!log.contains("s3cret-pw"), "{log}");
+}
+
+#[test]
+fn following_a_push_leaves_a_kept_worktree_where_it_stands() {
+    let f = fleet("");
+    let id = f.add("Kept");
+    let local = crate::support::claim(&f.repo, Some(&id), "near");
+    let wt = PathBuf::from(local["worktree"].as_str().unwrap());
+    std::fs::write(wt.join("api/wip.txt"), "uncommitted\n").unwrap();
+    f.repo.run(["release", &id, "--agent", "near"]).expect(0);
+    assert_eq!(show(&f.repo, &id)["worktree"], wt.to_str().unwrap(), "kept");
+    let before = git_in(&wt, &["rev-parse", "HEAD"]);
+
+    let far = f.remote_claim("far", Some(&id));
+    let branch = far["branch"].as_str().unwrap().to_owned();
+    let (clone, head) = f.pushed_work("far", &far, &[("api/far.txt", "far\n")]);
+    f.as_("far", &clone, &["heartbeat", &id]).expect(0);
+    eventually(30, "the daemon to follow the pushed branch", || {
+        f.repo.git(&["rev-parse", &branch]).trim() == head
+    });
+    // Detached where it stood: its files, index and uncommitted work as they were.
+    assert_eq!(git_in(&wt, &["rev-parse", "HEAD"]), before);
+    let status = git_in(&wt, &["status", "--short"]);
+    assert_eq!(status.trim(), "?? api/wip.txt", "{status}");
 }

@@ -219,6 +219,15 @@ fn mcp_over_http_serves_the_tools_behind_a_token() {
         403
     );
     assert_eq!(status(&format!("Authorization: {auth}\r\n")), 200);
+    // A name that is not this machine's (DNS rebinding) is refused, token or not.
+    let rebound = raw_post_to(
+        port,
+        "rebound.attacker.example",
+        &format!("Authorization: {auth}\r\n"),
+        initialize,
+    );
+    assert_ne!(rebound, 200);
+    assert!((400..500).contains(&rebound), "{rebound}");
     let tasks = repo.run(["--json", "task", "list"]).expect(0).json();
     assert_eq!(tasks, json!([]), "a refused request changed nothing");
 
@@ -291,11 +300,16 @@ fn mcp_over_http_serves_the_tools_behind_a_token() {
 
 /// POSTs `body` to the MCP endpoint with the extra header lines, and returns the status.
 fn raw_post(port: u16, headers: &str, body: &str) -> u16 {
+    raw_post_to(port, &format!("127.0.0.1:{port}"), headers, body)
+}
+
+/// `raw_post` with `Host: host`.
+fn raw_post_to(port: u16, host: &str, headers: &str, body: &str) -> u16 {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         s,
-        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+        "POST /mcp HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
          Accept: application/json, text/event-stream\r\n{headers}Content-Length: {}\r\n\
          Connection: close\r\n\r\n{body}",
         body.len()
@@ -304,4 +318,16 @@ fn raw_post(port: u16, headers: &str, body: &str) -> u16 {
     let mut head = [0u8; 12];
     s.read_exact(&mut head).unwrap();
     String::from_utf8_lossy(&head[9..12]).parse().unwrap()
+}
+
+/// `[mcp] listen` on a port in use stops the start before anything changes.
+#[test]
+fn an_mcp_port_in_use_stops_the_start_before_anything_changes() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let repo = queue_repo(&format!("[mcp]\nlisten = \"127.0.0.1:{port}\"\n"));
+    repo.run_within(60, &[], ["daemon"])
+        .refused(1, &format!("cannot listen for MCP on 127.0.0.1:{port}"));
+    assert!(!repo.root.join(".git/switchyard/ledger.db").exists());
+    assert!(!repo.root.join(".git/switchyard/daemon.sock").exists());
 }

@@ -206,6 +206,27 @@ fn router(
 /// Lets a request in, and says who it is; refuses (401) one without the token where a
 /// token is configured. The sign-in form and the assets are open to all.
 async fn gate(State(app): State<App>, mut request: Request, next: Next) -> Response {
+    // Without a token the page is open to whoever reaches the loopback port, so it must
+    // be reached by a loopback name: a web page whose name was re-pointed at 127.0.0.1
+    // (DNS rebinding) would otherwise read it from the user's browser.
+    if app.guard.is_none() {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        if !loopback_host(host) {
+            warn!(
+                host,
+                "a dashboard request for a host that is not this machine was refused"
+            );
+            return (
+                StatusCode::MISDIRECTED_REQUEST,
+                "this dashboard answers only to localhost, 127.0.0.1 or [::1]\n",
+            )
+                .into_response();
+        }
+    }
     let path = request.uri().path();
     let open = path == "/login" || path.starts_with("/assets/");
     let who = match &app.guard {
@@ -258,6 +279,18 @@ async fn gate(State(app): State<App>, mut request: Request, next: Next) -> Respo
             }
         }
     }
+}
+
+/// Whether a `Host` header names this machine's loopback (any port).
+fn loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn unauthorized(message: &str) -> Response {
@@ -975,4 +1008,32 @@ async fn script() -> Response {
 
 async fn icon() -> Response {
     asset("image/svg+xml", ICON)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_loopback_names_are_this_machine() {
+        for host in [
+            "localhost",
+            "localhost:8790",
+            "LOCALHOST:1",
+            "127.0.0.1",
+            "127.0.0.1:8790",
+            "[::1]",
+            "[::1]:8790",
+        ] {
+            assert!(super::loopback_host(host), "{host}");
+        }
+        for host in [
+            "",
+            "rebound.attacker.example:8790",
+            "localhost.attacker.example",
+            "10.0.0.1:8790",
+            "[::2]:8790",
+            "127.0.0.1.nip.io:8790",
+        ] {
+            assert!(!super::loopback_host(host), "{host}");
+        }
+    }
 }

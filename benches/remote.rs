@@ -20,38 +20,17 @@
 //! SWITCHYARD_BENCH_ROUNDS the rounds per side (default 7).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{file_count, generate, git, median, path};
+use support::{file_count, generate, git, median, path, switchyard_with as cli};
 
 mod support;
-
-const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
 fn rounds() -> usize {
     std::env::var("SWITCHYARD_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(7)
-}
-
-/// The CLI in `dir` with `env`, `--json`, its answer.
-fn cli(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> serde_json::Value {
-    let out = Command::new(BIN)
-        .arg("--json")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "switchyard {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn add(repo: &Path, k: usize) -> String {

@@ -64,11 +64,18 @@ pub fn generate(tmp: &Path, files: usize, extra: &[(&str, &str)]) -> PathBuf {
 /// and returns its answer.
 #[allow(dead_code)] // not every benchmark runs the CLI
 pub fn switchyard(repo: &Path, args: &[&str]) -> serde_json::Value {
+    switchyard_with(repo, &[], args)
+}
+
+/// `switchyard`, with more environment variables (a daemon elsewhere and its token).
+#[allow(dead_code)] // not every benchmark runs the CLI
+pub fn switchyard_with(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .arg("--json")
         .args(args)
-        .current_dir(repo)
+        .current_dir(dir)
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(

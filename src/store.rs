@@ -1062,6 +1062,23 @@ impl Ledger {
         }
         .filter(|t| t.state.holds_lease() && t.agent.as_deref() == Some(req.agent));
         if let Some(own) = own {
+            // Renewed only as it was made: a claim with a worktree here is not handed
+            // back as a remote one, nor the other way (and its lease is left alone).
+            if own.remote_claim != req.remote {
+                let (id, agent) = (own.id, req.agent);
+                return Err(LedgerError::Refused(
+                    ErrorCode::WrongState,
+                    match own.remote_claim {
+                        true => format!(
+                            "{agent} holds {id} as a remote claim (no worktree here); claim it with --remote, or release it first"
+                        ),
+                        false => format!(
+                            "{agent} holds {id} with a worktree here ({}); release it first to claim it with --remote",
+                            own.worktree.as_deref().unwrap_or("-")
+                        ),
+                    },
+                ));
+            }
             let expires = req.now.plus(req.lease);
             tx.execute(
                 "UPDATE tasks SET lease_expires_at = ?1, updated_at = ?2 WHERE seq = ?3",

@@ -566,21 +566,6 @@ impl Service {
             let lock = self.task_lock(id);
             let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
             let task = self.ledger(|l| l.task(id))?;
-            if task.remote_claim != req.remote {
-                // A renewal of the agent's own claim, made the other way.
-                return Err(ApiError::new(
-                    ErrorCode::WrongState,
-                    match task.remote_claim {
-                        true => format!(
-                            "{agent} holds {id} as a remote claim (no worktree here); claim it with --remote, or release it first"
-                        ),
-                        false => format!(
-                            "{agent} holds {id} with a worktree here ({}); release it first to claim it with --remote",
-                            task.worktree.as_deref().unwrap_or("-")
-                        ),
-                    },
-                ));
-            }
             if let Some(remote) = &remote {
                 // Nothing to make here: the branch exists locally (the conflict checker and
                 // the submission read it), and the executor pushes its work to the remote.

@@ -224,6 +224,11 @@ fn a_remote_executor_lands_a_change_from_its_own_clone() {
     assert!(!f.repo.tmp.path().join("repo.worktrees").join(&id).exists());
     let r = f.as_("far-agent", f.repo.tmp.path(), &["--json", "claim", &id]);
     assert_eq!(code_of(r.expect(1)), "wrong_state");
+    assert_eq!(
+        show(&f.repo, &id)["lease_expires_at"],
+        claimed["lease_expires_at"],
+        "a refused renewal renews nothing"
+    );
 
     let branch = claimed["branch"].as_str().unwrap().to_owned();
     let clone = f.clone_for("far", &claimed);

@@ -89,8 +89,8 @@ pub fn token_path(state_dir: &Path) -> PathBuf {
     state_dir.join("mcp-token")
 }
 
-/// The HTTP endpoint's bearer token: read from [`token_path`], or made (32 random
-/// bytes, hex) and written there, private to this user, when there is none. The daemon
+/// The HTTP endpoint's bearer token: read from [`token_path`], or made (as the networked
+/// API's tokens are: 256 random bits) and written there, private to this user, when there is none. The daemon
 /// and `switchyard mcp --http-config` both call it, so whichever comes first makes it and
 /// it survives restarts (an agent's config keeps working).
 pub fn token(state_dir: &Path) -> std::io::Result<String> {
@@ -103,10 +103,10 @@ pub fn token(state_dir: &Path) -> std::io::Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let mut bytes = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-        .map_err(|_| std::io::Error::other("no random numbers from the system"))?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let token = crate::auth::Token::generate()
+        .map_err(std::io::Error::other)?
+        .expose()
+        .to_owned();
     // Written whole under a temporary name and linked into place: a reader never sees
     // half a token, and two writers racing keep the first one's.
     let tmp = state_dir.join(format!("mcp-token.{}", std::process::id()));

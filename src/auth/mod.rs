@@ -141,6 +141,11 @@ impl TokenHash {
         hex(&self.0)
     }
 
+    /// Whether `token` is the one this is the hash of, in constant time.
+    pub fn matches(&self, token: &str) -> bool {
+        self.same(&TokenHash::of(token))
+    }
+
     /// Equal, in time that does not depend on where the two differ.
     fn same(&self, other: &TokenHash) -> bool {
         let diff = self

@@ -286,3 +286,12 @@ fn updates_are_private_atomic_and_refuse_what_they_cannot_read() {
         .to_string();
     assert!(e.contains("does not exist"), "{e}");
 }
+
+#[test]
+fn a_hash_matches_its_token_and_nothing_else() {
+    let hash = TokenHash::of("sy_abc");
+    assert!(hash.matches("sy_abc"));
+    assert!(!hash.matches("sy_abd"));
+    assert!(!hash.matches("sy_ab"));
+    assert!(!hash.matches(""));
+}

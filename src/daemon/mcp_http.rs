@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -23,6 +23,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use crate::auth::TokenHash;
 use crate::client::Client;
 use crate::mcp::{self, Defaults, Server};
 
@@ -47,20 +48,27 @@ pub(super) fn router(
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    let expected: Arc<str> = format!("Bearer {token}").into();
+    let expected = Arc::new(TokenHash::of(&token));
     Router::new()
         .nest_service(mcp::HTTP_PATH, service)
         .layer(middleware::from_fn_with_state(expected, check_token))
 }
 
 /// Lets a request through only with `Authorization: Bearer <the token>`.
-async fn check_token(State(expected): State<Arc<str>>, request: Request, next: Next) -> Response {
+async fn check_token(
+    State(expected): State<Arc<TokenHash>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes)
+        .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if same(given, expected.as_bytes()) {
+    if given
+        .strip_prefix("Bearer ")
+        .is_some_and(|token| expected.matches(token))
+    {
         return next.run(request).await;
     }
     // Never the header itself: a wrong token may be a right one for something else.
@@ -79,20 +87,4 @@ async fn check_token(State(expected): State<Arc<str>>, request: Request, next: N
         axum::Json(body),
     )
         .into_response()
-}
-
-/// Compares in time that does not depend on where the first difference is.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn same_compares_whole_values() {
-        assert!(super::same(b"Bearer abc", b"Bearer abc"));
-        assert!(!super::same(b"Bearer abd", b"Bearer abc"));
-        assert!(!super::same(b"Bearer ab", b"Bearer abc"));
-        assert!(!super::same(b"", b"Bearer abc"));
-    }
 }

@@ -95,6 +95,10 @@ impl Service {
     /// branch at it.
     fn bring_in(&self, remote: &Remote, task: &Task, tip: &str) -> Result<String> {
         let root = &self.repo.main_root;
+        // Followed already (a heartbeat with nothing new pushed): no fetch, no move.
+        if crate::git::branch_tip(root, &task.branch)?.as_deref() == Some(tip) {
+            return Ok(tip.to_owned());
+        }
         let fetched = gitcli::fetch(root, &remote.name, &task.branch)
             .map_err(|e| unreachable_remote(remote, &e))?;
         if fetched != tip {
@@ -112,7 +116,8 @@ impl Service {
     }
 
     /// A remote claim's submission of `commit`: it must be what the task's branch on the
-    /// remote points at now. Fetches it, so the submission can pin it as usual.
+    /// remote points at now. Fetches it unless it is here already, so the submission can
+    /// pin it as usual.
     pub(super) fn take_pushed(&self, task: &Task, commit: &str) -> Result<()> {
         let remote = self.remote_for_claims()?;
         let id = task.id;
@@ -125,6 +130,8 @@ impl Service {
                 ),
             )),
             Some(tip) if tip != commit => Err(pushed_elsewhere(id, task, &remote, &tip, commit)),
+            // Here already (a heartbeat followed it): nothing to fetch.
+            Some(_) if gitcli::rev_parse(&self.repo.main_root, commit).is_ok() => Ok(()),
             Some(_) => {
                 let fetched = gitcli::fetch(&self.repo.main_root, &remote.name, &task.branch)
                     .map_err(|e| unreachable_remote(&remote, &e))?;
